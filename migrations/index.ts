@@ -1,0 +1,4 @@
+// Migrations are listed explicitly (no glob): the order is reviewed, and bundling/tests cannot miss one.
+import { Initial1764000000000 } from './1764000000000-Initial';
+
+export const migrations = [Initial1764000000000];

@@ -1,0 +1,77 @@
+import { INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
+import type { NextFunction, Request, Response } from 'express';
+import helmet from 'helmet';
+import { Logger } from 'nestjs-pino';
+import { AppModule } from './app.module';
+import { Clock } from './common/clock';
+import { ProblemFilter } from './common/problem.filter';
+import { Problem, problemBody } from './common/problem';
+import { AppValidationPipe } from './common/validation';
+import { AppConfig } from './config/config';
+import { httpMetricsMiddleware, startDefaultMetrics } from './metrics/metrics';
+
+export function buildOpenApi(app: INestApplication): OpenAPIObject {
+  const config = new DocumentBuilder()
+    .setTitle('Gerbang SMS gateway')
+    .setDescription(
+      [
+        'Multi-tenant SMS gateway. Tenants authenticate with an API key (`Authorization: Bearer gbk_…` or `X-API-Key`);',
+        'admins and billing with a JWT from `POST /v1/auth/login`.',
+        '',
+        'Errors are RFC 9457 `application/problem+json` with a stable `code`. Money is integers in the smallest currency unit.',
+        'Ids are opaque strings with a type prefix. Lists take `limit` (1-500, default 50) and `cursor`, and return `{ data, nextCursor }`.',
+      ].join('\n'),
+    )
+    .setVersion('1.0.0')
+    .addServer('/')
+    .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Admin or billing JWT from /v1/auth/login' }, 'admin-jwt')
+    .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'Tenant API key (gbk_…)' }, 'api-key-bearer')
+    .addApiKey({ type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'Tenant API key (gbk_…)' }, 'api-key')
+    .build();
+  return SwaggerModule.createDocument(app, config, {
+    operationIdFactory: (controllerKey: string, methodKey: string) => `${controllerKey.replace(/Controller$/, '')}_${methodKey}`,
+  });
+}
+
+/** Everything main.ts and the e2e tests share: one app, configured the same way. */
+export async function createApp(config: AppConfig & { databaseUrl: string }, opts: { clock?: Clock; logger?: boolean } = {}) {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, opts.clock), {
+    bodyParser: false,
+    bufferLogs: true,
+    abortOnError: false,
+  });
+  app.useLogger(app.get(Logger));
+  app.set('trust proxy', false);
+  app.disable('x-powered-by');
+  startDefaultMetrics();
+  app.use(httpMetricsMiddleware);
+  app.use(helmet({ contentSecurityPolicy: false }));
+  app.useBodyParser('json', { limit: config.bodyLimit, strict: false });
+  app.useBodyParser('urlencoded', { limit: '64kb', extended: false });
+  app.useGlobalPipes(new AppValidationPipe());
+  app.useGlobalFilters(new ProblemFilter());
+  app.enableShutdownHooks();
+
+  const document = buildOpenApi(app);
+  SwaggerModule.setup('docs', app, document, {
+    jsonDocumentUrl: 'docs-json',
+    swaggerOptions: { persistAuthorization: true },
+  });
+
+  // Errors raised before Nest's router (body parser) still leave as problem+json.
+  app.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) return next(err);
+    const e = err as { type?: string; status?: number };
+    const p =
+      e?.type === 'entity.too.large'
+        ? new Problem('payload_too_large', 'The request body is too large')
+        : e?.type === 'entity.parse.failed'
+          ? new Problem('validation_failed', 'The request body is not valid JSON')
+          : new Problem('validation_failed', 'The request could not be read');
+    res.status(p.status).type('application/problem+json').send(JSON.stringify(problemBody(p)));
+  });
+  return app;
+}

@@ -1,0 +1,38 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { LoggerModule } from 'nestjs-pino';
+import { AuthModule } from './auth/auth.module';
+import { BillingModule } from './billing/billing.module';
+import { Clock } from './common/clock';
+import { CommonModule } from './common/common.module';
+import { AppConfig } from './config/config';
+import { dataSourceOptions } from './database/data-source';
+import { HealthController } from './health/health.controller';
+import { MetricsController } from './metrics/metrics.controller';
+import { ProviderModule } from './provider/provider.module';
+import { TenantsModule } from './tenants/tenants.module';
+import { loggerOptions } from './logging';
+
+@Module({})
+export class AppModule {
+  /** `config.databaseUrl` must be resolved (main.ts starts the embedded database first when it is unset). */
+  static forRoot(config: AppConfig & { databaseUrl: string }, clock?: Clock): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        CommonModule.forRoot(config, clock),
+        LoggerModule.forRoot(loggerOptions(config)),
+        TypeOrmModule.forRoot({
+          ...dataSourceOptions(config.databaseUrl, config.dbPoolSize),
+          migrationsRun: true,
+          retryAttempts: 0,
+        }),
+        AuthModule,
+        TenantsModule,
+        ProviderModule,
+        BillingModule,
+      ],
+      controllers: [HealthController, MetricsController],
+    };
+  }
+}

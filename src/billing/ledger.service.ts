@@ -1,0 +1,229 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { DataSource, EntityManager } from 'typeorm';
+import { Clock } from '../common/clock';
+import { uuidv7 } from '../common/ids';
+import { Problem, notFound } from '../common/problem';
+import { MAX_AMOUNT } from '../common/validation';
+import { LedgerEntry, LedgerKind } from './ledger-entry.entity';
+import { BalanceState, balanceState, validityAfterTopup } from './validity';
+
+/**
+ * Every movement of a tenant's money happens in this file.
+ *
+ * Invariants (also enforced by the schema, see migrations and docs/data-model.md):
+ * - `tenants.balance` changes only in the same transaction as the ledger row that explains it,
+ *   and `ledger_entries.balance_after` is the balance right after that row;
+ * - sum(ledger_entries.amount) == tenants.balance, and the balance is never negative (CHECK);
+ * - a message is debited at most once and refunded at most once (partial unique indexes), so a
+ *   retried or concurrent refund is a no-op, not a second credit;
+ * - the forfeiture at graceUntil is one `expiry` row per validity period (unique index).
+ * Writers lock the tenant row (`FOR UPDATE`) for the shortest possible time, inside one transaction.
+ */
+
+export interface BalanceView {
+  balance: number;
+  validUntil: Date | null;
+  graceUntil: Date | null;
+  state: BalanceState;
+}
+
+interface LockedTenant {
+  id: string;
+  balance: number;
+  validUntil: Date | null;
+  graceUntil: Date | null;
+}
+
+interface NewEntry {
+  tenantId: string;
+  kind: LedgerKind;
+  amount: number;
+  balanceAfter: number;
+  messageId?: string | null;
+  reference?: string | null;
+  validUntil?: Date | null;
+  graceUntil?: Date | null;
+  createdBy?: string | null;
+  createdAt: Date;
+}
+
+@Injectable()
+export class LedgerService {
+  private readonly logger = new Logger(LedgerService.name);
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Credits a top-up and extends validity per the provider's rule (3 months + 1 month grace). */
+  async topUp(tenantId: string, amount: number, reference: string | null, adminUserId: string | null) {
+    this.assertAmount(amount, false);
+    return this.dataSource.transaction(async (m) => {
+      const now = this.clock.now();
+      let tenant = await this.lockTenant(m, tenantId);
+      tenant = await this.expireLocked(m, tenant, now);
+      const newBalance = this.checkedSum(tenant.balance, amount);
+      const { validUntil, graceUntil } = validityAfterTopup(now, tenant.validUntil);
+      await m.query(
+        `UPDATE tenants SET balance = $2, valid_until = $3, grace_until = $4, updated_at = $5 WHERE id = $1`,
+        [tenantId, newBalance, validUntil, graceUntil, now],
+      );
+      const entry = await this.insertEntry(m, {
+        tenantId,
+        kind: 'topup',
+        amount,
+        balanceAfter: newBalance,
+        reference,
+        validUntil,
+        graceUntil,
+        createdBy: adminUserId,
+        createdAt: now,
+      });
+      return { entry, balance: this.view(now, newBalance, validUntil, graceUntil) };
+    });
+  }
+
+  /**
+   * A signed correction by an admin. It never changes validity and never drives the balance below
+   * zero: a negative adjustment larger than the balance is refused with `insufficient_balance`.
+   */
+  async adjust(tenantId: string, amount: number, reason: string, adminUserId: string | null) {
+    this.assertAmount(amount, true);
+    return this.dataSource.transaction(async (m) => {
+      const now = this.clock.now();
+      let tenant = await this.lockTenant(m, tenantId);
+      tenant = await this.expireLocked(m, tenant, now);
+      const newBalance = this.checkedSum(tenant.balance, amount);
+      if (newBalance < 0) {
+        throw new Problem('insufficient_balance', `Adjustment of ${amount} exceeds the balance of ${tenant.balance}`);
+      }
+      await m.query(`UPDATE tenants SET balance = $2, updated_at = $3 WHERE id = $1`, [tenantId, newBalance, now]);
+      const entry = await this.insertEntry(m, {
+        tenantId,
+        kind: 'adjustment',
+        amount,
+        balanceAfter: newBalance,
+        reference: reason,
+        createdBy: adminUserId,
+        createdAt: now,
+      });
+      return { entry, balance: this.view(now, newBalance, tenant.validUntil, tenant.graceUntil) };
+    });
+  }
+
+  /** The balance as the tenant sees it; forfeits first if graceUntil has passed (idempotent). */
+  async balance(tenantId: string): Promise<BalanceView> {
+    const now = this.clock.now();
+    const rows: { balance: string; valid_until: Date | null; grace_until: Date | null }[] = await this.dataSource.query(
+      `SELECT balance, valid_until, grace_until FROM tenants WHERE id = $1`,
+      [tenantId],
+    );
+    if (rows.length === 0) throw notFound('Tenant');
+    const r = rows[0];
+    if (r.grace_until && now >= r.grace_until && Number(r.balance) > 0) {
+      await this.expireIfDue(tenantId);
+      return this.balance(tenantId);
+    }
+    return this.view(now, Number(r.balance), r.valid_until, r.grace_until);
+  }
+
+  /** Forfeits the remaining balance of a tenant whose grace period has ended. Safe to call any time, concurrently. */
+  async expireIfDue(tenantId: string): Promise<void> {
+    await this.dataSource.transaction(async (m) => {
+      const tenant = await this.lockTenant(m, tenantId);
+      await this.expireLocked(m, tenant, this.clock.now());
+    });
+  }
+
+  /** Finds tenants past graceUntil with money left and forfeits it. Returns how many were expired. */
+  async sweepExpired(limit = 100): Promise<number> {
+    const now = this.clock.now();
+    const due: { id: string }[] = await this.dataSource.query(
+      `SELECT id FROM tenants WHERE grace_until <= $1 AND balance > 0 ORDER BY grace_until LIMIT $2`,
+      [now, limit],
+    );
+    for (const { id } of due) await this.expireIfDue(id);
+    return due.length;
+  }
+
+  async listEntries(tenantId: string, limit: number, afterSeq: number | null): Promise<LedgerEntry[]> {
+    const qb = this.dataSource
+      .getRepository(LedgerEntry)
+      .createQueryBuilder('e')
+      .where('e.tenant_id = :tenantId', { tenantId })
+      .orderBy('e.seq', 'DESC')
+      .limit(limit);
+    if (afterSeq !== null) qb.andWhere('e.seq < :afterSeq', { afterSeq });
+    return qb.getMany();
+  }
+
+  // ---- internals -------------------------------------------------------------------------
+
+  private async expireLocked(m: EntityManager, tenant: LockedTenant, now: Date): Promise<LockedTenant> {
+    if (!tenant.graceUntil || now < tenant.graceUntil || tenant.balance <= 0) return tenant;
+    await m.query(`UPDATE tenants SET balance = 0, updated_at = $2 WHERE id = $1`, [tenant.id, now]);
+    await this.insertEntry(m, {
+      tenantId: tenant.id,
+      kind: 'expiry',
+      amount: -tenant.balance,
+      balanceAfter: 0,
+      reference: 'validity and grace period ended',
+      validUntil: tenant.validUntil,
+      graceUntil: tenant.graceUntil,
+      createdAt: now,
+    });
+    this.logger.log({ tenantId: tenant.id, forfeited: tenant.balance }, 'balance forfeited at end of grace');
+    return { ...tenant, balance: 0 };
+  }
+
+  private async lockTenant(m: EntityManager, tenantId: string): Promise<LockedTenant> {
+    const rows: { id: string; balance: string; valid_until: Date | null; grace_until: Date | null }[] = await m.query(
+      `SELECT id, balance, valid_until, grace_until FROM tenants WHERE id = $1 FOR UPDATE`,
+      [tenantId],
+    );
+    if (rows.length === 0) throw notFound('Tenant');
+    const r = rows[0];
+    return { id: r.id, balance: Number(r.balance), validUntil: r.valid_until, graceUntil: r.grace_until };
+  }
+
+  private async insertEntry(m: EntityManager, e: NewEntry): Promise<LedgerEntry> {
+    const id = uuidv7(e.createdAt.getTime());
+    const rows: { seq: string }[] = await m.query(
+      `INSERT INTO ledger_entries (id, tenant_id, kind, amount, balance_after, message_id, reference, valid_until, grace_until, created_by, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING seq`,
+      [id, e.tenantId, e.kind, e.amount, e.balanceAfter, e.messageId ?? null, e.reference ?? null, e.validUntil ?? null,
+        e.graceUntil ?? null, e.createdBy ?? null, e.createdAt],
+    );
+    return Object.assign(new LedgerEntry(), {
+      seq: Number(rows[0].seq),
+      id,
+      tenantId: e.tenantId,
+      kind: e.kind,
+      amount: e.amount,
+      balanceAfter: e.balanceAfter,
+      messageId: e.messageId ?? null,
+      reference: e.reference ?? null,
+      validUntil: e.validUntil ?? null,
+      graceUntil: e.graceUntil ?? null,
+      createdBy: e.createdBy ?? null,
+      createdAt: e.createdAt,
+    });
+  }
+
+  private assertAmount(amount: number, signed: boolean): void {
+    if (!Number.isSafeInteger(amount) || (signed ? amount === 0 : amount <= 0)) {
+      throw new Problem('validation_failed', signed ? 'amount must be a non-zero integer' : 'amount must be a positive integer');
+    }
+  }
+
+  private checkedSum(balance: number, amount: number): number {
+    const sum = balance + amount;
+    if (sum > MAX_AMOUNT) throw new Problem('validation_failed', `The balance would exceed ${MAX_AMOUNT}`);
+    return sum;
+  }
+
+  view(now: Date, balance: number, validUntil: Date | null, graceUntil: Date | null): BalanceView {
+    return { balance, validUntil, graceUntil, state: balanceState(now, balance, validUntil, graceUntil) };
+  }
+}

@@ -1,0 +1,34 @@
+import { DateTime } from 'luxon';
+
+/** Calendar months are counted in Asia/Jakarta time (API.md "Balance validity"). */
+export const BILLING_ZONE = 'Asia/Jakarta';
+export const VALIDITY_MONTHS = 3;
+export const GRACE_MONTHS = 1;
+
+export type BalanceState = 'active' | 'grace' | 'expired' | 'empty';
+
+function addMonthsJakarta(date: Date, months: number): Date {
+  // Luxon clamps to the month's last day (31 Jan + 1 month = 28/29 Feb), as calendars do.
+  return DateTime.fromJSDate(date, { zone: BILLING_ZONE }).plus({ months }).toJSDate();
+}
+
+/**
+ * A top-up sets validUntil = max(validUntil, now + 3 months): it never shortens validity and never
+ * stacks beyond three months from now. graceUntil = validUntil + 1 month.
+ */
+export function validityAfterTopup(now: Date, currentValidUntil: Date | null): { validUntil: Date; graceUntil: Date } {
+  const fresh = addMonthsJakarta(now, VALIDITY_MONTHS);
+  const validUntil = currentValidUntil && currentValidUntil > fresh ? currentValidUntil : fresh;
+  return { validUntil, graceUntil: addMonthsJakarta(validUntil, GRACE_MONTHS) };
+}
+
+/**
+ * `empty` when nothing is left to spend or keep; otherwise by time: spendable before validUntil,
+ * kept but not spendable in grace, forfeited from graceUntil on.
+ */
+export function balanceState(now: Date, balance: number, validUntil: Date | null, graceUntil: Date | null): BalanceState {
+  if (graceUntil && now >= graceUntil) return balance > 0 ? 'expired' : 'empty';
+  if (balance <= 0 || !validUntil) return 'empty';
+  if (now < validUntil) return 'active';
+  return 'grace';
+}

@@ -1,0 +1,43 @@
+import { randomBytes } from 'node:crypto';
+
+/**
+ * Public ids are opaque strings with a type prefix (API.md): `msg_` + 32 hex of a UUID.
+ * Rows keep a native `uuid`. New ids are UUIDv7 (time-ordered), so inserts append to the
+ * primary-key index instead of scattering across it.
+ */
+export const ID_PREFIX = {
+  message: 'msg',
+  tenant: 'ten',
+  apiKey: 'key',
+  providerAccount: 'pac',
+  ledgerEntry: 'led',
+  webhookDelivery: 'whd',
+  user: 'usr',
+  inbound: 'inb',
+} as const;
+export type IdKind = keyof typeof ID_PREFIX;
+
+export function uuidv7(now: number = Date.now()): string {
+  const b = randomBytes(16);
+  b.writeUIntBE(now, 0, 6);
+  b[6] = 0x70 | (b[6] & 0x0f);
+  b[8] = 0x80 | (b[8] & 0x3f);
+  const h = b.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+export function toPublicId(kind: IdKind, uuid: string): string {
+  return `${ID_PREFIX[kind]}_${uuid.replace(/-/g, '')}`;
+}
+
+const HEX32 = /^[0-9a-f]{32}$/;
+
+/** Returns the uuid behind a public id, or null when the id is not of that kind or shape (callers answer 404). */
+export function fromPublicId(kind: IdKind, id: string | undefined | null): string | null {
+  if (typeof id !== 'string') return null;
+  const prefix = ID_PREFIX[kind] + '_';
+  if (!id.startsWith(prefix)) return null;
+  const hex = id.slice(prefix.length).toLowerCase();
+  if (!HEX32.test(hex)) return null;
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}

@@ -1,0 +1,68 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import type { Request, Response } from 'express';
+import { FieldError, Problem, ProblemCode, problemBody } from './problem';
+
+/**
+ * Renders every error as RFC 9457 problem+json with a stable `code`.
+ * Unknown errors become a 500 `internal` carrying only an error id; the stack goes to the log.
+ */
+@Catch()
+export class ProblemFilter implements ExceptionFilter {
+  private readonly logger = new Logger('ProblemFilter');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const ctx = host.switchToHttp();
+    const res = ctx.getResponse<Response>();
+    const req = ctx.getRequest<Request>();
+    const problem = this.toProblem(exception, req);
+    if (res.headersSent) return;
+    if (problem.headers) for (const [k, v] of Object.entries(problem.headers)) res.setHeader(k, v);
+    res.status(problem.status).type('application/problem+json').send(JSON.stringify(problemBody(problem)));
+  }
+
+  private toProblem(exception: unknown, req: Request): Problem {
+    if (exception instanceof Problem) return exception;
+    if (exception instanceof HttpException) return this.fromHttpException(exception);
+    // Errors raised by body-parser (malformed JSON, body too large, bad charset) carry a `type` and `status`.
+    const e = exception as { type?: string; status?: number; statusCode?: number; expose?: boolean; message?: string };
+    if (e && typeof e === 'object' && e.expose === true && typeof e.status === 'number' && e.status < 500) {
+      if (e.type === 'entity.too.large') return new Problem('payload_too_large', 'The request body is too large');
+      if (e.type === 'entity.parse.failed') return new Problem('validation_failed', 'The request body is not valid JSON');
+      if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') {
+        return new Problem('unsupported_media_type', 'Unsupported request body encoding');
+      }
+      return new Problem('validation_failed', 'The request could not be read');
+    }
+    const errorId = randomUUID();
+    this.logger.error(
+      { errorId, method: req.method, path: req.path, err: exception instanceof Error ? { message: exception.message, stack: exception.stack } : String(exception) },
+      'unhandled error',
+    );
+    return new Problem('internal', `An internal error occurred (error id ${errorId})`);
+  }
+
+  private fromHttpException(exception: HttpException): Problem {
+    const status = exception.getStatus();
+    const response = exception.getResponse() as string | { message?: string | string[]; errors?: FieldError[] };
+    const message = typeof response === 'string' ? response : response.message;
+    const detail = Array.isArray(message) ? message.join('; ') : message;
+    const byStatus: Record<number, ProblemCode> = {
+      400: 'validation_failed',
+      401: 'unauthorized',
+      403: 'forbidden',
+      404: 'not_found',
+      405: 'method_not_allowed',
+      406: 'not_acceptable',
+      409: 'conflict',
+      413: 'payload_too_large',
+      415: 'unsupported_media_type',
+      422: 'validation_failed',
+      429: 'rate_limited',
+    };
+    const code = byStatus[status] ?? (status >= 500 ? 'internal' : 'validation_failed');
+    if (code === 'internal') return new Problem('internal', 'An internal error occurred');
+    const errors = typeof response === 'object' ? response.errors : undefined;
+    return new Problem(code, detail, errors);
+  }
+}

@@ -1,0 +1,66 @@
+import { ArgumentMetadata, Injectable, ValidationError, ValidationPipe } from '@nestjs/common';
+import { applyDecorators } from '@nestjs/common';
+import { IsInt, IsString, Matches, Max, MaxLength, Min, MinLength } from 'class-validator';
+import { FieldError, Problem } from './problem';
+
+/** Largest integer amount the API accepts for money: Number.MAX_SAFE_INTEGER (2^53 - 1). */
+export const MAX_AMOUNT = Number.MAX_SAFE_INTEGER;
+
+function flatten(errors: ValidationError[], parent = ''): FieldError[] {
+  const out: FieldError[] = [];
+  for (const e of errors) {
+    const field = parent ? `${parent}.${e.property}` : e.property;
+    if (e.constraints) {
+      for (const message of Object.values(e.constraints)) out.push({ field, message });
+    }
+    if (e.children && e.children.length) out.push(...flatten(e.children, field));
+  }
+  return out;
+}
+
+/**
+ * Global validation: whitelist + reject unknown fields + transform, and errors as problem+json
+ * `validation_failed` with one entry per field. A body that is not a JSON object (an array, a
+ * string, null) is refused before validation: class-validator would otherwise validate nothing.
+ */
+@Injectable()
+export class AppValidationPipe extends ValidationPipe {
+  constructor() {
+    super({
+      whitelist: true,
+      forbidNonWhitelisted: true,
+      transform: true,
+      forbidUnknownValues: true,
+      stopAtFirstError: false,
+      validationError: { target: false, value: false },
+      exceptionFactory: (errors: ValidationError[]) => {
+        const fieldErrors = flatten(errors);
+        return new Problem('validation_failed', fieldErrors.map((e) => `${e.field}: ${e.message}`).join('; '), fieldErrors);
+      },
+    });
+  }
+
+  override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    if (metadata.type === 'body' && metadata.metatype && isDtoClass(metadata.metatype)) {
+      if (value === undefined || value === null || typeof value !== 'object' || Array.isArray(value)) {
+        throw new Problem('validation_failed', 'The request body must be a JSON object');
+      }
+    }
+    return super.transform(value, metadata);
+  }
+}
+
+function isDtoClass(t: unknown): boolean {
+  return typeof t === 'function' && ![String, Boolean, Number, Array, Object].includes(t as never);
+}
+
+/** A positive integer amount of money in the tenant's currency unit, at most 2^53 - 1. */
+export function IsAmount(opts: { allowZero?: boolean; signed?: boolean } = {}) {
+  const min = opts.signed ? -MAX_AMOUNT : opts.allowZero ? 0 : 1;
+  return applyDecorators(IsInt({ message: '$property must be an integer' }), Min(min), Max(MAX_AMOUNT));
+}
+
+/** A non-empty, trimmed-length-checked name. */
+export function IsName(max = 200) {
+  return applyDecorators(IsString(), MinLength(1), MaxLength(max), Matches(/\S/, { message: '$property must not be blank' }));
+}

@@ -1,0 +1,153 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * The gateway's configuration: the one place that reads `process.env` (see API.md "Environment").
+ * `loadConfig` validates every value and throws a ConfigError listing all problems; `main.ts`
+ * prints it and exits non-zero.
+ */
+export interface AppConfig {
+  nodeEnv: string;
+  production: boolean;
+  port: number;
+  host: string;
+  /** undefined: start an embedded PostgreSQL under `dataDir`. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  publicBaseUrl: string;
+  jwtSecret: string;
+  jwtExpiresInSeconds: number;
+  /** 32 bytes, AES-256-GCM key for provider passwords and webhook secrets. */
+  encryptionKey: Buffer;
+  adminEmail: string | undefined;
+  adminPassword: string | undefined;
+  webhookAllowPrivate: boolean;
+  sandbox: boolean;
+  logLevel: string;
+  bodyLimit: string;
+  dbPoolSize: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function parseBool(name: string, raw: string | undefined, fallback: boolean, problems: string[]): boolean {
+  if (raw === undefined || raw === '') return fallback;
+  const v = raw.trim().toLowerCase();
+  if (['true', '1', 'yes'].includes(v)) return true;
+  if (['false', '0', 'no'].includes(v)) return false;
+  problems.push(`${name} must be true or false, got "${raw}"`);
+  return fallback;
+}
+
+function parseIntIn(name: string, raw: string | undefined, fallback: number, min: number, max: number, problems: string[]): number {
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw.trim())) {
+    problems.push(`${name} must be an integer, got "${raw}"`);
+    return fallback;
+  }
+  const n = Number(raw.trim());
+  if (n < min || n > max) problems.push(`${name} must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+/**
+ * In development, JWT_SECRET and ENCRYPTION_KEY are generated on first start and stored under the
+ * data directory, so restarts keep tokens and encrypted passwords valid.
+ */
+function devSecret(dataDir: string, file: string, make: () => string): string {
+  const path = join(dataDir, file);
+  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
+  mkdirSync(dataDir, { recursive: true });
+  const value = make();
+  writeFileSync(path, value + '\n', { mode: 0o600 });
+  return value;
+}
+
+export function loadConfig(env: Env = process.env): AppConfig {
+  const problems: string[] = [];
+  const nodeEnv = env.NODE_ENV || 'development';
+  const production = nodeEnv === 'production';
+  const port = parseIntIn('PORT', env.PORT, 3000, 0, 65535, problems);
+  const dataDir = env.DATA_DIR || join(process.cwd(), '.data');
+
+  let databaseUrl = env.DATABASE_URL || undefined;
+  if (databaseUrl) {
+    try {
+      const u = new URL(databaseUrl);
+      if (!['postgres:', 'postgresql:'].includes(u.protocol)) problems.push('DATABASE_URL must be a postgres:// URL');
+    } catch {
+      problems.push('DATABASE_URL is not a valid URL');
+      databaseUrl = undefined;
+    }
+  }
+
+  let publicBaseUrl = (env.PUBLIC_BASE_URL || `http://localhost:${port}`).replace(/\/+$/, '');
+  try {
+    const u = new URL(publicBaseUrl);
+    if (!['http:', 'https:'].includes(u.protocol)) problems.push('PUBLIC_BASE_URL must be http(s)');
+  } catch {
+    problems.push('PUBLIC_BASE_URL is not a valid URL');
+    publicBaseUrl = `http://localhost:${port}`;
+  }
+
+  if (production && !env.JWT_SECRET) problems.push('JWT_SECRET is required when NODE_ENV=production');
+  if (production && !env.ENCRYPTION_KEY) problems.push('ENCRYPTION_KEY is required when NODE_ENV=production');
+  if (env.JWT_SECRET !== undefined && env.JWT_SECRET.length > 0 && env.JWT_SECRET.length < 32) {
+    problems.push('JWT_SECRET must be at least 32 characters');
+  }
+
+  let encryptionKey = Buffer.alloc(32);
+  const rawKey = env.ENCRYPTION_KEY || (production ? undefined : undefined);
+  if (rawKey) {
+    const buf = Buffer.from(rawKey, 'base64');
+    if (buf.length !== 32) problems.push('ENCRYPTION_KEY must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)');
+    else encryptionKey = buf;
+  }
+
+  const webhookAllowPrivate = parseBool('WEBHOOK_ALLOW_PRIVATE', env.WEBHOOK_ALLOW_PRIVATE, false, problems);
+  const sandbox = parseBool('SANDBOX', env.SANDBOX, databaseUrl === undefined, problems);
+  const jwtExpiresInSeconds = parseIntIn('JWT_EXPIRES_IN_SECONDS', env.JWT_EXPIRES_IN_SECONDS, 3600, 60, 7 * 86400, problems);
+  const dbPoolSize = parseIntIn('DB_POOL_SIZE', env.DB_POOL_SIZE, 20, 1, 500, problems);
+  const logLevel = env.LOG_LEVEL || (nodeEnv === 'test' ? 'warn' : 'info');
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
+    problems.push(`LOG_LEVEL must be one of fatal,error,warn,info,debug,trace,silent`);
+  }
+  if (env.ADMIN_EMAIL && !/^[^\s@]+@[^\s@]+$/.test(env.ADMIN_EMAIL)) problems.push('ADMIN_EMAIL is not an email address');
+  if (env.ADMIN_EMAIL && !env.ADMIN_PASSWORD) problems.push('ADMIN_PASSWORD is required with ADMIN_EMAIL');
+  if (env.ADMIN_PASSWORD && env.ADMIN_PASSWORD.length < 8) problems.push('ADMIN_PASSWORD must be at least 8 characters');
+
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const jwtSecret = env.JWT_SECRET || devSecret(dataDir, 'jwt-secret', () => randomBytes(48).toString('base64url'));
+  if (!rawKey) encryptionKey = Buffer.from(devSecret(dataDir, 'encryption-key', () => randomBytes(32).toString('base64')), 'base64');
+
+  return {
+    nodeEnv,
+    production,
+    port,
+    host: env.HOST || '0.0.0.0',
+    databaseUrl,
+    dataDir,
+    publicBaseUrl,
+    jwtSecret,
+    jwtExpiresInSeconds,
+    encryptionKey,
+    adminEmail: env.ADMIN_EMAIL?.toLowerCase(),
+    adminPassword: env.ADMIN_PASSWORD,
+    webhookAllowPrivate,
+    sandbox,
+    logLevel,
+    bodyLimit: env.BODY_LIMIT || '1mb',
+    dbPoolSize,
+  };
+}
+
+/** Nest injection token for AppConfig. */
+export const APP_CONFIG = Symbol('APP_CONFIG');

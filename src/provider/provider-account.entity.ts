@@ -1,0 +1,21 @@
+import { Column, CreateDateColumn, Entity, PrimaryColumn, UpdateDateColumn } from 'typeorm';
+
+@Entity('provider_accounts')
+export class ProviderAccount {
+  @PrimaryColumn('uuid') id: string;
+  @Column('text') name: string;
+  @Column('text', { name: 'base_url' }) baseUrl: string;
+  @Column('text') username: string;
+  /** AES-256-GCM ciphertext (see common/secret-box.ts). Never leaves the process decrypted except to the provider. */
+  @Column('text', { name: 'password_enc' }) passwordEnc: string;
+  @Column('text', { name: 'send_method' }) sendMethod: 'post' | 'get';
+  @Column('text', { name: 'dlr_token' }) dlrToken: string;
+  @Column('text') status: 'active' | 'disabled';
+  @Column('numeric', { name: 'last_balance', nullable: true }) lastBalance: string | null;
+  @Column('timestamptz', { name: 'last_balance_expires_at', nullable: true }) lastBalanceExpiresAt: Date | null;
+  @Column('timestamptz', { name: 'last_balance_checked_at', nullable: true }) lastBalanceCheckedAt: Date | null;
+  @Column('timestamptz', { name: 'held_until', nullable: true }) heldUntil: Date | null;
+  @Column('text', { name: 'held_reason', nullable: true }) heldReason: string | null;
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt: Date;
+  @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt: Date;
+}

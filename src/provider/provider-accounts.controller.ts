@@ -1,0 +1,34 @@
+import { Body, Controller, Get, Param, Patch, Post } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { Roles } from '../common/decorators';
+import { CreateProviderAccountDto, ProviderAccountDto, UpdateProviderAccountDto } from './provider-accounts.dto';
+import { ProviderAccountsService } from './provider-accounts.service';
+
+@ApiTags('admin: provider accounts')
+@ApiBearerAuth('admin-jwt')
+@Roles('admin')
+@Controller('v1/admin/provider-accounts')
+export class ProviderAccountsController {
+  constructor(private readonly accounts: ProviderAccountsService) {}
+
+  /** Add a provider account (a "provider user id"). The response's `dlrCallbackUrl` is what to register with the provider. */
+  @Post()
+  create(@Body() body: CreateProviderAccountDto): Promise<ProviderAccountDto> {
+    return this.accounts.create(body);
+  }
+
+  @Get()
+  async list(): Promise<{ data: ProviderAccountDto[] }> {
+    return { data: await this.accounts.list() };
+  }
+
+  @Get(':id')
+  get(@Param('id') id: string): Promise<ProviderAccountDto> {
+    return this.accounts.get(id);
+  }
+
+  @Patch(':id')
+  update(@Param('id') id: string, @Body() body: UpdateProviderAccountDto): Promise<ProviderAccountDto> {
+    return this.accounts.update(id, body);
+  }
+}

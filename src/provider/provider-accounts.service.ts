@@ -1,0 +1,104 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
+import { DataSource, Repository } from 'typeorm';
+import { APP_CONFIG, AppConfig } from '../config/config';
+import { fromPublicId, toPublicId, uuidv7 } from '../common/ids';
+import { notFound } from '../common/problem';
+import { SecretBox } from '../common/secret-box';
+import { ProviderAccount } from './provider-account.entity';
+import { CreateProviderAccountDto, ProviderAccountDto, UpdateProviderAccountDto } from './provider-accounts.dto';
+import type { ProviderAccountConfig } from './client/provider-client';
+
+@Injectable()
+export class ProviderAccountsService {
+  private readonly repo: Repository<ProviderAccount>;
+
+  constructor(
+    dataSource: DataSource,
+    private readonly secrets: SecretBox,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {
+    this.repo = dataSource.getRepository(ProviderAccount);
+  }
+
+  async create(dto: CreateProviderAccountDto): Promise<ProviderAccountDto> {
+    const account = this.repo.create({
+      id: uuidv7(),
+      name: dto.name.trim(),
+      baseUrl: dto.baseUrl.replace(/\/+$/, ''),
+      username: dto.username,
+      passwordEnc: this.secrets.seal(dto.password),
+      sendMethod: dto.sendMethod ?? 'post',
+      // 192 random bits: the callback carries no signature, so the URL itself is the secret.
+      dlrToken: randomBytes(24).toString('base64url'),
+      status: 'active',
+    });
+    await this.repo.insert(account);
+    return this.toDto(await this.repo.findOneByOrFail({ id: account.id }));
+  }
+
+  async list(): Promise<ProviderAccountDto[]> {
+    return (await this.repo.find({ order: { createdAt: 'ASC' } })).map((a) => this.toDto(a));
+  }
+
+  async get(publicId: string): Promise<ProviderAccountDto> {
+    return this.toDto(await this.findEntity(publicId));
+  }
+
+  async update(publicId: string, dto: UpdateProviderAccountDto): Promise<ProviderAccountDto> {
+    const account = await this.findEntity(publicId);
+    const patch: Partial<ProviderAccount> = {};
+    if (dto.name !== undefined) patch.name = dto.name.trim();
+    if (dto.baseUrl !== undefined) patch.baseUrl = dto.baseUrl.replace(/\/+$/, '');
+    if (dto.username !== undefined) patch.username = dto.username;
+    if (dto.password !== undefined) patch.passwordEnc = this.secrets.seal(dto.password);
+    if (dto.sendMethod !== undefined) patch.sendMethod = dto.sendMethod;
+    if (dto.status !== undefined) patch.status = dto.status;
+    if (Object.keys(patch).length > 0) await this.repo.update({ id: account.id }, patch);
+    return this.toDto(await this.repo.findOneByOrFail({ id: account.id }));
+  }
+
+  async findEntity(publicId: string): Promise<ProviderAccount> {
+    const id = fromPublicId('providerAccount', publicId);
+    const account = id ? await this.repo.findOneBy({ id }) : null;
+    if (!account) throw notFound('Provider account');
+    return account;
+  }
+
+  async findByDlrToken(token: string): Promise<ProviderAccount | null> {
+    if (!/^[A-Za-z0-9_-]{16,64}$/.test(token)) return null;
+    return this.repo.findOneBy({ dlrToken: token });
+  }
+
+  /** The decrypted credentials, for the provider client only. */
+  clientConfig(account: ProviderAccount): ProviderAccountConfig {
+    return {
+      accountId: account.id,
+      baseUrl: account.baseUrl,
+      username: account.username,
+      password: this.secrets.open(account.passwordEnc),
+      sendMethod: account.sendMethod,
+    };
+  }
+
+  dlrCallbackUrl(account: ProviderAccount): string {
+    return `${this.config.publicBaseUrl}/v1/dlr/${account.dlrToken}`;
+  }
+
+  toDto(a: ProviderAccount): ProviderAccountDto {
+    return {
+      id: toPublicId('providerAccount', a.id),
+      name: a.name,
+      baseUrl: a.baseUrl,
+      username: a.username,
+      sendMethod: a.sendMethod,
+      status: a.status,
+      dlrCallbackUrl: this.dlrCallbackUrl(a),
+      lastBalance: a.lastBalance,
+      lastBalanceExpiresAt: a.lastBalanceExpiresAt,
+      lastBalanceCheckedAt: a.lastBalanceCheckedAt,
+      createdAt: a.createdAt,
+      updatedAt: a.updatedAt,
+    };
+  }
+}

@@ -1,0 +1,99 @@
+import { IsIn, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+import { IsAmount, IsName } from '../common/validation';
+
+export class CreateTenantDto {
+  @IsName()
+  name: string;
+
+  /** `pac_…` of the provider account this tenant's messages go through. */
+  @IsString()
+  @MaxLength(64)
+  @Matches(/^pac_/, { message: 'providerAccountId must be a provider account id (pac_…)' })
+  providerAccountId: string;
+
+  /** Price of one SMS segment, in the smallest currency unit (integer). */
+  @IsAmount({ allowZero: true })
+  pricePerSegment: number;
+
+  /** A `balance.low` webhook fires when the balance falls below this. Default 0 (off). */
+  @IsOptional()
+  @IsAmount({ allowZero: true })
+  lowBalanceThreshold?: number;
+
+  /** Sends per second allowed for this tenant's API keys together. Default 100. */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(100000)
+  rateLimitPerSecond?: number;
+}
+
+export class UpdateTenantDto {
+  @IsOptional()
+  @IsName()
+  name?: string;
+
+  @IsOptional()
+  @IsString()
+  @MaxLength(64)
+  @Matches(/^pac_/, { message: 'providerAccountId must be a provider account id (pac_…)' })
+  providerAccountId?: string;
+
+  /** `suspended` refuses new sends (403 `tenant_suspended`); reads keep working. */
+  @IsOptional()
+  @IsIn(['active', 'suspended'])
+  status?: 'active' | 'suspended';
+
+  @IsOptional()
+  @IsAmount({ allowZero: true })
+  pricePerSegment?: number;
+
+  @IsOptional()
+  @IsAmount({ allowZero: true })
+  lowBalanceThreshold?: number;
+
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(100000)
+  rateLimitPerSecond?: number;
+}
+
+export class TenantDto {
+  /** `ten_…` */
+  id: string;
+  name: string;
+  providerAccountId: string;
+  status: 'active' | 'suspended';
+  pricePerSegment: number;
+  lowBalanceThreshold: number;
+  rateLimitPerSecond: number;
+  balance: number;
+  validUntil: Date | null;
+  graceUntil: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export class CreateApiKeyDto {
+  /** A label for people, e.g. "production server". */
+  @IsOptional()
+  @IsName(100)
+  name?: string;
+}
+
+export class ApiKeyDto {
+  /** `key_…` */
+  id: string;
+  /** The first 12 characters of the key, to tell keys apart. */
+  prefix: string;
+  name: string | null;
+  createdAt: Date;
+  revokedAt: Date | null;
+  lastUsedAt: Date | null;
+}
+
+export class CreatedApiKeyDto extends ApiKeyDto {
+  /** The key itself. Shown only in this response: store it now. */
+  key: string;
+}

@@ -1,0 +1,97 @@
+import { Injectable } from '@nestjs/common';
+import { DataSource, Repository } from 'typeorm';
+import { decodeCursor, encodeCursor, Page } from '../common/pagination';
+import { fromPublicId, toPublicId, uuidv7 } from '../common/ids';
+import { Problem, notFound } from '../common/problem';
+import { ProviderAccount } from '../provider/provider-account.entity';
+import { Tenant } from './tenant.entity';
+import { CreateTenantDto, TenantDto, UpdateTenantDto } from './tenants.dto';
+
+@Injectable()
+export class TenantsService {
+  private readonly repo: Repository<Tenant>;
+
+  constructor(private readonly dataSource: DataSource) {
+    this.repo = dataSource.getRepository(Tenant);
+  }
+
+  async create(dto: CreateTenantDto): Promise<TenantDto> {
+    const providerAccountId = await this.providerAccountUuid(dto.providerAccountId);
+    const tenant = this.repo.create({
+      id: uuidv7(),
+      name: dto.name.trim(),
+      providerAccountId,
+      status: 'active',
+      pricePerSegment: dto.pricePerSegment,
+      lowBalanceThreshold: dto.lowBalanceThreshold ?? 0,
+      rateLimitPerSecond: dto.rateLimitPerSecond ?? 100,
+    });
+    await this.repo.insert(tenant);
+    return this.toDto(await this.repo.findOneByOrFail({ id: tenant.id }));
+  }
+
+  async list(limit: number, cursor?: string): Promise<Page<TenantDto>> {
+    const after = decodeCursor<{ id: string }>(cursor, ['id']);
+    const qb = this.repo.createQueryBuilder('t').orderBy('t.id', 'DESC').limit(limit + 1);
+    if (after) qb.where('t.id < :id', { id: after.id });
+    const rows = await qb.getMany();
+    const page = rows.slice(0, limit);
+    return {
+      data: page.map((t) => this.toDto(t)),
+      nextCursor: rows.length > limit ? encodeCursor({ id: page[page.length - 1].id }) : null,
+    };
+  }
+
+  async get(publicId: string): Promise<TenantDto> {
+    return this.toDto(await this.findEntity(publicId));
+  }
+
+  async update(publicId: string, dto: UpdateTenantDto): Promise<TenantDto> {
+    const tenant = await this.findEntity(publicId);
+    const patch: Partial<Tenant> = {};
+    if (dto.name !== undefined) patch.name = dto.name.trim();
+    if (dto.providerAccountId !== undefined) patch.providerAccountId = await this.providerAccountUuid(dto.providerAccountId);
+    if (dto.status !== undefined) patch.status = dto.status;
+    if (dto.pricePerSegment !== undefined) patch.pricePerSegment = dto.pricePerSegment;
+    if (dto.lowBalanceThreshold !== undefined) patch.lowBalanceThreshold = dto.lowBalanceThreshold;
+    if (dto.rateLimitPerSecond !== undefined) patch.rateLimitPerSecond = dto.rateLimitPerSecond;
+    if (Object.keys(patch).length > 0) await this.repo.update({ id: tenant.id }, patch);
+    return this.toDto(await this.repo.findOneByOrFail({ id: tenant.id }));
+  }
+
+  /** Resolves `ten_…` to the row, or 404. */
+  async findEntity(publicId: string): Promise<Tenant> {
+    const id = fromPublicId('tenant', publicId);
+    const tenant = id ? await this.repo.findOneBy({ id }) : null;
+    if (!tenant) throw notFound('Tenant');
+    return tenant;
+  }
+
+  private async providerAccountUuid(publicId: string): Promise<string> {
+    const id = fromPublicId('providerAccount', publicId);
+    const exists = id ? await this.dataSource.getRepository(ProviderAccount).existsBy({ id }) : false;
+    if (!exists || !id) {
+      throw new Problem('validation_failed', 'providerAccountId does not exist', [
+        { field: 'providerAccountId', message: 'providerAccountId does not exist' },
+      ]);
+    }
+    return id;
+  }
+
+  toDto(t: Tenant): TenantDto {
+    return {
+      id: toPublicId('tenant', t.id),
+      name: t.name,
+      providerAccountId: toPublicId('providerAccount', t.providerAccountId),
+      status: t.status,
+      pricePerSegment: t.pricePerSegment,
+      lowBalanceThreshold: t.lowBalanceThreshold,
+      rateLimitPerSecond: t.rateLimitPerSecond,
+      balance: t.balance,
+      validUntil: t.validUntil,
+      graceUntil: t.graceUntil,
+      createdAt: t.createdAt,
+      updatedAt: t.updatedAt,
+    };
+  }
+}

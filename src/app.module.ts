@@ -3,6 +3,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { LoggerModule } from 'nestjs-pino';
 import { AuthModule } from './auth/auth.module';
 import { BillingModule } from './billing/billing.module';
+import { MessagingModule } from './messaging/messaging.module';
 import { Clock } from './common/clock';
 import { CommonModule } from './common/common.module';
 import { AppConfig } from './config/config';
@@ -31,6 +32,7 @@ export class AppModule {
         TenantsModule,
         ProviderModule,
         BillingModule,
+        MessagingModule,
       ],
       controllers: [HealthController, MetricsController],
     };

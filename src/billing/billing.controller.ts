@@ -85,6 +85,7 @@ export class AdminBillingController {
     return { entry: ledgerEntryDto(r.entry), balance: r.balance };
   }
 
+  /** A tenant's ledger, newest first. */
   @Roles('admin', 'billing')
   @Get('ledger')
   async ledgerEntries(@Param('id') id: string, @Query() q: ListQueryDto): Promise<Page<LedgerEntryDto>> {
@@ -92,6 +93,7 @@ export class AdminBillingController {
     return ledgerPage(this.ledger, TenantScope.of(tenant.id), q);
   }
 
+  /** A tenant's balance and its validity. */
   @Roles('admin', 'billing')
   @Get('balance')
   async balance(@Param('id') id: string): Promise<BalanceDto> {

@@ -1,4 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { rows } from '../database/sql';
 import { DataSource, EntityManager } from 'typeorm';
 import { Clock } from '../common/clock';
 import { uuidv7 } from '../common/ids';
@@ -156,6 +157,120 @@ export class LedgerService {
       .limit(limit);
     if (afterSeq !== null) qb.andWhere('e.seq < :afterSeq', { afterSeq });
     return qb.getMany();
+  }
+
+  // ---- messages: debit on accept, refund on failure -------------------------------------
+
+  /**
+   * Locks the tenant row for a message-accept transaction and applies a due forfeiture first.
+   * The caller (messaging/accept.service.ts) holds the lock for one short transaction that
+   * charges many messages at once: one hot-row update per batch, not per message.
+   */
+  async lockForCharging(m: EntityManager, tenantId: string, now: Date) {
+    const rows: {
+      id: string; balance: string; valid_until: Date | null; grace_until: Date | null;
+      status: string; price_per_segment: string; provider_account_id: string;
+    }[] = await m.query(
+      `SELECT id, balance, valid_until, grace_until, status, price_per_segment, provider_account_id
+         FROM tenants WHERE id = $1 FOR UPDATE`,
+      [tenantId],
+    );
+    if (rows.length === 0) throw notFound('Tenant');
+    const r = rows[0];
+    const tenant = await this.expireLocked(
+      m,
+      { id: r.id, balance: Number(r.balance), validUntil: r.valid_until, graceUntil: r.grace_until },
+      now,
+    );
+    return {
+      ...tenant,
+      status: r.status as 'active' | 'suspended',
+      pricePerSegment: Number(r.price_per_segment),
+      providerAccountId: r.provider_account_id,
+      state: balanceState(now, tenant.balance, tenant.validUntil, tenant.graceUntil),
+    };
+  }
+
+  /**
+   * Writes one `debit` row per message (in the given order, each with its running balance_after)
+   * and the tenant's new balance, inside the caller's transaction, under the lock taken by
+   * lockForCharging. The caller has already checked that the balance covers every price.
+   * The messages rows must exist already (foreign key).
+   */
+  async debitMessages(
+    m: EntityManager,
+    tenantId: string,
+    startBalance: number,
+    debits: { messageId: string; price: number }[],
+    now: Date,
+  ): Promise<number> {
+    if (debits.length === 0) return startBalance;
+    let balance = startBalance;
+    const ids: string[] = [];
+    const amounts: number[] = [];
+    const after: number[] = [];
+    const messageIds: string[] = [];
+    for (const d of debits) {
+      balance -= d.price;
+      if (balance < 0) throw new Error('debitMessages: balance would go negative (caller bug)');
+      ids.push(uuidv7(now.getTime()));
+      amounts.push(-d.price);
+      after.push(balance);
+      messageIds.push(d.messageId);
+    }
+    await m.query(
+      `INSERT INTO ledger_entries (id, tenant_id, kind, amount, balance_after, message_id, created_at)
+       SELECT u.id, $1, 'debit', u.amount, u.after, u.message_id, $2
+         FROM unnest($3::uuid[], $4::bigint[], $5::bigint[], $6::uuid[]) WITH ORDINALITY AS u(id, amount, after, message_id, ord)
+        ORDER BY u.ord`,
+      [tenantId, now, ids, amounts, after, messageIds],
+    );
+    await m.query(`UPDATE tenants SET balance = $2 WHERE id = $1`, [tenantId, balance]);
+    return balance;
+  }
+
+  /**
+   * Refunds messages in full, exactly once each, inside the caller's transaction.
+   * Exactly-once comes from a guarded flip `messages.refunded false -> true` (a concurrent second
+   * refund waits on the row lock and then matches nothing) and, as a backstop, the unique index
+   * ledger_one_refund_per_message_uq. Returns the ids actually refunded now.
+   */
+  async refundMessages(m: EntityManager, messageIds: string[], now: Date): Promise<string[]> {
+    if (messageIds.length === 0) return [];
+    const flipped = await rows<{ id: string; tenant_id: string; price: string }>(m, 
+      `UPDATE messages SET refunded = true
+        WHERE id = ANY($1::uuid[]) AND refunded = false AND price > 0
+        RETURNING id, tenant_id, price`,
+      [messageIds],
+    );
+    const byTenant = new Map<string, { id: string; price: number }[]>();
+    for (const f of flipped) {
+      const list = byTenant.get(f.tenant_id) ?? [];
+      list.push({ id: f.id, price: Number(f.price) });
+      byTenant.set(f.tenant_id, list);
+    }
+    // Lock tenants in a fixed order so concurrent multi-tenant refunds cannot deadlock.
+    for (const tenantId of [...byTenant.keys()].sort()) {
+      const items = byTenant.get(tenantId)!;
+      const tenant = await this.lockTenant(m, tenantId);
+      let balance = tenant.balance;
+      const ids: string[] = [];
+      const after: number[] = [];
+      for (const it of items) {
+        balance = this.checkedSum(balance, it.price);
+        ids.push(uuidv7(now.getTime()));
+        after.push(balance);
+      }
+      await m.query(
+        `INSERT INTO ledger_entries (id, tenant_id, kind, amount, balance_after, message_id, created_at)
+         SELECT u.id, $1, 'refund', u.amount, u.after, u.message_id, $2
+           FROM unnest($3::uuid[], $4::bigint[], $5::bigint[], $6::uuid[]) WITH ORDINALITY AS u(id, amount, after, message_id, ord)
+          ORDER BY u.ord`,
+        [tenantId, now, ids, items.map((i) => i.price), after, items.map((i) => i.id)],
+      );
+      await m.query(`UPDATE tenants SET balance = $2 WHERE id = $1`, [tenantId, balance]);
+    }
+    return flipped.map((f) => f.id);
   }
 
   // ---- internals -------------------------------------------------------------------------

@@ -34,11 +34,12 @@ describe('balanceState', () => {
     ['2026-05-10T00:00:00Z', 100, 'expired'],
     ['2026-03-01T00:00:00Z', 0, 'empty'],
     ['2026-04-20T00:00:00Z', 0, 'empty'],
-    ['2026-06-01T00:00:00Z', 0, 'empty'],
+    ['2026-06-01T00:00:00Z', 0, 'expired'],
   ])('at %s with balance %d is %s', (now, balance, state) => {
     expect(balanceState(d(now), balance as number, valid, grace)).toBe(state);
   });
-  it('is empty without any top-up', () => {
+  it('is empty without any top-up, and active for credit without validity (adjustments)', () => {
     expect(balanceState(d('2026-01-01T00:00:00Z'), 0, null, null)).toBe('empty');
+    expect(balanceState(d('2026-01-01T00:00:00Z'), 10, null, null)).toBe('active');
   });
 });

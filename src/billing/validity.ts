@@ -27,8 +27,12 @@ export function validityAfterTopup(now: Date, currentValidUntil: Date | null): {
  * kept but not spendable in grace, forfeited from graceUntil on.
  */
 export function balanceState(now: Date, balance: number, validUntil: Date | null, graceUntil: Date | null): BalanceState {
-  if (graceUntil && now >= graceUntil) return balance > 0 ? 'expired' : 'empty';
-  if (balance <= 0 || !validUntil) return 'empty';
+  // From graceUntil on the period is over: whatever was left is (or is about to be) forfeited. After the
+  // forfeiture the balance is 0, and `expired` (not `empty`) is what tells the tenant why (API.md, BalanceDto).
+  if (graceUntil && now >= graceUntil) return 'expired';
+  if (balance <= 0) return 'empty';
+  // Credit that never came with a top-up (an adjustment) carries no validity: spendable.
+  if (!validUntil) return 'active';
   if (now < validUntil) return 'active';
   return 'grace';
 }

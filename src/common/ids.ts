@@ -17,10 +17,30 @@ export const ID_PREFIX = {
 } as const;
 export type IdKind = keyof typeof ID_PREFIX;
 
+let lastMs = 0;
+let seq = 0;
+
+/**
+ * UUIDv7 with a 12-bit counter in rand_a (RFC 9562 "method 1"), so ids made in one process are
+ * strictly increasing even within one millisecond: list order by (created_at, id) is insertion order.
+ */
 export function uuidv7(now: number = Date.now()): string {
+  let ms = now;
+  if (ms <= lastMs) {
+    ms = lastMs;
+    seq++;
+    if (seq > 0xfff) {
+      ms = ++lastMs;
+      seq = 0;
+    }
+  } else {
+    seq = 0;
+  }
+  lastMs = ms;
   const b = randomBytes(16);
-  b.writeUIntBE(now, 0, 6);
-  b[6] = 0x70 | (b[6] & 0x0f);
+  b.writeUIntBE(ms, 0, 6);
+  b[6] = 0x70 | (seq >> 8);
+  b[7] = seq & 0xff;
   b[8] = 0x80 | (b[8] & 0x3f);
   const h = b.toString('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;

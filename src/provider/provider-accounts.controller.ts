@@ -17,16 +17,19 @@ export class ProviderAccountsController {
     return this.accounts.create(body);
   }
 
+  /** List provider accounts (passwords are never returned). */
   @Get()
   async list(): Promise<{ data: ProviderAccountDto[] }> {
     return { data: await this.accounts.list() };
   }
 
+  /** Get one provider account. */
   @Get(':id')
   get(@Param('id') id: string): Promise<ProviderAccountDto> {
     return this.accounts.get(id);
   }
 
+  /** Change a provider account; a new `password` replaces the stored one. */
   @Patch(':id')
   update(@Param('id') id: string, @Body() body: UpdateProviderAccountDto): Promise<ProviderAccountDto> {
     return this.accounts.update(id, body);

@@ -15,18 +15,21 @@ export class TenantsController {
     private readonly apiKeys: ApiKeysService,
   ) {}
 
+  /** Create a tenant on a provider account, with its price per segment. */
   @Roles('admin')
   @Post()
   create(@Body() body: CreateTenantDto): Promise<TenantDto> {
     return this.tenants.create(body);
   }
 
+  /** List tenants, newest first. */
   @Roles('admin', 'billing')
   @Get()
   list(@Query() q: ListQueryDto): Promise<Page<TenantDto>> {
     return this.tenants.list(q.limit ?? 50, q.cursor);
   }
 
+  /** Get one tenant, with its balance and validity. */
   @Roles('admin', 'billing')
   @Get(':id')
   get(@Param('id') id: string): Promise<TenantDto> {
@@ -48,6 +51,7 @@ export class TenantsController {
     return this.apiKeys.create(tenant.id, body.name?.trim() ?? null);
   }
 
+  /** List a tenant's API keys (prefixes only; keys are never shown again). */
   @Roles('admin')
   @Get(':id/api-keys')
   async listKeys(@Param('id') id: string): Promise<{ data: ApiKeyDto[] }> {

@@ -70,3 +70,46 @@ export async function createTenant(t: TestApp, opts: { balance?: number; pricePe
   if (key.status !== 201) throw new Error(`key: ${key.status} ${JSON.stringify(key.body)}`);
   return { tenantId: ten.body.id as string, providerAccountId: pac.body.id as string, providerAccount: pac.body, apiKey: key.body.key as string, keyId: key.body.id as string };
 }
+
+// ---- helpers shared by the e2e and integration suites ------------------------------------
+
+/** `Authorization: Bearer <token>` for an admin JWT or a tenant API key. */
+export const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+
+/** Creates an admin user with `role` through the API and logs in as it. */
+export async function createAdminUser(t: TestApp, role: 'admin' | 'billing') {
+  const email = `${unique(role)}@test.local`.toLowerCase();
+  const password = 'a-long-password-123';
+  const created = await t.http.post('/v1/admin/users').set(bearer(t.adminToken)).send({ email, password, role });
+  if (created.status !== 201) throw new Error(`user: ${created.status} ${JSON.stringify(created.body)}`);
+  const login = await t.http.post('/v1/auth/login').send({ email, password });
+  if (login.status !== 200) throw new Error(`login: ${login.status} ${JSON.stringify(login.body)}`);
+  return { id: created.body.id as string, email, password, token: login.body.accessToken as string };
+}
+
+/** Asserts an RFC 9457 problem+json response with a stable `code`. */
+export function expectProblem(res: { status: number; headers: Record<string, string>; body: Record<string, unknown> }, status: number, code: string) {
+  const summary = `${res.status} ${JSON.stringify(res.body)}`;
+  expect({ status: res.status, code: res.body.code, summary }).toEqual({ status, code, summary });
+  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+  expect(res.body).toMatchObject({ type: expect.any(String), title: expect.any(String), status, code });
+  expect(typeof res.body.detail).toBe('string');
+  expect(JSON.stringify(res.body)).not.toMatch(/\bat .+\.(ts|js):\d+/);
+  expect(res.body).not.toHaveProperty('stack');
+}
+
+/** Row count of a table, optionally for one tenant (by its public `ten_…` id). */
+export async function countRows(t: TestApp, table: string, tenantPublicId?: string): Promise<number> {
+  if (!/^[a-z_]+$/.test(table)) throw new Error(`bad table name ${table}`);
+  if (tenantPublicId === undefined) return Number((await t.db.query(`SELECT count(*)::int AS n FROM ${table}`))[0].n);
+  const col = table === 'tenants' ? 'id' : 'tenant_id';
+  const rows = await t.db.query(`SELECT count(*)::int AS n FROM ${table} WHERE ${col} = $1`, [uuidOf(tenantPublicId)]);
+  return Number(rows[0].n);
+}
+
+/** The uuid behind a public id (`ten_<32 hex>` → uuid), for SQL assertions. */
+export function uuidOf(publicId: string): string {
+  const hex = publicId.slice(publicId.indexOf('_') + 1);
+  if (!/^[0-9a-f]{32}$/.test(hex)) throw new Error(`not a public id: ${publicId}`);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}

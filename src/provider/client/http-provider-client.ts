@@ -162,7 +162,9 @@ export class HttpProviderClient implements ProviderClient {
     providerRequests.inc({ operation: 'send', outcome: safe.kind });
     if (safe.kind === 'accepted') this.log?.debug({ providerMessageId: safe.providerMessageId }, 'send accepted');
     else if (safe.kind === 'unavailable') this.log?.debug({ reason: safe.reason, retryAfterMs: safe.retryAfterMs }, 'send held');
-    else this.log?.warn({ outcome: safe.kind, reason: safe.reason, httpStatus: 'httpStatus' in safe ? safe.httpStatus : undefined }, `send ${safe.kind}`);
+    // Only the category of the reason is logged: its detail may quote the provider's body, which
+    // can echo the message text (a debug page); the caller has the full, redacted reason.
+    else this.log?.warn({ outcome: safe.kind, reason: reasonCategory(safe.reason), httpStatus: 'httpStatus' in safe ? safe.httpStatus : undefined }, `send ${safe.kind}`);
     return safe;
   }
 
@@ -329,7 +331,7 @@ export class HttpProviderClient implements ProviderClient {
               : 'connection_lost';
     const message = this.redactor.redact(`${operation}: ${describeTransportFailure(result)}`);
     providerRequests.inc({ operation, outcome: code });
-    this.log?.warn({ operation, code, reason: message }, 'provider request failed');
+    this.log?.warn({ operation, code, reason: reasonCategory(describeTransportFailure(result)) }, 'provider request failed');
     throw new ProviderError(code, message, this.accountId, operation);
   }
 
@@ -344,6 +346,12 @@ export class HttpProviderClient implements ProviderClient {
         return { ...outcome, reason: r(outcome.reason) };
     }
   }
+}
+
+/** Reasons read `<category>: <detail>`; the category never quotes a body. */
+function reasonCategory(reason: string): string {
+  const i = reason.indexOf(': ');
+  return i < 0 ? reason : reason.slice(0, i);
 }
 
 function isOk(status: number): boolean {

@@ -212,6 +212,8 @@ export function parseCsvReport(body: string): ParsedCsvReport {
   if (text === '') return { ok: true, header: [], rows: [] };
   if (looksLikeHtml(text)) return { ok: false, reason: `html page instead of a report: ${excerpt(text)}` };
   const [headerFields, ...records] = parseCsv(text);
+  // A report has several columns; a one-field "header" is a sentence (e.g. wrong credentials).
+  if (headerFields.length < 2) return { ok: false, reason: `not a CSV report: ${excerpt(text)}` };
   const header = uniqueHeader(headerFields);
   return { ok: true, header, rows: toRecords(header, records) };
 }

@@ -1,0 +1,185 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AppConfig, ConfigError, loadConfig } from './config';
+
+/** loadConfig never reads process.env when given an env; every case gets its own DATA_DIR. */
+describe('loadConfig', () => {
+  let dataDir: string;
+  beforeEach(() => {
+    dataDir = mkdtempSync(join(tmpdir(), 'gerbang-config-'));
+  });
+  afterEach(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  const load = (env: Record<string, string | undefined> = {}): AppConfig => loadConfig({ DATA_DIR: dataDir, ...env });
+  const problemsOf = (env: Record<string, string | undefined>): string[] => {
+    try {
+      load(env);
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      return (e as ConfigError).problems;
+    }
+    throw new Error(`expected a ConfigError for ${JSON.stringify(env)}`);
+  };
+  const KEY = randomBytes(32).toString('base64');
+  const SECRET = 'x'.repeat(32);
+
+  describe('defaults (API.md "Environment")', () => {
+    it('listens on 3000 and is reached at http://localhost:3000', () => {
+      const c = load();
+      expect(c.port).toBe(3000);
+      expect(c.publicBaseUrl).toBe('http://localhost:3000');
+    });
+
+    it('derives PUBLIC_BASE_URL from PORT', () => {
+      expect(load({ PORT: '8080' }).publicBaseUrl).toBe('http://localhost:8080');
+    });
+
+    it('keeps a given PUBLIC_BASE_URL, without a trailing slash', () => {
+      expect(load({ PUBLIC_BASE_URL: 'https://sms.example.co.id/' }).publicBaseUrl).toBe('https://sms.example.co.id');
+    });
+
+    it.each([
+      [undefined, undefined, true],
+      ['', undefined, true],
+      ['postgres://u:p@db:5432/gerbang', undefined, false],
+      ['postgres://u:p@db:5432/gerbang', 'true', true],
+      [undefined, 'false', false],
+    ])('DATABASE_URL=%p SANDBOX=%p → sandbox %p', (url, sandbox, expected) => {
+      const c = load({ DATABASE_URL: url, SANDBOX: sandbox });
+      expect(c.sandbox).toBe(expected);
+      expect(c.databaseUrl).toBe(url || undefined);
+    });
+
+    it('uses DATA_DIR, development mode and no admin bootstrap', () => {
+      const c = load();
+      expect(c.dataDir).toBe(dataDir);
+      expect(c.production).toBe(false);
+      expect(c.adminEmail).toBeUndefined();
+      expect(c.webhookAllowPrivate).toBe(false);
+    });
+  });
+
+  describe('refuses bad values with a clear message', () => {
+    it.each([
+      ['PORT', 'abc', /PORT must be an integer/],
+      ['PORT', '3000.5', /PORT must be an integer/],
+      ['PORT', '-1', /PORT must be an integer/],
+      ['DATABASE_URL', 'not a url', /DATABASE_URL is not a valid URL/],
+      ['DATABASE_URL', 'mysql://u:p@db/gerbang', /DATABASE_URL must be a postgres:\/\/ URL/],
+      ['PUBLIC_BASE_URL', 'localhost:3000/x y', /PUBLIC_BASE_URL/],
+      ['PUBLIC_BASE_URL', 'not a url', /PUBLIC_BASE_URL is not a valid URL/],
+      ['PUBLIC_BASE_URL', 'ftp://files.example.com', /PUBLIC_BASE_URL must be http\(s\)/],
+      ['ENCRYPTION_KEY', randomBytes(16).toString('base64'), /ENCRYPTION_KEY must be 32 bytes, base64/],
+      ['ENCRYPTION_KEY', randomBytes(33).toString('base64'), /ENCRYPTION_KEY must be 32 bytes, base64/],
+      ['ENCRYPTION_KEY', 'correct horse battery staple', /ENCRYPTION_KEY must be 32 bytes, base64/],
+      ['JWT_SECRET', 'short-secret', /JWT_SECRET must be at least 32 characters/],
+      ['SANDBOX', 'maybe', /SANDBOX must be true or false/],
+    ])('%s=%p', (name, value, message) => {
+      const problems = problemsOf({ [name]: value });
+      expect(problems).toHaveLength(1);
+      expect(problems[0]).toMatch(message);
+    });
+
+    // The default PUBLIC_BASE_URL is derived from PORT: an out-of-range PORT must not also be
+    // reported as a bad PUBLIC_BASE_URL that the user never set.
+    it('PORT="70000" (reported alone, not also as a bad default PUBLIC_BASE_URL)', () => {
+      expect(problemsOf({ PORT: '70000' })).toEqual(['PORT must be between 0 and 65535, got 70000']);
+    });
+
+    it('lists every problem at once, in the error message too', () => {
+      let error: unknown;
+      try {
+        load({ PORT: 'x', DATABASE_URL: 'nope', JWT_SECRET: 'short' });
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(ConfigError);
+      const { message, problems } = error as ConfigError;
+      expect(problems).toHaveLength(3);
+      for (const p of problems) expect(message).toContain(p);
+      expect(message).toMatch(/^Invalid configuration:/);
+    });
+
+    it('accepts a 32-byte base64 key and uses it as is', () => {
+      const key = randomBytes(32);
+      expect(load({ ENCRYPTION_KEY: key.toString('base64') }).encryptionKey.equals(key)).toBe(true);
+    });
+  });
+
+  describe('NODE_ENV=production', () => {
+    it('refuses to start without JWT_SECRET and ENCRYPTION_KEY, naming both', () => {
+      const problems = problemsOf({ NODE_ENV: 'production' });
+      expect(problems).toEqual(
+        expect.arrayContaining([expect.stringMatching(/JWT_SECRET is required/), expect.stringMatching(/ENCRYPTION_KEY is required/)]),
+      );
+      expect(problems).toHaveLength(2);
+      // Nothing generated on the way out.
+      expect(existsSync(join(dataDir, 'jwt-secret'))).toBe(false);
+      expect(existsSync(join(dataDir, 'encryption-key'))).toBe(false);
+    });
+
+    it.each([
+      [{ JWT_SECRET: SECRET }, /ENCRYPTION_KEY is required/],
+      [{ ENCRYPTION_KEY: KEY }, /JWT_SECRET is required/],
+    ])('refuses with only one of them (%p)', (env, message) => {
+      const problems = problemsOf({ NODE_ENV: 'production', ...env });
+      expect(problems).toHaveLength(1);
+      expect(problems[0]).toMatch(message);
+    });
+
+    it('starts with both, and writes no secrets to disk', () => {
+      const c = load({ NODE_ENV: 'production', JWT_SECRET: SECRET, ENCRYPTION_KEY: KEY });
+      expect(c.production).toBe(true);
+      expect(c.jwtSecret).toBe(SECRET);
+      expect(c.encryptionKey.toString('base64')).toBe(KEY);
+      expect(existsSync(join(dataDir, 'jwt-secret'))).toBe(false);
+      expect(existsSync(join(dataDir, 'encryption-key'))).toBe(false);
+    });
+  });
+
+  describe('development secrets', () => {
+    it('are generated on first load, stored under DATA_DIR (mode 600), and the same on the next load', () => {
+      const first = load();
+      expect(first.jwtSecret.length).toBeGreaterThanOrEqual(32);
+      expect(first.encryptionKey).toHaveLength(32);
+      expect(first.encryptionKey.equals(Buffer.alloc(32))).toBe(false);
+      for (const file of ['jwt-secret', 'encryption-key']) {
+        expect(statSync(join(dataDir, file)).mode & 0o777).toBe(0o600);
+      }
+      expect(readFileSync(join(dataDir, 'jwt-secret'), 'utf8').trim()).toBe(first.jwtSecret);
+
+      const second = load();
+      expect(second.jwtSecret).toBe(first.jwtSecret);
+      expect(second.encryptionKey.equals(first.encryptionKey)).toBe(true);
+    });
+
+    it('differ between data directories', () => {
+      const other = mkdtempSync(join(tmpdir(), 'gerbang-config-'));
+      try {
+        const a = load();
+        const b = loadConfig({ DATA_DIR: other });
+        expect(b.jwtSecret).not.toBe(a.jwtSecret);
+        expect(b.encryptionKey.equals(a.encryptionKey)).toBe(false);
+      } finally {
+        rmSync(other, { recursive: true, force: true });
+      }
+    });
+
+    it('are not generated when given, and a given one wins over a stored one', () => {
+      load(); // stores generated secrets
+      const key = randomBytes(32).toString('base64');
+      const c = load({ JWT_SECRET: SECRET, ENCRYPTION_KEY: key });
+      expect(c.jwtSecret).toBe(SECRET);
+      expect(c.encryptionKey.toString('base64')).toBe(key);
+    });
+
+    it('creates DATA_DIR when it does not exist yet', () => {
+      const nested = join(dataDir, 'a', 'b');
+      const c = loadConfig({ DATA_DIR: nested });
+      expect(existsSync(join(nested, 'jwt-secret'))).toBe(true);
+      expect(loadConfig({ DATA_DIR: nested }).jwtSecret).toBe(c.jwtSecret);
+    });
+  });
+});

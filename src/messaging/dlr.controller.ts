@@ -1,0 +1,38 @@
+import { All, Controller, Header, HttpCode, Param, Query, Body, Req } from '@nestjs/common';
+import { ApiExcludeController } from '@nestjs/swagger';
+import type { Request } from 'express';
+import { Public } from '../common/decorators';
+import { Problem } from '../common/problem';
+import { DeliveryReportsService } from './delivery-reports.service';
+
+/**
+ * The provider's DLR callback (one URL per provider account; the token in the path is the secret).
+ * Answers 200 `OK` for every well-formed call, also for unknown or repeated session ids, so the
+ * provider never retries into a loop; 404 for an unknown token; 400 for a malformed call.
+ */
+@ApiExcludeController()
+@Public()
+@Controller('v1/dlr')
+export class DlrController {
+  constructor(private readonly reports: DeliveryReportsService) {}
+
+  @All(':token')
+  @HttpCode(200)
+  @Header('Content-Type', 'text/plain; charset=utf-8')
+  async callback(@Param('token') token: string, @Query() query: Record<string, unknown>, @Body() body: unknown, @Req() req: Request): Promise<string> {
+    if (req.method !== 'GET' && req.method !== 'POST') throw new Problem('method_not_allowed', 'Use GET or POST');
+    const accountId = await this.reports.accountForToken(token);
+    if (!accountId) throw new Problem('not_found', 'Unknown callback');
+    const params = { ...(body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : {}), ...query };
+    const str = (k: string) => (typeof params[k] === 'string' ? (params[k] as string).trim() : undefined);
+    const sessionId = str('session_id');
+    const code = str('error_code');
+    if (!sessionId || !/^\d{1,32}$/.test(sessionId) || !code || !/^\d{1,3}$/.test(code)) {
+      throw new Problem('validation_failed', 'session_id and error_code must be numbers');
+    }
+    const text = str('error_message')?.slice(0, 200) ?? null;
+    const msisdn = str('msisdn')?.slice(0, 32) ?? null;
+    await this.reports.receive(accountId, { sessionId, code: Number(code), text, msisdn });
+    return 'OK';
+  }
+}

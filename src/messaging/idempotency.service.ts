@@ -1,0 +1,87 @@
+import { Injectable } from '@nestjs/common';
+import { rows as sqlRows } from '../database/sql';
+import { createHash } from 'node:crypto';
+import { DataSource } from 'typeorm';
+import { Clock } from '../common/clock';
+import { Problem } from '../common/problem';
+
+/** How long an in-progress claim protects a key before a crashed holder's claim may be taken over. */
+const IN_PROGRESS_LEASE_MS = 60_000;
+/** Completed keys are kept at least this long (API.md: at least 24 h). */
+export const IDEMPOTENCY_RETENTION_MS = 48 * 3600_000;
+
+export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+
+export type IdempotencyStart = { kind: 'new' } | { kind: 'replay'; status: number; body: unknown };
+
+/**
+ * Idempotency-Key, per tenant. A key is claimed with an insert (the primary key decides who wins a
+ * race); the result is written by the same transaction that creates the messages and debits the
+ * balance (accept.service.ts), so "charged" and "key completed" cannot be separated by a crash.
+ * An `in_progress` row therefore always means "nothing committed yet".
+ */
+@Injectable()
+export class IdempotencyService {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly clock: Clock,
+  ) {}
+
+  static hash(method: string, path: string, body: unknown): string {
+    return createHash('sha256').update(`${method} ${path}\n${JSON.stringify(body ?? null)}`).digest('base64url');
+  }
+
+  static validateKey(key: string): void {
+    if (!IDEMPOTENCY_KEY_PATTERN.test(key)) {
+      throw new Problem('validation_failed', 'Idempotency-Key must be 1 to 255 printable ASCII characters', [
+        { field: 'Idempotency-Key', message: 'must be 1 to 255 printable ASCII characters' },
+      ]);
+    }
+  }
+
+  async begin(tenantId: string, key: string, requestHash: string): Promise<IdempotencyStart> {
+    const now = this.clock.now();
+    const lockedUntil = new Date(now.getTime() + IN_PROGRESS_LEASE_MS);
+    const inserted: unknown[] = await this.dataSource.query(
+      `INSERT INTO idempotency_keys (tenant_id, key, request_hash, state, created_at, locked_until)
+       VALUES ($1, $2, $3, 'in_progress', $4, $5) ON CONFLICT (tenant_id, key) DO NOTHING RETURNING key`,
+      [tenantId, key, requestHash, now, lockedUntil],
+    );
+    if (inserted.length === 1) return { kind: 'new' };
+
+    const rows: { request_hash: string; state: string; response_status: number | null; response_body: unknown; locked_until: Date }[] =
+      await this.dataSource.query(
+        `SELECT request_hash, state, response_status, response_body, locked_until FROM idempotency_keys WHERE tenant_id = $1 AND key = $2`,
+        [tenantId, key],
+      );
+    if (rows.length === 0) return this.begin(tenantId, key, requestHash); // expired and deleted meanwhile
+    const row = rows[0];
+    if (row.request_hash !== requestHash) {
+      throw new Problem('idempotency_conflict', 'This Idempotency-Key was used with a different request');
+    }
+    if (row.state === 'done') return { kind: 'replay', status: row.response_status ?? 200, body: row.response_body };
+    if (row.locked_until > now) {
+      throw new Problem('idempotency_in_progress', 'A request with this Idempotency-Key is still being processed', undefined, {
+        'Retry-After': '1',
+      });
+    }
+    // The holder died before committing anything: take the claim over, guarded against a racing taker.
+    const taken = await sqlRows<unknown>(this.dataSource, 
+      `UPDATE idempotency_keys SET locked_until = $4 WHERE tenant_id = $1 AND key = $2 AND state = 'in_progress' AND locked_until = $3 RETURNING key`,
+      [tenantId, key, row.locked_until, lockedUntil],
+    );
+    if (taken.length === 1) return { kind: 'new' };
+    return this.begin(tenantId, key, requestHash);
+  }
+
+  /** Releases a claim whose request failed before anything was committed, so the client may retry. */
+  async abandon(tenantId: string, key: string): Promise<void> {
+    await this.dataSource.query(`DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND state = 'in_progress'`, [tenantId, key]);
+  }
+
+  async purgeExpired(): Promise<number> {
+    const cutoff = new Date(this.clock.now().getTime() - IDEMPOTENCY_RETENTION_MS);
+    const deleted = await sqlRows<unknown>(this.dataSource, `DELETE FROM idempotency_keys WHERE created_at < $1 RETURNING key`, [cutoff]);
+    return deleted.length;
+  }
+}

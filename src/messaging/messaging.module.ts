@@ -1,0 +1,24 @@
+import { Module } from '@nestjs/common';
+import { BillingModule } from '../billing/billing.module';
+import { ProviderModule } from '../provider/provider.module';
+import { AcceptService } from './accept.service';
+import { DeliveryReportsService } from './delivery-reports.service';
+import { DispatcherService } from './dispatcher.service';
+import { DlrController } from './dlr.controller';
+import { IdempotencyService } from './idempotency.service';
+import { MessagesController } from './messages.controller';
+import { MessagesService } from './messages.service';
+import { ProviderClients } from './provider-clients.service';
+import { TenantRateLimitGuard } from './rate-limit';
+import { TenantSettingsCache } from './tenant-settings.cache';
+
+@Module({
+  imports: [BillingModule, ProviderModule],
+  controllers: [MessagesController, DlrController],
+  providers: [
+    AcceptService, MessagesService, IdempotencyService, TenantSettingsCache, TenantRateLimitGuard,
+    DispatcherService, ProviderClients, DeliveryReportsService,
+  ],
+  exports: [DispatcherService, AcceptService, ProviderClients],
+})
+export class MessagingModule {}

@@ -1,0 +1,54 @@
+import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { APP_CONFIG, AppConfig } from '../config/config';
+import { ProviderAccount } from '../provider/provider-account.entity';
+import { ProviderAccountsService } from '../provider/provider-accounts.service';
+import { ProviderClient, ProviderClientRegistry } from '../provider/client';
+
+/** One ProviderClient per provider account, rebuilt when the account row changes (updatedAt). */
+@Injectable()
+export class ProviderClients implements OnApplicationShutdown {
+  private readonly registry: ProviderClientRegistry;
+  private readonly accounts = new Map<string, { account: ProviderAccount; until: number }>();
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly providerAccounts: ProviderAccountsService,
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
+    const env = process.env;
+    const num = (v: string | undefined, d: number) => (v !== undefined && v !== '' && Number.isFinite(Number(v)) ? Number(v) : d);
+    this.registry = new ProviderClientRegistry({
+      clientOptions: {
+        connectTimeoutMs: num(env.PROVIDER_CONNECT_TIMEOUT_MS, 10_000),
+        totalTimeoutMs: num(env.PROVIDER_TOTAL_TIMEOUT_MS, 30_000),
+        maxInFlight: num(env.PROVIDER_MAX_IN_FLIGHT, 50),
+        maxConnections: num(env.PROVIDER_MAX_IN_FLIGHT, 50),
+        // 0 = unlimited. The real provider publishes no limit; 100/s per account is a polite default.
+        sendRatePerSecond: num(env.PROVIDER_SEND_RATE_PER_SECOND, 100),
+        breakerThreshold: num(env.PROVIDER_BREAKER_THRESHOLD, 5),
+        breakerHalfOpenAfterMs: num(env.PROVIDER_BREAKER_HALF_OPEN_MS, 30_000),
+      },
+    });
+    void config;
+  }
+
+  async forAccount(accountId: string): Promise<{ client: ProviderClient; account: ProviderAccount } | null> {
+    const now = Date.now();
+    let cached = this.accounts.get(accountId);
+    if (!cached || cached.until < now) {
+      const account = await this.dataSource.getRepository(ProviderAccount).findOneBy({ id: accountId });
+      if (!account) return null;
+      cached = { account, until: now + 2000 };
+      this.accounts.set(accountId, cached);
+    }
+    const { account } = cached;
+    const client = this.registry.get(this.providerAccounts.clientConfig(account), account.updatedAt.toISOString());
+    return { client, account };
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.registry.closeAll();
+  }
+}
+

@@ -1,0 +1,17 @@
+export * from './provider-client';
+export * from './provider-error';
+export * from './http-provider-client';
+export * from './provider-client-registry';
+export * from './codes';
+export {
+  parseSendBody,
+  parseReportBody,
+  parseBalanceBody,
+  parseCsvReport,
+  parseCsv,
+  parseInboxBody,
+  parseJakartaDateTime,
+  formatProviderDate,
+  PROVIDER_ZONE,
+} from './parsers';
+export type { ParsedSendBody, ParsedReportBody, ParsedBalanceBody, ParsedCsvReport, ParsedInboxBody, ParsedInboxItem } from './parsers';

@@ -1,0 +1,232 @@
+import { startSandbox, SandboxHandle } from '../../src/sandbox';
+import { DispatcherService } from '../../src/messaging/dispatcher.service';
+import { createTenant, startTestApp, TestApp } from '../support/app';
+
+const waitFor = async <T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 10_000): Promise<T> => {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (ok(v) || Date.now() > end) return v;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+};
+
+describe('messaging against the sandbox provider', () => {
+  let t: TestApp;
+  let sandbox: SandboxHandle;
+
+  beforeAll(async () => {
+    sandbox = await startSandbox({ knobs: { dlrDelayMs: [5, 20], latencyMs: [0, 0] } });
+    t = await startTestApp({ DISPATCH_POLL_MS: '50', PROVIDER_SEND_RATE_PER_SECOND: '0' });
+    const port = (t.app.getHttpServer().address() as { port: number } | null)?.port;
+    if (!port) await t.app.listen(0, '127.0.0.1');
+  });
+  afterAll(async () => {
+    await t.close();
+    await sandbox.close();
+  });
+
+  async function tenantOnSandbox(balance: number, price = 100) {
+    const tenant = await createTenant(t, { balance, pricePerSegment: price, baseUrl: sandbox.url });
+    const port = (t.app.getHttpServer().address() as { port: number }).port;
+    const callback = tenant.providerAccount.dlrCallbackUrl.replace(/^http:\/\/localhost:\d+/, `http://127.0.0.1:${port}`);
+    sandbox.addAccount({ username: tenant.providerAccount.username, password: 'provider-secret-pw', balance: '1000000', callbackUrl: callback });
+    return tenant;
+  }
+
+  it('accepts, charges, submits and delivers a message (happy path)', async () => {
+    const { apiKey } = await tenantOnSandbox(1000);
+    const auth = { Authorization: `Bearer ${apiKey}` };
+    const sent = await t.http.post('/v1/messages').set(auth).send({ to: '+62 812-3456-7890', text: 'Halo', reference: 'r1' });
+    expect(sent.status).toBe(202);
+    expect(sent.body).toMatchObject({ to: '6281234567890', status: 'queued', segments: 1, encoding: 'GSM-7', price: 100, reference: 'r1' });
+    expect(sent.headers['ratelimit-limit']).toBe('100');
+    const done = await waitFor(
+      () => t.http.get(`/v1/messages/${sent.body.id}`).set(auth).then((r) => r.body),
+      (b) => b.status === 'delivered',
+    );
+    expect(done).toMatchObject({ status: 'delivered', providerStatusCode: 22, refunded: false });
+    expect(done.providerMessageId).toMatch(/^\d+$/);
+    const bal = await t.http.get('/v1/balance').set(auth);
+    expect(bal.body.balance).toBe(900);
+    const ledger = await t.http.get('/v1/ledger').set(auth);
+    expect(ledger.body.data[0]).toMatchObject({ kind: 'debit', amount: -100, balanceAfter: 900, messageId: sent.body.id });
+    expect(sandbox.sent().filter((s) => s.text === 'Halo' && s.msisdn === '6281234567890')).toHaveLength(1);
+  });
+
+  it('refunds exactly once when the provider reports 52 (invalid number)', async () => {
+    const { apiKey } = await tenantOnSandbox(1000);
+    const auth = { Authorization: `Bearer ${apiKey}` };
+    const sent = await t.http.post('/v1/messages').set(auth).send({ to: '6289912345678', text: 'bad number' });
+    expect(sent.status).toBe(202);
+    const done = await waitFor(
+      () => t.http.get(`/v1/messages/${sent.body.id}`).set(auth).then((r) => r.body),
+      (b) => b.status === 'failed',
+    );
+    expect(done).toMatchObject({ status: 'failed', failureReason: 'invalid_number', refunded: true, providerStatusCode: 52 });
+    expect((await t.http.get('/v1/balance').set(auth)).body.balance).toBe(1000);
+    const kinds = (await t.http.get('/v1/ledger').set(auth)).body.data.map((e: { kind: string }) => e.kind);
+    expect(kinds.filter((k: string) => k === 'refund')).toHaveLength(1);
+  });
+
+  it('120 concurrent sends against a balance for exactly 50: exactly 50 accepted, balance 0', async () => {
+    const { apiKey, tenantId } = await tenantOnSandbox(5000, 100);
+    const auth = { Authorization: `Bearer ${apiKey}` };
+    await t.http.patch(`/v1/admin/tenants/${tenantId}`).set('Authorization', `Bearer ${t.adminToken}`).send({ rateLimitPerSecond: 1000 });
+    await new Promise((r) => setTimeout(r, 1100)); // settings cache
+    const results = await Promise.all(
+      Array.from({ length: 120 }, (_, i) => t.http.post('/v1/messages').set(auth).send({ to: '081234567890', text: `race ${i}` })),
+    );
+    const codes = results.map((r) => r.status);
+    expect(codes.filter((c) => c === 202)).toHaveLength(50);
+    expect(codes.filter((c) => c === 402)).toHaveLength(70);
+    expect(results.find((r) => r.status === 402)!.body.code).toBe('insufficient_balance');
+    const [row] = await t.db.query(
+      `SELECT t.balance, (SELECT sum(amount) FROM ledger_entries WHERE tenant_id = t.id) AS total,
+              (SELECT count(*) FROM messages WHERE tenant_id = t.id) AS messages
+         FROM tenants t WHERE t.id = (SELECT tenant_id FROM api_keys WHERE prefix = $1)`,
+      [apiKey.slice(0, 12)],
+    );
+    expect(Number(row.balance)).toBe(0);
+    expect(Number(row.total)).toBe(0);
+    expect(Number(row.messages)).toBe(50);
+  });
+
+  it('Idempotency-Key: same body replays one charge, different body 422, concurrent duplicates charge once', async () => {
+    const { apiKey } = await tenantOnSandbox(10_000);
+    const auth = { Authorization: `Bearer ${apiKey}` };
+    const body = { to: '081234567890', text: 'once' };
+    const first = await t.http.post('/v1/messages').set(auth).set('Idempotency-Key', 'k-1').send(body);
+    const again = await t.http.post('/v1/messages').set(auth).set('Idempotency-Key', 'k-1').send(body);
+    expect(first.status).toBe(202);
+    expect(again.status).toBe(202);
+    expect(again.body.id).toBe(first.body.id);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    const other = await t.http.post('/v1/messages').set(auth).set('Idempotency-Key', 'k-1').send({ ...body, text: 'other' });
+    expect(other.status).toBe(422);
+    expect(other.body.code).toBe('idempotency_conflict');
+
+    const racers = await Promise.all(Array.from({ length: 20 }, () => t.http.post('/v1/messages').set(auth).set('Idempotency-Key', 'k-race').send(body)));
+    const ok = racers.filter((r) => r.status === 202);
+    const inProgress = racers.filter((r) => r.status === 409);
+    expect(ok.length + inProgress.length).toBe(20);
+    expect(new Set(ok.map((r) => r.body.id)).size).toBe(1);
+    inProgress.forEach((r) => expect(r.body.code).toBe('idempotency_in_progress'));
+    expect((await t.http.get('/v1/balance').set(auth)).body.balance).toBe(10_000 - 200);
+  });
+
+  it('batch: charged in order while the balance lasts, invalid items rejected by index', async () => {
+    const { apiKey } = await tenantOnSandbox(300, 100);
+    const auth = { Authorization: `Bearer ${apiKey}` };
+    const r = await t.http.post('/v1/messages/batch').set(auth).send({
+      messages: [
+        { to: '081234567890', text: 'a' },
+        { to: 'abc', text: 'b' },
+        { to: '081234567891', text: 'c' },
+        { to: '081234567892', text: 'd' },
+        { to: '081234567893', text: 'e' },
+      ],
+    });
+    expect(r.status).toBe(202);
+    expect(r.body.accepted.map((m: { text: string }) => m.text)).toEqual(['a', 'c', 'd']);
+    expect(r.body.rejected).toEqual([
+      { index: 1, code: 'invalid_msisdn', detail: expect.any(String) },
+      { index: 4, code: 'insufficient_balance', detail: expect.any(String) },
+    ]);
+    expect((await t.http.get('/v1/balance').set(auth)).body.balance).toBe(0);
+  });
+
+  it('preview, scheduling, cancel with refund, list filters and pagination', async () => {
+    const { apiKey } = await tenantOnSandbox(10_000, 100);
+    const auth = { Authorization: `Bearer ${apiKey}` };
+    const pv = await t.http.post('/v1/messages/preview').set(auth).send({ text: 'Привет €' });
+    expect(pv.status).toBe(200);
+    expect(pv.body).toMatchObject({ encoding: 'UCS-2', segments: 1, price: 100, characters: 8 });
+    expect(pv.body.nonGsmCharacters).toContain('П');
+
+    const past = await t.http.post('/v1/messages').set(auth).send({ to: '081234567890', text: 'x', sendAt: new Date(Date.now() - 1000).toISOString() });
+    expect(past.status).toBe(400);
+    const far = await t.http.post('/v1/messages').set(auth).send({ to: '081234567890', text: 'x', sendAt: new Date(Date.now() + 36 * 86400_000).toISOString() });
+    expect(far.status).toBe(400);
+
+    const sched = await t.http.post('/v1/messages').set(auth).send({ to: '081234567890', text: 'later', sendAt: new Date(Date.now() + 3600_000).toISOString() });
+    expect(sched.status).toBe(202);
+    expect(sched.body.status).toBe('scheduled');
+    expect((await t.http.get('/v1/balance').set(auth)).body.balance).toBe(9900);
+    const canceled = await t.http.delete(`/v1/messages/${sched.body.id}`).set(auth);
+    expect(canceled.status).toBe(200);
+    expect(canceled.body).toMatchObject({ status: 'canceled', refunded: true });
+    expect((await t.http.get('/v1/balance').set(auth)).body.balance).toBe(10_000);
+    const again = await t.http.delete(`/v1/messages/${sched.body.id}`).set(auth);
+    expect(again.status).toBe(409);
+
+    for (let i = 0; i < 5; i++) await t.http.post('/v1/messages').set(auth).send({ to: '081234567890', text: `p${i}`, reference: 'page' });
+    const p1 = await t.http.get('/v1/messages?reference=page&limit=2').set(auth);
+    expect(p1.body.data.map((m: { text: string }) => m.text)).toEqual(['p4', 'p3']);
+    const p2 = await t.http.get(`/v1/messages?reference=page&limit=2&cursor=${p1.body.nextCursor}`).set(auth);
+    expect(p2.body.data.map((m: { text: string }) => m.text)).toEqual(['p2', 'p1']);
+    const p3 = await t.http.get(`/v1/messages?reference=page&limit=2&cursor=${p2.body.nextCursor}`).set(auth);
+    expect(p3.body.data.map((m: { text: string }) => m.text)).toEqual(['p0']);
+    expect(p3.body.nextCursor).toBeNull();
+    const canceledList = await t.http.get('/v1/messages?status=canceled').set(auth);
+    expect(canceledList.body.data).toHaveLength(1);
+  });
+
+  it('bad input on send: 4xx problem+json and nothing charged', async () => {
+    const { apiKey } = await tenantOnSandbox(10_000, 100);
+    const auth = { Authorization: `Bearer ${apiKey}` };
+    const cases: [unknown, number, string][] = [
+      [{ to: '081234567890', text: '' }, 400, 'validation_failed'],
+      [{ text: 'hi' }, 400, 'validation_failed'],
+      [{ to: 'abc', text: 'hi' }, 400, 'invalid_msisdn'],
+      [{ to: '+6591234567', text: 'hi' }, 400, 'invalid_msisdn'],
+      [{ to: '081234567890', text: 'a'.repeat(10_000) }, 400, 'validation_failed'],
+      [{ to: '081234567890', text: 'a'.repeat(1600) }, 400, 'validation_failed'],
+      [{ to: '081234567890', text: 'nul\u0000byte' }, 400, 'validation_failed'],
+      [{ to: '081234567890', text: 'x', extra: 1 }, 400, 'validation_failed'],
+      [{ to: 81234567890, text: 'x' }, 400, 'validation_failed'],
+      [[{ to: '081234567890', text: 'x' }], 400, 'validation_failed'],
+    ];
+    for (const [body, status, code] of cases) {
+      const r = await t.http.post('/v1/messages').set(auth).send(body as object);
+      expect({ body, status: r.status, code: r.body.code }).toEqual({ body, status, code });
+      expect(r.headers['content-type']).toMatch(/problem\+json/);
+    }
+    const big = await t.http.post('/v1/messages').set(auth).set('Content-Type', 'application/json').send(`{"to":"081234567890","text":"${'a'.repeat(20 * 1024 * 1024)}"}`);
+    expect(big.status).toBe(413);
+    expect(big.body.code).toBe('payload_too_large');
+    const tooMany = await t.http.post('/v1/messages/batch').set(auth).send({ messages: Array.from({ length: 1001 }, () => ({ to: '081234567890', text: 'x' })) });
+    expect(tooMany.status).toBe(400);
+    const empty = await t.http.post('/v1/messages/batch').set(auth).send({ messages: [] });
+    expect(empty.status).toBe(400);
+    expect((await t.http.get('/v1/balance').set(auth)).body.balance).toBe(10_000);
+    expect((await t.http.get('/v1/messages').set(auth)).body.data).toHaveLength(0);
+  });
+
+  it('suspended tenant: 403 tenant_suspended; reads keep working', async () => {
+    const { apiKey, tenantId } = await tenantOnSandbox(1000);
+    await t.http.patch(`/v1/admin/tenants/${tenantId}`).set('Authorization', `Bearer ${t.adminToken}`).send({ status: 'suspended' });
+    const r = await t.http.post('/v1/messages').set('Authorization', `Bearer ${apiKey}`).send({ to: '081234567890', text: 'x' });
+    expect(r.status).toBe(403);
+    expect(r.body.code).toBe('tenant_suspended');
+    expect((await t.http.get('/v1/balance').set('Authorization', `Bearer ${apiKey}`)).body.balance).toBe(1000);
+  });
+
+  it('balance_expired during grace: balance kept, sends refused', async () => {
+    const { apiKey } = await tenantOnSandbox(1000);
+    const auth = { Authorization: `Bearer ${apiKey}` };
+    t.clock.advance(100 * 86400_000);
+    try {
+      const r = await t.http.post('/v1/messages').set(auth).send({ to: '081234567890', text: 'x' });
+      expect(r.status).toBe(402);
+      expect(r.body.code).toBe('balance_expired');
+      expect((await t.http.get('/v1/balance').set(auth)).body).toMatchObject({ balance: 1000, state: 'grace' });
+    } finally {
+      t.clock.reset();
+    }
+  });
+
+  it('dispatcher exists and drains', () => {
+    expect(t.app.get(DispatcherService).options.loops).toBeGreaterThan(0);
+  });
+});

@@ -19,5 +19,6 @@ module.exports = {
     ],
   },
   globalSetup: '<rootDir>/test/support/global-setup.cjs',
+  globalTeardown: '<rootDir>/test/support/global-teardown.cjs',
   testTimeout: 30000,
 };

@@ -4,11 +4,11 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/gerbang_test}"
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund || exit 1
+  npm ci --no-audit --no-fund || { echo "0 passed, 1 failed"; exit 1; }   # its `prepare` step builds
+else
+  npx nest build || { echo "0 passed, 1 failed"; exit 1; }
 fi
-npx nest build || exit 1
 
 report=$(mktemp)
 node --experimental-vm-modules node_modules/jest/bin/jest.js --runInBand --json --outputFile="$report" "$@"

@@ -24,7 +24,6 @@ const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 type Signal = (typeof SIGNALS)[number];
 
 async function main(): Promise<void> {
-  const started = Date.now();
   let config: AppConfig;
   try {
     config = loadConfig();
@@ -107,7 +106,7 @@ async function main(): Promise<void> {
       url: base,
       docs: `${base}/docs`,
       database: embedded ? 'embedded' : 'external',
-      startupMs: Date.now() - started,
+      startupMs: Math.round(process.uptime() * 1000), // since the process began, module loading included
     });
     for (const line of sandboxBanner) process.stdout.write(line + '\n');
   };

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { JwtService } from '@nestjs/jwt';
 import { DataSource, Repository } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../config/config';
@@ -15,7 +15,7 @@ export interface JwtPayload {
 }
 
 @Injectable()
-export class AuthService {
+export class AuthService implements OnApplicationBootstrap {
   private readonly logger = new Logger(AuthService.name);
   private readonly users: Repository<AdminUser>;
 
@@ -25,6 +25,11 @@ export class AuthService {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     this.users = dataSource.getRepository(AdminUser);
+  }
+
+  /** ADMIN_EMAIL / ADMIN_PASSWORD: on start, create that admin if no admin exists. */
+  async onApplicationBootstrap(): Promise<void> {
+    await this.bootstrapAdmin(this.config.adminEmail, this.config.adminPassword);
   }
 
   async login(email: string, password: string): Promise<TokenDto> {

@@ -1,6 +1,6 @@
 import { ArgumentMetadata, Injectable, ValidationError, ValidationPipe } from '@nestjs/common';
 import { applyDecorators } from '@nestjs/common';
-import { IsInt, IsString, Matches, Max, MaxLength, Min, MinLength } from 'class-validator';
+import { IsInt, IsString, Matches, Max, MaxLength, Min, MinLength, NotEquals } from 'class-validator';
 import { FieldError, Problem } from './problem';
 
 /** Largest integer amount the API accepts for money: Number.MAX_SAFE_INTEGER (2^53 - 1). */
@@ -57,7 +57,10 @@ function isDtoClass(t: unknown): boolean {
 /** A positive integer amount of money in the tenant's currency unit, at most 2^53 - 1. */
 export function IsAmount(opts: { allowZero?: boolean; signed?: boolean } = {}) {
   const min = opts.signed ? -MAX_AMOUNT : opts.allowZero ? 0 : 1;
-  return applyDecorators(IsInt({ message: '$property must be an integer' }), Min(min), Max(MAX_AMOUNT));
+  const rules = [IsInt({ message: '$property must be an integer' }), Min(min), Max(MAX_AMOUNT)];
+  // A signed amount (an adjustment) of zero moves nothing: refuse it here so the error names the field.
+  if (opts.signed && !opts.allowZero) rules.push(NotEquals(0, { message: '$property must not be zero' }));
+  return applyDecorators(...rules);
 }
 
 /** A non-empty, trimmed-length-checked name. */

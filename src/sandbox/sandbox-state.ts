@@ -129,8 +129,15 @@ export interface InboxMessage {
   receivedAt: Date;
 }
 
+const graceCache = new WeakMap<SandboxAccount, { validUntil: number; graceUntil: Date }>();
+
+/** validUntil + 1 month (Jakarta calendar); memoised, as it is read on every send. */
 export function graceUntil(account: SandboxAccount): Date {
-  return addMonths(account.validUntil, GRACE_MONTHS);
+  const cached = graceCache.get(account);
+  if (cached && cached.validUntil === account.validUntil.getTime()) return cached.graceUntil;
+  const value = addMonths(account.validUntil, GRACE_MONTHS);
+  graceCache.set(account, { validUntil: account.validUntil.getTime(), graceUntil: value });
+  return value;
 }
 
 export class SandboxLedger {

@@ -32,6 +32,10 @@ export class TenantsService {
 
   async list(limit: number, cursor?: string): Promise<Page<TenantDto>> {
     const after = decodeCursor<{ id: string }>(cursor, ['id']);
+    // A forged cursor must not reach PostgreSQL as a non-uuid (that would be a 500).
+    if (after && (typeof after.id !== 'string' || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(after.id))) {
+      throw new Problem('validation_failed', 'cursor is not valid', [{ field: 'cursor', message: 'cursor is not valid' }]);
+    }
     const qb = this.repo.createQueryBuilder('t').orderBy('t.id', 'DESC').limit(limit + 1);
     if (after) qb.where('t.id < :id', { id: after.id });
     const rows = await qb.getMany();

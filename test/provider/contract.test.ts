@@ -295,7 +295,7 @@ describe('report', () => {
   it('unknown id: none; a non-numeric id is refused before any request', async () => {
     const c = client();
     expect(await c.report('999')).toEqual({ kind: 'none', raw: '' });
-    await expect(c.report('1&password=x')).rejects.toMatchObject({ code: 'invalid_config' });
+    await expect(c.report('1&password=x')).rejects.toMatchObject({ code: 'invalid_argument' });
   });
 });
 

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { inspect } from 'node:util';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { register } from 'prom-client';
 import { HttpProviderClient } from '../../src/provider/client/http-provider-client';
 import type { ProviderAccountConfig } from '../../src/provider/client/provider-client';
@@ -21,7 +21,7 @@ const VARIANTS = [SECRET, encodeURIComponent(SECRET), new URLSearchParams({ p: S
 
 let sandbox: SandboxHandle;
 let logLines: string[];
-let logger: ReturnType<typeof pino>;
+let logger: Logger;
 
 beforeAll(async () => {
   // The sandbox account's real password differs: every authenticated call fails ("wrong credentials").

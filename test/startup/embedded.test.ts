@@ -7,7 +7,7 @@
  * The measured times (spawn → /health/ready 200) are printed; the issue's bar is 20 s.
  */
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -146,10 +146,11 @@ class Gateway {
     readonly dataDir: string,
     readonly port: number,
     runAs: RunAs,
+    extraEnv: Record<string, string> = {},
   ) {
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const k of ['DATABASE_URL', 'JWT_SECRET', 'ENCRYPTION_KEY', 'ADMIN_EMAIL', 'ADMIN_PASSWORD', 'PUBLIC_BASE_URL', 'EMBEDDED_PG_PORT']) delete env[k];
-    Object.assign(env, { NODE_ENV: 'development', LOG_LEVEL: 'info', DATA_DIR: dataDir, PORT: String(port), SANDBOX });
+    Object.assign(env, { NODE_ENV: 'development', LOG_LEVEL: 'info', DATA_DIR: dataDir, PORT: String(port), SANDBOX }, extraEnv);
     const [cmd, args] = runAs.user ? ['setpriv', [...setprivArgs(runAs.user), process.execPath, MAIN]] : [process.execPath, [MAIN]];
     this.proc = spawn(cmd, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout!.on('data', (c: Buffer) => (this.out += c.toString()));
@@ -199,8 +200,9 @@ class Gateway {
 
   async stop(signal: NodeJS.Signals, withinMs = 20_000) {
     this.proc.kill(signal);
-    const timer = sleep(withinMs).then(() => 'timeout' as const);
-    const result = await Promise.race([this.exited, timer]);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((done) => (timer = setTimeout(() => done('timeout'), withinMs)));
+    const result = await Promise.race([this.exited, timeout]).finally(() => clearTimeout(timer));
     if (result === 'timeout') {
       this.proc.kill('SIGKILL');
       throw new Error(`the gateway did not exit within ${withinMs} ms after ${signal}:\n${this.out}`);
@@ -210,8 +212,8 @@ class Gateway {
 }
 
 const running = new Set<Gateway>();
-async function start(dataDir: string, runAs: RunAs): Promise<Gateway> {
-  const gateway = new Gateway(dataDir, await freePort(), runAs);
+async function start(dataDir: string, runAs: RunAs, extraEnv: Record<string, string> = {}): Promise<Gateway> {
+  const gateway = new Gateway(dataDir, await freePort(), runAs, extraEnv);
   running.add(gateway);
   void gateway.exited.then(() => running.delete(gateway));
   return gateway;
@@ -305,4 +307,39 @@ describe.each(scenarios)('embedded PostgreSQL, as $label', (runAs) => {
     expect(postmastersOn(join(dataDir, 'pg'))).toEqual([second.postmasterPid()]);
     await expectCleanStop(second);
   }, 90_000);
+
+  it('a postmaster.pid naming a live process that is not PostgreSQL (pid reuse after a reboot) is removed', async () => {
+    // PostgreSQL itself refuses such a file ("lock file already exists … Is another postmaster running?").
+    const unrelated = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      const pidFile = join(dataDir, 'pg', 'postmaster.pid');
+      writeFileSync(pidFile, `${unrelated.pid}\n${join(dataDir, 'pg')}\n1700000000\n54329\n\n127.0.0.1\n  1234   5678\nready\n`);
+      const owner = statSync(join(dataDir, 'pg'));
+      chownSync(pidFile, owner.uid, owner.gid);
+
+      const g = await start(dataDir, runAs);
+      await expectHealthy(g, `${runAs.label}, start over a stale postmaster.pid`);
+      expect(g.output()).toMatch(/removing a stale postmaster\.pid/);
+      expect(alive(unrelated.pid!)).toBe(true); // not signalled
+      await expectCleanStop(g);
+    } finally {
+      unrelated.kill('SIGKILL');
+    }
+  }, 60_000);
+
+  it('EMBEDDED_PG_PORT taken by another program: PostgreSQL moves to a free port', async () => {
+    const squatter = createServer();
+    const taken = await new Promise<number>((done) => squatter.listen(0, '127.0.0.1', () => done((squatter.address() as { port: number }).port)));
+    try {
+      const g = await start(dataDir, runAs, { EMBEDDED_PG_PORT: String(taken) });
+      await expectHealthy(g, `${runAs.label}, restart with EMBEDDED_PG_PORT taken`);
+      expect(g.output()).toContain(`port ${taken} is taken`);
+      const used = Number(g.line('embedded PostgreSQL started')?.port);
+      expect(used).toBeGreaterThan(0);
+      expect(used).not.toBe(taken);
+      await expectCleanStop(g);
+    } finally {
+      squatter.close();
+    }
+  }, 60_000);
 });

@@ -1,9 +1,37 @@
-// Creates a fresh test database once per jest run. Migrations are applied by the app itself
-// (the same code path as production), the first time a test boots it.
+// Prepares the test database once per jest run. Migrations are applied by the app itself (the same
+// code path as production) the first time a test boots it.
+// TEST_DATABASE_URL, else PostgreSQL on 127.0.0.1:5432 if it answers, else an embedded PostgreSQL
+// under .data/test-pg (so `npm test` needs nothing but Node on a fresh machine).
 const { Client } = require('pg');
+const path = require('node:path');
+
+async function reachable(url) {
+  const c = new Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+  try {
+    await c.connect();
+    await c.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 module.exports = async function globalSetup() {
-  const url = new URL(process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/gerbang_test');
+  let base = process.env.TEST_DATABASE_URL;
+  if (!base) {
+    const local = 'postgres://postgres@127.0.0.1:5432/gerbang_test';
+    const adminUrl = 'postgres://postgres@127.0.0.1:5432/postgres';
+    if (await reachable(adminUrl)) base = local;
+    else {
+      const { startEmbeddedPostgres } = await import('../../dist/src/database/embedded.js');
+      const db = await startEmbeddedPostgres(path.join(__dirname, '../../.data/test-pg'), (m) => console.log(m));
+      globalThis.__GERBANG_EMBEDDED_PG__ = db;
+      const u = new URL(db.url);
+      u.pathname = '/gerbang_test';
+      base = u.toString();
+    }
+  }
+  const url = new URL(base);
   const dbName = url.pathname.slice(1);
   process.env.TEST_DATABASE_URL = url.toString();
   const admin = new URL(url.toString());

@@ -173,26 +173,40 @@ export class HttpProviderClient implements ProviderClient {
 
     // Open and not yet due for a probe, or a probe in flight: hold without taking an admission slot.
     const state = this.breaker.state;
-    if (state === CircuitState.HalfOpen) return { kind: 'unavailable', reason: 'circuit half-open: a probe send is in flight', retryAfterMs: 1_000 };
-    if (state === CircuitState.Open || state === CircuitState.Isolated) {
-      const retryAfterMs = this.breakerOpenedAt + this.opts.breakerHalfOpenAfterMs - Date.now();
-      if (retryAfterMs > 0 || state === CircuitState.Isolated) return { kind: 'unavailable', reason: 'circuit open after repeated transport failures', retryAfterMs: Math.max(retryAfterMs, 1_000) };
+    if (state === CircuitState.HalfOpen) return this.heldByBreaker('circuit half-open: a probe send is in flight');
+    if ((state === CircuitState.Open && this.msUntilProbe() > 0) || state === CircuitState.Isolated) {
+      return this.heldByBreaker('circuit open after repeated transport failures');
     }
 
     const admission = await this.gate.acquire();
     if (!admission.admitted) return { kind: 'unavailable', reason: admission.reason, retryAfterMs: admission.retryAfterMs };
+    let exchange: Exchange | undefined;
     try {
       const request = this.sendRequest(msisdn, text);
-      return await this.breaker.execute(async () => classifySendExchange(await this.exchange('send', request, this.opts.totalTimeoutMs, this.opts.maxResponseBytes)));
+      return await this.breaker.execute(async () => {
+        exchange = await this.exchange('send', request, this.opts.totalTimeoutMs, this.opts.maxResponseBytes);
+        return classifySendExchange(exchange);
+      });
     } catch (err) {
-      if (err instanceof BrokenCircuitError) {
-        return { kind: 'unavailable', reason: 'circuit open after repeated transport failures', retryAfterMs: Math.max(1_000, this.breakerOpenedAt + this.opts.breakerHalfOpenAfterMs - Date.now()) };
-      }
-      // performExchange never rejects; anything here is a bug before dispatch, so nothing was written.
-      return { kind: 'notSent', reason: `client error before sending: ${err instanceof Error ? err.message : String(err)}` };
+      if (err instanceof BrokenCircuitError) return this.heldByBreaker('circuit open after repeated transport failures');
+      // performExchange never rejects, so this is a bug; still classify by what reached the socket.
+      const written = exchange !== undefined && (exchange.type === 'response' || exchange.written);
+      const reason = `client error ${written ? 'after' : 'before'} the request was written: ${err instanceof Error ? err.message : String(err)}`;
+      return written ? { kind: 'uncertain', reason } : { kind: 'notSent', reason };
     } finally {
       admission.release();
     }
+  }
+
+  private msUntilProbe(): number {
+    return this.breakerOpenedAt + this.opts.breakerHalfOpenAfterMs - Date.now();
+  }
+
+  private heldByBreaker(reason: string): SendOutcome {
+    const halfOpen = this.breaker.state === CircuitState.HalfOpen;
+    // Half-open: the probe decides within one total timeout at most; come back soon, not at once.
+    const retryAfterMs = halfOpen ? Math.min(1_000, this.opts.breakerHalfOpenAfterMs) : Math.max(100, this.msUntilProbe());
+    return { kind: 'unavailable', reason, retryAfterMs };
   }
 
   private sendRequest(msisdn: string, text: string): ExchangeRequest {
@@ -211,7 +225,7 @@ export class HttpProviderClient implements ProviderClient {
   async report(providerMessageId: string): Promise<ReportResult> {
     // The id goes into a URL: only an id as the provider issues it (digits) is accepted.
     if (!/^[0-9]{1,30}$/.test(providerMessageId)) {
-      throw new ProviderError('invalid_config', 'provider message id must be digits', this.accountId, 'report');
+      throw new ProviderError('invalid_argument', 'provider message id must be digits', this.accountId, 'report');
     }
     // The provider documents report.php with `rpt` only (no credentials), so none are sent.
     const res = await this.request('report', { method: 'GET', path: `${this.basePath}/report.php?rpt=${providerMessageId}`, headers: this.headers() });

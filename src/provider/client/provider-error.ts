@@ -17,8 +17,10 @@ export type ProviderErrorCode =
   | 'response_too_large'
   /** `close()` was called on the client. */
   | 'client_closed'
-  /** Bad account configuration or argument (no secret is echoed). */
-  | 'invalid_config';
+  /** Bad account configuration (no part of it is echoed). */
+  | 'invalid_config'
+  /** An argument the provider cannot take (e.g. a non-numeric message id); nothing was sent. */
+  | 'invalid_argument';
 
 export class ProviderError extends Error {
   override readonly name = 'ProviderError';

@@ -1,0 +1,210 @@
+/**
+ * `npm run bench`: the messaging benchmark of issue 4, on this machine, end to end over HTTP.
+ *
+ * Processes: the gateway (dist/src/main.js) on a real PostgreSQL with synchronous_commit=on,
+ * the sandbox provider (dist/src/sandbox/main.js) answering at once, and this load driver
+ * (autocannon). One tenant. Phases:
+ *   1. single POST /v1/messages, 50 connections      → accepted/s, p50/p99
+ *   2. POST /v1/messages/batch (1,000 items), 4 conns → messages accepted/s
+ *   3. drain: restart the gateway with its dispatcher on, measure messages submitted/s
+ * Phases 1-2 run with the dispatcher off so each number measures one thing. Gateway RSS is
+ * sampled throughout. Prints a summary and writes bench/results/<time>.json.
+ *
+ * Env: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/gerbang_bench, recreated),
+ * BENCH_SECONDS (default 15 per load phase).
+ */
+import autocannon from 'autocannon';
+import { ChildProcess, spawn, execSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Client } from 'pg';
+
+const ROOT = process.cwd();
+const DB_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/gerbang_bench';
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
+const GW_PORT = 3900;
+const SB_PORT = 9900;
+const ADMIN = { email: 'bench@gerbang.local', password: 'bench-password-123' };
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function recreateDb(): Promise<void> {
+  const url = new URL(DB_URL);
+  const name = url.pathname.slice(1);
+  url.pathname = '/postgres';
+  const c = new Client({ connectionString: url.toString() });
+  await c.connect();
+  await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  await c.query(`CREATE DATABASE "${name}"`);
+  const sc = await c.query(`SHOW synchronous_commit`);
+  await c.end();
+  if (sc.rows[0].synchronous_commit !== 'on') throw new Error('the benchmark needs synchronous_commit=on');
+}
+
+function startProcess(script: string, env: Record<string, string>): ChildProcess {
+  const child = spawn(process.execPath, [join(ROOT, script)], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.on('data', () => undefined);
+  child.stderr!.on('data', (d: Buffer) => process.stderr.write(`[${script}] ${d}`));
+  return child;
+}
+
+async function waitHttp(url: string, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    try {
+      const r = await fetch(url);
+      if (r.ok) return;
+    } catch {
+      /* not yet */
+    }
+    await sleep(100);
+  }
+  throw new Error(`${url} did not come up`);
+}
+
+function rssMb(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+async function api(path: string, init: RequestInit & { token?: string } = {}): Promise<any> {
+  const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+  if (init.token) headers.Authorization = `Bearer ${init.token}`;
+  const r = await fetch(`http://127.0.0.1:${GW_PORT}${path}`, { ...init, headers });
+  const body = await r.json();
+  if (!r.ok) throw new Error(`${path}: ${r.status} ${JSON.stringify(body)}`);
+  return body;
+}
+
+function gatewayEnv(dispatcher: boolean): Record<string, string> {
+  return {
+    DATABASE_URL: DB_URL,
+    PORT: String(GW_PORT),
+    HOST: '127.0.0.1',
+    SANDBOX: 'false',
+    NODE_ENV: 'production',
+    JWT_SECRET: 'bench-jwt-secret-bench-jwt-secret-0123456789',
+    ENCRYPTION_KEY: Buffer.alloc(32, 7).toString('base64'),
+    ADMIN_EMAIL: ADMIN.email,
+    ADMIN_PASSWORD: ADMIN.password,
+    LOG_LEVEL: 'warn',
+    DISPATCHER: dispatcher ? 'true' : 'false',
+    PROVIDER_SEND_RATE_PER_SECOND: '0',
+    PROVIDER_MAX_IN_FLIGHT: '50',
+    DB_POOL_SIZE: '20',
+  };
+}
+
+async function run(): Promise<void> {
+  const commit = (() => {
+    try {
+      return execSync('git rev-parse --short HEAD', { cwd: ROOT }).toString().trim();
+    } catch {
+      return 'unknown';
+    }
+  })();
+  await recreateDb();
+  const sandbox = startProcess('dist/src/sandbox/main.js', {
+    SANDBOX_PORT: String(SB_PORT),
+    SANDBOX_ACCOUNTS: 'bench:bench-pass:100000000000',
+    SANDBOX_KNOBS: JSON.stringify({ latencyMs: [0, 0], dlrDelayMs: [0, 0] }),
+    LOG_LEVEL: 'warn',
+  });
+  let gateway = startProcess('dist/src/main.js', gatewayEnv(false));
+  const rss: number[] = [];
+  const sampler = setInterval(() => gateway.pid && rss.push(rssMb(gateway.pid)), 250);
+  try {
+    await waitHttp(`http://127.0.0.1:${GW_PORT}/health/ready`);
+    await waitHttp(`http://127.0.0.1:${SB_PORT}/_sandbox/knobs`);
+
+    const { accessToken } = await api('/v1/auth/login', { method: 'POST', body: JSON.stringify(ADMIN) });
+    const pac = await api('/v1/admin/provider-accounts', {
+      method: 'POST', token: accessToken,
+      body: JSON.stringify({ name: 'bench', baseUrl: `http://127.0.0.1:${SB_PORT}/masking`, username: 'bench', password: 'bench-pass' }),
+    });
+    await fetch(`http://127.0.0.1:${SB_PORT}/_sandbox/accounts`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ username: 'bench', password: 'bench-pass', balance: '100000000000', callbackUrl: pac.dlrCallbackUrl.replace(/localhost:\d+/, `127.0.0.1:${GW_PORT}`) }),
+    });
+    const tenant = await api('/v1/admin/tenants', {
+      method: 'POST', token: accessToken,
+      body: JSON.stringify({ name: 'bench tenant', providerAccountId: pac.id, pricePerSegment: 1, rateLimitPerSecond: 100000 }),
+    });
+    await api(`/v1/admin/tenants/${tenant.id}/topups`, { method: 'POST', token: accessToken, body: JSON.stringify({ amount: 1_000_000_000 }) });
+    const { key } = await api(`/v1/admin/tenants/${tenant.id}/api-keys`, { method: 'POST', token: accessToken, body: JSON.stringify({ name: 'bench' }) });
+
+    const auth = { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' };
+    // Warm-up (JIT, pool, caches), not counted.
+    await autocannon({ url: `http://127.0.0.1:${GW_PORT}/v1/messages`, method: 'POST', headers: auth, connections: 50, duration: 3,
+      body: JSON.stringify({ to: '081234567890', text: 'warm-up' }) });
+
+    const single = await autocannon({
+      url: `http://127.0.0.1:${GW_PORT}/v1/messages`, method: 'POST', headers: auth, connections: 50, duration: SECONDS,
+      body: JSON.stringify({ to: '081234567890', text: 'Benchmark message: your OTP is 123456' }),
+    });
+    const singleAccepted = single['2xx'];
+    const batchBody = JSON.stringify({ messages: Array.from({ length: 1000 }, (_, i) => ({ to: `0812345${String(i).padStart(5, '0')}`, text: `Batch message ${i}` })) });
+    const batch = await autocannon({
+      url: `http://127.0.0.1:${GW_PORT}/v1/messages/batch`, method: 'POST', headers: auth, connections: 4, duration: SECONDS, body: batchBody,
+    });
+    const batchMessages = batch['2xx'] * 1000;
+
+    // Drain: the same database, a gateway with its dispatcher on.
+    const db = new Client({ connectionString: DB_URL });
+    await db.connect();
+    const backlog = Number((await db.query(`SELECT count(*) FROM messages WHERE status = 'queued'`)).rows[0].count);
+    gateway.kill('SIGTERM');
+    await new Promise((r) => gateway.once('exit', r));
+    gateway = startProcess('dist/src/main.js', gatewayEnv(true));
+    await waitHttp(`http://127.0.0.1:${GW_PORT}/health/ready`);
+    const drainStart = Date.now();
+    let left = backlog;
+    const drainLimitMs = 120_000;
+    const queuedCount = async () => Number((await db.query(`SELECT count(*) FROM messages WHERE status IN ('queued', 'submitting')`)).rows[0].count);
+    while (Date.now() - drainStart < drainLimitMs) {
+      left = await queuedCount();
+      if (left === 0) break;
+      await sleep(200);
+    }
+    const drainSeconds = (Date.now() - drainStart) / 1000;
+    const outcome = (await db.query(`SELECT status, count(*)::int AS n FROM messages GROUP BY status ORDER BY status`)).rows;
+    await db.end();
+
+    const result = {
+      commit,
+      at: new Date().toISOString(),
+      machine: { cores: (await import('node:os')).cpus().length, node: process.version },
+      single: {
+        connections: 50, seconds: SECONDS, acceptedPerSec: Math.round(singleAccepted / SECONDS),
+        p50ms: single.latency.p50, p99ms: single.latency.p99, non2xx: single.non2xx, errors: single.errors,
+      },
+      batch: { connections: 4, itemsPerRequest: 1000, seconds: SECONDS, messagesPerSec: Math.round(batchMessages / SECONDS), p99ms: batch.latency.p99, non2xx: batch.non2xx },
+      drain: { backlog, seconds: drainSeconds, submittedPerSec: Math.round((backlog - left) / drainSeconds), left, statuses: outcome },
+      gatewayRssMbMax: Math.round(Math.max(...rss)),
+    };
+    console.log(JSON.stringify(result, null, 2));
+    console.log(
+      `\naccepted/s ${result.single.acceptedPerSec} (p50 ${result.single.p50ms} ms, p99 ${result.single.p99ms} ms) | ` +
+        `batch msgs/s ${result.batch.messagesPerSec} | submitted/s ${result.drain.submittedPerSec} | RSS max ${result.gatewayRssMbMax} MB`,
+    );
+    mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
+    writeFileSync(join(ROOT, 'bench/results', `${result.at.replace(/[:.]/g, '-')}.json`), JSON.stringify(result, null, 2));
+  } finally {
+    clearInterval(sampler);
+    gateway.kill('SIGTERM');
+    sandbox.kill('SIGTERM');
+  }
+}
+
+run().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

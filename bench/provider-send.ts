@@ -5,7 +5,8 @@
  *   npx nest build && node dist/bench/provider-send.js [durationMs] [inFlight]
  *   (or without a build: TS_NODE_TRANSPILE_ONLY=1 node -r ts-node/register bench/provider-send.ts)
  *
- * Prints sends/s, latency percentiles and outcome counts, and checks that the sandbox took exactly
+ * Prints sends/s, CPU per send (client and sandbox share the process, so sends per CPU-second is
+ * the figure that does not depend on what else the machine runs), latency percentiles, outcome counts, and checks that the sandbox took exactly
  * as many messages as were accepted (no duplicates, none lost). Not a test: numbers depend on the box.
  */
 import { HttpProviderClient } from '../src/provider/client/http-provider-client';
@@ -28,6 +29,7 @@ async function main(): Promise<void> {
   await Promise.all(Array.from({ length: inFlight }, () => client.send('6281234567890', 'warm-up')));
   sandbox.reset();
 
+  const cpuBefore = process.cpuUsage();
   const started = performance.now();
   const deadline = started + durationMs;
   await Promise.all(
@@ -41,6 +43,9 @@ async function main(): Promise<void> {
     }),
   );
   const elapsedS = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  // CPU seconds used by client + sandbox together (same process): a load-independent cost figure.
+  const cpuS = (cpu.user + cpu.system) / 1e6;
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))].toFixed(2);
   const accepted = outcomes.get('accepted') ?? 0;
@@ -56,6 +61,8 @@ async function main(): Promise<void> {
         seconds: Number(elapsedS.toFixed(2)),
         sends: latencies.length,
         sendsPerSecond: Math.round(latencies.length / elapsedS),
+        cpuMsPerSend: Number(((cpuS * 1000) / latencies.length).toFixed(3)),
+        sendsPerCpuSecond: Math.round(latencies.length / cpuS),
         latencyMs: { p50: Number(pct(0.5)), p90: Number(pct(0.9)), p99: Number(pct(0.99)), max: Number(latencies.at(-1)!.toFixed(2)) },
         outcomes: Object.fromEntries(outcomes),
         sandboxTook: taken,

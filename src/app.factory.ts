@@ -53,7 +53,6 @@ export async function createApp(config: AppConfig & { databaseUrl: string }, opt
   app.useBodyParser('urlencoded', { limit: '64kb', extended: false });
   app.useGlobalPipes(new AppValidationPipe());
   app.useGlobalFilters(new ProblemFilter());
-  app.enableShutdownHooks();
 
   const document = buildOpenApi(app);
   SwaggerModule.setup('docs', app, document, {

@@ -8,7 +8,7 @@ import { APP_CONFIG, AppConfig } from '../config/config';
 import { SendOutcome } from '../provider/client';
 import { AcceptService } from './accept.service';
 import { DeliveryReportsService, lockReportKeys } from './delivery-reports.service';
-import { ProviderClients } from './provider-clients.service';
+import { ProviderClients } from '../provider/provider-clients.service';
 
 interface Claimed {
   id: string;

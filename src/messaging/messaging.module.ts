@@ -8,7 +8,6 @@ import { DlrController } from './dlr.controller';
 import { IdempotencyService } from './idempotency.service';
 import { MessagesController } from './messages.controller';
 import { MessagesService } from './messages.service';
-import { ProviderClients } from './provider-clients.service';
 import { TenantRateLimitGuard } from './rate-limit';
 import { TenantSettingsCache } from './tenant-settings.cache';
 
@@ -17,8 +16,8 @@ import { TenantSettingsCache } from './tenant-settings.cache';
   controllers: [MessagesController, DlrController],
   providers: [
     AcceptService, MessagesService, IdempotencyService, TenantSettingsCache, TenantRateLimitGuard,
-    DispatcherService, ProviderClients, DeliveryReportsService,
+    DispatcherService, DeliveryReportsService,
   ],
-  exports: [DispatcherService, AcceptService, ProviderClients],
+  exports: [DispatcherService, AcceptService],
 })
 export class MessagingModule {}

@@ -1,4 +1,4 @@
-import { IsIn, IsOptional, IsString, IsUrl, MaxLength, MinLength } from 'class-validator';
+import { IsIn, IsOptional, IsString, IsUrl, Matches, MaxLength, MinLength } from 'class-validator';
 import { IsName } from '../common/validation';
 
 const URL_OPTS = { protocols: ['http', 'https'], require_protocol: true, require_tld: false, require_host: true };
@@ -80,4 +80,42 @@ export class ProviderAccountDto {
   lastBalanceCheckedAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
+}
+
+export class ProviderBalanceDto {
+  /** What `balance.php` answered just now, or null when the call failed (see `error`). */
+  live: { balance: string; expiresAt: Date } | null;
+  /** Why the live call failed (no credentials in it). */
+  error?: string;
+  /** The last balance successfully read (a decimal string, as the provider reports it). */
+  lastBalance: string | null;
+  lastBalanceExpiresAt: Date | null;
+  lastBalanceCheckedAt: Date | null;
+}
+
+export class ProviderReportQueryDto {
+  /** First day, `YYYY-MM-DD` (Asia/Jakarta). */
+  @Matches(/^\d{4}-\d{2}-\d{2}$/, { message: 'start must be YYYY-MM-DD' })
+  start: string;
+
+  /** Last day, inclusive, `YYYY-MM-DD` (Asia/Jakarta); at most 31 days after start. */
+  @Matches(/^\d{4}-\d{2}-\d{2}$/, { message: 'end must be YYYY-MM-DD' })
+  end: string;
+}
+
+export class ProviderReportDto {
+  start: string;
+  end: string;
+  /** The provider file's header row. */
+  header: string[];
+  /** Rows in the provider's file. */
+  providerRows: number;
+  /** Provider rows whose id matches a message of ours on this account. */
+  matched: number;
+  /** Ids in the provider's file that we have no message for (first 100). */
+  unknownToGateway: string[];
+  /** Our messages submitted through this account in the range that the provider's file does not list (first 100, `msg_…`). */
+  missingAtProvider: string[];
+  /** The provider's rows as parsed (first 500). */
+  rows: Array<Record<string, string>>;
 }

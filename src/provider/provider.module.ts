@@ -1,10 +1,12 @@
 import { Module } from '@nestjs/common';
 import { ProviderAccountsController } from './provider-accounts.controller';
 import { ProviderAccountsService } from './provider-accounts.service';
+import { ProviderClients } from './provider-clients.service';
+import { ProviderReportsService } from './provider-reports.service';
 
 @Module({
   controllers: [ProviderAccountsController],
-  providers: [ProviderAccountsService],
-  exports: [ProviderAccountsService],
+  providers: [ProviderAccountsService, ProviderClients, ProviderReportsService],
+  exports: [ProviderAccountsService, ProviderClients],
 })
 export class ProviderModule {}

@@ -226,6 +226,63 @@ describe('messaging against the sandbox provider', () => {
     }
   });
 
+  it('admin: live provider balance and the provider report reconciled against our messages', async () => {
+    const { apiKey, providerAccountId } = await tenantOnSandbox(1000);
+    const admin = { Authorization: `Bearer ${t.adminToken}` };
+    const bal = await t.http.get(`/v1/admin/provider-accounts/${providerAccountId}/balance`).set(admin);
+    expect(bal.status).toBe(200);
+    expect(bal.body.live.balance).toBe('1000000');
+    expect(bal.body.lastBalance).toBe('1000000');
+    expect(JSON.stringify(bal.body)).not.toContain('provider-secret-pw');
+
+    const sent = await t.http.post('/v1/messages').set('Authorization', `Bearer ${apiKey}`).send({ to: '081234567890', text: 'report me' });
+    const done = await waitFor(
+      () => t.http.get(`/v1/messages/${sent.body.id}`).set('Authorization', `Bearer ${apiKey}`).then((r) => r.body),
+      (b) => b.status === 'delivered',
+    );
+    const day = new Date().toISOString().slice(0, 10);
+    const rep = await t.http.get(`/v1/admin/provider-accounts/${providerAccountId}/report?start=${day}&end=${day}`).set(admin);
+    expect(rep.status).toBe(200);
+    expect(rep.body.providerRows).toBeGreaterThanOrEqual(1);
+    expect(rep.body.matched).toBeGreaterThanOrEqual(1);
+    expect(rep.body.missingAtProvider).not.toContain(done.id);
+    const bad = await t.http.get(`/v1/admin/provider-accounts/${providerAccountId}/report?start=2026-13-01&end=x`).set(admin);
+    expect(bad.status).toBe(400);
+  });
+
+  it('a scheduled message is released at sendAt (clock moved) and then submitted', async () => {
+    const { apiKey } = await tenantOnSandbox(1000);
+    const auth = { Authorization: `Bearer ${apiKey}` };
+    const sched = await t.http.post('/v1/messages').set(auth).send({ to: '081234567890', text: 'at ten', sendAt: new Date(Date.now() + 600_000).toISOString() });
+    expect(sched.body.status).toBe('scheduled');
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await t.http.get(`/v1/messages/${sched.body.id}`).set(auth)).body.status).toBe('scheduled');
+    t.clock.advance(601_000);
+    try {
+      const done = await waitFor(
+        () => t.http.get(`/v1/messages/${sched.body.id}`).set(auth).then((r) => r.body),
+        (b) => b.status === 'delivered',
+      );
+      expect(done.status).toBe('delivered');
+    } finally {
+      t.clock.reset();
+    }
+  });
+
+  it('per-tenant rate limit: 429 rate_limited with Retry-After and RateLimit headers', async () => {
+    const { apiKey, tenantId } = await tenantOnSandbox(100_000, 1);
+    await t.http.patch(`/v1/admin/tenants/${tenantId}`).set('Authorization', `Bearer ${t.adminToken}`).send({ rateLimitPerSecond: 3 });
+    await new Promise((r) => setTimeout(r, 1100));
+    const sends = [];
+    for (let i = 0; i < 6; i++) sends.push(await t.http.post('/v1/messages').set('Authorization', `Bearer ${apiKey}`).send({ to: '081234567890', text: `rl ${i}` }));
+    const limited = sends.filter((r) => r.status === 429);
+    expect(limited.length).toBeGreaterThanOrEqual(2);
+    expect(limited[0].body.code).toBe('rate_limited');
+    expect(Number(limited[0].headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(limited[0].headers['ratelimit-limit']).toBe('3');
+    expect(limited[0].headers['ratelimit-remaining']).toBe('0');
+  });
+
   it('dispatcher exists and drains', () => {
     expect(t.app.get(DispatcherService).options.loops).toBeGreaterThan(0);
   });

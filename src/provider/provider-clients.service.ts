@@ -1,9 +1,9 @@
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../config/config';
-import { ProviderAccount } from '../provider/provider-account.entity';
-import { ProviderAccountsService } from '../provider/provider-accounts.service';
-import { ProviderClient, ProviderClientRegistry } from '../provider/client';
+import { ProviderAccount } from './provider-account.entity';
+import { ProviderAccountsService } from './provider-accounts.service';
+import { ProviderClient, ProviderClientRegistry } from './client';
 
 /** One ProviderClient per provider account, rebuilt when the account row changes (updatedAt). */
 @Injectable()

@@ -1,0 +1,88 @@
+import { Injectable } from '@nestjs/common';
+import { DateTime } from 'luxon';
+import { DataSource } from 'typeorm';
+import { toPublicId } from '../common/ids';
+import { Problem } from '../common/problem';
+import { ProviderAccountsService } from './provider-accounts.service';
+import { ProviderBalanceDto, ProviderReportDto } from './provider-accounts.dto';
+import { ProviderClients } from './provider-clients.service';
+
+const ZONE = 'Asia/Jakarta';
+
+/** Live reads from the provider for admins: balance.php and reports_post.php reconciled against our records. */
+@Injectable()
+export class ProviderReportsService {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly accounts: ProviderAccountsService,
+    private readonly clients: ProviderClients,
+  ) {}
+
+  async balance(publicId: string): Promise<ProviderBalanceDto> {
+    const account = await this.accounts.findEntity(publicId);
+    const found = await this.clients.forAccount(account.id);
+    let live: ProviderBalanceDto['live'] = null;
+    let error: string | undefined;
+    try {
+      const r = await found!.client.balance();
+      if (r.kind === 'balance') {
+        live = { balance: r.balance, expiresAt: r.expiresAt };
+        await this.dataSource.query(
+          `UPDATE provider_accounts SET last_balance = $2, last_balance_expires_at = $3, last_balance_checked_at = now() WHERE id = $1`,
+          [account.id, r.balance, r.expiresAt],
+        );
+      } else error = r.reason;
+    } catch (e) {
+      error = (e as { code?: string }).code ?? 'provider_error';
+    }
+    const fresh = await this.accounts.findEntity(publicId);
+    return {
+      live,
+      ...(error ? { error } : {}),
+      lastBalance: fresh.lastBalance,
+      lastBalanceExpiresAt: fresh.lastBalanceExpiresAt,
+      lastBalanceCheckedAt: fresh.lastBalanceCheckedAt,
+    };
+  }
+
+  async report(publicId: string, start: string, end: string): Promise<ProviderReportDto> {
+    const from = DateTime.fromISO(start, { zone: ZONE });
+    const to = DateTime.fromISO(end, { zone: ZONE });
+    if (!from.isValid || !to.isValid || to < from || to.diff(from, 'days').days > 31) {
+      throw new Problem('validation_failed', 'start and end must be valid dates, end not before start, at most 31 days apart');
+    }
+    const account = await this.accounts.findEntity(publicId);
+    const found = await this.clients.forAccount(account.id);
+    const r = await found!.client.downloadReport(from.toJSDate(), to.toJSDate());
+    if (r.kind !== 'report') throw new Problem('conflict', `The provider did not return a report: ${r.reason}`);
+    // The file's format is undocumented: the id column is the first whose name mentions an id/session.
+    const idColumn = r.header.find((h) => /id|session|response/i.test(h)) ?? r.header[0];
+    const providerIds = r.rows.map((row) => (row[idColumn] ?? '').trim()).filter((v) => /^\d+$/.test(v));
+    const ours: { id: string; provider_message_id: string | null }[] = await this.dataSource.query(
+      `SELECT id, provider_message_id FROM messages
+        WHERE provider_account_id = $1 AND submitted_at >= $2 AND submitted_at < $3`,
+      [account.id, from.startOf('day').toJSDate(), to.plus({ days: 1 }).startOf('day').toJSDate()],
+    );
+    const known: { provider_message_id: string }[] = providerIds.length
+      ? await this.dataSource.query(
+          `SELECT provider_message_id FROM messages WHERE provider_account_id = $1 AND provider_message_id = ANY($2::text[])`,
+          [account.id, providerIds],
+        )
+      : [];
+    const knownSet = new Set(known.map((k) => k.provider_message_id));
+    const providerSet = new Set(providerIds);
+    return {
+      start,
+      end,
+      header: r.header,
+      providerRows: r.rows.length,
+      matched: knownSet.size,
+      unknownToGateway: providerIds.filter((id) => !knownSet.has(id)).slice(0, 100),
+      missingAtProvider: ours
+        .filter((m) => m.provider_message_id && !providerSet.has(m.provider_message_id))
+        .slice(0, 100)
+        .map((m) => toPublicId('message', m.id)),
+      rows: r.rows.slice(0, 500),
+    };
+  }
+}

@@ -129,8 +129,9 @@ export class Initial1764000000000 implements MigrationInterface {
       CREATE INDEX ledger_tenant_seq_idx ON ledger_entries (tenant_id, seq DESC);
       CREATE UNIQUE INDEX ledger_one_debit_per_message_uq ON ledger_entries (message_id) WHERE kind = 'debit';
       CREATE UNIQUE INDEX ledger_one_refund_per_message_uq ON ledger_entries (message_id) WHERE kind = 'refund';
-      -- one expiry per validity period: graceUntil identifies the period
-      CREATE UNIQUE INDEX ledger_one_expiry_per_period_uq ON ledger_entries (tenant_id, grace_until) WHERE kind = 'expiry';
+      -- Expiry rows carry the period they ended (grace_until). Not unique: credit that arrives after a
+      -- period ended (a late refund) is forfeited by a further expiry row of the same period.
+      CREATE INDEX ledger_expiry_period_idx ON ledger_entries (tenant_id, grace_until) WHERE kind = 'expiry';
 
       -- The ledger is append-only: history is corrected by new entries, never rewritten.
       CREATE FUNCTION ledger_entries_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -139,6 +140,8 @@ export class Initial1764000000000 implements MigrationInterface {
       END $$;
       CREATE TRIGGER ledger_entries_no_update BEFORE UPDATE OR DELETE ON ledger_entries
         FOR EACH ROW EXECUTE FUNCTION ledger_entries_append_only();
+      CREATE TRIGGER ledger_entries_no_truncate BEFORE TRUNCATE ON ledger_entries
+        FOR EACH STATEMENT EXECUTE FUNCTION ledger_entries_append_only();
 
       -- Every status change of a message, in order: the webhook outbox and the audit trail.
       CREATE TABLE message_events (

@@ -69,7 +69,9 @@ export async function createApp(config: AppConfig & { databaseUrl: string }, opt
         ? new Problem('payload_too_large', 'The request body is too large')
         : e?.type === 'entity.parse.failed'
           ? new Problem('validation_failed', 'The request body is not valid JSON')
-          : new Problem('validation_failed', 'The request could not be read');
+          : e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported'
+            ? new Problem('unsupported_media_type', 'Unsupported request body encoding')
+            : new Problem('validation_failed', 'The request could not be read');
     res.status(p.status).type('application/problem+json').send(JSON.stringify(problemBody(p)));
   });
   return app;

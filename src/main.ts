@@ -3,8 +3,6 @@ import type { INestApplication } from '@nestjs/common';
 import type { AddressInfo } from 'node:net';
 import { AppConfig, ConfigError, loadConfig } from './config/config';
 import { startEmbeddedPostgres, EmbeddedDatabase } from './database/embedded';
-import { createApp } from './app.factory';
-import { seedSandbox } from './sandbox-mode/seed';
 
 type Level = 'info' | 'warn' | 'error';
 const LEVELS: Record<Level, number> = { info: 30, warn: 40, error: 50 };
@@ -83,18 +81,33 @@ async function main(): Promise<void> {
   const start = async () => {
     let databaseUrl = config.databaseUrl;
     if (!databaseUrl) {
+      // The embedded PostgreSQL starts first; once initdb or the server runs (in its own process), the
+      // app's modules load here (a few blocking seconds of require) at the same time, not after it.
       const t = Date.now();
-      embedded = await startEmbeddedPostgres(config.dataDir, log);
+      let childRunning!: () => void;
+      const running = new Promise<void>((r) => (childRunning = r));
+      const starting = startEmbeddedPostgres(config.dataDir, log, { onChildRunning: childRunning });
+      const settled = starting.then(
+        () => undefined,
+        () => undefined, // handled: awaited below
+      );
+      await Promise.race([running, settled]);
+      await import('./app.factory');
+      embedded = await starting;
       claimSignals();
       databaseUrl = embedded.url;
       log('info', 'embedded PostgreSQL started', { dataDir: config.dataDir, port: embedded.port, pid: embedded.pid, ms: Date.now() - t });
     }
     if (stopping) return;
 
+    const { createApp } = await import('./app.factory');
     app = await createApp({ ...config, databaseUrl });
     claimSignals();
     let sandboxBanner: string[] = [];
-    if (config.sandbox) sandboxBanner = await seedSandbox(app, config);
+    if (config.sandbox) {
+      const { seedSandbox } = await import('./sandbox-mode/seed');
+      sandboxBanner = await seedSandbox(app, config);
+    }
     claimSignals();
     if (stopping) return;
 

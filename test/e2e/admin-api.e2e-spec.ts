@@ -272,29 +272,32 @@ describe('admin API', () => {
         created.push(r.body.id);
       }
       const total = await countRows(t, 'tenants');
+      // Other suites may have filled the database: about five pages whatever the total.
+      const limit = Math.max(2, Math.ceil(total / 5));
       const seen: string[] = [];
       let cursor: string | null = null;
       let pages = 0;
       do {
         const res: { status: number; body: { data: { id: string }[]; nextCursor: string | null } } = await t.http
           .get('/v1/admin/tenants')
-          .query(cursor ? { limit: 2, cursor } : { limit: 2 })
+          .query(cursor ? { limit, cursor } : { limit })
           .set(admin);
         expect(res.status).toBe(200);
-        expect(res.body.data.length).toBeLessThanOrEqual(2);
+        expect(res.body.data.length).toBeLessThanOrEqual(limit);
         seen.push(...res.body.data.map((x) => x.id));
         cursor = res.body.nextCursor;
         pages++;
-      } while (cursor && pages < 100);
+      } while (cursor && pages < 1000);
       expect(seen).toHaveLength(total);
       expect(new Set(seen).size).toBe(total);
-      expect(pages).toBe(Math.ceil(total / 2));
+      expect(pages).toBe(Math.ceil(total / limit));
+      expect(pages).toBeGreaterThan(2);
       // Newest first: the five just created lead, in reverse creation order.
       expect(seen.slice(0, 5)).toEqual([...created].reverse());
 
       const all = await t.http.get('/v1/admin/tenants').query({ limit: 500 }).set(admin);
-      expect(all.body.data.map((x: { id: string }) => x.id)).toEqual(seen);
-      expect(all.body.nextCursor).toBeNull();
+      expect(all.body.data.map((x: { id: string }) => x.id)).toEqual(seen.slice(0, 500));
+      expect(all.body.nextCursor === null).toBe(total <= 500);
       const dflt = await t.http.get('/v1/admin/tenants').set(admin);
       expect(dflt.body.data).toHaveLength(Math.min(total, 50));
     });

@@ -202,20 +202,19 @@ describe('billing API', () => {
       ]);
     });
 
-    // KNOWN BUG (reported): credit added after the period was forfeited (a positive adjustment; a late refund
-    // would do the same) leaves balance > 0 past graceUntil. The next read, adjustment or top-up tries to forfeit
-    // again, hits the unique index ledger_one_expiry_per_period_uq and answers 500, for good: the tenant cannot
-    // even be topped up. `it.failing` keeps the suite green while the bug exists and turns red once it is fixed:
-    // then make this a plain `it`.
-    it.failing('credit after the forfeiture does not wedge the tenant (reads and top-ups keep working)', async () => {
+    it('after the forfeiture a positive adjustment is refused (409) and a top-up starts a new period', async () => {
       t.clock.set(new Date('2031-01-10T03:00:00Z'));
       const { tenantId, apiKey } = await createTenant(t);
       const first = (await topUp(tenantId, 900)).body.entry;
       t.clock.set(new Date(Date.parse(first.graceUntil) + DAY));
       expect((await balanceOf(apiKey)).body).toMatchObject({ balance: 0, state: 'expired' });
-      expect((await adjust(tenantId, 100, 'credit after expiry')).status).toBe(201);
+      const before = await countRows(t, 'ledger_entries');
+      expectProblem(await adjust(tenantId, 100, 'credit after expiry'), 409, 'conflict');
+      expect(await countRows(t, 'ledger_entries')).toBe(before);
       expect((await balanceOf(apiKey)).status).toBe(200);
-      expect((await topUp(tenantId, 500)).status).toBe(201);
+      const again = await topUp(tenantId, 500);
+      expect(again.status).toBe(201);
+      expect((await balanceOf(apiKey)).body).toMatchObject({ balance: 500, state: 'active' });
     });
 
     it('answers 404 for a top-up on an unknown tenant and writes nothing', async () => {

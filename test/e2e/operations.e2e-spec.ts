@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -73,6 +73,13 @@ describe('operations: health, metrics, docs, OpenAPI lint', () => {
     // The CLI plugin's class-validator shim reached the schema: required fields and limits are documented.
     const createTenant = doc.components.schemas.CreateTenantDto;
     expect(createTenant.required).toEqual(expect.arrayContaining(['name', 'providerAccountId', 'pricePerSegment']));
+    // Every operation is documented by a summary (the controller method's JSDoc) and grouped by a tag.
+    const undocumented = Object.entries(doc.paths as Record<string, Record<string, { summary?: string; tags?: string[] }>>).flatMap(([path, ops]) =>
+      Object.entries(ops)
+        .filter(([, op]) => !op.summary || !op.tags?.length)
+        .map(([method]) => `${method.toUpperCase()} ${path}`),
+    );
+    expect(undocumented).toEqual([]);
     // Nothing in the document reveals a provider password.
     expect(Object.keys(doc.components.schemas.ProviderAccountDto.properties)).not.toContain('password');
   });
@@ -98,6 +105,7 @@ describe('operations: health, metrics, docs, OpenAPI lint', () => {
       stdout = err.stdout ?? '';
       stderr = err.stderr ?? String(e);
     }
+    rmSync(dir, { recursive: true, force: true });
     const output = `${stdout}\n${stderr}`;
     // The whole linter output is in the failure message.
     expect(`exit ${exitCode}\n${output}`).toMatch(/^exit 0\n/);

@@ -107,6 +107,8 @@ describe('sandbox admin API', () => {
     expect(JSON.parse(listing)).toEqual(expect.arrayContaining([expect.objectContaining({ username: 'n', callbackUrl: 'http://127.0.0.1:9/dlr' })]));
     expect(listing).not.toContain('secret-n');
     expect((await post('/_sandbox/accounts', JSON.stringify({ username: 'x' }), 'application/json')).status).toBe(400);
+    expect((await post('/_sandbox/accounts', JSON.stringify({ username: 'x', password: 'y', balance: '1', expiresAt: 'soon' }), 'application/json')).status).toBe(400);
+    expect((await post('/_sandbox/accounts', JSON.stringify({ username: 'x', password: 'y', balance: '1.234' }), 'application/json')).status).toBe(400);
     expect((await post('/_sandbox/topup', JSON.stringify({ username: 'ghost', amount: '1' }), 'application/json')).status).toBe(400);
   });
 

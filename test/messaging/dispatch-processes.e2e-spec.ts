@@ -1,0 +1,285 @@
+/**
+ * Dispatch across real gateway processes (issue 4, "Tests"): two dispatcher processes on one
+ * database, and kill -9 of a worker while its submits are in flight.
+ *
+ * The sandbox provider runs in this process; tenants, keys and messages are created through an app
+ * booted here with its dispatcher off (it also receives the sandbox's DLR callbacks). The dispatching
+ * is done by `node dist/src/main.js` children pointed at the same database and sharing the test
+ * app's ENCRYPTION_KEY (the provider password is stored encrypted with it).
+ */
+import { randomBytes } from 'node:crypto';
+import { SandboxHandle, startSandbox } from '../../src/sandbox';
+import { createTenant, startTestApp, TEST_DATABASE_URL, TestApp, unique, uuidOf } from '../support/app';
+import { ensureBuilt, GatewayProcess, newEncryptionKey, sleep, waitUntil } from '../support/processes';
+
+const ENCRYPTION_KEY = newEncryptionKey();
+const JWT_SECRET = randomBytes(48).toString('base64url');
+const PROVIDER_PASSWORD = 'provider-secret-pw';
+
+describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)', () => {
+  let t: TestApp;
+  let sandbox: SandboxHandle;
+  let appPort: number;
+  const children = new Set<GatewayProcess>();
+  const savedDispatcher = process.env.DISPATCHER;
+
+  beforeAll(async () => {
+    const build = await ensureBuilt();
+    if (build !== 'dist is up to date') process.stdout.write(`dispatch-processes: ${build}\n`);
+    sandbox = await startSandbox({ knobs: { dlrDelayMs: [5, 20] } });
+    // The dispatcher reads process.env (not the config record), so both are set: this app never dispatches.
+    process.env.DISPATCHER = 'false';
+    t = await startTestApp({ DISPATCHER: 'false', ENCRYPTION_KEY });
+    await t.app.listen(0, '127.0.0.1');
+    appPort = (t.app.getHttpServer().address() as { port: number }).port;
+  }, 240_000);
+
+  afterAll(async () => {
+    for (const c of children) if (c.alive) await c.stop('SIGKILL', 5_000).catch(() => undefined);
+    await t?.close();
+    await sandbox?.close();
+    if (savedDispatcher === undefined) delete process.env.DISPATCHER;
+    else process.env.DISPATCHER = savedDispatcher;
+  });
+
+  function gateway(name: string, extra: Record<string, string> = {}): GatewayProcess {
+    const child = new GatewayProcess(name, {
+      DATABASE_URL: TEST_DATABASE_URL,
+      SANDBOX: 'false',
+      PORT: '0',
+      HOST: '127.0.0.1',
+      NODE_ENV: 'production',
+      JWT_SECRET,
+      ENCRYPTION_KEY,
+      DISPATCHER: 'true',
+      DISPATCH_POLL_MS: '50',
+      PROVIDER_SEND_RATE_PER_SECOND: '0',
+      PROVIDER_MAX_IN_FLIGHT: '100',
+      LOG_LEVEL: 'warn',
+      DB_POOL_SIZE: '10',
+      ...extra,
+    });
+    children.add(child);
+    return child;
+  }
+
+  /** A tenant whose provider account is a sandbox account that calls back this test's app. */
+  async function tenantOnSandbox(balance: number, price: number) {
+    const tenant = await createTenant(t, { balance, pricePerSegment: price, baseUrl: sandbox.url });
+    const callback = tenant.providerAccount.dlrCallbackUrl.replace(/^http:\/\/localhost:\d+/, `http://127.0.0.1:${appPort}`);
+    sandbox.addAccount({ username: tenant.providerAccount.username, password: PROVIDER_PASSWORD, balance: '100000000', callbackUrl: callback });
+    // Sends are limited by the tenant's rateLimitPerSecond (default 100): plenty for a few batch calls.
+    return { ...tenant, tid: uuidOf(tenant.tenantId), pac: uuidOf(tenant.providerAccountId), username: tenant.providerAccount.username as string };
+  }
+
+  async function enqueue(apiKey: string, texts: string[]): Promise<string[]> {
+    const ids: string[] = [];
+    for (let i = 0; i < texts.length; i += 1000) {
+      const chunk = texts.slice(i, i + 1000);
+      const r = await t.http
+        .post('/v1/messages/batch')
+        .set('Authorization', `Bearer ${apiKey}`)
+        .send({ messages: chunk.map((text) => ({ to: '081234567890', text })) });
+      expect(r.status).toBe(202);
+      expect(r.body.rejected).toEqual([]);
+      expect(r.body.accepted).toHaveLength(chunk.length);
+      ids.push(...r.body.accepted.map((m: { id: string }) => m.id));
+    }
+    return ids;
+  }
+
+  async function statusCounts(tid: string): Promise<Record<string, number>> {
+    const rows: { status: string; n: number }[] = await t.db.query(`SELECT status, count(*)::int AS n FROM messages WHERE tenant_id = $1 GROUP BY status`, [tid]);
+    return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+  }
+
+  async function messages(tid: string) {
+    return (await t.db.query(
+      `SELECT id, text, status, provider_message_id, attempts, last_error, refunded FROM messages WHERE tenant_id = $1`,
+      [tid],
+    )) as { id: string; text: string; status: string; provider_message_id: string | null; attempts: number; last_error: string | null; refunded: boolean }[];
+  }
+
+  async function money(tid: string) {
+    const [row] = await t.db.query(
+      `SELECT t.balance::bigint AS balance,
+              (SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE tenant_id = t.id)::bigint AS ledger,
+              (SELECT count(*) FROM ledger_entries WHERE tenant_id = t.id AND kind = 'refund')::int AS refunds,
+              (SELECT count(*) FROM ledger_entries WHERE tenant_id = t.id AND kind = 'debit')::int AS debits
+         FROM tenants t WHERE t.id = $1`,
+      [tid],
+    );
+    return { balance: Number(row.balance), ledger: Number(row.ledger), refunds: row.refunds as number, debits: row.debits as number };
+  }
+
+  /** Sandbox messages of one provider user, grouped by text. */
+  function takenByText(username: string): Map<string, string[]> {
+    const byText = new Map<string, string[]>();
+    for (const s of sandbox.sent()) {
+      if (s.username !== username) continue;
+      byText.set(s.text, [...(byText.get(s.text) ?? []), s.id]);
+    }
+    return byText;
+  }
+
+  it('two dispatcher processes drain one queue: each message reaches the provider exactly once, and both processes claimed work', async () => {
+    const N = 2000;
+    const PRICE = 10;
+    sandbox.setKnobs({ latencyMs: [1, 4] });
+    const tenant = await tenantOnSandbox(N * PRICE, PRICE);
+    // Held provider account: the queue fills and both processes boot before anything may be claimed,
+    // so releasing the hold is a start gun for both (a held account must not fail its messages either).
+    await t.db.query(`UPDATE provider_accounts SET held_until = now() + interval '1 hour', held_reason = 'test: start gun' WHERE id = $1`, [tenant.pac]);
+    const tag = unique('dp');
+    const texts = Array.from({ length: N }, (_, i) => `${tag} #${i}`);
+    const ids = await enqueue(tenant.apiKey, texts);
+    expect(new Set(ids).size).toBe(N);
+
+    const a = gateway('gateway-a', { DISPATCH_BATCH_SIZE: '50' });
+    const b = gateway('gateway-b', { DISPATCH_BATCH_SIZE: '50' });
+    await Promise.all([a.ready(), b.ready()]);
+    expect(a.port).not.toBe(b.port);
+
+    await sleep(300); // six poll cycles of both processes
+    expect(await statusCounts(tenant.tid)).toEqual({ queued: N });
+    expect(takenByText(tenant.username).size).toBe(0);
+
+    await t.db.query(`UPDATE provider_accounts SET held_until = NULL, held_reason = NULL WHERE id = $1`, [tenant.pac]);
+    await waitUntil('the queue to drain', () => statusCounts(tenant.tid), (c) => !c.queued && !c.submitting, 40_000);
+    // Every report of the sandbox (22 for these numbers) comes back to the test app's callback URL.
+    const final = await waitUntil('every message delivered', () => statusCounts(tenant.tid), (c) => c.delivered === N, 20_000);
+    expect(final).toEqual({ delivered: N });
+
+    // The provider side: each text exactly once, nothing else for this user.
+    const taken = takenByText(tenant.username);
+    const duplicates = [...taken].filter(([, pids]) => pids.length > 1);
+    expect(duplicates).toEqual([]);
+    expect(taken.size).toBe(N);
+    expect(texts.filter((x) => !taken.has(x))).toEqual([]);
+
+    // Our side: each message carries the id the provider issued for its text; one submitted event each.
+    const rows = await messages(tenant.tid);
+    expect(rows).toHaveLength(N);
+    const mismatched = rows.filter((r) => r.provider_message_id === null || taken.get(r.text)?.[0] !== r.provider_message_id);
+    expect(mismatched).toEqual([]);
+    expect(rows.filter((r) => r.attempts !== 1)).toEqual([]);
+    const [events] = await t.db.query(
+      `SELECT count(*) FILTER (WHERE status = 'submitted')::int AS submitted, count(*) FILTER (WHERE status = 'delivered')::int AS delivered,
+              count(DISTINCT message_id) FILTER (WHERE status = 'submitted')::int AS distinct_submitted
+         FROM message_events WHERE tenant_id = $1`,
+      [tenant.tid],
+    );
+    expect(events).toEqual({ submitted: N, delivered: N, distinct_submitted: N });
+
+    // Both processes did real work: each one's own count of accepted submits, and together exactly N.
+    const [oa, ob] = await Promise.all([a.dispatchOutcomes(), b.dispatchOutcomes()]);
+    const accA = oa.accepted ?? 0;
+    const accB = ob.accepted ?? 0;
+    expect({ accA: accA > 0, accB: accB > 0, total: accA + accB }).toEqual({ accA: true, accB: true, total: N });
+    for (const o of [oa, ob]) expect({ uncertain: o.uncertain ?? 0, rejected: o.rejected ?? 0, notSent: o.notSent ?? 0 }).toEqual({ uncertain: 0, rejected: 0, notSent: 0 });
+
+    // Money: charged once per message, nothing refunded, the balance is the ledger's sum.
+    expect(await money(tenant.tid)).toEqual({ balance: 0, ledger: 0, refunds: 0, debits: N });
+
+    const [ea, eb] = await Promise.all([a.stop('SIGTERM'), b.stop('SIGTERM')]);
+    expect(ea).toEqual({ code: 0, signal: null });
+    expect(eb).toEqual({ code: 0, signal: null });
+  }, 120_000);
+
+  it('kill -9 of a worker during submits: nothing resent, nothing lost, its claims end uncertain', async () => {
+    const N = 300;
+    const PRICE = 7;
+    const TOPUP = 10_000;
+    sandbox.setKnobs({ latencyMs: [200, 400] });
+    const tenant = await tenantOnSandbox(TOPUP, PRICE);
+    const tag = unique('kill');
+    const texts = Array.from({ length: N }, (_, i) => `${tag} #${i}`);
+    await enqueue(tenant.apiKey, texts);
+    await sleep(300);
+    expect(await statusCounts(tenant.tid)).toEqual({ queued: N }); // the test app does not dispatch
+
+    // A short lease: it is written by the claimer, so it is the dead worker's lease that must run out.
+    const workerEnv = { DISPATCH_LEASE_MS: '3000', DISPATCH_BATCH_SIZE: '50', DISPATCH_CONCURRENCY: '50' };
+    const first = gateway('worker-1', workerEnv);
+    await first.ready();
+    await waitUntil(
+      'submits in flight',
+      async () => ({ taken: [...takenByText(tenant.username).values()].length, submitting: (await statusCounts(tenant.tid)).submitting ?? 0 }),
+      (v) => v.taken >= 5 && v.submitting >= 20,
+      20_000,
+      10,
+    );
+    first.proc.kill('SIGKILL');
+    expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
+    await sleep(500); // PostgreSQL notices the dropped connections (an open transaction rolls back)
+
+    const atKill = await messages(tenant.tid);
+    const orphaned = new Set(atKill.filter((r) => r.status === 'submitting').map((r) => r.id));
+    const queuedAtKill = new Set(atKill.filter((r) => r.status === 'queued').map((r) => r.id));
+    expect(orphaned.size).toBeGreaterThan(0);
+    expect(queuedAtKill.size).toBeGreaterThan(0);
+    expect(atKill.filter((r) => !['submitting', 'queued', 'submitted', 'delivered'].includes(r.status))).toEqual([]);
+
+    const second = gateway('worker-2', workerEnv);
+    await second.ready();
+    // The second worker sends what was queued; its lease janitor (every 5 s) turns the dead claims uncertain.
+    await waitUntil('no claim or queued work left', () => statusCounts(tenant.tid), (c) => !c.queued && !c.submitting, 30_000, 100);
+    const final = await waitUntil('reports for every submitted message', () => statusCounts(tenant.tid), (c) => !c.submitted && !c.pending, 15_000);
+    expect(Object.keys(final).sort()).toEqual(['delivered', 'uncertain']);
+
+    const rows = await messages(tenant.tid);
+    const taken = takenByText(tenant.username);
+    // No message lost: all N are there, each delivered or uncertain (the provider may have it).
+    expect(rows).toHaveLength(N);
+    expect(rows.filter((r) => !['delivered', 'uncertain'].includes(r.status))).toEqual([]);
+    // No duplicate at the provider, and nothing there that is not ours.
+    expect([...taken].filter(([, pids]) => pids.length > 1)).toEqual([]);
+    expect([...taken.keys()].filter((x) => !texts.includes(x))).toEqual([]);
+
+    // Exactly the dead worker's claims are uncertain, by the lease janitor, never back to queued.
+    const uncertain = rows.filter((r) => r.status === 'uncertain');
+    expect(new Set(uncertain.map((r) => r.id))).toEqual(orphaned);
+    for (const r of uncertain) {
+      expect(r).toMatchObject({ last_error: 'worker lease expired during submit', provider_message_id: null, attempts: 1, refunded: false });
+    }
+    // Some of them were on the wire when it died: the provider took them after the kill. Not resent.
+    const orphanedAtProvider = uncertain.filter((r) => taken.has(r.text));
+    expect(orphanedAtProvider.length).toBeGreaterThan(0);
+
+    // Everything else was sent once, with the id the provider issued for its text.
+    const delivered = rows.filter((r) => r.status === 'delivered');
+    expect(delivered.filter((r) => taken.get(r.text)?.[0] !== r.provider_message_id)).toEqual([]);
+    expect(taken.size).toBe(delivered.length + orphanedAtProvider.length);
+    // The second worker sent exactly what was still queued at the kill.
+    expect((await second.dispatchOutcomes()).accepted).toBe(queuedAtKill.size);
+    for (const id of queuedAtKill) expect(rows.find((r) => r.id === id)?.status).toBe('delivered');
+
+    // Events: one "submitted" per message; for the orphaned ones flagged uncertain.
+    const ev: { message_id: string; n: number; uncertain: number }[] = await t.db.query(
+      `SELECT message_id, count(*)::int AS n, count(*) FILTER (WHERE detail->>'uncertain' = 'true')::int AS uncertain
+         FROM message_events WHERE tenant_id = $1 AND status = 'submitted' GROUP BY message_id`,
+      [tenant.tid],
+    );
+    expect(ev).toHaveLength(N);
+    expect(ev.filter((e) => e.n !== 1)).toEqual([]);
+    expect(new Set(ev.filter((e) => e.uncertain === 1).map((e) => e.message_id))).toEqual(orphaned);
+
+    // The provider's reports for the orphaned messages it took are kept, unmatched, for reconciliation.
+    const [reports] = await t.db.query(
+      `SELECT count(*) FILTER (WHERE applied_at IS NULL)::int AS unapplied FROM delivery_reports WHERE provider_account_id = $1`,
+      [tenant.pac],
+    );
+    expect(reports.unapplied).toBe(orphanedAtProvider.length);
+
+    // The API shows an uncertain message as submitted, charged and not refunded.
+    const apiId = `msg_${uncertain[0].id.replace(/-/g, '')}`;
+    const api = await t.http.get(`/v1/messages/${apiId}`).set('Authorization', `Bearer ${tenant.apiKey}`);
+    expect(api.status).toBe(200);
+    expect(api.body).toMatchObject({ status: 'submitted', providerMessageId: null, refunded: false, price: PRICE });
+
+    // Money: one debit per message, no refund, balance = sum(ledger).
+    expect(await money(tenant.tid)).toEqual({ balance: TOPUP - N * PRICE, ledger: TOPUP - N * PRICE, refunds: 0, debits: N });
+
+    expect(await second.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+  }, 120_000);
+});

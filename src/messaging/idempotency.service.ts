@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { rows as sqlRows } from '../database/sql';
 import { createHash } from 'node:crypto';
 import { DataSource } from 'typeorm';
@@ -21,7 +21,22 @@ export type IdempotencyStart = { kind: 'new' } | { kind: 'replay'; status: numbe
  * An `in_progress` row therefore always means "nothing committed yet".
  */
 @Injectable()
-export class IdempotencyService {
+export class IdempotencyService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(IdempotencyService.name);
+  private timer?: NodeJS.Timeout;
+
+  /** Deletes keys past their retention every 10 minutes. */
+  onApplicationBootstrap(): void {
+    this.timer = setInterval(() => {
+      this.purgeExpired().catch((e: Error) => this.logger.warn({ err: e.message }, 'idempotency purge failed'));
+    }, 600_000);
+    this.timer.unref();
+  }
+
+  onApplicationShutdown(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
   constructor(
     private readonly dataSource: DataSource,
     private readonly clock: Clock,

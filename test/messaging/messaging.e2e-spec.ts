@@ -1,5 +1,6 @@
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
 import { DispatcherService } from '../../src/messaging/dispatcher.service';
+import { IdempotencyService } from '../../src/messaging/idempotency.service';
 import { createTenant, startTestApp, TestApp } from '../support/app';
 
 const waitFor = async <T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 10_000): Promise<T> => {
@@ -113,6 +114,30 @@ describe('messaging against the sandbox provider', () => {
     expect(new Set(ok.map((r) => r.body.id)).size).toBe(1);
     inProgress.forEach((r) => expect(r.body.code).toBe('idempotency_in_progress'));
     expect((await t.http.get('/v1/balance').set(auth)).body.balance).toBe(10_000 - 200);
+  });
+
+  it('Idempotency-Key: kept 24 h at least, purged after 48 h; bad key shape is a 400', async () => {
+    const { apiKey } = await tenantOnSandbox(10_000);
+    const auth = { Authorization: `Bearer ${apiKey}` };
+    const body = { to: '081234567890', text: 'keep me' };
+    const first = await t.http.post('/v1/messages').set(auth).set('Idempotency-Key', 'keep-1').send(body);
+    const svc = t.app.get(IdempotencyService);
+    t.clock.advance(25 * 3600_000);
+    try {
+      await svc.purgeExpired();
+      const replay = await t.http.post('/v1/messages').set(auth).set('Idempotency-Key', 'keep-1').send(body);
+      expect(replay.body.id).toBe(first.body.id);
+      t.clock.advance(24 * 3600_000);
+      expect(await svc.purgeExpired()).toBeGreaterThanOrEqual(1);
+      const fresh = await t.http.post('/v1/messages').set(auth).set('Idempotency-Key', 'keep-1').send(body);
+      expect(fresh.status).toBe(202);
+      expect(fresh.body.id).not.toBe(first.body.id);
+    } finally {
+      t.clock.reset();
+    }
+    const bad = await t.http.post('/v1/messages').set(auth).set('Idempotency-Key', 'x'.repeat(300)).send(body);
+    expect(bad.status).toBe(400);
+    expect(bad.body.code).toBe('validation_failed');
   });
 
   it('batch: charged in order while the balance lasts, invalid items rejected by index', async () => {

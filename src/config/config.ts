@@ -27,6 +27,26 @@ export interface AppConfig {
   logLevel: string;
   bodyLimit: string;
   dbPoolSize: number;
+  /** Port tried first for the embedded PostgreSQL (a taken one falls back to a free port). */
+  embeddedPgPort: number;
+  dispatcher: {
+    enabled: boolean;
+    loops: number;
+    batchSize: number;
+    concurrency: number;
+    pollMs: number;
+    leaseMs: number;
+    maxAttempts: number;
+  };
+  provider: {
+    connectTimeoutMs: number;
+    totalTimeoutMs: number;
+    maxInFlight: number;
+    /** 0 = no limit. */
+    sendRatePerSecond: number;
+    breakerThreshold: number;
+    breakerHalfOpenMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -53,7 +73,10 @@ function parseIntIn(name: string, raw: string | undefined, fallback: number, min
     return fallback;
   }
   const n = Number(raw.trim());
-  if (n < min || n > max) problems.push(`${name} must be between ${min} and ${max}, got ${n}`);
+  if (n < min || n > max) {
+    problems.push(`${name} must be between ${min} and ${max}, got ${n}`);
+    return fallback;
+  }
   return n;
 }
 
@@ -123,6 +146,29 @@ export function loadConfig(env: Env = process.env): AppConfig {
   if (env.ADMIN_EMAIL && !env.ADMIN_PASSWORD) problems.push('ADMIN_PASSWORD is required with ADMIN_EMAIL');
   if (env.ADMIN_PASSWORD && env.ADMIN_PASSWORD.length < 8) problems.push('ADMIN_PASSWORD must be at least 8 characters');
 
+  const int = (name: string, fallback: number, min: number, max: number) => parseIntIn(name, env[name], fallback, min, max, problems);
+  const dispatcher = {
+    enabled: parseBool('DISPATCHER', env.DISPATCHER, true, problems),
+    loops: int('DISPATCH_LOOPS', 2, 1, 64),
+    batchSize: int('DISPATCH_BATCH_SIZE', 200, 1, 5000),
+    concurrency: int('DISPATCH_CONCURRENCY', 50, 1, 1000),
+    pollMs: int('DISPATCH_POLL_MS', 250, 10, 60_000),
+    leaseMs: int('DISPATCH_LEASE_MS', 120_000, 1000, 86_400_000),
+    maxAttempts: int('DISPATCH_MAX_ATTEMPTS', 5, 1, 100),
+  };
+  const provider = {
+    connectTimeoutMs: int('PROVIDER_CONNECT_TIMEOUT_MS', 10_000, 100, 600_000),
+    totalTimeoutMs: int('PROVIDER_TOTAL_TIMEOUT_MS', 30_000, 100, 600_000),
+    maxInFlight: int('PROVIDER_MAX_IN_FLIGHT', 50, 1, 10_000),
+    sendRatePerSecond: int('PROVIDER_SEND_RATE_PER_SECOND', 100, 0, 1_000_000),
+    breakerThreshold: int('PROVIDER_BREAKER_THRESHOLD', 5, 1, 1000),
+    breakerHalfOpenMs: int('PROVIDER_BREAKER_HALF_OPEN_MS', 30_000, 100, 3_600_000),
+  };
+  const embeddedPgPort = int('EMBEDDED_PG_PORT', 54329, 1, 65535);
+  if (dispatcher.leaseMs <= provider.totalTimeoutMs) {
+    problems.push('DISPATCH_LEASE_MS must be longer than PROVIDER_TOTAL_TIMEOUT_MS (a live worker must finish before its lease ends)');
+  }
+
   if (problems.length > 0) throw new ConfigError(problems);
 
   const jwtSecret = env.JWT_SECRET || devSecret(dataDir, 'jwt-secret', () => randomBytes(48).toString('base64url'));
@@ -146,6 +192,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
     logLevel,
     bodyLimit: env.BODY_LIMIT || '1mb',
     dbPoolSize,
+    embeddedPgPort,
+    dispatcher,
+    provider,
   };
 }
 

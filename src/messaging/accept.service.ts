@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { EventEmitter } from 'node:events';
+import { Histogram, register } from 'prom-client';
 import { DataSource, EntityManager } from 'typeorm';
 import { LedgerService } from '../billing/ledger.service';
 import { Clock } from '../common/clock';
@@ -31,6 +32,13 @@ interface PendingRequest {
   resolve(results: ItemResult[]): void;
   reject(err: unknown): void;
 }
+
+const txSeconds =
+  (register.getSingleMetric('gerbang_accept_tx_seconds') as Histogram<string> | undefined) ??
+  new Histogram({ name: 'gerbang_accept_tx_seconds', help: 'Accept (charge) transaction duration', buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1] });
+const txItems =
+  (register.getSingleMetric('gerbang_accept_tx_items') as Histogram<string> | undefined) ??
+  new Histogram({ name: 'gerbang_accept_tx_items', help: 'Messages charged per accept transaction', buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000] });
 
 /** Most items charged in one transaction. */
 const MAX_ITEMS_PER_TX = 2000;
@@ -92,7 +100,10 @@ export class AcceptService {
 
   private async commitBatch(tenantId: string, batch: PendingRequest[]): Promise<void> {
     try {
+      const end = txSeconds.startTimer();
       const results = await this.dataSource.transaction((m) => this.chargeAndInsert(m, tenantId, batch));
+      end();
+      txItems.observe(batch.reduce((n, r) => n + r.items.length, 0));
       batch.forEach((req, i) => req.resolve(results[i]));
       this.events.emit('accepted');
     } catch (err) {

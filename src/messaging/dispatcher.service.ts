@@ -68,17 +68,9 @@ export class DispatcherService implements OnApplicationBootstrap, OnApplicationS
     private readonly clock: Clock,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
-    const env = process.env;
-    const int = (v: string | undefined, d: number) => (v && /^\d+$/.test(v) ? Number(v) : d);
-    this.options = {
-      loops: int(env.DISPATCH_LOOPS, 2),
-      batchSize: int(env.DISPATCH_BATCH_SIZE, 200),
-      concurrency: int(env.DISPATCH_CONCURRENCY, 50),
-      pollMs: int(env.DISPATCH_POLL_MS, 250),
-      leaseMs: int(env.DISPATCH_LEASE_MS, 120_000),
-      maxAttempts: int(env.DISPATCH_MAX_ATTEMPTS, 5),
-    };
-    this.enabled = (env.DISPATCHER ?? 'true') !== 'false' && config.nodeEnv !== 'test-no-dispatch';
+    const { enabled, ...options } = config.dispatcher;
+    this.options = options;
+    this.enabled = enabled;
   }
   private readonly enabled: boolean;
 

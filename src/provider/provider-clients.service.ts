@@ -16,21 +16,19 @@ export class ProviderClients implements OnApplicationShutdown {
     private readonly providerAccounts: ProviderAccountsService,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
-    const env = process.env;
-    const num = (v: string | undefined, d: number) => (v !== undefined && v !== '' && Number.isFinite(Number(v)) ? Number(v) : d);
+    const p = config.provider;
     this.registry = new ProviderClientRegistry({
       clientOptions: {
-        connectTimeoutMs: num(env.PROVIDER_CONNECT_TIMEOUT_MS, 10_000),
-        totalTimeoutMs: num(env.PROVIDER_TOTAL_TIMEOUT_MS, 30_000),
-        maxInFlight: num(env.PROVIDER_MAX_IN_FLIGHT, 50),
-        maxConnections: num(env.PROVIDER_MAX_IN_FLIGHT, 50),
+        connectTimeoutMs: p.connectTimeoutMs,
+        totalTimeoutMs: p.totalTimeoutMs,
+        maxInFlight: p.maxInFlight,
+        maxConnections: p.maxInFlight,
         // 0 = unlimited. The real provider publishes no limit; 100/s per account is a polite default.
-        sendRatePerSecond: num(env.PROVIDER_SEND_RATE_PER_SECOND, 100),
-        breakerThreshold: num(env.PROVIDER_BREAKER_THRESHOLD, 5),
-        breakerHalfOpenAfterMs: num(env.PROVIDER_BREAKER_HALF_OPEN_MS, 30_000),
+        sendRatePerSecond: p.sendRatePerSecond,
+        breakerThreshold: p.breakerThreshold,
+        breakerHalfOpenAfterMs: p.breakerHalfOpenMs,
       },
     });
-    void config;
   }
 
   async forAccount(accountId: string): Promise<{ client: ProviderClient; account: ProviderAccount } | null> {

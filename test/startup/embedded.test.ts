@@ -1,44 +1,54 @@
 /**
- * The README's first command, for real: the built gateway (`node dist/src/main.js`) as its own process
- * with no DATABASE_URL, so it starts the embedded PostgreSQL under DATA_DIR. Covers a first start, a
- * restart, SIGTERM (exit 0, the server stopped with it), and a restart after SIGKILL (the orphaned server
- * and its postmaster.pid are handled): as root (CI) and as a normal user.
+ * The README's first command, for real: the built gateway (`node dist/src/main.js`, run from a private
+ * copy of dist) as its own process with no DATABASE_URL, so it starts the embedded PostgreSQL under
+ * DATA_DIR. Covers a first start, a restart, SIGTERM (exit 0, the server stopped with it), a restart
+ * after SIGKILL (the orphaned server and its postmaster.pid are handled), a stale postmaster.pid and a
+ * taken port: as root (CI) and as a normal user. And a bad configuration: exit 78, no database started.
  *
  * The measured times (spawn → /health/ready 200) are printed; the issue's bar is 20 s.
  */
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { ROOT, ensureBuilt } from '../support/processes';
 
-const ROOT = process.cwd(); // jest's rootDir: the repository
-const MAIN = join(ROOT, 'dist', 'src', 'main.js');
 const READY_WITHIN_MS = 20_000;
 const SANDBOX = process.env.STARTUP_TEST_SANDBOX ?? 'true';
 const isRoot = process.getuid?.() === 0;
 const UNPRIVILEGED = 'gerbangtest';
 const timings: string[] = [];
 
-// ---- the build -----------------------------------------------------------------------------------
+/**
+ * The gateways run from a private copy of dist (built first if missing or stale): the shared dist may be
+ * rebuilt (`nest build` deletes it first) while a gateway is still loading its modules. node_modules is
+ * linked beside it, so module resolution is the repository's.
+ */
+let MAIN = '';
+let snapshotDir = '';
 
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
+async function snapshotBuild(): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const built = await ensureBuilt();
+    if (built !== 'dist is up to date') timings.push(built);
+    snapshotDir = mkdtempSync(join(tmpdir(), 'gerbang-startup-build-'));
+    chmodSync(snapshotDir, 0o755); // the normal user runs it too
+    try {
+      cpSync(join(ROOT, 'dist'), join(snapshotDir, 'build'), { recursive: true });
+      symlinkSync(join(ROOT, 'node_modules'), join(snapshotDir, 'node_modules'), 'dir');
+      MAIN = join(snapshotDir, 'build', 'src', 'main.js');
+      for (const f of [MAIN, join(snapshotDir, 'build', 'src', 'app.factory.js'), join(snapshotDir, 'build', 'migrations', 'index.js')]) {
+        if (!existsSync(f)) throw new Error(`incomplete copy of dist: ${f} is missing`);
+      }
+      return;
+    } catch (e) {
+      rmSync(snapshotDir, { recursive: true, force: true });
+      if (attempt === 3) throw e;
+      await sleep(2_000); // dist was being rebuilt while it was copied
+    }
   }
-  return newest;
-}
-
-/** scripts/test.sh builds first; a direct jest run builds here when dist is missing or older than src. */
-function ensureBuilt(): void {
-  const sources = Math.max(newestMtime(join(ROOT, 'src')), newestMtime(join(ROOT, 'migrations')));
-  if (existsSync(MAIN) && statSync(MAIN).mtimeMs >= sources) return;
-  const t = Date.now();
-  execFileSync('npx', ['nest', 'build'], { cwd: ROOT, stdio: 'pipe', timeout: 240_000 });
-  timings.push(`nest build (dist was missing or stale): ${Date.now() - t} ms`);
 }
 
 // ---- users -----------------------------------------------------------------------------------------
@@ -253,10 +263,20 @@ if (isRoot) {
   scenarios.push({ label: `normal user ${process.env.USER ?? process.getuid?.()}` });
 }
 
-beforeAll(() => ensureBuilt(), 300_000);
+beforeAll(() => snapshotBuild(), 300_000);
 
-afterAll(async () => {
-  for (const g of running) g.proc.kill('SIGKILL');
+// A failed test must not leave its gateway running into the next one (same DATA_DIR).
+afterEach(async () => {
+  for (const g of [...running]) {
+    g.proc.kill('SIGTERM');
+    const timer = setTimeout(() => g.proc.kill('SIGKILL'), 15_000);
+    await g.exited;
+    clearTimeout(timer);
+  }
+}, 30_000);
+
+afterAll(() => {
+  if (snapshotDir) rmSync(snapshotDir, { recursive: true, force: true });
   process.stdout.write(`\nEmbedded startup timings (this machine):\n  ${timings.join('\n  ')}\n\n`);
 });
 
@@ -342,4 +362,23 @@ describe.each(scenarios)('embedded PostgreSQL, as $label', (runAs) => {
       squatter.close();
     }
   }, 60_000);
+});
+
+describe('a bad configuration', () => {
+  it.each([
+    [{ PORT: 'abc' }, [/PORT must be an integer/]],
+    [{ NODE_ENV: 'production' }, [/JWT_SECRET is required/, /ENCRYPTION_KEY is required/]],
+    [{ ENCRYPTION_KEY: 'c2hvcnQ=' }, [/ENCRYPTION_KEY must be 32 bytes/]],
+  ])('%p: exits 78 naming the problem, before starting any database', async (env, messages) => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'gerbang-startup-'));
+    try {
+      const g = await start(dataDir, { label: 'self' }, env);
+      const { code } = await g.exited;
+      expect(code).toBe(78);
+      for (const m of messages) expect(g.output()).toMatch(m);
+      expect(existsSync(join(dataDir, 'pg'))).toBe(false);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });

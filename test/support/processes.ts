@@ -5,7 +5,8 @@
  */
 import { ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -39,6 +40,35 @@ export async function ensureBuilt(): Promise<string> {
     ),
   );
   return `nest build (dist was missing or stale): ${Date.now() - t} ms`;
+}
+
+/**
+ * A private copy of the build, for children that must keep running while someone else rebuilds the
+ * shared dist (`nest build` deletes it first), and whose command line does not match `dist/src/main.js`.
+ * node_modules is linked next to it, so module resolution is the repository's.
+ */
+export async function snapshotDist(): Promise<{ main: string; remove: () => void }> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const built = await ensureBuilt();
+    if (built !== 'dist is up to date') process.stdout.write(`${built}\n`);
+    const dir = mkdtempSync(join(tmpdir(), 'gerbang-build-'));
+    const remove = () => rmSync(dir, { recursive: true, force: true });
+    try {
+      cpSync(join(ROOT, 'dist'), join(dir, 'build'), { recursive: true });
+      symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
+      const main = join(dir, 'build', 'src', 'main.js');
+      for (const f of [main, join(dir, 'build', 'src', 'app.module.js'), join(dir, 'build', 'migrations', 'index.js')]) {
+        if (!existsSync(f)) throw new Error(`incomplete copy of dist: ${f} is missing`);
+      }
+      return { main, remove };
+    } catch (e) {
+      lastError = e; // dist was being rebuilt while it was copied
+      remove();
+      await sleep(2_000);
+    }
+  }
+  throw lastError;
 }
 
 /** A fresh AES-256 key, base64: the test app and the child processes must share it (provider passwords). */
@@ -102,10 +132,11 @@ export class GatewayProcess {
   constructor(
     readonly name: string,
     env: Record<string, string>,
+    main = MAIN,
   ) {
     // Only what the gateway needs: nothing of the test process's environment leaks in.
     const base: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' };
-    this.proc = spawn(process.execPath, [MAIN], { cwd: ROOT, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = spawn(process.execPath, [main], { cwd: ROOT, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     const keep = (c: Buffer) => {
       this.out += c.toString();
       if (this.out.length > 200_000) this.out = this.out.slice(-100_000);

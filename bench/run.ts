@@ -115,7 +115,7 @@ async function run(): Promise<void> {
   const sandbox = startProcess('dist/src/sandbox/main.js', {
     SANDBOX_PORT: String(SB_PORT),
     SANDBOX_ACCOUNTS: 'bench:bench-pass:100000000000',
-    SANDBOX_KNOBS: JSON.stringify({ latencyMs: [0, 0], dlrDelayMs: [0, 0] }),
+    SANDBOX_KNOBS: JSON.stringify({ latencyMs: [0, 0], dlrDelayMs: [0, 0], dropDlrRate: Number(process.env.BENCH_DROP_DLR ?? 0) }),
     LOG_LEVEL: 'warn',
   });
   let gateway = startProcess('dist/src/main.js', gatewayEnv(false));

@@ -4,7 +4,6 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import type { NextFunction, Request, Response } from 'express';
 import helmet from 'helmet';
-import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { Clock } from './common/clock';
 import { ProblemFilter } from './common/problem.filter';
@@ -12,6 +11,7 @@ import { Problem, problemBody } from './common/problem';
 import { AppValidationPipe } from './common/validation';
 import { AppConfig } from './config/config';
 import { httpMetricsMiddleware, startDefaultMetrics } from './metrics/metrics';
+import { createRootLogger, PinoNestLogger } from './logging';
 
 export function buildOpenApi(app: INestApplication): OpenAPIObject {
   const config = new DocumentBuilder()
@@ -38,16 +38,17 @@ export function buildOpenApi(app: INestApplication): OpenAPIObject {
 
 /** Everything main.ts and the e2e tests share: one app, configured the same way. */
 export async function createApp(config: AppConfig & { databaseUrl: string }, opts: { clock?: Clock; logger?: boolean } = {}) {
+  const logger = new PinoNestLogger(createRootLogger(config));
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, opts.clock), {
     bodyParser: false,
-    bufferLogs: true,
+    logger,
     abortOnError: false,
   });
-  app.useLogger(app.get(Logger));
   app.set('trust proxy', false);
+  app.set('etag', false); // an ETag hashes every response body; no client of this API revalidates
   app.disable('x-powered-by');
   startDefaultMetrics();
-  app.use(httpMetricsMiddleware);
+  app.use(httpMetricsMiddleware(logger.root));
   app.use(helmet({ contentSecurityPolicy: false }));
   app.useBodyParser('json', { limit: config.bodyLimit, strict: false });
   app.useBodyParser('urlencoded', { limit: '64kb', extended: false });

@@ -1,6 +1,5 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { LoggerModule } from 'nestjs-pino';
 import { AuthModule } from './auth/auth.module';
 import { BillingModule } from './billing/billing.module';
 import { MessagingModule } from './messaging/messaging.module';
@@ -12,7 +11,6 @@ import { HealthController } from './health/health.controller';
 import { MetricsController } from './metrics/metrics.controller';
 import { ProviderModule } from './provider/provider.module';
 import { TenantsModule } from './tenants/tenants.module';
-import { loggerOptions } from './logging';
 
 @Module({})
 export class AppModule {
@@ -22,7 +20,6 @@ export class AppModule {
       module: AppModule,
       imports: [
         CommonModule.forRoot(config, clock),
-        LoggerModule.forRoot(loggerOptions(config)),
         TypeOrmModule.forRoot({
           ...dataSourceOptions(config.databaseUrl, config.dbPoolSize),
           migrationsRun: true,

@@ -14,17 +14,42 @@ export interface IncomingReport {
 
 /** How long sending through an account is held after the provider said 50 (empty) or 51 (lapsed). */
 const HOLD_AFTER_EXHAUSTED_MS = 5 * 60_000;
+/** Most reports written by one transaction. */
+const MAX_REPORTS_PER_TX = 1000;
+
+interface StoredReport {
+  seq: number;
+  accountId: string;
+  providerMessageId: string;
+  code: number;
+}
+
+interface PendingReport {
+  accountId: string;
+  report: IncomingReport;
+  source: 'callback' | 'poll';
+  resolve(): void;
+  reject(err: unknown): void;
+}
 
 /**
  * Delivery reports fan in from every provider account's callback URL. Each report is stored raw
- * first (so nothing is lost), then applied to its message under the message's row lock. A report
- * that arrives before the send was answered (no message carries that provider id yet) waits in
- * `delivery_reports` and is applied when the dispatcher records the id (applyPendingFor).
+ * first (so nothing is lost), then applied to its message under the message's row lock, in the
+ * same transaction, before the provider gets its 200.
+ *
+ * Group commit, as on the accept path: callbacks that arrive while a transaction runs wait in
+ * memory and are stored and applied together by the next one (a burst of thousands of callbacks a
+ * second would otherwise be thousands of transactions).
+ *
+ * A report that arrives before the send was answered (no message carries that provider id yet)
+ * waits in `delivery_reports` and is applied when the dispatcher records the id (applyPendingFor).
  */
 @Injectable()
 export class DeliveryReportsService {
   private readonly logger = new Logger(DeliveryReportsService.name);
   private readonly tokens = new Map<string, { accountId: string | null; until: number }>();
+  private pending: PendingReport[] = [];
+  private flushing = false;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -44,28 +69,66 @@ export class DeliveryReportsService {
     return account?.id ?? null;
   }
 
-  async receive(accountId: string, report: IncomingReport, source: 'callback' | 'poll' = 'callback'): Promise<void> {
-    await this.dataSource.transaction(async (m) => {
-      const now = this.clock.now();
-      await lockReportKeys(m, [{ accountId, providerMessageId: report.sessionId }]);
-      const [row]: { seq: string }[] = await m.query(
-        `INSERT INTO delivery_reports (provider_account_id, provider_message_id, code, text, msisdn, source, received_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq`,
-        [accountId, report.sessionId, report.code, report.text, report.msisdn, source, now],
-      );
-      const msgs: { id: string; tenant_id: string; status: string }[] = await m.query(
-        `SELECT id, tenant_id, status FROM messages WHERE provider_account_id = $1 AND provider_message_id = $2 FOR UPDATE`,
-        [accountId, report.sessionId],
-      );
-      if (msgs.length === 0) return; // early (send not answered yet) or unknown: kept for later
-      await this.apply(m, msgs[0], accountId, Number(row.seq), report.code, now);
+  /** Resolves once the report is durably stored (and applied, if its message is known). */
+  receive(accountId: string, report: IncomingReport, source: 'callback' | 'poll' = 'callback'): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ accountId, report, source, resolve, reject });
+      if (!this.flushing) void this.drain();
     });
   }
 
-  /** Applies reports that arrived before these messages' provider ids were known. */
+  private async drain(): Promise<void> {
+    this.flushing = true;
+    try {
+      while (this.pending.length > 0) {
+        const batch = this.pending.splice(0, MAX_REPORTS_PER_TX);
+        try {
+          await this.dataSource.transaction((m) => this.storeAndApply(m, batch));
+          batch.forEach((p) => p.resolve());
+        } catch (err) {
+          if (batch.length === 1) {
+            batch[0].reject(err);
+            continue;
+          }
+          this.logger.warn({ reports: batch.length, err: (err as Error).message }, 'report group commit failed; retrying one by one');
+          for (const p of batch) {
+            await this.dataSource.transaction((m) => this.storeAndApply(m, [p])).then(p.resolve, p.reject);
+          }
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private async storeAndApply(m: EntityManager, batch: PendingReport[]): Promise<void> {
+    const now = this.clock.now();
+    await lockReportKeys(m, batch.map((p) => ({ accountId: p.accountId, providerMessageId: p.report.sessionId })));
+    const stored: { seq: string }[] = await m.query(
+      `INSERT INTO delivery_reports (provider_account_id, provider_message_id, code, text, msisdn, source, received_at)
+       SELECT u.account, u.pid, u.code, u.text, u.msisdn, u.source, $1
+         FROM unnest($2::uuid[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS u(account, pid, code, text, msisdn, source, ord)
+        ORDER BY u.ord
+       RETURNING seq`,
+      [
+        now,
+        batch.map((p) => p.accountId), batch.map((p) => p.report.sessionId), batch.map((p) => p.report.code),
+        batch.map((p) => p.report.text), batch.map((p) => p.report.msisdn), batch.map((p) => p.source),
+      ],
+    );
+    // RETURNING follows the insert order; seqs are increasing within the statement.
+    const seqs = stored.map((r) => Number(r.seq)).sort((a, b) => a - b);
+    await this.applyReports(
+      m,
+      batch.map((p, i) => ({ seq: seqs[i], accountId: p.accountId, providerMessageId: p.report.sessionId, code: p.report.code })),
+      now,
+    );
+  }
+
+  /** Applies reports that arrived before these messages' provider ids were known (caller holds the advisory keys). */
   async applyPendingFor(
     m: EntityManager,
-    messages: { id: string; tenant_id: string; provider_account_id: string; provider_message_id: string }[],
+    messages: { provider_account_id: string; provider_message_id: string }[],
     now: Date,
   ): Promise<void> {
     if (messages.length === 0) return;
@@ -75,45 +138,89 @@ export class DeliveryReportsService {
         WHERE d.applied_at IS NULL ORDER BY d.seq`,
       [messages.map((x) => x.provider_account_id), messages.map((x) => x.provider_message_id)],
     );
-    for (const p of pending) {
-      const msg = messages.find((x) => x.provider_account_id === p.provider_account_id && x.provider_message_id === p.provider_message_id)!;
-      const [current]: { status: string }[] = await m.query(`SELECT status FROM messages WHERE id = $1 FOR UPDATE`, [msg.id]);
-      await this.apply(m, { id: msg.id, tenant_id: msg.tenant_id, status: current.status }, p.provider_account_id, Number(p.seq), p.code, now);
-    }
+    await this.applyReports(
+      m,
+      pending.map((p) => ({ seq: Number(p.seq), accountId: p.provider_account_id, providerMessageId: p.provider_message_id, code: p.code })),
+      now,
+    );
   }
 
-  private async apply(
-    m: EntityManager,
-    msg: { id: string; tenant_id: string; status: string },
-    accountId: string,
-    seq: number,
-    code: number,
-    now: Date,
-  ): Promise<void> {
-    await m.query(`UPDATE delivery_reports SET message_id = $2, applied_at = $3 WHERE seq = $1`, [seq, msg.id, now]);
-    const t = transitionFor(msg.status, code);
-    if (!t) {
-      // Duplicate or out of order (e.g. 20 after 22): recorded, but the status stays.
-      await m.query(`UPDATE messages SET provider_status_code = COALESCE(provider_status_code, $2) WHERE id = $1`, [msg.id, code]);
-      return;
+  /**
+   * Applies stored reports (in seq order) to their messages, if those are known: one statement per
+   * kind of write for the whole batch. Unknown ids stay unapplied for applyPendingFor.
+   */
+  private async applyReports(m: EntityManager, reports: StoredReport[], now: Date): Promise<void> {
+    if (reports.length === 0) return;
+    const msgs: { id: string; tenant_id: string; status: string; provider_account_id: string; provider_message_id: string }[] = await m.query(
+      `SELECT m.id, m.tenant_id, m.status, m.provider_account_id, m.provider_message_id FROM messages m
+         JOIN (SELECT DISTINCT a, p FROM unnest($1::uuid[], $2::text[]) AS u(a, p)) k
+           ON m.provider_account_id = k.a AND m.provider_message_id = k.p
+        ORDER BY m.id
+          FOR UPDATE OF m`,
+      [reports.map((r) => r.accountId), reports.map((r) => r.providerMessageId)],
+    );
+    if (msgs.length === 0) return;
+    const byKey = new Map(msgs.map((x) => [`${x.provider_account_id}:${x.provider_message_id}`, { ...x, code: null as number | null, changed: false, failureReason: null as string | null, final: false }]));
+    const applied: { seq: number; messageId: string }[] = [];
+    const events: { id: string; tenantId: string; status: string; code: number }[] = [];
+    const refunds: string[] = [];
+    const holds = new Map<string, number>();
+    for (const r of [...reports].sort((a, b) => a.seq - b.seq)) {
+      const msg = byKey.get(`${r.accountId}:${r.providerMessageId}`);
+      if (!msg) continue;
+      applied.push({ seq: r.seq, messageId: msg.id });
+      const t = transitionFor(msg.status, r.code);
+      if (!t) {
+        // Duplicate or out of order (e.g. 20 after 22): recorded, but the status stays.
+        if (msg.code === null) msg.code = r.code;
+        continue;
+      }
+      msg.status = t.status;
+      msg.code = r.code;
+      msg.changed = true;
+      msg.final = msg.final || t.final;
+      msg.failureReason = t.status === 'failed' ? t.failureReason : null;
+      events.push({ id: msg.id, tenantId: msg.tenant_id, status: t.status, code: r.code });
+      if (t.status === 'failed') {
+        refunds.push(msg.id);
+        if (r.code === 50 || r.code === 51) holds.set(r.accountId, r.code);
+      }
     }
     await m.query(
-      `UPDATE messages SET status = $2, provider_status_code = $3, failure_reason = $4,
-              finalized_at = CASE WHEN $5 THEN $6::timestamptz ELSE finalized_at END
-        WHERE id = $1`,
-      [msg.id, t.status, code, t.status === 'failed' ? t.failureReason : null, t.final, now],
+      `UPDATE delivery_reports d SET message_id = u.message_id, applied_at = $1 FROM unnest($2::bigint[], $3::uuid[]) AS u(seq, message_id) WHERE d.seq = u.seq`,
+      [now, applied.map((a) => a.seq), applied.map((a) => a.messageId)],
     );
-    await m.query(`INSERT INTO message_events (message_id, tenant_id, status, detail, created_at) VALUES ($1, $2, $3, $4, $5)`, [
-      msg.id, msg.tenant_id, t.status, JSON.stringify({ code }), now,
-    ]);
-    if (t.status === 'failed') {
-      await this.ledger.refundMessages(m, [msg.id], now);
-      if (code === 50 || code === 51) {
-        await m.query(`UPDATE provider_accounts SET held_until = $2, held_reason = $3 WHERE id = $1`, [
-          accountId, new Date(now.getTime() + HOLD_AFTER_EXHAUSTED_MS), code === 50 ? 'provider balance empty (50)' : 'provider validity expired (51)',
-        ]);
-        this.logger.warn({ accountId, code }, 'provider account exhausted: holding its queue');
-      }
+    const changed = [...byKey.values()].filter((x) => x.changed);
+    if (changed.length) {
+      await m.query(
+        `UPDATE messages m SET status = u.status, provider_status_code = u.code, failure_reason = u.reason,
+                finalized_at = CASE WHEN u.final THEN COALESCE(m.finalized_at, $1) ELSE m.finalized_at END
+           FROM unnest($2::uuid[], $3::text[], $4::int[], $5::text[], $6::bool[]) AS u(id, status, code, reason, final)
+          WHERE m.id = u.id`,
+        [now, changed.map((x) => x.id), changed.map((x) => x.status), changed.map((x) => x.code), changed.map((x) => x.failureReason), changed.map((x) => x.final)],
+      );
+    }
+    const codeOnly = [...byKey.values()].filter((x) => !x.changed && x.code !== null);
+    if (codeOnly.length) {
+      await m.query(
+        `UPDATE messages m SET provider_status_code = COALESCE(m.provider_status_code, u.code) FROM unnest($1::uuid[], $2::int[]) AS u(id, code) WHERE m.id = u.id`,
+        [codeOnly.map((x) => x.id), codeOnly.map((x) => x.code)],
+      );
+    }
+    if (events.length) {
+      await m.query(
+        `INSERT INTO message_events (message_id, tenant_id, status, detail, created_at)
+         SELECT u.id, u.tenant_id, u.status, jsonb_build_object('code', u.code), $1
+           FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::int[]) WITH ORDINALITY AS u(id, tenant_id, status, code, ord) ORDER BY u.ord`,
+        [now, events.map((e) => e.id), events.map((e) => e.tenantId), events.map((e) => e.status), events.map((e) => e.code)],
+      );
+    }
+    await this.ledger.refundMessages(m, refunds, now);
+    for (const [accountId, code] of holds) {
+      await m.query(`UPDATE provider_accounts SET held_until = $2, held_reason = $3 WHERE id = $1`, [
+        accountId, new Date(now.getTime() + HOLD_AFTER_EXHAUSTED_MS), code === 50 ? 'provider balance empty (50)' : 'provider validity expired (51)',
+      ]);
+      this.logger.warn({ accountId, code }, 'provider account exhausted: holding its queue');
     }
   }
 }
@@ -122,7 +229,7 @@ export class DeliveryReportsService {
  * Serialises a delivery report and the recording of its message's provider id (which may race:
  * the provider can call back before our send request has been answered). Both sides take these
  * transaction-scoped advisory locks first, in key order, so whichever commits second sees the
- * other's row. Lock order everywhere: advisory keys, then message rows.
+ * other's row. Lock order everywhere: advisory keys, then message rows, then tenants.
  */
 export async function lockReportKeys(m: EntityManager, keys: { accountId: string; providerMessageId: string }[]): Promise<void> {
   if (keys.length === 0) return;

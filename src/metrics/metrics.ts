@@ -1,5 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
+import type { Logger } from 'pino';
 import { Counter, Histogram, collectDefaultMetrics, register } from 'prom-client';
+import { redactUrl } from '../logging';
 
 let started = false;
 /** Registers process metrics once per process (tests create several apps). */
@@ -29,14 +31,25 @@ export const httpRequests = metric(
   () => new Counter({ name: 'gerbang_http_requests_total', help: 'HTTP requests', labelNames: ['method', 'route', 'status'] }),
 );
 
-/** Labels by route template (`/v1/messages/:id`), never by raw path: ids would explode cardinality. */
-export function httpMetricsMiddleware(req: Request, res: Response, next: NextFunction): void {
-  const start = process.hrtime.bigint();
-  res.once('finish', () => {
-    const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
-    const labels = { method: req.method, route: `${req.baseUrl ?? ''}${route}`, status: String(res.statusCode) };
-    httpDuration.observe(labels, Number(process.hrtime.bigint() - start) / 1e9);
-    httpRequests.inc(labels);
-  });
-  next();
+/**
+ * Per request: metrics labelled by route template (`/v1/messages/:id`, never the raw path: ids would
+ * explode cardinality), and one access-log line: errors always, client errors at info, the rest at
+ * debug (thousands of sends per second at info would be noise).
+ */
+export function httpMetricsMiddleware(logger: Logger) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const start = process.hrtime.bigint();
+    res.once('finish', () => {
+      const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
+      const labels = { method: req.method, route: `${req.baseUrl ?? ''}${route}`, status: String(res.statusCode) };
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      httpDuration.observe(labels, seconds);
+      httpRequests.inc(labels);
+      const level = res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'info' : 'debug';
+      if (logger.isLevelEnabled(level)) {
+        logger[level]({ method: req.method, url: redactUrl(req.originalUrl), status: res.statusCode, ms: Math.round(seconds * 1000) }, 'request');
+      }
+    });
+    next();
+  };
 }

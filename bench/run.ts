@@ -6,7 +6,8 @@
  * (autocannon). One tenant. Phases:
  *   1. single POST /v1/messages, 50 connections      → accepted/s, p50/p99
  *   2. POST /v1/messages/batch (1,000 items), 4 conns → messages accepted/s
- *   3. drain: restart the gateway with its dispatcher on, measure messages submitted/s
+ *   3. drain: restart the gateway with its dispatcher on, measure messages submitted/s: first half of
+ *      the backlog without delivery reports (the dispatcher alone), the rest with one DLR callback per message
  * Phases 1-2 run with the dispatcher off so each number measures one thing. Gateway RSS is
  * sampled throughout. Prints a summary and writes bench/results/<time>.json.
  *
@@ -115,7 +116,7 @@ async function run(): Promise<void> {
   const sandbox = startProcess('dist/src/sandbox/main.js', {
     SANDBOX_PORT: String(SB_PORT),
     SANDBOX_ACCOUNTS: 'bench:bench-pass:100000000000',
-    SANDBOX_KNOBS: JSON.stringify({ latencyMs: [0, 0], dlrDelayMs: [0, 0], dropDlrRate: Number(process.env.BENCH_DROP_DLR ?? 0) }),
+    SANDBOX_KNOBS: JSON.stringify({ latencyMs: [0, 0], dlrDelayMs: [0, 0] }),
     LOG_LEVEL: 'warn',
   });
   let gateway = startProcess('dist/src/main.js', gatewayEnv(false));
@@ -165,16 +166,28 @@ async function run(): Promise<void> {
     await new Promise((r) => gateway.once('exit', r));
     gateway = startProcess('dist/src/main.js', gatewayEnv(true));
     await waitHttp(`http://127.0.0.1:${GW_PORT}/health/ready`);
-    const drainStart = Date.now();
-    let left = backlog;
-    const drainLimitMs = 120_000;
+    // 3a: the first half with the sandbox sending no delivery reports: the dispatcher alone.
+    // 3b: the rest with a delivery report per message calling back into the same gateway.
+    const setKnobs = (knobs: object) =>
+      fetch(`http://127.0.0.1:${SB_PORT}/_sandbox/knobs`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(knobs) });
     const queuedCount = async () => Number((await db.query(`SELECT count(*) FROM messages WHERE status IN ('queued', 'submitting')`)).rows[0].count);
-    while (Date.now() - drainStart < drainLimitMs) {
-      left = await queuedCount();
-      if (left === 0) break;
-      await sleep(200);
-    }
-    const drainSeconds = (Date.now() - drainStart) / 1000;
+    const drainUntil = async (target: number, limitMs: number) => {
+      const start = Date.now();
+      const from = await queuedCount();
+      let left = from;
+      while (Date.now() - start < limitMs && left > target) {
+        await sleep(100);
+        left = await queuedCount();
+      }
+      const seconds = (Date.now() - start) / 1000;
+      return { submitted: from - left, seconds, perSec: Math.round((from - left) / seconds), left };
+    };
+    await setKnobs({ dropDlrRate: 1 });
+    const drainNoDlr = await drainUntil(Math.floor(backlog / 2), 60_000);
+    await setKnobs({ dropDlrRate: 0 });
+    const drainWithDlr = await drainUntil(0, 90_000);
+    const left = drainWithDlr.left;
+    const drainSeconds = drainNoDlr.seconds + drainWithDlr.seconds;
     const outcome = (await db.query(`SELECT status, count(*)::int AS n FROM messages GROUP BY status ORDER BY status`)).rows;
     await db.end();
 
@@ -187,13 +200,18 @@ async function run(): Promise<void> {
         p50ms: single.latency.p50, p99ms: single.latency.p99, non2xx: single.non2xx, errors: single.errors,
       },
       batch: { connections: 4, itemsPerRequest: 1000, seconds: SECONDS, messagesPerSec: Math.round(batchMessages / SECONDS), p99ms: batch.latency.p99, non2xx: batch.non2xx },
-      drain: { backlog, seconds: drainSeconds, submittedPerSec: Math.round((backlog - left) / drainSeconds), left, statuses: outcome },
+      drain: {
+        backlog, seconds: drainSeconds, left, statuses: outcome,
+        submittedPerSec: drainNoDlr.perSec,
+        withoutDlr: drainNoDlr,
+        withDlrCallbacks: drainWithDlr,
+      },
       gatewayRssMbMax: Math.round(Math.max(...rss)),
     };
     console.log(JSON.stringify(result, null, 2));
     console.log(
       `\naccepted/s ${result.single.acceptedPerSec} (p50 ${result.single.p50ms} ms, p99 ${result.single.p99ms} ms) | ` +
-        `batch msgs/s ${result.batch.messagesPerSec} | submitted/s ${result.drain.submittedPerSec} | RSS max ${result.gatewayRssMbMax} MB`,
+        `batch msgs/s ${result.batch.messagesPerSec} | submitted/s ${result.drain.submittedPerSec} (with DLR callbacks ${drainWithDlr.perSec}) | RSS max ${result.gatewayRssMbMax} MB`,
     );
     mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
     writeFileSync(join(ROOT, 'bench/results', `${result.at.replace(/[:.]/g, '-')}.json`), JSON.stringify(result, null, 2));

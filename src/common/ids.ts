@@ -20,6 +20,21 @@ export type IdKind = keyof typeof ID_PREFIX;
 let lastMs = 0;
 let seq = 0;
 
+// randomBytes() is a synchronous call into OpenSSL; one call per id showed up at ~5 % of the CPU of
+// a 1,000-message batch. Draw 64 KiB at a time and slice it.
+const POOL_SIZE = 65536;
+let pool = Buffer.alloc(0);
+let poolOffset = POOL_SIZE;
+function random16(): Buffer {
+  if (poolOffset + 16 > pool.length) {
+    pool = randomBytes(POOL_SIZE);
+    poolOffset = 0;
+  }
+  const out = Buffer.from(pool.subarray(poolOffset, poolOffset + 16));
+  poolOffset += 16;
+  return out;
+}
+
 /**
  * UUIDv7 with a 12-bit counter in rand_a (RFC 9562 "method 1"), so ids made in one process are
  * strictly increasing even within one millisecond: list order by (created_at, id) is insertion order.
@@ -37,7 +52,7 @@ export function uuidv7(now: number = Date.now()): string {
     seq = 0;
   }
   lastMs = ms;
-  const b = randomBytes(16);
+  const b = random16();
   b.writeUIntBE(ms, 0, 6);
   b[6] = 0x70 | (seq >> 8);
   b[7] = seq & 0xff;

@@ -12,17 +12,20 @@
  * sampled throughout. Prints a summary and writes bench/results/<time>.json.
  *
  * Env: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/gerbang_bench, recreated),
- * BENCH_SECONDS (default 15 per load phase).
+ * BENCH_SECONDS (default 15 per load phase), BENCH_WORKERS (gateway processes, default 2).
+ * RSS is the sum over the gateway's processes.
  */
 import autocannon from 'autocannon';
 import { ChildProcess, spawn, execSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'pg';
 
 const ROOT = process.cwd();
 const DB_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/gerbang_bench';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
+/** Gateway processes (WORKERS); 2 = one per core of this machine. */
+const WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
 const GW_PORT = 3900;
 const SB_PORT = 9900;
 const ADMIN = { email: 'bench@gerbang.local', password: 'bench-password-123' };
@@ -75,6 +78,22 @@ function rssMb(pid: number): number {
   }
 }
 
+/** RSS of a process and its children (the cluster supervisor and its workers), in MB. */
+function treeRssMb(root: number): number {
+  let total = rssMb(root);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === root) total += rssMb(Number(entry));
+    } catch {
+      /* gone */
+    }
+  }
+  return total;
+}
+
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 async function api(path: string, init: RequestInit & { token?: string } = {}): Promise<any> {
   const headers: Record<string, string> = { 'Content-Type': 'application/json' };
@@ -101,6 +120,7 @@ function gatewayEnv(dispatcher: boolean): Record<string, string> {
     PROVIDER_SEND_RATE_PER_SECOND: '0',
     PROVIDER_MAX_IN_FLIGHT: '50',
     DB_POOL_SIZE: '20',
+    WORKERS: String(WORKERS),
   };
 }
 
@@ -121,7 +141,7 @@ async function run(): Promise<void> {
   });
   let gateway = startProcess('dist/src/main.js', gatewayEnv(false));
   const rss: number[] = [];
-  const sampler = setInterval(() => gateway.pid && rss.push(rssMb(gateway.pid)), 250);
+  const sampler = setInterval(() => gateway.pid && rss.push(treeRssMb(gateway.pid)), 250);
   try {
     await waitHttp(`http://127.0.0.1:${GW_PORT}/health/ready`);
     await waitHttp(`http://127.0.0.1:${SB_PORT}/_sandbox/knobs`);
@@ -195,6 +215,7 @@ async function run(): Promise<void> {
       commit,
       at: new Date().toISOString(),
       machine: { cores: (await import('node:os')).cpus().length, node: process.version },
+      gatewayWorkers: WORKERS,
       single: {
         connections: 50, seconds: SECONDS, acceptedPerSec: Math.round(singleAccepted / SECONDS),
         p50ms: single.latency.p50, p99ms: single.latency.p99, non2xx: single.non2xx, errors: single.errors,

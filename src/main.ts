@@ -3,6 +3,7 @@ import type { INestApplication } from '@nestjs/common';
 import type { AddressInfo } from 'node:net';
 import { AppConfig, ConfigError, loadConfig } from './config/config';
 import { startEmbeddedPostgres, EmbeddedDatabase } from './database/embedded';
+import { isSupervisor, runSupervisor } from './cluster';
 
 type Level = 'info' | 'warn' | 'error';
 const LEVELS: Record<Level, number> = { info: 30, warn: 40, error: 50 };
@@ -32,6 +33,7 @@ async function main(): Promise<void> {
     }
     throw e;
   }
+  if (isSupervisor(config)) return runSupervisor(config, log);
 
   let embedded: EmbeddedDatabase | undefined;
   let app: INestApplication | undefined;
@@ -113,6 +115,7 @@ async function main(): Promise<void> {
     const port = (app.getHttpServer().address() as AddressInfo).port;
     const base = `http://localhost:${port}`;
     log('info', 'gerbang listening', {
+      pid: process.pid,
       port,
       url: base,
       docs: `${base}/docs`,

@@ -27,6 +27,8 @@ export interface AppConfig {
   logLevel: string;
   bodyLimit: string;
   dbPoolSize: number;
+  /** Gateway processes (Node cluster) sharing the port; > 1 needs DATABASE_URL. */
+  workers: number;
   /** Port tried first for the embedded PostgreSQL (a taken one falls back to a free port). */
   embeddedPgPort: number;
   dispatcher: {
@@ -165,6 +167,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     breakerHalfOpenMs: int('PROVIDER_BREAKER_HALF_OPEN_MS', 30_000, 100, 3_600_000),
   };
   const embeddedPgPort = int('EMBEDDED_PG_PORT', 54329, 1, 65535);
+  const workers = int('WORKERS', 1, 1, 64);
   if (dispatcher.leaseMs <= provider.totalTimeoutMs) {
     problems.push('DISPATCH_LEASE_MS must be longer than PROVIDER_TOTAL_TIMEOUT_MS (a live worker must finish before its lease ends)');
   }
@@ -193,6 +196,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     bodyLimit: env.BODY_LIMIT || '1mb',
     dbPoolSize,
     embeddedPgPort,
+    workers,
     dispatcher,
     provider,
   };

@@ -12,7 +12,7 @@
  * sampled throughout. Prints a summary and writes bench/results/<time>.json.
  *
  * Env: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/gerbang_bench, recreated),
- * BENCH_SECONDS (default 15 per load phase), BENCH_WORKERS (gateway processes, default 2).
+ * BENCH_SECONDS (default 15 per load phase), BENCH_WORKERS (gateway processes, default 1).
  * RSS is the sum over the gateway's processes.
  */
 import autocannon from 'autocannon';
@@ -24,8 +24,8 @@ import { Client } from 'pg';
 const ROOT = process.cwd();
 const DB_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/gerbang_bench';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
-/** Gateway processes (WORKERS); 2 = one per core of this machine. */
-const WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
+/** Gateway processes (WORKERS). 2 measured no faster here: the load driver and PostgreSQL use the second core. */
+const WORKERS = Number(process.env.BENCH_WORKERS ?? 1);
 const GW_PORT = 3900;
 const SB_PORT = 9900;
 const ADMIN = { email: 'bench@gerbang.local', password: 'bench-password-123' };

@@ -219,7 +219,7 @@ export class LedgerService {
     for (const d of debits) {
       balance -= d.price;
       if (balance < 0) throw new Error('debitMessages: balance would go negative (caller bug)');
-      ids.push(uuidv7(now.getTime()));
+      ids.push(uuidv7());
       amounts.push(-d.price);
       after.push(balance);
       messageIds.push(d.messageId);
@@ -264,7 +264,7 @@ export class LedgerService {
       const after: number[] = [];
       for (const it of items) {
         balance = this.checkedSum(balance, it.price);
-        ids.push(uuidv7(now.getTime()));
+        ids.push(uuidv7());
         after.push(balance);
       }
       await m.query(
@@ -309,7 +309,7 @@ export class LedgerService {
   }
 
   private async insertEntry(m: EntityManager, e: NewEntry): Promise<LedgerEntry> {
-    const id = uuidv7(e.createdAt.getTime());
+    const id = uuidv7();
     const rows: { seq: string }[] = await m.query(
       `INSERT INTO ledger_entries (id, tenant_id, kind, amount, balance_after, message_id, reference, valid_until, grace_until, created_by, created_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING seq`,

@@ -38,6 +38,8 @@ function random16(): Buffer {
 /**
  * UUIDv7 with a 12-bit counter in rand_a (RFC 9562 "method 1"), so ids made in one process are
  * strictly increasing even within one millisecond: list order by (created_at, id) is insertion order.
+ * Always wall-clock time (not the injectable Clock): a test that moves its clock must not mint ids
+ * from the future that would sort after everything created later.
  */
 export function uuidv7(now: number = Date.now()): string {
   let ms = now;

@@ -32,12 +32,19 @@ export interface AppConfig {
   /** Port tried first for the embedded PostgreSQL (a taken one falls back to a free port). */
   embeddedPgPort: number;
   dispatcher: {
+    /** Run the submit workers in this process. */
     enabled: boolean;
+    /** Concurrent claim loops per process. */
     loops: number;
+    /** Messages claimed per loop iteration. */
     batchSize: number;
+    /** Sends in flight per loop. */
     concurrency: number;
+    /** Idle poll interval (an accepted message wakes the loops at once in its own process). */
     pollMs: number;
+    /** A claim older than this is presumed dead (crashed worker): the message becomes `uncertain`. */
     leaseMs: number;
+    /** notSent attempts before `failed/submit_failed`. */
     maxAttempts: number;
   };
   provider: {

@@ -137,7 +137,7 @@ export class AcceptService {
         const price = item.segments * tenant.pricePerSegment;
         balance -= price;
         const row: MessageRow = {
-          id: uuidv7(now.getTime()),
+          id: uuidv7(),
           tenant_id: tenantId,
           msisdn: item.msisdn,
           text: item.text,

@@ -23,18 +23,8 @@ const outcomes =
   (register.getSingleMetric('gerbang_dispatch_outcomes_total') as Counter<string> | undefined) ??
   new Counter({ name: 'gerbang_dispatch_outcomes_total', help: 'Submit outcomes by class', labelNames: ['outcome'] });
 
-export interface DispatcherOptions {
-  /** Concurrent claim loops in this process. */
-  loops: number;
-  /** Messages claimed per loop iteration. */
-  batchSize: number;
-  /** Sends in flight per loop. */
-  concurrency: number;
-  pollMs: number;
-  /** A claim older than this is presumed dead (crashed worker): the message becomes `uncertain`. */
-  leaseMs: number;
-  maxAttempts: number;
-}
+/** Dispatcher tuning (config.ts `dispatcher`, from the DISPATCH_* variables). */
+export type DispatcherOptions = Omit<AppConfig['dispatcher'], 'enabled'>;
 
 /**
  * Submits queued messages to the provider, safely across several gateway processes.

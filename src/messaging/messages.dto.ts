@@ -7,7 +7,8 @@ import { ListQueryDto } from '../common/pagination';
 /** Texts longer than this are refused before segment counting (10 UCS-2 segments are 670 units). */
 export const MAX_TEXT_LENGTH = 1600;
 
-export class SendMessageDto {
+/** One message of a batch (and the base of a single send). */
+export class BatchItemDto {
   /** Indonesian mobile number: `+62…`, `62…` or `08…`; spaces, dashes and parentheses are ignored. */
   @IsString()
   @MinLength(1)
@@ -25,28 +26,13 @@ export class SendMessageDto {
   @IsString()
   @MaxLength(100)
   reference?: string;
+}
 
+export class SendMessageDto extends BatchItemDto {
   /** Schedule: ISO 8601, in the future, at most 35 days ahead. The message is charged now, refunded if canceled. */
   @IsOptional()
   @IsDateString({ strict: true })
   sendAt?: string;
-}
-
-export class BatchItemDto {
-  @IsString()
-  @MinLength(1)
-  @MaxLength(32)
-  to: string;
-
-  @IsString()
-  @MinLength(1)
-  @MaxLength(MAX_TEXT_LENGTH)
-  text: string;
-
-  @IsOptional()
-  @IsString()
-  @MaxLength(100)
-  reference?: string;
 }
 
 export class SendBatchDto {

@@ -1,3 +1,4 @@
+import { PartialType } from '@nestjs/swagger';
 import { IsIn, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
 import { IsAmount, IsName } from '../common/validation';
 
@@ -28,35 +29,12 @@ export class CreateTenantDto {
   rateLimitPerSecond?: number;
 }
 
-export class UpdateTenantDto {
-  @IsOptional()
-  @IsName()
-  name?: string;
-
-  @IsOptional()
-  @IsString()
-  @MaxLength(64)
-  @Matches(/^pac_/, { message: 'providerAccountId must be a provider account id (pac_…)' })
-  providerAccountId?: string;
-
+/** Every field of CreateTenantDto, optional, plus `status`. */
+export class UpdateTenantDto extends PartialType(CreateTenantDto) {
   /** `suspended` refuses new sends (403 `tenant_suspended`); reads keep working. */
   @IsOptional()
   @IsIn(['active', 'suspended'])
   status?: 'active' | 'suspended';
-
-  @IsOptional()
-  @IsAmount({ allowZero: true })
-  pricePerSegment?: number;
-
-  @IsOptional()
-  @IsAmount({ allowZero: true })
-  lowBalanceThreshold?: number;
-
-  @IsOptional()
-  @IsInt()
-  @Min(1)
-  @Max(100000)
-  rateLimitPerSecond?: number;
 }
 
 export class TenantDto {

@@ -42,6 +42,11 @@ const txItems =
 
 /** Most items charged in one transaction. */
 const MAX_ITEMS_PER_TX = 2000;
+/**
+ * Most items waiting for one tenant's next transaction in this process. Beyond it the database is
+ * not keeping up: new requests get 429 with Retry-After instead of queueing without bound in memory.
+ */
+const MAX_PENDING_ITEMS = 20_000;
 
 /**
  * Accepting a message = its row, its ledger debit, its status event and (if any) its idempotency
@@ -57,7 +62,7 @@ const MAX_ITEMS_PER_TX = 2000;
 @Injectable()
 export class AcceptService {
   private readonly logger = new Logger(AcceptService.name);
-  private readonly queues = new Map<string, { pending: PendingRequest[]; running: boolean }>();
+  private readonly queues = new Map<string, { pending: PendingRequest[]; running: boolean; items: number }>();
   /** Emits 'accepted' after a commit that queued work, so the dispatcher can start at once. */
   readonly events = new EventEmitter();
 
@@ -71,15 +76,20 @@ export class AcceptService {
     return new Promise((resolve, reject) => {
       let queue = this.queues.get(tenantId);
       if (!queue) {
-        queue = { pending: [], running: false };
+        queue = { pending: [], running: false, items: 0 };
         this.queues.set(tenantId, queue);
       }
+      if (queue.items > 0 && queue.items + items.length > MAX_PENDING_ITEMS) {
+        reject(new Problem('rate_limited', 'The gateway is busy charging earlier messages of this tenant; retry shortly', undefined, { 'Retry-After': '1' }));
+        return;
+      }
+      queue.items += items.length;
       queue.pending.push({ items, idempotency, resolve, reject });
       if (!queue.running) void this.drain(tenantId, queue);
     });
   }
 
-  private async drain(tenantId: string, queue: { pending: PendingRequest[]; running: boolean }): Promise<void> {
+  private async drain(tenantId: string, queue: { pending: PendingRequest[]; running: boolean; items: number }): Promise<void> {
     queue.running = true;
     try {
       while (queue.pending.length > 0) {
@@ -90,6 +100,7 @@ export class AcceptService {
           count += next.items.length;
           batch.push(next);
         }
+        queue.items -= count;
         await this.commitBatch(tenantId, batch);
       }
     } finally {

@@ -308,6 +308,38 @@ describe('messaging against the sandbox provider', () => {
     expect(limited[0].headers['ratelimit-remaining']).toBe('0');
   });
 
+  it('backpressure: while the tenant row is locked, at most 20,000 items wait; more get 429 and nothing is lost', async () => {
+    const { apiKey, tenantId } = await tenantOnSandbox(100_000, 1);
+    const auth = { Authorization: `Bearer ${apiKey}` };
+    await t.http.patch(`/v1/admin/tenants/${tenantId}`).set('Authorization', `Bearer ${t.adminToken}`).send({ rateLimitPerSecond: 1000 });
+    await new Promise((r) => setTimeout(r, 1100));
+    const tenantUuid = tenantId.slice(4).replace(/(.{8})(.{4})(.{4})(.{4})(.{12})/, '$1-$2-$3-$4-$5');
+    const batch = { messages: Array.from({ length: 1000 }, (_, i) => ({ to: '081234567890', text: `bp ${i}` })) };
+    const blocker = t.db.createQueryRunner();
+    await blocker.connect();
+    await blocker.startTransaction();
+    await blocker.query(`SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE`, [tenantUuid]);
+    let results: { status: number; body: { accepted?: unknown[]; code?: string }; headers: Record<string, string> }[] = [];
+    try {
+      const pending = Array.from({ length: 23 }, () => t.http.post('/v1/messages/batch').set(auth).send(batch).then((r) => r));
+      await new Promise((r) => setTimeout(r, 2500));
+      await blocker.commitTransaction();
+      results = await Promise.all(pending);
+    } finally {
+      if (blocker.isTransactionActive) await blocker.rollbackTransaction();
+      await blocker.release();
+    }
+    const accepted = results.filter((r) => r.status === 202);
+    const refused = results.filter((r) => r.status === 429);
+    expect(accepted.length + refused.length).toBe(23);
+    expect(refused.length).toBeGreaterThanOrEqual(2);
+    expect(refused[0].body.code).toBe('rate_limited');
+    expect(refused[0].headers['retry-after']).toBe('1');
+    const charged = accepted.reduce((n, r) => n + (r.body.accepted?.length ?? 0), 0);
+    expect(charged).toBe(accepted.length * 1000);
+    expect((await t.http.get('/v1/balance').set(auth)).body.balance).toBe(100_000 - charged);
+  });
+
   it('dispatcher exists and drains', () => {
     expect(t.app.get(DispatcherService).options.loops).toBeGreaterThan(0);
   });

@@ -35,17 +35,8 @@ export interface SandboxOptions {
   now?: () => Date;
 }
 
-export interface SentMessage {
-  id: string;
-  username: string;
-  msisdn: string;
-  text: string;
-  at: Date;
-  smsCount: number;
-  charged: string;
-  /** True DLR code sequence, e.g. [20, 22]. */
-  codes: number[];
-}
+/** A message the provider took, as `sent()` reports it. */
+export type SentMessage = Omit<SandboxMessage, 'statusCode'>;
 
 export interface SandboxHandle {
   /** Base URL of the provider API, e.g. `http://127.0.0.1:PORT/masking` (a provider account's baseUrl). */

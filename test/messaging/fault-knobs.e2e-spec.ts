@@ -10,7 +10,7 @@
  * request that never reached the provider is `notSent` (retried with backoff, then failed
  * submit_failed + refund).
  */
-import { SandboxHandle, SandboxKnobs, startSandbox } from '../../src/sandbox';
+import { SandboxHandle, SandboxKnobs, startSandbox, DEFAULT_KNOBS } from '../../src/sandbox';
 import { createTenant, startTestApp, TestApp, unique, uuidOf } from '../support/app';
 import { closedPort, sleep, waitUntil } from '../support/processes';
 
@@ -28,19 +28,8 @@ const ENV: Record<string, string> = {
   PROVIDER_CONNECT_TIMEOUT_MS: '1000',
 };
 
-const CLEAN: Partial<SandboxKnobs> = {
-  latencyMs: [0, 0],
-  dlrDelayMs: [5, 20],
-  http500Rate: 0,
-  http500AfterAcceptRate: 0,
-  htmlGarbageRate: 0,
-  emptyBodyRate: 0,
-  blackholeRate: 0,
-  duplicateDlrRate: 0,
-  outOfOrderDlr: 0,
-  dropDlrRate: 0,
-  dlrBeforeSendAnswer: 0,
-};
+/** No faults, fast reports: the sandbox's defaults with short DLR delays. */
+const CLEAN: Partial<SandboxKnobs> = { ...DEFAULT_KNOBS, dlrDelayMs: [5, 20] };
 
 interface Row {
   id: string;

@@ -163,6 +163,8 @@ export class Initial1764000000000 implements MigrationInterface {
         response_body jsonb NULL,
         created_at timestamptz NOT NULL DEFAULT now(),
         locked_until timestamptz NOT NULL,
+        -- the claim's holder: only it may complete or release the key (a taken-over claim is not its own)
+        owner uuid NOT NULL,
         PRIMARY KEY (tenant_id, key)
       );
       CREATE INDEX idempotency_keys_created_idx ON idempotency_keys (created_at);

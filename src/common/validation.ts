@@ -41,6 +41,13 @@ export class AppValidationPipe extends ValidationPipe {
   }
 
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    const bad = findUnstorableString(value, metadata.type === 'body' ? '' : (metadata.data ?? ''));
+    if (bad !== null) {
+      // PostgreSQL cannot store NUL, and lone surrogates are not text: refuse, never a 500.
+      throw new Problem('validation_failed', `${bad || 'value'} contains NUL or invalid Unicode`, [
+        { field: bad || metadata.type, message: 'contains NUL or invalid Unicode' },
+      ]);
+    }
     if (metadata.type === 'body' && metadata.metatype && isDtoClass(metadata.metatype)) {
       if (value === undefined || value === null || typeof value !== 'object' || Array.isArray(value)) {
         throw new Problem('validation_failed', 'The request body must be a JSON object');
@@ -48,6 +55,19 @@ export class AppValidationPipe extends ValidationPipe {
     }
     return super.transform(value, metadata);
   }
+}
+
+/** The path of the first string (or key) holding NUL or a lone surrogate, or null. */
+export function findUnstorableString(value: unknown, path: string, depth = 0): string | null {
+  if (typeof value === 'string') return value.includes('\u0000') || !value.isWellFormed() ? path : null;
+  if (value === null || typeof value !== 'object' || depth > 20) return null;
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    const p = path ? `${path}.${k}` : k;
+    if (k.includes('\u0000') || !k.isWellFormed()) return p;
+    const found = findUnstorableString(v, p, depth + 1);
+    if (found !== null) return found;
+  }
+  return null;
 }
 
 function isDtoClass(t: unknown): boolean {

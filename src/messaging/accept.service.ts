@@ -7,6 +7,7 @@ import { Clock } from '../common/clock';
 import { uuidv7 } from '../common/ids';
 import { Problem, problemBody } from '../common/problem';
 import { MESSAGE_COLUMNS, MessageRow } from './message.view';
+import { rows as sqlRows } from '../database/sql';
 
 /** One message to accept, already validated, normalised and counted. */
 export interface AcceptItem {
@@ -23,6 +24,8 @@ export type ItemResult = { ok: true; row: MessageRow } | { ok: false; problem: P
 /** What to store for an Idempotency-Key, computed from the item results inside the transaction. */
 export interface IdempotencyCompletion {
   key: string;
+  /** The claim's owner token (idempotency.service.ts): completion fails if the claim was taken over. */
+  owner: string;
   respond(results: ItemResult[]): { status: number; body: unknown };
 }
 
@@ -199,11 +202,15 @@ export class AcceptService {
       const idem = batch[i].idempotency;
       if (!idem) continue;
       const response = idem.respond(results[i]);
-      await m.query(
-        `UPDATE idempotency_keys SET state = 'done', response_status = $3, response_body = $4
-          WHERE tenant_id = $1 AND key = $2`,
-        [tenantId, idem.key, response.status, JSON.stringify(response.body)],
+      const completed: unknown[] = await sqlRows(m,
+        `UPDATE idempotency_keys SET state = 'done', response_status = $4, response_body = $5
+          WHERE tenant_id = $1 AND key = $2 AND state = 'in_progress' AND owner = $3 RETURNING key`,
+        [tenantId, idem.key, idem.owner, response.status, JSON.stringify(response.body)],
       );
+      if (completed.length !== 1) {
+        // Our claim was taken over by a retry that presumed us dead: roll back, charge nothing here.
+        throw new Problem('idempotency_in_progress', 'This Idempotency-Key was taken over by a newer request');
+      }
     }
     return results;
   }

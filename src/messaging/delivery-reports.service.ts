@@ -118,27 +118,32 @@ export class DeliveryReportsService {
     );
     // RETURNING follows the insert order; seqs are increasing within the statement.
     const seqs = stored.map((r) => Number(r.seq)).sort((a, b) => a - b);
-    await this.applyReports(
+    const refunds = await this.applyReports(
       m,
       batch.map((p, i) => ({ seq: seqs[i], accountId: p.accountId, providerMessageId: p.report.sessionId, code: p.report.code })),
       now,
     );
+    await this.ledger.refundMessages(m, refunds, now);
   }
 
-  /** Applies reports that arrived before these messages' provider ids were known (caller holds the advisory keys). */
+  /**
+   * Applies reports that arrived before these messages' provider ids were known (caller holds the
+   * advisory keys). Returns the messages to refund: the caller refunds them together with its own,
+   * in one call, so tenants are always locked in one sorted order per transaction.
+   */
   async applyPendingFor(
     m: EntityManager,
     messages: { provider_account_id: string; provider_message_id: string }[],
     now: Date,
-  ): Promise<void> {
-    if (messages.length === 0) return;
+  ): Promise<string[]> {
+    if (messages.length === 0) return [];
     const pending: { seq: string; provider_account_id: string; provider_message_id: string; code: number }[] = await m.query(
       `SELECT d.seq, d.provider_account_id, d.provider_message_id, d.code FROM delivery_reports d
          JOIN unnest($1::uuid[], $2::text[]) AS u(account, pid) ON d.provider_account_id = u.account AND d.provider_message_id = u.pid
         WHERE d.applied_at IS NULL ORDER BY d.seq`,
       [messages.map((x) => x.provider_account_id), messages.map((x) => x.provider_message_id)],
     );
-    await this.applyReports(
+    return this.applyReports(
       m,
       pending.map((p) => ({ seq: Number(p.seq), accountId: p.provider_account_id, providerMessageId: p.provider_message_id, code: p.code })),
       now,
@@ -148,9 +153,10 @@ export class DeliveryReportsService {
   /**
    * Applies stored reports (in seq order) to their messages, if those are known: one statement per
    * kind of write for the whole batch. Unknown ids stay unapplied for applyPendingFor.
+   * Returns the ids of messages that failed and must be refunded (by the caller, once).
    */
-  private async applyReports(m: EntityManager, reports: StoredReport[], now: Date): Promise<void> {
-    if (reports.length === 0) return;
+  private async applyReports(m: EntityManager, reports: StoredReport[], now: Date): Promise<string[]> {
+    if (reports.length === 0) return [];
     const msgs: { id: string; tenant_id: string; status: string; provider_account_id: string; provider_message_id: string }[] = await m.query(
       `SELECT m.id, m.tenant_id, m.status, m.provider_account_id, m.provider_message_id FROM messages m
          JOIN (SELECT DISTINCT a, p FROM unnest($1::uuid[], $2::text[]) AS u(a, p)) k
@@ -159,7 +165,7 @@ export class DeliveryReportsService {
           FOR UPDATE OF m`,
       [reports.map((r) => r.accountId), reports.map((r) => r.providerMessageId)],
     );
-    if (msgs.length === 0) return;
+    if (msgs.length === 0) return [];
     const byKey = new Map(msgs.map((x) => [`${x.provider_account_id}:${x.provider_message_id}`, { ...x, code: null as number | null, changed: false, failureReason: null as string | null, final: false }]));
     const applied: { seq: number; messageId: string }[] = [];
     const events: { id: string; tenantId: string; status: string; code: number }[] = [];
@@ -215,13 +221,13 @@ export class DeliveryReportsService {
         [now, events.map((e) => e.id), events.map((e) => e.tenantId), events.map((e) => e.status), events.map((e) => e.code)],
       );
     }
-    await this.ledger.refundMessages(m, refunds, now);
     for (const [accountId, code] of holds) {
       await m.query(`UPDATE provider_accounts SET held_until = $2, held_reason = $3 WHERE id = $1`, [
         accountId, new Date(now.getTime() + HOLD_AFTER_EXHAUSTED_MS), code === 50 ? 'provider balance empty (50)' : 'provider validity expired (51)',
       ]);
       this.logger.warn({ accountId, code }, 'provider account exhausted: holding its queue');
     }
+    return refunds;
   }
 }
 

@@ -202,6 +202,8 @@ export class DispatcherService implements OnApplicationBootstrap, OnApplicationS
     });
 
     await this.dataSource.transaction(async (m) => {
+      // Refunds of this transaction are made in one call at the end: tenants locked once, in order.
+      const refunds: string[] = [];
       if (accepted.length) {
         const accountOf = new Map(claimed.map((c) => [c.id, c.provider_account_id]));
         await lockReportKeys(m, accepted.map((a) => ({ accountId: accountOf.get(a.id)!, providerMessageId: a.pid })));
@@ -215,25 +217,25 @@ export class DispatcherService implements OnApplicationBootstrap, OnApplicationS
         );
         await this.events(m, rows.map((r) => ({ id: r.id, tenant_id: r.tenant_id })), 'submitted', now);
         // A delivery report may have arrived before the send was answered (the provider is fast).
-        await this.reports.applyPendingFor(m, rows, now);
+        refunds.push(...(await this.reports.applyPendingFor(m, rows, now)));
       }
       if (failed.length) {
         const rows = await sqlRows<{ id: string; tenant_id: string }>(m, 
           `UPDATE messages m SET status = 'failed', failure_reason = u.reason, last_error = u.error, finalized_at = $1, lease_until = NULL
              FROM unnest($2::uuid[], $3::text[], $4::text[]) AS u(id, reason, error)
-            WHERE m.id = u.id AND m.status = 'submitting'
+            WHERE m.id = u.id AND ${STILL_OURS}
             RETURNING m.id, m.tenant_id`,
           [now, failed.map((f) => f.id), failed.map((f) => f.reason), failed.map((f) => f.error)],
         );
         await this.events(m, rows, 'failed', now);
-        await this.ledger.refundMessages(m, rows.map((r) => r.id), now);
+        refunds.push(...rows.map((r) => r.id));
       }
       if (requeue.length) {
         await m.query(
           `UPDATE messages m SET status = 'queued', next_attempt_at = u.at, last_error = u.error, lease_until = NULL,
                   attempts = CASE WHEN u.counts THEN m.attempts ELSE m.attempts - 1 END
              FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::bool[]) AS u(id, at, error, counts)
-            WHERE m.id = u.id AND m.status = 'submitting'`,
+            WHERE m.id = u.id AND ${STILL_OURS}`,
           [requeue.map((r) => r.id), requeue.map((r) => r.at), requeue.map((r) => r.error), requeue.map((r) => r.countAttempt)],
         );
       }
@@ -247,6 +249,7 @@ export class DispatcherService implements OnApplicationBootstrap, OnApplicationS
         );
         await this.events(m, rows, 'submitted', now, { uncertain: true });
       }
+      await this.ledger.refundMessages(m, refunds, now);
     });
   }
 
@@ -278,6 +281,13 @@ export class DispatcherService implements OnApplicationBootstrap, OnApplicationS
     );
   }
 }
+
+/**
+ * A claim's outcome applies to a row still `submitting`, or to one the lease janitor already turned
+ * `uncertain` while this worker was slow: when the worker then learns "rejected" or "never written",
+ * that knowledge is better than the janitor's guess (no provider id was recorded either way).
+ */
+const STILL_OURS = `(m.status = 'submitting' OR (m.status = 'uncertain' AND m.provider_message_id IS NULL))`;
 
 /** 1 s, 2 s, 4 s … capped at 60 s, with ±20 % jitter so retries of a burst spread out. */
 export function backoffMs(attempt: number): number {

@@ -1,4 +1,4 @@
-import { All, Controller, Header, HttpCode, Param, Query, Body, Req } from '@nestjs/common';
+import { All, Controller, Header, HttpCode, Param, Req } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { Public } from '../common/decorators';
@@ -19,12 +19,16 @@ export class DlrController {
   @All(':token')
   @HttpCode(200)
   @Header('Content-Type', 'text/plain; charset=utf-8')
-  async callback(@Param('token') token: string, @Query() query: Record<string, unknown>, @Body() body: unknown, @Req() req: Request): Promise<string> {
+  async callback(@Param('token') token: string, @Req() req: Request): Promise<string> {
+    // Read raw (not through the validation pipe): a report is kept even when its text holds junk.
+    const query = req.query as Record<string, unknown>;
+    const body: unknown = req.body;
     if (req.method !== 'GET' && req.method !== 'POST') throw new Problem('method_not_allowed', 'Use GET or POST');
     const accountId = await this.reports.accountForToken(token);
     if (!accountId) throw new Problem('not_found', 'Unknown callback');
     const params = { ...(body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : {}), ...query };
-    const str = (k: string) => (typeof params[k] === 'string' ? (params[k] as string).trim() : undefined);
+    // Provider text is stored as received, minus what PostgreSQL cannot store (NUL, lone surrogates).
+    const str = (k: string) => (typeof params[k] === 'string' ? (params[k] as string).replace(/\u0000/g, '').toWellFormed().trim() : undefined);
     const sessionId = str('session_id');
     const code = str('error_code');
     if (!sessionId || !/^\d{1,32}$/.test(sessionId) || !code || !/^\d{1,3}$/.test(code)) {

@@ -1,6 +1,6 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { rows as sqlRows } from '../database/sql';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
 import { Problem } from '../common/problem';
@@ -12,7 +12,7 @@ export const IDEMPOTENCY_RETENTION_MS = 48 * 3600_000;
 
 export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
-export type IdempotencyStart = { kind: 'new' } | { kind: 'replay'; status: number; body: unknown };
+export type IdempotencyStart = { kind: 'new'; owner: string } | { kind: 'replay'; status: number; body: unknown };
 
 /**
  * Idempotency-Key, per tenant. A key is claimed with an insert (the primary key decides who wins a
@@ -57,12 +57,13 @@ export class IdempotencyService implements OnApplicationBootstrap, OnApplication
   async begin(tenantId: string, key: string, requestHash: string): Promise<IdempotencyStart> {
     const now = this.clock.now();
     const lockedUntil = new Date(now.getTime() + IN_PROGRESS_LEASE_MS);
+    const owner = randomUUID();
     const inserted: unknown[] = await this.dataSource.query(
-      `INSERT INTO idempotency_keys (tenant_id, key, request_hash, state, created_at, locked_until)
-       VALUES ($1, $2, $3, 'in_progress', $4, $5) ON CONFLICT (tenant_id, key) DO NOTHING RETURNING key`,
-      [tenantId, key, requestHash, now, lockedUntil],
+      `INSERT INTO idempotency_keys (tenant_id, key, request_hash, state, created_at, locked_until, owner)
+       VALUES ($1, $2, $3, 'in_progress', $4, $5, $6) ON CONFLICT (tenant_id, key) DO NOTHING RETURNING key`,
+      [tenantId, key, requestHash, now, lockedUntil, owner],
     );
-    if (inserted.length === 1) return { kind: 'new' };
+    if (inserted.length === 1) return { kind: 'new', owner };
 
     const rows: { request_hash: string; state: string; response_status: number | null; response_body: unknown; locked_until: Date }[] =
       await this.dataSource.query(
@@ -80,18 +81,22 @@ export class IdempotencyService implements OnApplicationBootstrap, OnApplication
         'Retry-After': '1',
       });
     }
-    // The holder died before committing anything: take the claim over, guarded against a racing taker.
-    const taken = await sqlRows<unknown>(this.dataSource, 
-      `UPDATE idempotency_keys SET locked_until = $4 WHERE tenant_id = $1 AND key = $2 AND state = 'in_progress' AND locked_until = $3 RETURNING key`,
-      [tenantId, key, row.locked_until, lockedUntil],
+    // The holder seems dead (nothing committed within the lease): take the claim over, guarded against
+    // a racing taker. If the old holder was only slow, its completion now fails (wrong owner) and rolls
+    // back its messages and debit: one charge either way.
+    const taken = await sqlRows<unknown>(this.dataSource,
+      `UPDATE idempotency_keys SET locked_until = $4, owner = $5 WHERE tenant_id = $1 AND key = $2 AND state = 'in_progress' AND locked_until = $3 RETURNING key`,
+      [tenantId, key, row.locked_until, lockedUntil, owner],
     );
-    if (taken.length === 1) return { kind: 'new' };
+    if (taken.length === 1) return { kind: 'new', owner };
     return this.begin(tenantId, key, requestHash);
   }
 
   /** Releases a claim whose request failed before anything was committed, so the client may retry. */
-  async abandon(tenantId: string, key: string): Promise<void> {
-    await this.dataSource.query(`DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND state = 'in_progress'`, [tenantId, key]);
+  async abandon(tenantId: string, key: string, owner: string): Promise<void> {
+    await this.dataSource.query(`DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND state = 'in_progress' AND owner = $3`, [
+      tenantId, key, owner,
+    ]);
   }
 
   async purgeExpired(): Promise<number> {

@@ -8,7 +8,7 @@ import { decodeCursor, encodeCursor, Page } from '../common/pagination';
 import { Problem, notFound } from '../common/problem';
 import { TenantScope } from '../common/tenant-scope';
 import { APP_CONFIG, AppConfig } from '../config/config';
-import { AcceptItem, AcceptService, ItemResult, problemResponse } from './accept.service';
+import { AcceptItem, AcceptService, IdempotencyCompletion, ItemResult, problemResponse } from './accept.service';
 import { normalizeMsisdn } from './domain/msisdn';
 import { MAX_SEGMENTS_DEFAULT, countSegments } from './domain/segments';
 import { IdempotencyService } from './idempotency.service';
@@ -112,7 +112,7 @@ export class MessagesService {
     scope: TenantScope,
     key: string | undefined,
     requestHash: string,
-    run: (completion?: { key: string; respond: (r: ItemResult[]) => { status: number; body: unknown } }) => Promise<HttpResult<unknown>>,
+    run: (completion?: IdempotencyCompletion) => Promise<HttpResult<unknown>>,
     respond: (r: ItemResult[]) => { status: number; body: unknown },
   ): Promise<HttpResult<unknown>> {
     if (key === undefined) return run(undefined);
@@ -120,9 +120,9 @@ export class MessagesService {
     const start = await this.idempotency.begin(scope.tenantId, key, requestHash);
     if (start.kind === 'replay') return { status: start.status, body: start.body, replayed: true };
     try {
-      return await run({ key, respond });
+      return await run({ key, owner: start.owner, respond });
     } catch (e) {
-      await this.idempotency.abandon(scope.tenantId, key).catch(() => undefined);
+      await this.idempotency.abandon(scope.tenantId, key, start.owner).catch(() => undefined);
       throw e;
     }
   }

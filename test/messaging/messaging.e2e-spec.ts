@@ -1,6 +1,7 @@
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
 import { DispatcherService } from '../../src/messaging/dispatcher.service';
 import { IdempotencyService } from '../../src/messaging/idempotency.service';
+import { AcceptService } from '../../src/messaging/accept.service';
 import { createTenant, startTestApp, TestApp } from '../support/app';
 
 const waitFor = async <T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 10_000): Promise<T> => {
@@ -338,6 +339,44 @@ describe('messaging against the sandbox provider', () => {
     const charged = accepted.reduce((n, r) => n + (r.body.accepted?.length ?? 0), 0);
     expect(charged).toBe(accepted.length * 1000);
     expect((await t.http.get('/v1/balance').set(auth)).body.balance).toBe(100_000 - charged);
+  });
+
+  it('Idempotency-Key taken over from a slow holder: the slow one rolls back, one charge', async () => {
+    const { apiKey, tenantId } = await tenantOnSandbox(1000, 100);
+    const tenantUuid = tenantId.slice(4).replace(/(.{8})(.{4})(.{4})(.{4})(.{12})/, '$1-$2-$3-$4-$5');
+    const idem = t.app.get(IdempotencyService);
+    const accept = t.app.get(AcceptService);
+    const item = { msisdn: '6281234567890', text: 'slow', reference: null, segments: 1, encoding: 'GSM-7' as const, sendAt: null };
+    const respond = () => ({ status: 202, body: { ok: true } });
+    const a = await idem.begin(tenantUuid, 'slow-key', 'h');
+    expect(a.kind).toBe('new');
+    t.clock.advance(61_000);
+    try {
+      const b = await idem.begin(tenantUuid, 'slow-key', 'h');
+      expect(b.kind).toBe('new');
+      if (a.kind !== 'new' || b.kind !== 'new') throw new Error('unreachable');
+      await expect(accept.accept(tenantUuid, [item], { key: 'slow-key', owner: a.owner, respond })).rejects.toMatchObject({ code: 'idempotency_in_progress' });
+      expect((await t.http.get('/v1/balance').set('Authorization', `Bearer ${apiKey}`)).body.balance).toBe(1000);
+      const [ok] = await accept.accept(tenantUuid, [item], { key: 'slow-key', owner: b.owner, respond });
+      expect(ok.ok).toBe(true);
+      expect((await t.http.get('/v1/balance').set('Authorization', `Bearer ${apiKey}`)).body.balance).toBe(900);
+      await idem.abandon(tenantUuid, 'slow-key', a.owner);
+      expect(await idem.begin(tenantUuid, 'slow-key', 'h')).toEqual({ kind: 'replay', status: 202, body: { ok: true } });
+    } finally {
+      t.clock.reset();
+    }
+  });
+
+  it('NUL bytes: a 400 in queries, stripped from provider reports (never a 500)', async () => {
+    const { apiKey, providerAccount } = await tenantOnSandbox(1000);
+    const r = await t.http.get('/v1/messages?reference=a%00b').set('Authorization', `Bearer ${apiKey}`);
+    expect(r.status).toBe(400);
+    expect(r.body.code).toBe('validation_failed');
+    const path = new URL(providerAccount.dlrCallbackUrl).pathname;
+    const dlr = await t.http.get(`${path}?session_id=99999999&error_code=22&error_message=Deli%00vered&msisdn=62812%00`);
+    expect(dlr.status).toBe(200);
+    const [row] = await t.db.query(`SELECT text, msisdn FROM delivery_reports WHERE provider_message_id = '99999999' ORDER BY seq DESC LIMIT 1`);
+    expect(row).toEqual({ text: 'Delivered', msisdn: '62812' });
   });
 
   it('dispatcher exists and drains', () => {

@@ -41,7 +41,8 @@ export class AppValidationPipe extends ValidationPipe {
   }
 
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
-    const bad = findUnstorableString(value, metadata.type === 'body' ? '' : (metadata.data ?? ''));
+    // Bodies and query strings only: path params are ids, and a malformed id is simply not found (404).
+    const bad = metadata.type === 'body' || metadata.type === 'query' ? findUnstorableString(value, metadata.type === 'body' ? '' : (metadata.data ?? '')) : null;
     if (bad !== null) {
       // PostgreSQL cannot store NUL, and lone surrogates are not text: refuse, never a 500.
       throw new Problem('validation_failed', `${bad || 'value'} contains NUL or invalid Unicode`, [

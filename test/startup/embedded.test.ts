@@ -13,7 +13,7 @@ import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { ROOT, ensureBuilt } from '../support/processes';
+import { ROOT, ensureBuilt, stopProcess } from '../support/processes';
 
 const READY_WITHIN_MS = 20_000;
 const SANDBOX = process.env.STARTUP_TEST_SANDBOX ?? 'true';
@@ -208,16 +208,8 @@ class Gateway {
     return pid;
   }
 
-  async stop(signal: NodeJS.Signals, withinMs = 20_000) {
-    this.proc.kill(signal);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timeout'>((done) => (timer = setTimeout(() => done('timeout'), withinMs)));
-    const result = await Promise.race([this.exited, timeout]).finally(() => clearTimeout(timer));
-    if (result === 'timeout') {
-      this.proc.kill('SIGKILL');
-      throw new Error(`the gateway did not exit within ${withinMs} ms after ${signal}:\n${this.out}`);
-    }
-    return result;
+  stop(signal: NodeJS.Signals, withinMs = 20_000) {
+    return stopProcess(this.proc, this.exited, signal, withinMs, () => `the gateway (output:\n${this.out})`);
   }
 }
 

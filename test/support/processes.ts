@@ -121,6 +121,31 @@ export function counterByLabel(metricsText: string, name: string, label: string)
   return out;
 }
 
+export type ExitStatus = { code: number | null; signal: NodeJS.Signals | null };
+
+/**
+ * Sends `signal` and waits for `exited`; after `withinMs` SIGKILLs the process, waits for it, and
+ * throws naming it (`describe()`).
+ */
+export async function stopProcess(
+  proc: ChildProcess,
+  exited: Promise<ExitStatus>,
+  signal: NodeJS.Signals,
+  withinMs: number,
+  describe: () => string,
+): Promise<ExitStatus> {
+  proc.kill(signal);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((done) => (timer = setTimeout(() => done('timeout'), withinMs)));
+  const result = await Promise.race([exited, timeout]).finally(() => clearTimeout(timer));
+  if (result === 'timeout') {
+    proc.kill('SIGKILL');
+    await exited;
+    throw new Error(`${describe()} did not exit within ${withinMs} ms after ${signal}`);
+  }
+  return result;
+}
+
 /** One `node dist/src/main.js`. */
 export class GatewayProcess {
   readonly proc: ChildProcess;
@@ -200,17 +225,8 @@ export class GatewayProcess {
   }
 
   /** Sends `signal`; SIGKILLs after `withinMs` if the process is still there. */
-  async stop(signal: NodeJS.Signals = 'SIGTERM', withinMs = 20_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  async stop(signal: NodeJS.Signals = 'SIGTERM', withinMs = 20_000): Promise<ExitStatus> {
     if (this.hasExited) return this.exited;
-    this.proc.kill(signal);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timeout'>((done) => (timer = setTimeout(() => done('timeout'), withinMs)));
-    const result = await Promise.race([this.exited, timeout]).finally(() => clearTimeout(timer));
-    if (result === 'timeout') {
-      this.proc.kill('SIGKILL');
-      await this.exited;
-      throw new Error(`${this.name} did not exit within ${withinMs} ms after ${signal}:\n${this.out.slice(-5000)}`);
-    }
-    return result;
+    return stopProcess(this.proc, this.exited, signal, withinMs, () => `${this.name} (last output:\n${this.out.slice(-5000)})`);
   }
 }

@@ -6,8 +6,8 @@ import type { NextFunction, Request, Response } from 'express';
 import helmet from 'helmet';
 import { AppModule } from './app.module';
 import { Clock } from './common/clock';
-import { ProblemFilter } from './common/problem.filter';
-import { Problem, problemBody } from './common/problem';
+import { ProblemFilter, bodyParserProblem } from './common/problem.filter';
+import { problemBody } from './common/problem';
 import { AppValidationPipe } from './common/validation';
 import { AppConfig } from './config/config';
 import { httpMetricsMiddleware, startDefaultMetrics } from './metrics/metrics';
@@ -64,15 +64,7 @@ export async function createApp(config: AppConfig & { databaseUrl: string }, opt
   // Errors raised before Nest's router (body parser) still leave as problem+json.
   app.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(err);
-    const e = err as { type?: string; status?: number };
-    const p =
-      e?.type === 'entity.too.large'
-        ? new Problem('payload_too_large', 'The request body is too large')
-        : e?.type === 'entity.parse.failed'
-          ? new Problem('validation_failed', 'The request body is not valid JSON')
-          : e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported'
-            ? new Problem('unsupported_media_type', 'Unsupported request body encoding')
-            : new Problem('validation_failed', 'The request could not be read');
+    const p = bodyParserProblem(err);
     res.status(p.status).type('application/problem+json').send(JSON.stringify(problemBody(p)));
   });
   return app;

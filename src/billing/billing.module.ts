@@ -1,4 +1,5 @@
-import { Module, OnApplicationBootstrap, OnApplicationShutdown, Logger } from '@nestjs/common';
+import { Inject, Module, OnApplicationBootstrap, OnApplicationShutdown, Logger } from '@nestjs/common';
+import { APP_CONFIG, AppConfig } from '../config/config';
 import { TenantsModule } from '../tenants/tenants.module';
 import { AdminBillingController, TenantBillingController } from './billing.controller';
 import { LedgerService } from './ledger.service';
@@ -13,11 +14,14 @@ export class BillingModule implements OnApplicationBootstrap, OnApplicationShutd
   private readonly logger = new Logger(BillingModule.name);
   private timer?: NodeJS.Timeout;
 
-  constructor(private readonly ledger: LedgerService) {}
+  constructor(
+    private readonly ledger: LedgerService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
 
   /** Forfeits balances whose grace ended, once a minute (reads also forfeit lazily). */
   onApplicationBootstrap(): void {
-    if (process.env.NODE_ENV === 'test') return;
+    if (this.config.nodeEnv === 'test') return; // tests call sweepExpired() when they mean it
     this.timer = setInterval(() => {
       this.ledger.sweepExpired().catch((e: Error) => this.logger.warn({ err: e.message }, 'expiry sweep failed'));
     }, 60_000);

@@ -25,15 +25,8 @@ export class ProblemFilter implements ExceptionFilter {
     if (exception instanceof Problem) return exception;
     if (exception instanceof HttpException) return this.fromHttpException(exception);
     // Errors raised by body-parser (malformed JSON, body too large, bad charset) carry a `type` and `status`.
-    const e = exception as { type?: string; status?: number; statusCode?: number; expose?: boolean; message?: string };
-    if (e && typeof e === 'object' && e.expose === true && typeof e.status === 'number' && e.status < 500) {
-      if (e.type === 'entity.too.large') return new Problem('payload_too_large', 'The request body is too large');
-      if (e.type === 'entity.parse.failed') return new Problem('validation_failed', 'The request body is not valid JSON');
-      if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') {
-        return new Problem('unsupported_media_type', 'Unsupported request body encoding');
-      }
-      return new Problem('validation_failed', 'The request could not be read');
-    }
+    const e = exception as { status?: number; expose?: boolean };
+    if (e && typeof e === 'object' && e.expose === true && typeof e.status === 'number' && e.status < 500) return bodyParserProblem(exception);
     const errorId = randomUUID();
     this.logger.error(
       { errorId, method: req.method, path: req.path, err: exception instanceof Error ? { message: exception.message, stack: exception.stack } : String(exception) },
@@ -65,4 +58,15 @@ export class ProblemFilter implements ExceptionFilter {
     const errors = typeof response === 'object' ? response.errors : undefined;
     return new Problem(code, detail, errors);
   }
+}
+
+/** A body-parser error (it carries a `type`) as a Problem: malformed JSON, too large, bad charset. */
+export function bodyParserProblem(err: unknown): Problem {
+  const type = (err as { type?: string } | null)?.type;
+  if (type === 'entity.too.large') return new Problem('payload_too_large', 'The request body is too large');
+  if (type === 'entity.parse.failed') return new Problem('validation_failed', 'The request body is not valid JSON');
+  if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
+    return new Problem('unsupported_media_type', 'Unsupported request body encoding');
+  }
+  return new Problem('validation_failed', 'The request could not be read');
 }

@@ -6,7 +6,7 @@ import { LedgerService } from '../billing/ledger.service';
 import { Clock } from '../common/clock';
 import { uuidv7 } from '../common/ids';
 import { Problem, problemBody } from '../common/problem';
-import { MESSAGE_COLUMNS, MessageRow } from './message.view';
+import { MessageRow } from './message.view';
 import { rows as sqlRows } from '../database/sql';
 
 /** One message to accept, already validated, normalised and counted. */
@@ -228,9 +228,6 @@ export class AcceptService {
     }
     return null;
   }
-
-  /** Reads a message row back (for replays and GETs). */
-  static readonly COLUMNS = MESSAGE_COLUMNS;
 }
 
 /** Renders an item refusal as the single-send HTTP response. */

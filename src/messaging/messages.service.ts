@@ -46,12 +46,7 @@ export class MessagesService {
     if (!msisdn.ok) {
       return new Problem('invalid_msisdn', msisdn.reason, [{ field: 'to', message: msisdn.reason }]);
     }
-    if (!input.text.isWellFormed() || input.text.includes('\u0000')) {
-      return new Problem('validation_failed', 'text contains NUL or invalid Unicode', [{ field: 'text', message: 'contains NUL or invalid Unicode' }]);
-    }
-    if (input.reference !== undefined && (!input.reference.isWellFormed() || input.reference.includes('\u0000'))) {
-      return new Problem('validation_failed', 'reference contains NUL or invalid Unicode', [{ field: 'reference', message: 'contains NUL or invalid Unicode' }]);
-    }
+    // NUL and lone surrogates never get here: the global validation pipe refuses them in any body.
     const count = countSegments(input.text);
     if (count.billedSegments > this.maxSegments) {
       return new Problem('validation_failed', `text needs ${count.billedSegments} segments; at most ${this.maxSegments} are allowed`, [
@@ -133,9 +128,6 @@ export class MessagesService {
       const m = normalizeMsisdn(to);
       if (!m.ok) throw new Problem('invalid_msisdn', m.reason, [{ field: 'to', message: m.reason }]);
       result.to = m.msisdn;
-    }
-    if (!text.isWellFormed() || text.includes('\u0000')) {
-      throw new Problem('validation_failed', 'text contains NUL or invalid Unicode', [{ field: 'text', message: 'contains NUL or invalid Unicode' }]);
     }
     const count = countSegments(text);
     const { pricePerSegment } = await this.settings.get(scope.tenantId);

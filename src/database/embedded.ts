@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, realpathSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { arch, platform } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -344,7 +344,8 @@ function canTraverse(dir: string, user: OsUser): boolean {
 /** The first folder on the way to `path` (inclusive) that `user` cannot enter, if any. */
 function blockedOnTheWay(path: string, user: OsUser): string | undefined {
   const chain: string[] = [];
-  for (let p = resolve(path); ; p = dirname(p)) {
+  // The real path: a symlinked node_modules must not hide a folder postgres cannot enter.
+  for (let p = realpathSync(resolve(path)); ; p = dirname(p)) {
     chain.unshift(p);
     if (dirname(p) === p) break;
   }
@@ -363,6 +364,15 @@ async function makeReachable(dataDir: string, databaseDir: string, pgUser: OsUse
     log('info', `running as root: made ${dataDir} enterable for the OS user "postgres" (mode ${(mode | 0o001).toString(8)})`);
   }
   const binaries = await binaryDir();
+  // The project folder may sit under a 0700 folder (a `mktemp -d` checkout, a CI workspace): give
+  // `postgres` the right to pass through (o+x: enter, not list) on the way to the binaries, as for DATA_DIR.
+  const opened = new Set<string>();
+  for (let blocked = binaries && blockedOnTheWay(binaries, pgUser); blocked && !opened.has(blocked); blocked = blockedOnTheWay(binaries!, pgUser)) {
+    opened.add(blocked); // once each: if that did not help, the clear error below says what to do
+    const mode = statSync(blocked).mode & 0o7777;
+    chmodSync(blocked, mode | 0o001);
+    log('info', `running as root: made ${blocked} passable for the OS user "postgres" (mode ${(mode | 0o001).toString(8)}) to reach its binaries`);
+  }
   for (const [what, path] of [['its data folder', dataDir], ['its binaries', binaries]] as const) {
     const blocked = path && blockedOnTheWay(path, pgUser);
     if (blocked) {

@@ -310,8 +310,10 @@ describe('messaging against the sandbox provider', () => {
   });
 
   it('backpressure: while the tenant row is locked, at most 20,000 items wait; more get 429 and nothing is lost', async () => {
-    const { apiKey, tenantId } = await tenantOnSandbox(100_000, 1);
+    const { apiKey, tenantId, providerAccountId } = await tenantOnSandbox(100_000, 1);
     const auth = { Authorization: `Bearer ${apiKey}` };
+    // Charging is what is tested: keep its 20,000+ messages out of the dispatcher (and out of later test files' way).
+    await t.http.patch(`/v1/admin/provider-accounts/${providerAccountId}`).set('Authorization', `Bearer ${t.adminToken}`).send({ status: 'disabled' });
     await t.http.patch(`/v1/admin/tenants/${tenantId}`).set('Authorization', `Bearer ${t.adminToken}`).send({ rateLimitPerSecond: 1000 });
     await new Promise((r) => setTimeout(r, 1100));
     const tenantUuid = tenantId.slice(4).replace(/(.{8})(.{4})(.{4})(.{4})(.{12})/, '$1-$2-$3-$4-$5');

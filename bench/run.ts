@@ -148,33 +148,79 @@ async function run(): Promise<void> {
 
     const { accessToken } = await api('/v1/auth/login', { method: 'POST', body: JSON.stringify(ADMIN) });
     const pac = await api('/v1/admin/provider-accounts', {
-      method: 'POST', token: accessToken,
-      body: JSON.stringify({ name: 'bench', baseUrl: `http://127.0.0.1:${SB_PORT}/masking`, username: 'bench', password: 'bench-pass' }),
+      method: 'POST',
+      token: accessToken,
+      body: JSON.stringify({
+        name: 'bench',
+        baseUrl: `http://127.0.0.1:${SB_PORT}/masking`,
+        username: 'bench',
+        password: 'bench-pass',
+      }),
     });
     await fetch(`http://127.0.0.1:${SB_PORT}/_sandbox/accounts`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ username: 'bench', password: 'bench-pass', balance: '100000000000', callbackUrl: pac.dlrCallbackUrl.replace(/localhost:\d+/, `127.0.0.1:${GW_PORT}`) }),
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({
+        username: 'bench',
+        password: 'bench-pass',
+        balance: '100000000000',
+        callbackUrl: pac.dlrCallbackUrl.replace(/localhost:\d+/, `127.0.0.1:${GW_PORT}`),
+      }),
     });
     const tenant = await api('/v1/admin/tenants', {
-      method: 'POST', token: accessToken,
-      body: JSON.stringify({ name: 'bench tenant', providerAccountId: pac.id, pricePerSegment: 1, rateLimitPerSecond: 100000 }),
+      method: 'POST',
+      token: accessToken,
+      body: JSON.stringify({
+        name: 'bench tenant',
+        providerAccountId: pac.id,
+        pricePerSegment: 1,
+        rateLimitPerSecond: 100000,
+      }),
     });
-    await api(`/v1/admin/tenants/${tenant.id}/topups`, { method: 'POST', token: accessToken, body: JSON.stringify({ amount: 1_000_000_000 }) });
-    const { key } = await api(`/v1/admin/tenants/${tenant.id}/api-keys`, { method: 'POST', token: accessToken, body: JSON.stringify({ name: 'bench' }) });
+    await api(`/v1/admin/tenants/${tenant.id}/topups`, {
+      method: 'POST',
+      token: accessToken,
+      body: JSON.stringify({ amount: 1_000_000_000 }),
+    });
+    const { key } = await api(`/v1/admin/tenants/${tenant.id}/api-keys`, {
+      method: 'POST',
+      token: accessToken,
+      body: JSON.stringify({ name: 'bench' }),
+    });
 
     const auth = { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' };
     // Warm-up (JIT, pool, caches), not counted.
-    await autocannon({ url: `http://127.0.0.1:${GW_PORT}/v1/messages`, method: 'POST', headers: auth, connections: 50, duration: 3,
-      body: JSON.stringify({ to: '081234567890', text: 'warm-up' }) });
+    await autocannon({
+      url: `http://127.0.0.1:${GW_PORT}/v1/messages`,
+      method: 'POST',
+      headers: auth,
+      connections: 50,
+      duration: 3,
+      body: JSON.stringify({ to: '081234567890', text: 'warm-up' }),
+    });
 
     const single = await autocannon({
-      url: `http://127.0.0.1:${GW_PORT}/v1/messages`, method: 'POST', headers: auth, connections: 50, duration: SECONDS,
+      url: `http://127.0.0.1:${GW_PORT}/v1/messages`,
+      method: 'POST',
+      headers: auth,
+      connections: 50,
+      duration: SECONDS,
       body: JSON.stringify({ to: '081234567890', text: 'Benchmark message: your OTP is 123456' }),
     });
     const singleAccepted = single['2xx'];
-    const batchBody = JSON.stringify({ messages: Array.from({ length: 1000 }, (_, i) => ({ to: `0812345${String(i).padStart(5, '0')}`, text: `Batch message ${i}` })) });
+    const batchBody = JSON.stringify({
+      messages: Array.from({ length: 1000 }, (_, i) => ({
+        to: `0812345${String(i).padStart(5, '0')}`,
+        text: `Batch message ${i}`,
+      })),
+    });
     const batch = await autocannon({
-      url: `http://127.0.0.1:${GW_PORT}/v1/messages/batch`, method: 'POST', headers: auth, connections: 4, duration: SECONDS, body: batchBody,
+      url: `http://127.0.0.1:${GW_PORT}/v1/messages/batch`,
+      method: 'POST',
+      headers: auth,
+      connections: 4,
+      duration: SECONDS,
+      body: batchBody,
     });
     const batchMessages = batch['2xx'] * 1000;
 
@@ -189,8 +235,13 @@ async function run(): Promise<void> {
     // 3a: the first half with the sandbox sending no delivery reports: the dispatcher alone.
     // 3b: the rest with a delivery report per message calling back into the same gateway.
     const setKnobs = (knobs: object) =>
-      fetch(`http://127.0.0.1:${SB_PORT}/_sandbox/knobs`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(knobs) });
-    const queuedCount = async () => Number((await db.query(`SELECT count(*) FROM messages WHERE status IN ('queued', 'submitting')`)).rows[0].count);
+      fetch(`http://127.0.0.1:${SB_PORT}/_sandbox/knobs`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(knobs),
+      });
+    const queuedCount = async () =>
+      Number((await db.query(`SELECT count(*) FROM messages WHERE status IN ('queued', 'submitting')`)).rows[0].count);
     const drainUntil = async (target: number, limitMs: number) => {
       const start = Date.now();
       const from = await queuedCount();
@@ -208,7 +259,8 @@ async function run(): Promise<void> {
     const drainWithDlr = await drainUntil(0, 90_000);
     const left = drainWithDlr.left;
     const drainSeconds = drainNoDlr.seconds + drainWithDlr.seconds;
-    const outcome = (await db.query(`SELECT status, count(*)::int AS n FROM messages GROUP BY status ORDER BY status`)).rows;
+    const outcome = (await db.query(`SELECT status, count(*)::int AS n FROM messages GROUP BY status ORDER BY status`))
+      .rows;
     await db.end();
 
     const result = {
@@ -217,12 +269,27 @@ async function run(): Promise<void> {
       machine: { cores: (await import('node:os')).cpus().length, node: process.version },
       gatewayWorkers: WORKERS,
       single: {
-        connections: 50, seconds: SECONDS, acceptedPerSec: Math.round(singleAccepted / SECONDS),
-        p50ms: single.latency.p50, p99ms: single.latency.p99, non2xx: single.non2xx, errors: single.errors,
+        connections: 50,
+        seconds: SECONDS,
+        acceptedPerSec: Math.round(singleAccepted / SECONDS),
+        p50ms: single.latency.p50,
+        p99ms: single.latency.p99,
+        non2xx: single.non2xx,
+        errors: single.errors,
       },
-      batch: { connections: 4, itemsPerRequest: 1000, seconds: SECONDS, messagesPerSec: Math.round(batchMessages / SECONDS), p99ms: batch.latency.p99, non2xx: batch.non2xx },
+      batch: {
+        connections: 4,
+        itemsPerRequest: 1000,
+        seconds: SECONDS,
+        messagesPerSec: Math.round(batchMessages / SECONDS),
+        p99ms: batch.latency.p99,
+        non2xx: batch.non2xx,
+      },
       drain: {
-        backlog, seconds: drainSeconds, left, statuses: outcome,
+        backlog,
+        seconds: drainSeconds,
+        left,
+        statuses: outcome,
         submittedPerSec: drainNoDlr.perSec,
         withoutDlr: drainNoDlr,
         withDlrCallbacks: drainWithDlr,
@@ -235,7 +302,10 @@ async function run(): Promise<void> {
         `batch msgs/s ${result.batch.messagesPerSec} | submitted/s ${result.drain.submittedPerSec} (with DLR callbacks ${drainWithDlr.perSec}) | RSS max ${result.gatewayRssMbMax} MB`,
     );
     mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-    writeFileSync(join(ROOT, 'bench/results', `${result.at.replace(/[:.]/g, '-')}.json`), JSON.stringify(result, null, 2));
+    writeFileSync(
+      join(ROOT, 'bench/results', `${result.at.replace(/[:.]/g, '-')}.json`),
+      JSON.stringify(result, null, 2),
+    );
   } finally {
     clearInterval(sampler);
     gateway.kill('SIGTERM');

@@ -27,17 +27,24 @@ export function buildOpenApi(app: INestApplication): OpenAPIObject {
     )
     .setVersion('1.0.0')
     .addServer('/')
-    .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Admin or billing JWT from /v1/auth/login' }, 'admin-jwt')
+    .addBearerAuth(
+      { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Admin or billing JWT from /v1/auth/login' },
+      'admin-jwt',
+    )
     .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'Tenant API key (gbk_…)' }, 'api-key-bearer')
     .addApiKey({ type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'Tenant API key (gbk_…)' }, 'api-key')
     .build();
   return SwaggerModule.createDocument(app, config, {
-    operationIdFactory: (controllerKey: string, methodKey: string) => `${controllerKey.replace(/Controller$/, '')}_${methodKey}`,
+    operationIdFactory: (controllerKey: string, methodKey: string) =>
+      `${controllerKey.replace(/Controller$/, '')}_${methodKey}`,
   });
 }
 
 /** Everything main.ts and the e2e tests share: one app, configured the same way. */
-export async function createApp(config: AppConfig & { databaseUrl: string }, opts: { clock?: Clock; logger?: boolean } = {}) {
+export async function createApp(
+  config: AppConfig & { databaseUrl: string },
+  opts: { clock?: Clock; logger?: boolean } = {},
+) {
   const logger = new PinoNestLogger(createRootLogger(config));
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, opts.clock), {
     bodyParser: false,
@@ -65,7 +72,10 @@ export async function createApp(config: AppConfig & { databaseUrl: string }, opt
   app.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(err);
     const p = bodyParserProblem(err);
-    res.status(p.status).type('application/problem+json').send(JSON.stringify(problemBody(p)));
+    res
+      .status(p.status)
+      .type('application/problem+json')
+      .send(JSON.stringify(problemBody(p)));
   });
   return app;
 }

@@ -88,7 +88,10 @@ async function main(): Promise<void> {
       const t = Date.now();
       let childRunning!: () => void;
       const running = new Promise<void>((r) => (childRunning = r));
-      const starting = startEmbeddedPostgres(config.dataDir, log, { port: config.embeddedPgPort, onChildRunning: childRunning });
+      const starting = startEmbeddedPostgres(config.dataDir, log, {
+        port: config.embeddedPgPort,
+        onChildRunning: childRunning,
+      });
       const settled = starting.then(
         () => undefined,
         () => undefined, // handled: awaited below
@@ -97,7 +100,12 @@ async function main(): Promise<void> {
       await import('./app.factory');
       embedded = await starting;
       databaseUrl = embedded.url;
-      log('info', 'embedded PostgreSQL started', { dataDir: config.dataDir, port: embedded.port, pid: embedded.pid, ms: Date.now() - t });
+      log('info', 'embedded PostgreSQL started', {
+        dataDir: config.dataDir,
+        port: embedded.port,
+        pid: embedded.pid,
+        ms: Date.now() - t,
+      });
     }
     if (stopping) return;
 

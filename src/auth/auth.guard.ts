@@ -34,7 +34,8 @@ export class GlobalAuthGuard implements CanActivate {
     const presented = presentedCredential(req);
 
     if (this.reflector.getAllAndOverride<boolean>(TENANT_AUTH, targets)) {
-      if (!presented) throw new Problem('unauthorized', 'An API key is required (Authorization: Bearer <key> or X-API-Key)');
+      if (!presented)
+        throw new Problem('unauthorized', 'An API key is required (Authorization: Bearer <key> or X-API-Key)');
       const key = await this.apiKeys.resolve(presented);
       if (!key) throw new Problem('unauthorized', 'The API key is not valid');
       req.tenant = key;
@@ -44,7 +45,8 @@ export class GlobalAuthGuard implements CanActivate {
     if (presented?.startsWith('gbk_')) throw new Problem('forbidden', 'API keys cannot be used on admin routes');
     await this.jwtGuard.canActivate(ctx);
     const roles = this.reflector.getAllAndOverride<AdminRole[]>(ROLES, targets) ?? ['admin'];
-    if (!req.user || !roles.includes(req.user.role)) throw new Problem('forbidden', `This route needs the role: ${roles.join(' or ')}`);
+    if (!req.user || !roles.includes(req.user.role))
+      throw new Problem('forbidden', `This route needs the role: ${roles.join(' or ')}`);
     return true;
   }
 }

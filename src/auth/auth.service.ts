@@ -46,7 +46,12 @@ export class AuthService implements OnApplicationBootstrap {
   }
 
   async createUser(email: string, password: string, role: AdminRole): Promise<AdminUserDto> {
-    const user = this.users.create({ id: uuidv7(), email: email.toLowerCase(), passwordHash: await hashPassword(password), role });
+    const user = this.users.create({
+      id: uuidv7(),
+      email: email.toLowerCase(),
+      passwordHash: await hashPassword(password),
+      role,
+    });
     try {
       await this.users.insert(user);
     } catch (e) {

@@ -32,7 +32,9 @@ async function ledgerPage(ledger: LedgerService, scope: TenantScope, q: ListQuer
   const after = decodeCursor<{ seq: number }>(q.cursor, ['seq']);
   // A forged cursor must not reach PostgreSQL as a non-integer seq (that would be a 500).
   if (after && !(Number.isSafeInteger(after.seq) && after.seq > 0)) {
-    throw new Problem('validation_failed', 'cursor is not valid', [{ field: 'cursor', message: 'cursor is not valid' }]);
+    throw new Problem('validation_failed', 'cursor is not valid', [
+      { field: 'cursor', message: 'cursor is not valid' },
+    ]);
   }
   const rows = await ledger.listEntries(scope.tenantId, limit + 1, after?.seq ?? null);
   const page = rows.slice(0, limit);
@@ -75,7 +77,11 @@ export class AdminBillingController {
   /** Credit a top-up. Validity becomes max(validUntil, now + 3 months); grace is one month more. */
   @Roles('admin')
   @Post('topups')
-  async topUp(@Param('id') id: string, @Body() body: TopUpDto, @CurrentAdmin() admin: AdminPrincipal): Promise<LedgerMovementDto> {
+  async topUp(
+    @Param('id') id: string,
+    @Body() body: TopUpDto,
+    @CurrentAdmin() admin: AdminPrincipal,
+  ): Promise<LedgerMovementDto> {
     const tenant = await this.tenants.findEntity(id);
     const r = await this.ledger.topUp(tenant.id, body.amount, body.reference ?? null, admin.userId);
     return { entry: ledgerEntryDto(r.entry), balance: r.balance };
@@ -84,7 +90,11 @@ export class AdminBillingController {
   /** A signed correction. Never drives the balance below zero (402 `insufficient_balance`). */
   @Roles('admin')
   @Post('adjustments')
-  async adjust(@Param('id') id: string, @Body() body: AdjustmentDto, @CurrentAdmin() admin: AdminPrincipal): Promise<LedgerMovementDto> {
+  async adjust(
+    @Param('id') id: string,
+    @Body() body: AdjustmentDto,
+    @CurrentAdmin() admin: AdminPrincipal,
+  ): Promise<LedgerMovementDto> {
     const tenant = await this.tenants.findEntity(id);
     const r = await this.ledger.adjust(tenant.id, body.amount, body.reason.trim(), admin.userId);
     return { entry: ledgerEntryDto(r.entry), balance: r.balance };

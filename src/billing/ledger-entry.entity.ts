@@ -6,7 +6,7 @@ export type LedgerKind = 'topup' | 'debit' | 'refund' | 'expiry' | 'adjustment';
 /** Append-only (a trigger refuses UPDATE and DELETE). `amount` is signed: sum(amount) == tenants.balance. */
 @Entity('ledger_entries')
 export class LedgerEntry {
-  @Column("bigint", { transformer: bigintNumber }) seq: number;
+  @Column('bigint', { transformer: bigintNumber }) seq: number;
   @PrimaryColumn('uuid') id: string;
   @Column('uuid', { name: 'tenant_id' }) tenantId: string;
   @Column('text') kind: LedgerKind;

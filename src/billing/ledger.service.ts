@@ -174,8 +174,13 @@ export class LedgerService {
    */
   async lockForCharging(m: EntityManager, tenantId: string, now: Date) {
     const rows: {
-      id: string; balance: string; valid_until: Date | null; grace_until: Date | null;
-      status: string; price_per_segment: string; provider_account_id: string;
+      id: string;
+      balance: string;
+      valid_until: Date | null;
+      grace_until: Date | null;
+      status: string;
+      price_per_segment: string;
+      provider_account_id: string;
     }[] = await m.query(
       `SELECT id, balance, valid_until, grace_until, status, price_per_segment, provider_account_id
          FROM tenants WHERE id = $1 FOR UPDATE`,
@@ -243,7 +248,8 @@ export class LedgerService {
    */
   async refundMessages(m: EntityManager, messageIds: string[], now: Date): Promise<string[]> {
     if (messageIds.length === 0) return [];
-    const flipped = await rows<{ id: string; tenant_id: string; price: string }>(m, 
+    const flipped = await rows<{ id: string; tenant_id: string; price: string }>(
+      m,
       `UPDATE messages SET refunded = true
         WHERE id = ANY($1::uuid[]) AND refunded = false AND price > 0
         RETURNING id, tenant_id, price`,
@@ -313,8 +319,19 @@ export class LedgerService {
     const rows: { seq: string }[] = await m.query(
       `INSERT INTO ledger_entries (id, tenant_id, kind, amount, balance_after, message_id, reference, valid_until, grace_until, created_by, created_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING seq`,
-      [id, e.tenantId, e.kind, e.amount, e.balanceAfter, e.messageId ?? null, e.reference ?? null, e.validUntil ?? null,
-        e.graceUntil ?? null, e.createdBy ?? null, e.createdAt],
+      [
+        id,
+        e.tenantId,
+        e.kind,
+        e.amount,
+        e.balanceAfter,
+        e.messageId ?? null,
+        e.reference ?? null,
+        e.validUntil ?? null,
+        e.graceUntil ?? null,
+        e.createdBy ?? null,
+        e.createdAt,
+      ],
     );
     return Object.assign(new LedgerEntry(), {
       seq: Number(rows[0].seq),
@@ -334,7 +351,10 @@ export class LedgerService {
 
   private assertAmount(amount: number, signed: boolean): void {
     if (!Number.isSafeInteger(amount) || (signed ? amount === 0 : amount <= 0)) {
-      throw new Problem('validation_failed', signed ? 'amount must be a non-zero integer' : 'amount must be a positive integer');
+      throw new Problem(
+        'validation_failed',
+        signed ? 'amount must be a non-zero integer' : 'amount must be a positive integer',
+      );
     }
   }
 

@@ -26,7 +26,12 @@ export function validityAfterTopup(now: Date, currentValidUntil: Date | null): {
  * `empty` when nothing is left to spend or keep; otherwise by time: spendable before validUntil,
  * kept but not spendable in grace, forfeited from graceUntil on.
  */
-export function balanceState(now: Date, balance: number, validUntil: Date | null, graceUntil: Date | null): BalanceState {
+export function balanceState(
+  now: Date,
+  balance: number,
+  validUntil: Date | null,
+  graceUntil: Date | null,
+): BalanceState {
   // From graceUntil on the period is over: whatever was left is (or is about to be) forfeited. After the
   // forfeiture the balance is 0, and `expired` (not `empty`) is what tells the tenant why (API.md, BalanceDto).
   if (graceUntil && now >= graceUntil) return 'expired';

@@ -28,11 +28,15 @@ export function encodeCursor(value: Record<string, string | number>): string {
 }
 
 /** Decodes a cursor made by encodeCursor; anything else is a 400, never a 500. */
-export function decodeCursor<T extends Record<string, string | number>>(cursor: string | undefined, keys: (keyof T)[]): T | null {
+export function decodeCursor<T extends Record<string, string | number>>(
+  cursor: string | undefined,
+  keys: (keyof T)[],
+): T | null {
   if (!cursor) return null;
   try {
     const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as T;
-    if (value && typeof value === 'object' && keys.every((k) => ['string', 'number'].includes(typeof value[k]))) return value;
+    if (value && typeof value === 'object' && keys.every((k) => ['string', 'number'].includes(typeof value[k])))
+      return value;
   } catch {
     /* fall through */
   }

@@ -18,7 +18,10 @@ export class ProblemFilter implements ExceptionFilter {
     const problem = this.toProblem(exception, req);
     if (res.headersSent) return;
     if (problem.headers) for (const [k, v] of Object.entries(problem.headers)) res.setHeader(k, v);
-    res.status(problem.status).type('application/problem+json').send(JSON.stringify(problemBody(problem)));
+    res
+      .status(problem.status)
+      .type('application/problem+json')
+      .send(JSON.stringify(problemBody(problem)));
   }
 
   private toProblem(exception: unknown, req: Request): Problem {
@@ -26,10 +29,16 @@ export class ProblemFilter implements ExceptionFilter {
     if (exception instanceof HttpException) return this.fromHttpException(exception);
     // Errors raised by body-parser (malformed JSON, body too large, bad charset) carry a `type` and `status`.
     const e = exception as { status?: number; expose?: boolean };
-    if (e && typeof e === 'object' && e.expose === true && typeof e.status === 'number' && e.status < 500) return bodyParserProblem(exception);
+    if (e && typeof e === 'object' && e.expose === true && typeof e.status === 'number' && e.status < 500)
+      return bodyParserProblem(exception);
     const errorId = randomUUID();
     this.logger.error(
-      { errorId, method: req.method, path: req.path, err: exception instanceof Error ? { message: exception.message, stack: exception.stack } : String(exception) },
+      {
+        errorId,
+        method: req.method,
+        path: req.path,
+        err: exception instanceof Error ? { message: exception.message, stack: exception.stack } : String(exception),
+      },
       'unhandled error',
     );
     return new Problem('internal', `An internal error occurred (error id ${errorId})`);

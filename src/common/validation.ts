@@ -35,14 +35,21 @@ export class AppValidationPipe extends ValidationPipe {
       validationError: { target: false, value: false },
       exceptionFactory: (errors: ValidationError[]) => {
         const fieldErrors = flatten(errors);
-        return new Problem('validation_failed', fieldErrors.map((e) => `${e.field}: ${e.message}`).join('; '), fieldErrors);
+        return new Problem(
+          'validation_failed',
+          fieldErrors.map((e) => `${e.field}: ${e.message}`).join('; '),
+          fieldErrors,
+        );
       },
     });
   }
 
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
     // Bodies and query strings only: path params are ids, and a malformed id is simply not found (404).
-    const bad = metadata.type === 'body' || metadata.type === 'query' ? findUnstorableString(value, metadata.type === 'body' ? '' : (metadata.data ?? '')) : null;
+    const bad =
+      metadata.type === 'body' || metadata.type === 'query'
+        ? findUnstorableString(value, metadata.type === 'body' ? '' : (metadata.data ?? ''))
+        : null;
     if (bad !== null) {
       // PostgreSQL cannot store NUL, and lone surrogates are not text: refuse, never a 500.
       throw new Problem('validation_failed', `${bad || 'value'} contains NUL or invalid Unicode`, [
@@ -86,5 +93,10 @@ export function IsAmount(opts: { allowZero?: boolean; signed?: boolean } = {}) {
 
 /** A non-empty, trimmed-length-checked name. */
 export function IsName(max = 200) {
-  return applyDecorators(IsString(), MinLength(1), MaxLength(max), Matches(/\S/, { message: '$property must not be blank' }));
+  return applyDecorators(
+    IsString(),
+    MinLength(1),
+    MaxLength(max),
+    Matches(/\S/, { message: '$property must not be blank' }),
+  );
 }

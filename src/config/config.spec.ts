@@ -112,7 +112,10 @@ describe('loadConfig', () => {
     it('refuses to start without JWT_SECRET and ENCRYPTION_KEY, naming both', () => {
       const problems = problemsOf({ NODE_ENV: 'production' });
       expect(problems).toEqual(
-        expect.arrayContaining([expect.stringMatching(/JWT_SECRET is required/), expect.stringMatching(/ENCRYPTION_KEY is required/)]),
+        expect.arrayContaining([
+          expect.stringMatching(/JWT_SECRET is required/),
+          expect.stringMatching(/ENCRYPTION_KEY is required/),
+        ]),
       );
       expect(problems).toHaveLength(2);
       // Nothing generated on the way out.

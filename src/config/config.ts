@@ -75,7 +75,14 @@ function parseBool(name: string, raw: string | undefined, fallback: boolean, pro
   return fallback;
 }
 
-function parseIntIn(name: string, raw: string | undefined, fallback: number, min: number, max: number, problems: string[]): number {
+function parseIntIn(
+  name: string,
+  raw: string | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+  problems: string[],
+): number {
   if (raw === undefined || raw === '') return fallback;
   if (!/^\d+$/.test(raw.trim())) {
     problems.push(`${name} must be an integer, got "${raw}"`);
@@ -139,23 +146,34 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const rawKey = env.ENCRYPTION_KEY || (production ? undefined : undefined);
   if (rawKey) {
     const buf = Buffer.from(rawKey, 'base64');
-    if (buf.length !== 32) problems.push('ENCRYPTION_KEY must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)');
+    if (buf.length !== 32)
+      problems.push('ENCRYPTION_KEY must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)');
     else encryptionKey = buf;
   }
 
   const webhookAllowPrivate = parseBool('WEBHOOK_ALLOW_PRIVATE', env.WEBHOOK_ALLOW_PRIVATE, false, problems);
   const sandbox = parseBool('SANDBOX', env.SANDBOX, databaseUrl === undefined, problems);
-  const jwtExpiresInSeconds = parseIntIn('JWT_EXPIRES_IN_SECONDS', env.JWT_EXPIRES_IN_SECONDS, 3600, 60, 7 * 86400, problems);
+  const jwtExpiresInSeconds = parseIntIn(
+    'JWT_EXPIRES_IN_SECONDS',
+    env.JWT_EXPIRES_IN_SECONDS,
+    3600,
+    60,
+    7 * 86400,
+    problems,
+  );
   const dbPoolSize = parseIntIn('DB_POOL_SIZE', env.DB_POOL_SIZE, 20, 1, 500, problems);
   const logLevel = env.LOG_LEVEL || (nodeEnv === 'test' ? 'warn' : 'info');
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
     problems.push(`LOG_LEVEL must be one of fatal,error,warn,info,debug,trace,silent`);
   }
-  if (env.ADMIN_EMAIL && !/^[^\s@]+@[^\s@]+$/.test(env.ADMIN_EMAIL)) problems.push('ADMIN_EMAIL is not an email address');
+  if (env.ADMIN_EMAIL && !/^[^\s@]+@[^\s@]+$/.test(env.ADMIN_EMAIL))
+    problems.push('ADMIN_EMAIL is not an email address');
   if (env.ADMIN_EMAIL && !env.ADMIN_PASSWORD) problems.push('ADMIN_PASSWORD is required with ADMIN_EMAIL');
-  if (env.ADMIN_PASSWORD && env.ADMIN_PASSWORD.length < 8) problems.push('ADMIN_PASSWORD must be at least 8 characters');
+  if (env.ADMIN_PASSWORD && env.ADMIN_PASSWORD.length < 8)
+    problems.push('ADMIN_PASSWORD must be at least 8 characters');
 
-  const int = (name: string, fallback: number, min: number, max: number) => parseIntIn(name, env[name], fallback, min, max, problems);
+  const int = (name: string, fallback: number, min: number, max: number) =>
+    parseIntIn(name, env[name], fallback, min, max, problems);
   const dispatcher = {
     enabled: parseBool('DISPATCHER', env.DISPATCHER, true, problems),
     loops: int('DISPATCH_LOOPS', 2, 1, 64),
@@ -176,13 +194,19 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const embeddedPgPort = int('EMBEDDED_PG_PORT', 54329, 1, 65535);
   const workers = int('WORKERS', 1, 1, 64);
   if (dispatcher.leaseMs <= provider.totalTimeoutMs) {
-    problems.push('DISPATCH_LEASE_MS must be longer than PROVIDER_TOTAL_TIMEOUT_MS (a live worker must finish before its lease ends)');
+    problems.push(
+      'DISPATCH_LEASE_MS must be longer than PROVIDER_TOTAL_TIMEOUT_MS (a live worker must finish before its lease ends)',
+    );
   }
 
   if (problems.length > 0) throw new ConfigError(problems);
 
   const jwtSecret = env.JWT_SECRET || devSecret(dataDir, 'jwt-secret', () => randomBytes(48).toString('base64url'));
-  if (!rawKey) encryptionKey = Buffer.from(devSecret(dataDir, 'encryption-key', () => randomBytes(32).toString('base64')), 'base64');
+  if (!rawKey)
+    encryptionKey = Buffer.from(
+      devSecret(dataDir, 'encryption-key', () => randomBytes(32).toString('base64')),
+      'base64',
+    );
 
   return {
     nodeEnv,

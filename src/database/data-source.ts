@@ -21,4 +21,6 @@ export function dataSourceOptions(url: string, poolSize = 20): DataSourceOptions
 }
 
 // Used by `npm run migration:*` (typeorm CLI). The app builds its own DataSource in DatabaseModule.
-export default new DataSource(dataSourceOptions(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/gerbang'));
+export default new DataSource(
+  dataSourceOptions(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/gerbang'),
+);

@@ -1,7 +1,17 @@
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { chmodSync, existsSync, realpathSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  realpathSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { arch, platform } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -66,7 +76,11 @@ export interface EmbeddedOptions {
   onChildRunning?: () => void;
 }
 
-export async function startEmbeddedPostgres(dataDir: string, log: EmbeddedLog, opts: EmbeddedOptions = {}): Promise<EmbeddedDatabase> {
+export async function startEmbeddedPostgres(
+  dataDir: string,
+  log: EmbeddedLog,
+  opts: EmbeddedOptions = {},
+): Promise<EmbeddedDatabase> {
   dataDir = resolve(dataDir);
   const databaseDir = join(dataDir, 'pg');
   mkdirSync(dataDir, { recursive: true });
@@ -93,7 +107,14 @@ export async function startEmbeddedPostgres(dataDir: string, log: EmbeddedLog, o
       createPostgresUser: runAs !== undefined,
       authMethod: 'password',
       // TCP on loopback only; no Unix socket (no lock files in /tmp to collide with another server).
-      postgresFlags: ['-c', 'max_connections=200', '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+      postgresFlags: [
+        '-c',
+        'max_connections=200',
+        '-c',
+        'listen_addresses=127.0.0.1',
+        '-c',
+        'unix_socket_directories=',
+      ],
       onLog: (msg: string) => {
         pgLog.push(msg);
         childRunning?.(); // initdb and postgres both write at once when they start
@@ -108,7 +129,9 @@ export async function startEmbeddedPostgres(dataDir: string, log: EmbeddedLog, o
     try {
       await create(preferredPort).initialise();
     } catch (e) {
-      throw new EmbeddedPostgresError(`embedded PostgreSQL: initdb failed in ${databaseDir}: ${reason(e)}${pgLog.tail()}`);
+      throw new EmbeddedPostgresError(
+        `embedded PostgreSQL: initdb failed in ${databaseDir}: ${reason(e)}${pgLog.tail()}`,
+      );
     }
   }
 
@@ -154,7 +177,9 @@ export async function startEmbeddedPostgres(dataDir: string, log: EmbeddedLog, o
     await ensureDatabase(port);
   } catch (e) {
     await stop();
-    throw new EmbeddedPostgresError(`embedded PostgreSQL started but the "${DATABASE}" database is unusable: ${reason(e)}${pgLog.tail()}`);
+    throw new EmbeddedPostgresError(
+      `embedded PostgreSQL started but the "${DATABASE}" database is unusable: ${reason(e)}${pgLog.tail()}`,
+    );
   }
   return { url, port, databaseDir, pid: server.pid ?? 0, stop };
 }
@@ -244,7 +269,10 @@ function freePort(preferred: number): Promise<number> {
 async function startWithTimeout(pg: EmbeddedPostgresLike): Promise<ChildProcess> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no "ready to accept connections" within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
+    timer = setTimeout(
+      () => reject(new Error(`no "ready to accept connections" within ${START_TIMEOUT_MS / 1000} s`)),
+      START_TIMEOUT_MS,
+    );
   });
   try {
     await Promise.race([pg.start(), timeout]);
@@ -270,7 +298,11 @@ async function stopChild(child: ChildProcess): Promise<void> {
   const gone = () => child.exitCode !== null || child.signalCode !== null;
   if (gone()) return;
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  for (const [signal, waitMs] of [['SIGINT', 10_000], ['SIGQUIT', 5_000], ['SIGKILL', 5_000]] as const) {
+  for (const [signal, waitMs] of [
+    ['SIGINT', 10_000],
+    ['SIGQUIT', 5_000],
+    ['SIGKILL', 5_000],
+  ] as const) {
     if (gone()) return;
     child.kill(signal);
     if (await Promise.race([exited.then(() => true), sleep(waitMs).then(() => false)])) return;
@@ -303,7 +335,10 @@ function isRoot(): boolean {
 
 function lookupUser(name: string): OsUser | undefined {
   try {
-    const id = (flag: string) => execFileSync('id', [flag, name], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    const id = (flag: string) =>
+      execFileSync('id', [flag, name], { stdio: ['ignore', 'pipe', 'ignore'] })
+        .toString()
+        .trim();
     return { name, uid: Number(id('-u')), gid: Number(id('-g')), groups: id('-G').split(/\s+/).map(Number) };
   } catch {
     return undefined;
@@ -362,19 +397,32 @@ async function makeReachable(dataDir: string, databaseDir: string, pgUser: OsUse
   if (!canTraverse(dataDir, pgUser)) {
     const mode = statSync(dataDir).mode & 0o7777;
     chmodSync(dataDir, mode | 0o001);
-    log('info', `running as root: made ${dataDir} enterable for the OS user "postgres" (mode ${(mode | 0o001).toString(8)})`);
+    log(
+      'info',
+      `running as root: made ${dataDir} enterable for the OS user "postgres" (mode ${(mode | 0o001).toString(8)})`,
+    );
   }
   const binaries = await binaryDir();
   // The project folder may sit under a 0700 folder (a `mktemp -d` checkout, a CI workspace): give
   // `postgres` the right to pass through (o+x: enter, not list) on the way to the binaries, as for DATA_DIR.
   const opened = new Set<string>();
-  for (let blocked = binaries && blockedOnTheWay(binaries, pgUser); blocked && !opened.has(blocked); blocked = blockedOnTheWay(binaries!, pgUser)) {
+  for (
+    let blocked = binaries && blockedOnTheWay(binaries, pgUser);
+    blocked && !opened.has(blocked);
+    blocked = blockedOnTheWay(binaries!, pgUser)
+  ) {
     opened.add(blocked); // once each: if that did not help, the clear error below says what to do
     const mode = statSync(blocked).mode & 0o7777;
     chmodSync(blocked, mode | 0o001);
-    log('info', `running as root: made ${blocked} passable for the OS user "postgres" (mode ${(mode | 0o001).toString(8)}) to reach its binaries`);
+    log(
+      'info',
+      `running as root: made ${blocked} passable for the OS user "postgres" (mode ${(mode | 0o001).toString(8)}) to reach its binaries`,
+    );
   }
-  for (const [what, path] of [['its data folder', dataDir], ['its binaries', binaries]] as const) {
+  for (const [what, path] of [
+    ['its data folder', dataDir],
+    ['its binaries', binaries],
+  ] as const) {
     const blocked = path && blockedOnTheWay(path, pgUser);
     if (blocked) {
       throw new EmbeddedPostgresError(
@@ -453,7 +501,11 @@ function procInfo(pid: number): ProcInfo | undefined {
     /* no /proc */
   }
   try {
-    const out = execFileSync('ps', ['-o', 'ppid=', '-o', 'args=', '-p', String(pid)], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    const out = execFileSync('ps', ['-o', 'ppid=', '-o', 'args=', '-p', String(pid)], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+      .toString()
+      .trim();
     const m = /^(\d+)\s+(.*)$/s.exec(out);
     return m ? { ppid: Number(m[1]), args: m[2] } : undefined;
   } catch {
@@ -483,7 +535,11 @@ async function stopLeftoverServer(databaseDir: string, log: EmbeddedLog): Promis
       );
     }
     log('warn', `embedded PostgreSQL from a previous run is still running (pid ${pid}, orphaned); stopping it`);
-    for (const [signal, waitMs] of [['SIGINT', 10_000], ['SIGQUIT', 5_000], ['SIGKILL', 5_000]] as const) {
+    for (const [signal, waitMs] of [
+      ['SIGINT', 10_000],
+      ['SIGQUIT', 5_000],
+      ['SIGKILL', 5_000],
+    ] as const) {
       try {
         process.kill(pid, signal);
       } catch (e) {
@@ -497,7 +553,8 @@ async function stopLeftoverServer(databaseDir: string, log: EmbeddedLog): Promis
       for (let waited = 0; waited < waitMs && pidAlive(pid); waited += 50) await sleep(50);
       if (!pidAlive(pid)) break;
     }
-    if (pidAlive(pid)) throw new EmbeddedPostgresError(`could not stop the leftover PostgreSQL (pid ${pid}) in ${databaseDir}`);
+    if (pidAlive(pid))
+      throw new EmbeddedPostgresError(`could not stop the leftover PostgreSQL (pid ${pid}) in ${databaseDir}`);
     // Its backends leave right after the postmaster; give them a moment to release shared memory.
     await sleep(100);
   } else {
@@ -512,5 +569,8 @@ function moveAsideBrokenCluster(databaseDir: string, log: EmbeddedLog): void {
   if (readdirSync(databaseDir).length === 0) return;
   const aside = `${databaseDir}.broken-${new Date().toISOString().replace(/[:.]/g, '-')}`;
   renameSync(databaseDir, aside);
-  log('warn', `${databaseDir} held no complete PostgreSQL cluster (no PG_VERSION); moved it to ${aside} and initialising afresh`);
+  log(
+    'warn',
+    `${databaseDir} held no complete PostgreSQL cluster (no PG_VERSION); moved it to ${aside} and initialising afresh`,
+  );
 }

@@ -38,10 +38,18 @@ interface PendingRequest {
 
 const txSeconds =
   (register.getSingleMetric('gerbang_accept_tx_seconds') as Histogram<string> | undefined) ??
-  new Histogram({ name: 'gerbang_accept_tx_seconds', help: 'Accept (charge) transaction duration', buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1] });
+  new Histogram({
+    name: 'gerbang_accept_tx_seconds',
+    help: 'Accept (charge) transaction duration',
+    buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1],
+  });
 const txItems =
   (register.getSingleMetric('gerbang_accept_tx_items') as Histogram<string> | undefined) ??
-  new Histogram({ name: 'gerbang_accept_tx_items', help: 'Messages charged per accept transaction', buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000] });
+  new Histogram({
+    name: 'gerbang_accept_tx_items',
+    help: 'Messages charged per accept transaction',
+    buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000],
+  });
 
 /** Most items charged in one transaction. */
 const MAX_ITEMS_PER_TX = 2000;
@@ -83,7 +91,14 @@ export class AcceptService {
         this.queues.set(tenantId, queue);
       }
       if (queue.items > 0 && queue.items + items.length > MAX_PENDING_ITEMS) {
-        reject(new Problem('rate_limited', 'The gateway is busy charging earlier messages of this tenant; retry shortly', undefined, { 'Retry-After': '1' }));
+        reject(
+          new Problem(
+            'rate_limited',
+            'The gateway is busy charging earlier messages of this tenant; retry shortly',
+            undefined,
+            { 'Retry-After': '1' },
+          ),
+        );
         return;
       }
       queue.items += items.length;
@@ -92,13 +107,19 @@ export class AcceptService {
     });
   }
 
-  private async drain(tenantId: string, queue: { pending: PendingRequest[]; running: boolean; items: number }): Promise<void> {
+  private async drain(
+    tenantId: string,
+    queue: { pending: PendingRequest[]; running: boolean; items: number },
+  ): Promise<void> {
     queue.running = true;
     try {
       while (queue.pending.length > 0) {
         const batch: PendingRequest[] = [];
         let count = 0;
-        while (queue.pending.length > 0 && (batch.length === 0 || count + queue.pending[0].items.length <= MAX_ITEMS_PER_TX)) {
+        while (
+          queue.pending.length > 0 &&
+          (batch.length === 0 || count + queue.pending[0].items.length <= MAX_ITEMS_PER_TX)
+        ) {
           const next = queue.pending.shift()!;
           count += next.items.length;
           batch.push(next);
@@ -126,7 +147,10 @@ export class AcceptService {
         return;
       }
       // One bad request must not fail its neighbours: retry each alone.
-      this.logger.warn({ tenantId, requests: batch.length, err: (err as Error).message }, 'group commit failed; retrying requests one by one');
+      this.logger.warn(
+        { tenantId, requests: batch.length, err: (err as Error).message },
+        'group commit failed; retrying requests one by one',
+      );
       for (const req of batch) await this.commitBatch(tenantId, [req]);
     }
   }
@@ -136,7 +160,10 @@ export class AcceptService {
     const tenant = await this.ledger.lockForCharging(m, tenantId, now);
     let balance = tenant.balance;
     // Validity lapsed: in grace the balance is kept but not spendable; after grace it is forfeited.
-    const lapsed = tenant.state === 'grace' || tenant.state === 'expired' || (tenant.validUntil !== null && now >= tenant.validUntil);
+    const lapsed =
+      tenant.state === 'grace' ||
+      tenant.state === 'expired' ||
+      (tenant.validUntil !== null && now >= tenant.validUntil);
 
     const results: ItemResult[][] = [];
     const rows: MessageRow[] = [];
@@ -184,13 +211,27 @@ export class AcceptService {
            FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::bigint[], $12::timestamptz[])
              AS u(id, msisdn, text, reference, status, segments, encoding, price, send_at)`,
         [
-          tenantId, tenant.providerAccountId, now,
-          rows.map((r) => r.id), rows.map((r) => r.msisdn), rows.map((r) => r.text), rows.map((r) => r.reference),
-          rows.map((r) => r.status), rows.map((r) => r.segments), rows.map((r) => r.encoding), rows.map((r) => Number(r.price)),
+          tenantId,
+          tenant.providerAccountId,
+          now,
+          rows.map((r) => r.id),
+          rows.map((r) => r.msisdn),
+          rows.map((r) => r.text),
+          rows.map((r) => r.reference),
+          rows.map((r) => r.status),
+          rows.map((r) => r.segments),
+          rows.map((r) => r.encoding),
+          rows.map((r) => Number(r.price)),
           rows.map((r) => r.send_at),
         ],
       );
-      await this.ledger.debitMessages(m, tenantId, tenant.balance, rows.map((r) => ({ messageId: r.id, price: Number(r.price) })), now);
+      await this.ledger.debitMessages(
+        m,
+        tenantId,
+        tenant.balance,
+        rows.map((r) => ({ messageId: r.id, price: Number(r.price) })),
+        now,
+      );
       await m.query(
         `INSERT INTO message_events (message_id, tenant_id, status, created_at)
          SELECT u.id, $1, u.status, $2 FROM unnest($3::uuid[], $4::text[]) WITH ORDINALITY AS u(id, status, ord) ORDER BY u.ord`,
@@ -202,7 +243,8 @@ export class AcceptService {
       const idem = batch[i].idempotency;
       if (!idem) continue;
       const response = idem.respond(results[i]);
-      const completed: unknown[] = await sqlRows(m,
+      const completed: unknown[] = await sqlRows(
+        m,
         `UPDATE idempotency_keys SET state = 'done', response_status = $4, response_body = $5
           WHERE tenant_id = $1 AND key = $2 AND state = 'in_progress' AND owner = $3 RETURNING key`,
         [tenantId, idem.key, idem.owner, response.status, JSON.stringify(response.body)],
@@ -216,13 +258,20 @@ export class AcceptService {
   }
 
   /** The one place that decides whether a tenant may be charged for a message now. */
-  private refusal(status: string, lapsed: boolean, balance: number, item: AcceptItem, pricePerSegment: number): Problem | null {
+  private refusal(
+    status: string,
+    lapsed: boolean,
+    balance: number,
+    item: AcceptItem,
+    pricePerSegment: number,
+  ): Problem | null {
     if (status !== 'active') return new Problem('tenant_suspended', 'This tenant is suspended; sending is disabled');
     if (lapsed) {
       return new Problem('balance_expired', 'The balance validity has lapsed; top up to restore it');
     }
     const price = item.segments * pricePerSegment;
-    if (!Number.isSafeInteger(price)) return new Problem('validation_failed', 'The price of this message is out of range');
+    if (!Number.isSafeInteger(price))
+      return new Problem('validation_failed', 'The price of this message is out of range');
     if (price > balance) {
       return new Problem('insufficient_balance', `This message costs ${price}; the balance is ${balance}`);
     }

@@ -90,7 +90,10 @@ export class DeliveryReportsService {
             batch[0].reject(err);
             continue;
           }
-          this.logger.warn({ reports: batch.length, err: (err as Error).message }, 'report group commit failed; retrying one by one');
+          this.logger.warn(
+            { reports: batch.length, err: (err as Error).message },
+            'report group commit failed; retrying one by one',
+          );
           for (const p of batch) {
             await this.dataSource.transaction((m) => this.storeAndApply(m, [p])).then(p.resolve, p.reject);
           }
@@ -103,7 +106,10 @@ export class DeliveryReportsService {
 
   private async storeAndApply(m: EntityManager, batch: PendingReport[]): Promise<void> {
     const now = this.clock.now();
-    await lockReportKeys(m, batch.map((p) => ({ accountId: p.accountId, providerMessageId: p.report.sessionId })));
+    await lockReportKeys(
+      m,
+      batch.map((p) => ({ accountId: p.accountId, providerMessageId: p.report.sessionId })),
+    );
     const stored: { seq: string }[] = await m.query(
       `INSERT INTO delivery_reports (provider_account_id, provider_message_id, code, text, msisdn, source, received_at)
        SELECT u.account, u.pid, u.code, u.text, u.msisdn, u.source, $1
@@ -112,15 +118,24 @@ export class DeliveryReportsService {
        RETURNING seq`,
       [
         now,
-        batch.map((p) => p.accountId), batch.map((p) => p.report.sessionId), batch.map((p) => p.report.code),
-        batch.map((p) => p.report.text), batch.map((p) => p.report.msisdn), batch.map((p) => p.source),
+        batch.map((p) => p.accountId),
+        batch.map((p) => p.report.sessionId),
+        batch.map((p) => p.report.code),
+        batch.map((p) => p.report.text),
+        batch.map((p) => p.report.msisdn),
+        batch.map((p) => p.source),
       ],
     );
     // RETURNING follows the insert order; seqs are increasing within the statement.
     const seqs = stored.map((r) => Number(r.seq)).sort((a, b) => a - b);
     const refunds = await this.applyReports(
       m,
-      batch.map((p, i) => ({ seq: seqs[i], accountId: p.accountId, providerMessageId: p.report.sessionId, code: p.report.code })),
+      batch.map((p, i) => ({
+        seq: seqs[i],
+        accountId: p.accountId,
+        providerMessageId: p.report.sessionId,
+        code: p.report.code,
+      })),
       now,
     );
     await this.ledger.refundMessages(m, refunds, now);
@@ -137,15 +152,21 @@ export class DeliveryReportsService {
     now: Date,
   ): Promise<string[]> {
     if (messages.length === 0) return [];
-    const pending: { seq: string; provider_account_id: string; provider_message_id: string; code: number }[] = await m.query(
-      `SELECT d.seq, d.provider_account_id, d.provider_message_id, d.code FROM delivery_reports d
+    const pending: { seq: string; provider_account_id: string; provider_message_id: string; code: number }[] =
+      await m.query(
+        `SELECT d.seq, d.provider_account_id, d.provider_message_id, d.code FROM delivery_reports d
          JOIN unnest($1::uuid[], $2::text[]) AS u(account, pid) ON d.provider_account_id = u.account AND d.provider_message_id = u.pid
         WHERE d.applied_at IS NULL ORDER BY d.seq`,
-      [messages.map((x) => x.provider_account_id), messages.map((x) => x.provider_message_id)],
-    );
+        [messages.map((x) => x.provider_account_id), messages.map((x) => x.provider_message_id)],
+      );
     return this.applyReports(
       m,
-      pending.map((p) => ({ seq: Number(p.seq), accountId: p.provider_account_id, providerMessageId: p.provider_message_id, code: p.code })),
+      pending.map((p) => ({
+        seq: Number(p.seq),
+        accountId: p.provider_account_id,
+        providerMessageId: p.provider_message_id,
+        code: p.code,
+      })),
       now,
     );
   }
@@ -157,7 +178,13 @@ export class DeliveryReportsService {
    */
   private async applyReports(m: EntityManager, reports: StoredReport[], now: Date): Promise<string[]> {
     if (reports.length === 0) return [];
-    const msgs: { id: string; tenant_id: string; status: string; provider_account_id: string; provider_message_id: string }[] = await m.query(
+    const msgs: {
+      id: string;
+      tenant_id: string;
+      status: string;
+      provider_account_id: string;
+      provider_message_id: string;
+    }[] = await m.query(
       `SELECT m.id, m.tenant_id, m.status, m.provider_account_id, m.provider_message_id FROM messages m
          JOIN (SELECT DISTINCT a, p FROM unnest($1::uuid[], $2::text[]) AS u(a, p)) k
            ON m.provider_account_id = k.a AND m.provider_message_id = k.p
@@ -166,7 +193,12 @@ export class DeliveryReportsService {
       [reports.map((r) => r.accountId), reports.map((r) => r.providerMessageId)],
     );
     if (msgs.length === 0) return [];
-    const byKey = new Map(msgs.map((x) => [`${x.provider_account_id}:${x.provider_message_id}`, { ...x, code: null as number | null, changed: false, failureReason: null as string | null, final: false }]));
+    const byKey = new Map(
+      msgs.map((x) => [
+        `${x.provider_account_id}:${x.provider_message_id}`,
+        { ...x, code: null as number | null, changed: false, failureReason: null as string | null, final: false },
+      ]),
+    );
     const applied: { seq: number; messageId: string }[] = [];
     const events: { id: string; tenantId: string; status: string; code: number }[] = [];
     const refunds: string[] = [];
@@ -203,7 +235,14 @@ export class DeliveryReportsService {
                 finalized_at = CASE WHEN u.final THEN COALESCE(m.finalized_at, $1) ELSE m.finalized_at END
            FROM unnest($2::uuid[], $3::text[], $4::int[], $5::text[], $6::bool[]) AS u(id, status, code, reason, final)
           WHERE m.id = u.id`,
-        [now, changed.map((x) => x.id), changed.map((x) => x.status), changed.map((x) => x.code), changed.map((x) => x.failureReason), changed.map((x) => x.final)],
+        [
+          now,
+          changed.map((x) => x.id),
+          changed.map((x) => x.status),
+          changed.map((x) => x.code),
+          changed.map((x) => x.failureReason),
+          changed.map((x) => x.final),
+        ],
       );
     }
     const codeOnly = [...byKey.values()].filter((x) => !x.changed && x.code !== null);
@@ -218,12 +257,20 @@ export class DeliveryReportsService {
         `INSERT INTO message_events (message_id, tenant_id, status, detail, created_at)
          SELECT u.id, u.tenant_id, u.status, jsonb_build_object('code', u.code), $1
            FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::int[]) WITH ORDINALITY AS u(id, tenant_id, status, code, ord) ORDER BY u.ord`,
-        [now, events.map((e) => e.id), events.map((e) => e.tenantId), events.map((e) => e.status), events.map((e) => e.code)],
+        [
+          now,
+          events.map((e) => e.id),
+          events.map((e) => e.tenantId),
+          events.map((e) => e.status),
+          events.map((e) => e.code),
+        ],
       );
     }
     for (const [accountId, code] of holds) {
       await m.query(`UPDATE provider_accounts SET held_until = $2, held_reason = $3 WHERE id = $1`, [
-        accountId, new Date(now.getTime() + HOLD_AFTER_EXHAUSTED_MS), code === 50 ? 'provider balance empty (50)' : 'provider validity expired (51)',
+        accountId,
+        new Date(now.getTime() + HOLD_AFTER_EXHAUSTED_MS),
+        code === 50 ? 'provider balance empty (50)' : 'provider validity expired (51)',
       ]);
       this.logger.warn({ accountId, code }, 'provider account exhausted: holding its queue');
     }
@@ -237,7 +284,10 @@ export class DeliveryReportsService {
  * transaction-scoped advisory locks first, in key order, so whichever commits second sees the
  * other's row. Lock order everywhere: advisory keys, then message rows, then tenants.
  */
-export async function lockReportKeys(m: EntityManager, keys: { accountId: string; providerMessageId: string }[]): Promise<void> {
+export async function lockReportKeys(
+  m: EntityManager,
+  keys: { accountId: string; providerMessageId: string }[],
+): Promise<void> {
   if (keys.length === 0) return;
   await m.query(
     `SELECT pg_advisory_xact_lock(k) FROM (

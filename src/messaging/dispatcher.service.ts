@@ -73,7 +73,10 @@ export class DispatcherService implements OnApplicationBootstrap, OnApplicationS
     this.running = true;
     this.accept.events.on('accepted', this.wakeAll);
     for (let i = 0; i < this.options.loops; i++) this.loops.push(this.loop());
-    this.janitor = setInterval(() => void this.expireLeases().catch((e: Error) => this.logger.warn({ err: e.message }, 'lease janitor failed')), 5000);
+    this.janitor = setInterval(
+      () => void this.expireLeases().catch((e: Error) => this.logger.warn({ err: e.message }, 'lease janitor failed')),
+      5000,
+    );
     this.janitor.unref();
   }
 
@@ -189,11 +192,23 @@ export class DispatcherService implements OnApplicationBootstrap, OnApplicationS
           failed.push({ id: msg.id, reason: 'submit_rejected', error: `${r.reason}: ${r.raw.slice(0, 200)}` });
           break;
         case 'notSent':
-          if (msg.attempts >= this.options.maxAttempts) failed.push({ id: msg.id, reason: 'submit_failed', error: r.reason });
-          else requeue.push({ id: msg.id, at: new Date(now.getTime() + backoffMs(msg.attempts)), error: r.reason, countAttempt: true });
+          if (msg.attempts >= this.options.maxAttempts)
+            failed.push({ id: msg.id, reason: 'submit_failed', error: r.reason });
+          else
+            requeue.push({
+              id: msg.id,
+              at: new Date(now.getTime() + backoffMs(msg.attempts)),
+              error: r.reason,
+              countAttempt: true,
+            });
           break;
         case 'unavailable':
-          requeue.push({ id: msg.id, at: new Date(now.getTime() + Math.max(100, r.retryAfterMs)), error: r.reason, countAttempt: false });
+          requeue.push({
+            id: msg.id,
+            at: new Date(now.getTime() + Math.max(100, r.retryAfterMs)),
+            error: r.reason,
+            countAttempt: false,
+          });
           break;
         case 'uncertain':
           uncertain.push({ id: msg.id, error: r.reason });
@@ -206,21 +221,36 @@ export class DispatcherService implements OnApplicationBootstrap, OnApplicationS
       const refunds: string[] = [];
       if (accepted.length) {
         const accountOf = new Map(claimed.map((c) => [c.id, c.provider_account_id]));
-        await lockReportKeys(m, accepted.map((a) => ({ accountId: accountOf.get(a.id)!, providerMessageId: a.pid })));
+        await lockReportKeys(
+          m,
+          accepted.map((a) => ({ accountId: accountOf.get(a.id)!, providerMessageId: a.pid })),
+        );
         // From `uncertain` too: the lease janitor may have given up on a slow but live worker.
-        const rows = await sqlRows<{ id: string; tenant_id: string; provider_account_id: string; provider_message_id: string }>(m, 
+        const rows = await sqlRows<{
+          id: string;
+          tenant_id: string;
+          provider_account_id: string;
+          provider_message_id: string;
+        }>(
+          m,
           `UPDATE messages m SET status = 'submitted', provider_message_id = u.pid, submitted_at = $1, lease_until = NULL
              FROM unnest($2::uuid[], $3::text[]) AS u(id, pid)
             WHERE m.id = u.id AND m.status IN ('submitting', 'uncertain')
             RETURNING m.id, m.tenant_id, m.provider_account_id, m.provider_message_id`,
           [now, accepted.map((a) => a.id), accepted.map((a) => a.pid)],
         );
-        await this.events(m, rows.map((r) => ({ id: r.id, tenant_id: r.tenant_id })), 'submitted', now);
+        await this.events(
+          m,
+          rows.map((r) => ({ id: r.id, tenant_id: r.tenant_id })),
+          'submitted',
+          now,
+        );
         // A delivery report may have arrived before the send was answered (the provider is fast).
         refunds.push(...(await this.reports.applyPendingFor(m, rows, now)));
       }
       if (failed.length) {
-        const rows = await sqlRows<{ id: string; tenant_id: string }>(m, 
+        const rows = await sqlRows<{ id: string; tenant_id: string }>(
+          m,
           `UPDATE messages m SET status = 'failed', failure_reason = u.reason, last_error = u.error, finalized_at = $1, lease_until = NULL
              FROM unnest($2::uuid[], $3::text[], $4::text[]) AS u(id, reason, error)
             WHERE m.id = u.id AND ${STILL_OURS}
@@ -236,11 +266,17 @@ export class DispatcherService implements OnApplicationBootstrap, OnApplicationS
                   attempts = CASE WHEN u.counts THEN m.attempts ELSE m.attempts - 1 END
              FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::bool[]) AS u(id, at, error, counts)
             WHERE m.id = u.id AND ${STILL_OURS}`,
-          [requeue.map((r) => r.id), requeue.map((r) => r.at), requeue.map((r) => r.error), requeue.map((r) => r.countAttempt)],
+          [
+            requeue.map((r) => r.id),
+            requeue.map((r) => r.at),
+            requeue.map((r) => r.error),
+            requeue.map((r) => r.countAttempt),
+          ],
         );
       }
       if (uncertain.length) {
-        const rows = await sqlRows<{ id: string; tenant_id: string }>(m, 
+        const rows = await sqlRows<{ id: string; tenant_id: string }>(
+          m,
           `UPDATE messages m SET status = 'uncertain', last_error = u.error, lease_until = NULL
              FROM unnest($1::uuid[], $2::text[]) AS u(id, error)
             WHERE m.id = u.id AND m.status = 'submitting'
@@ -272,7 +308,13 @@ export class DispatcherService implements OnApplicationBootstrap, OnApplicationS
     return rows.length;
   }
 
-  private async events(m: EntityManager, rows: { id: string; tenant_id: string }[], status: string, now: Date, detail?: object) {
+  private async events(
+    m: EntityManager,
+    rows: { id: string; tenant_id: string }[],
+    status: string,
+    now: Date,
+    detail?: object,
+  ) {
     if (rows.length === 0) return;
     await m.query(
       `INSERT INTO message_events (message_id, tenant_id, status, detail, created_at)

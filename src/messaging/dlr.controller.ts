@@ -26,9 +26,18 @@ export class DlrController {
     if (req.method !== 'GET' && req.method !== 'POST') throw new Problem('method_not_allowed', 'Use GET or POST');
     const accountId = await this.reports.accountForToken(token);
     if (!accountId) throw new Problem('not_found', 'Unknown callback');
-    const params = { ...(body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : {}), ...query };
+    const params = {
+      ...(body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : {}),
+      ...query,
+    };
     // Provider text is stored as received, minus what PostgreSQL cannot store (NUL, lone surrogates).
-    const str = (k: string) => (typeof params[k] === 'string' ? (params[k] as string).replace(/\u0000/g, '').toWellFormed().trim() : undefined);
+    const str = (k: string) =>
+      typeof params[k] === 'string'
+        ? (params[k] as string)
+            .replace(/\u0000/g, '')
+            .toWellFormed()
+            .trim()
+        : undefined;
     const sessionId = str('session_id');
     const code = str('error_code');
     if (!sessionId || !/^\d{1,32}$/.test(sessionId) || !code || !/^\d{1,3}$/.test(code)) {

@@ -43,7 +43,9 @@ export class IdempotencyService implements OnApplicationBootstrap, OnApplication
   ) {}
 
   static hash(method: string, path: string, body: unknown): string {
-    return createHash('sha256').update(`${method} ${path}\n${JSON.stringify(body ?? null)}`).digest('base64url');
+    return createHash('sha256')
+      .update(`${method} ${path}\n${JSON.stringify(body ?? null)}`)
+      .digest('base64url');
   }
 
   static validateKey(key: string): void {
@@ -65,11 +67,16 @@ export class IdempotencyService implements OnApplicationBootstrap, OnApplication
     );
     if (inserted.length === 1) return { kind: 'new', owner };
 
-    const rows: { request_hash: string; state: string; response_status: number | null; response_body: unknown; locked_until: Date }[] =
-      await this.dataSource.query(
-        `SELECT request_hash, state, response_status, response_body, locked_until FROM idempotency_keys WHERE tenant_id = $1 AND key = $2`,
-        [tenantId, key],
-      );
+    const rows: {
+      request_hash: string;
+      state: string;
+      response_status: number | null;
+      response_body: unknown;
+      locked_until: Date;
+    }[] = await this.dataSource.query(
+      `SELECT request_hash, state, response_status, response_body, locked_until FROM idempotency_keys WHERE tenant_id = $1 AND key = $2`,
+      [tenantId, key],
+    );
     if (rows.length === 0) return this.begin(tenantId, key, requestHash); // expired and deleted meanwhile
     const row = rows[0];
     if (row.request_hash !== requestHash) {
@@ -77,14 +84,20 @@ export class IdempotencyService implements OnApplicationBootstrap, OnApplication
     }
     if (row.state === 'done') return { kind: 'replay', status: row.response_status ?? 200, body: row.response_body };
     if (row.locked_until > now) {
-      throw new Problem('idempotency_in_progress', 'A request with this Idempotency-Key is still being processed', undefined, {
-        'Retry-After': '1',
-      });
+      throw new Problem(
+        'idempotency_in_progress',
+        'A request with this Idempotency-Key is still being processed',
+        undefined,
+        {
+          'Retry-After': '1',
+        },
+      );
     }
     // The holder seems dead (nothing committed within the lease): take the claim over, guarded against
     // a racing taker. If the old holder was only slow, its completion now fails (wrong owner) and rolls
     // back its messages and debit: one charge either way.
-    const taken = await sqlRows<unknown>(this.dataSource,
+    const taken = await sqlRows<unknown>(
+      this.dataSource,
       `UPDATE idempotency_keys SET locked_until = $4, owner = $5 WHERE tenant_id = $1 AND key = $2 AND state = 'in_progress' AND locked_until = $3 RETURNING key`,
       [tenantId, key, row.locked_until, lockedUntil, owner],
     );
@@ -94,14 +107,19 @@ export class IdempotencyService implements OnApplicationBootstrap, OnApplication
 
   /** Releases a claim whose request failed before anything was committed, so the client may retry. */
   async abandon(tenantId: string, key: string, owner: string): Promise<void> {
-    await this.dataSource.query(`DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND state = 'in_progress' AND owner = $3`, [
-      tenantId, key, owner,
-    ]);
+    await this.dataSource.query(
+      `DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND state = 'in_progress' AND owner = $3`,
+      [tenantId, key, owner],
+    );
   }
 
   async purgeExpired(): Promise<number> {
     const cutoff = new Date(this.clock.now().getTime() - IDEMPOTENCY_RETENTION_MS);
-    const deleted = await sqlRows<unknown>(this.dataSource, `DELETE FROM idempotency_keys WHERE created_at < $1 RETURNING key`, [cutoff]);
+    const deleted = await sqlRows<unknown>(
+      this.dataSource,
+      `DELETE FROM idempotency_keys WHERE created_at < $1 RETURNING key`,
+      [cutoff],
+    );
     return deleted.length;
   }
 }

@@ -24,7 +24,8 @@ export interface MessageRow {
 export const MESSAGE_COLUMNS = `id, tenant_id, msisdn, text, reference, status, segments, encoding, price, provider_message_id,
   provider_status_code, failure_reason, refunded, send_at, created_at, submitted_at, finalized_at`;
 
-export type PublicStatus = 'scheduled' | 'queued' | 'submitted' | 'pending' | 'delivered' | 'failed' | 'canceled' | 'expired';
+export type PublicStatus =
+  'scheduled' | 'queued' | 'submitted' | 'pending' | 'delivered' | 'failed' | 'canceled' | 'expired';
 
 /**
  * Two internal dispatch states are not part of the API: `submitting` (claimed by a worker) is

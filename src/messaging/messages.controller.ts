@@ -6,7 +6,14 @@ import { Page } from '../common/pagination';
 import { TenantScope } from '../common/tenant-scope';
 import { IdempotencyService } from './idempotency.service';
 import { MessageDto } from './message.view';
-import { BatchResultDto, ListMessagesQueryDto, PreviewDto, PreviewResultDto, SendBatchDto, SendMessageDto } from './messages.dto';
+import {
+  BatchResultDto,
+  ListMessagesQueryDto,
+  PreviewDto,
+  PreviewResultDto,
+  SendBatchDto,
+  SendMessageDto,
+} from './messages.dto';
 import { HttpResult, MessagesService } from './messages.service';
 import { TenantRateLimitGuard } from './rate-limit';
 
@@ -35,7 +42,11 @@ export class MessagesController {
    */
   @Post()
   @UseGuards(TenantRateLimitGuard)
-  @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'Up to 255 printable ASCII characters; kept at least 24 h per tenant.' })
+  @ApiHeader({
+    name: 'Idempotency-Key',
+    required: false,
+    description: 'Up to 255 printable ASCII characters; kept at least 24 h per tenant.',
+  })
   @ApiAcceptedResponse({ type: MessageDto })
   async send(
     @CurrentTenant() tenant: TenantPrincipal,
@@ -71,7 +82,11 @@ export class MessagesController {
 
   /** What a send would cost and why (encoding, segments, the characters that forced UCS-2). Charges nothing. */
   @Post('preview')
-  async preview(@CurrentTenant() tenant: TenantPrincipal, @Body() body: PreviewDto, @Res({ passthrough: true }) res: Response): Promise<PreviewResultDto> {
+  async preview(
+    @CurrentTenant() tenant: TenantPrincipal,
+    @Body() body: PreviewDto,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<PreviewResultDto> {
     res.status(200);
     return this.messages.preview(TenantScope.of(tenant.tenantId), body.to, body.text);
   }

@@ -13,7 +13,14 @@ import { normalizeMsisdn } from './domain/msisdn';
 import { MAX_SEGMENTS_DEFAULT, countSegments } from './domain/segments';
 import { IdempotencyService } from './idempotency.service';
 import { MESSAGE_COLUMNS, MessageDto, MessageRow, messageDto } from './message.view';
-import { BatchItemDto, BatchResultDto, ListMessagesQueryDto, PreviewResultDto, RejectedItemDto, SendMessageDto } from './messages.dto';
+import {
+  BatchItemDto,
+  BatchResultDto,
+  ListMessagesQueryDto,
+  PreviewResultDto,
+  RejectedItemDto,
+  SendMessageDto,
+} from './messages.dto';
 import { TenantSettingsCache } from './tenant-settings.cache';
 
 const MAX_SCHEDULE_AHEAD_MS = 35 * 86400_000;
@@ -49,19 +56,25 @@ export class MessagesService {
     // NUL and lone surrogates never get here: the global validation pipe refuses them in any body.
     const count = countSegments(input.text);
     if (count.billedSegments > this.maxSegments) {
-      return new Problem('validation_failed', `text needs ${count.billedSegments} segments; at most ${this.maxSegments} are allowed`, [
-        { field: 'text', message: `needs ${count.billedSegments} segments; at most ${this.maxSegments}` },
-      ]);
+      return new Problem(
+        'validation_failed',
+        `text needs ${count.billedSegments} segments; at most ${this.maxSegments} are allowed`,
+        [{ field: 'text', message: `needs ${count.billedSegments} segments; at most ${this.maxSegments}` }],
+      );
     }
     let sendAt: Date | null = null;
     if (input.sendAt !== undefined) {
       sendAt = new Date(input.sendAt);
       const now = this.clock.now().getTime();
       if (Number.isNaN(sendAt.getTime()) || sendAt.getTime() <= now) {
-        return new Problem('validation_failed', 'sendAt must be in the future', [{ field: 'sendAt', message: 'must be in the future' }]);
+        return new Problem('validation_failed', 'sendAt must be in the future', [
+          { field: 'sendAt', message: 'must be in the future' },
+        ]);
       }
       if (sendAt.getTime() > now + MAX_SCHEDULE_AHEAD_MS) {
-        return new Problem('validation_failed', 'sendAt may be at most 35 days ahead', [{ field: 'sendAt', message: 'at most 35 days ahead' }]);
+        return new Problem('validation_failed', 'sendAt may be at most 35 days ahead', [
+          { field: 'sendAt', message: 'at most 35 days ahead' },
+        ]);
       }
     }
     return {
@@ -74,16 +87,32 @@ export class MessagesService {
     };
   }
 
-  async send(scope: TenantScope, dto: SendMessageDto, idempotencyKey: string | undefined, requestHash: string): Promise<HttpResult<unknown>> {
+  async send(
+    scope: TenantScope,
+    dto: SendMessageDto,
+    idempotencyKey: string | undefined,
+    requestHash: string,
+  ): Promise<HttpResult<unknown>> {
     const item = this.prepare(dto);
     if (item instanceof Problem) throw item;
-    return this.withIdempotency(scope, idempotencyKey, requestHash, async (completion) => {
-      const [result] = await this.accept.accept(scope.tenantId, [item], completion);
-      return singleResponse(result);
-    }, (results) => singleResponse(results[0]));
+    return this.withIdempotency(
+      scope,
+      idempotencyKey,
+      requestHash,
+      async (completion) => {
+        const [result] = await this.accept.accept(scope.tenantId, [item], completion);
+        return singleResponse(result);
+      },
+      (results) => singleResponse(results[0]),
+    );
   }
 
-  async sendBatch(scope: TenantScope, items: BatchItemDto[], idempotencyKey: string | undefined, requestHash: string): Promise<HttpResult<unknown>> {
+  async sendBatch(
+    scope: TenantScope,
+    items: BatchItemDto[],
+    idempotencyKey: string | undefined,
+    requestHash: string,
+  ): Promise<HttpResult<unknown>> {
     const prepared: AcceptItem[] = [];
     const indexes: number[] = [];
     const early: RejectedItemDto[] = [];
@@ -96,11 +125,18 @@ export class MessagesService {
       }
     });
     const respond = (results: ItemResult[]) => batchResponse(results, indexes, early);
-    return this.withIdempotency(scope, idempotencyKey, requestHash, async (completion) => {
-      // With nothing to charge, the transaction still records the key's response so a retry replays it.
-      const results = prepared.length > 0 || completion ? await this.accept.accept(scope.tenantId, prepared, completion) : [];
-      return respond(results);
-    }, respond);
+    return this.withIdempotency(
+      scope,
+      idempotencyKey,
+      requestHash,
+      async (completion) => {
+        // With nothing to charge, the transaction still records the key's response so a retry replays it.
+        const results =
+          prepared.length > 0 || completion ? await this.accept.accept(scope.tenantId, prepared, completion) : [];
+        return respond(results);
+      },
+      respond,
+    );
   }
 
   private async withIdempotency(
@@ -162,7 +198,12 @@ export class MessagesService {
     };
     if (q.status) {
       // Internal states map onto public ones (message.view.ts publicStatus).
-      const internal = q.status === 'queued' ? ['queued', 'submitting'] : q.status === 'submitted' ? ['submitted', 'uncertain'] : [q.status];
+      const internal =
+        q.status === 'queued'
+          ? ['queued', 'submitting']
+          : q.status === 'submitted'
+            ? ['submitted', 'uncertain']
+            : [q.status];
       add('status = ANY(?::text[])', internal);
     }
     if (q.to) {
@@ -176,7 +217,9 @@ export class MessagesService {
     const cursor = decodeCursor<{ t: string; id: string }>(q.cursor, ['t', 'id']);
     if (cursor) {
       if (!/^[0-9a-f-]{36}$/.test(cursor.id) || Number.isNaN(Date.parse(cursor.t))) {
-        throw new Problem('validation_failed', 'cursor is not valid', [{ field: 'cursor', message: 'cursor is not valid' }]);
+        throw new Problem('validation_failed', 'cursor is not valid', [
+          { field: 'cursor', message: 'cursor is not valid' },
+        ]);
       }
       params.push(new Date(cursor.t), cursor.id);
       where.push(`(created_at, id) < ($${params.length - 1}, $${params.length})`);
@@ -200,17 +243,24 @@ export class MessagesService {
     if (!id) throw notFound('Message');
     return this.dataSource.transaction(async (m) => {
       const now = this.clock.now();
-      const rows = await sqlRows<MessageRow>(m, 
+      const rows = await sqlRows<MessageRow>(
+        m,
         `UPDATE messages SET status = 'canceled', finalized_at = $3, next_attempt_at = $3
           WHERE id = $1 AND tenant_id = $2 AND status = 'scheduled' RETURNING ${MESSAGE_COLUMNS}`,
         [id, scope.tenantId, now],
       );
       if (rows.length === 0) {
-        const exists: unknown[] = await m.query(`SELECT 1 FROM messages WHERE id = $1 AND tenant_id = $2`, [id, scope.tenantId]);
+        const exists: unknown[] = await m.query(`SELECT 1 FROM messages WHERE id = $1 AND tenant_id = $2`, [
+          id,
+          scope.tenantId,
+        ]);
         if (exists.length === 0) throw notFound('Message');
         throw new Problem('conflict', 'Only a scheduled message can be canceled');
       }
-      await m.query(`INSERT INTO message_events (message_id, tenant_id, status, created_at) VALUES ($1, $2, 'canceled', $3)`, [id, scope.tenantId, now]);
+      await m.query(
+        `INSERT INTO message_events (message_id, tenant_id, status, created_at) VALUES ($1, $2, 'canceled', $3)`,
+        [id, scope.tenantId, now],
+      );
       const refunded = await this.ledger.refundMessages(m, [id], now);
       return messageDto({ ...rows[0], refunded: rows[0].refunded || refunded.length === 1 });
     });
@@ -222,7 +272,11 @@ function singleResponse(result: ItemResult): { status: number; body: unknown } {
   return problemResponse(result.problem);
 }
 
-function batchResponse(results: ItemResult[], indexes: number[], early: RejectedItemDto[]): { status: number; body: BatchResultDto } {
+function batchResponse(
+  results: ItemResult[],
+  indexes: number[],
+  early: RejectedItemDto[],
+): { status: number; body: BatchResultDto } {
   const accepted: MessageDto[] = [];
   const rejected: RejectedItemDto[] = [...early];
   results.forEach((r, i) => {
@@ -232,4 +286,3 @@ function batchResponse(results: ItemResult[], indexes: number[], early: Rejected
   rejected.sort((a, b) => a.index - b.index);
   return { status: 202, body: { accepted, rejected } };
 }
-

@@ -15,8 +15,13 @@ import { TenantSettingsCache } from './tenant-settings.cache';
   imports: [BillingModule, ProviderModule],
   controllers: [MessagesController, DlrController],
   providers: [
-    AcceptService, MessagesService, IdempotencyService, TenantSettingsCache, TenantRateLimitGuard,
-    DispatcherService, DeliveryReportsService,
+    AcceptService,
+    MessagesService,
+    IdempotencyService,
+    TenantSettingsCache,
+    TenantRateLimitGuard,
+    DispatcherService,
+    DeliveryReportsService,
   ],
   exports: [DispatcherService, AcceptService],
 })

@@ -36,7 +36,9 @@ export class TenantRateLimitGuard implements CanActivate {
       if (!(e instanceof RateLimiterRes)) throw e;
       this.headers(res, limit, e);
       const retryAfter = Math.max(1, Math.ceil(e.msBeforeNext / 1000));
-      throw new Problem('rate_limited', `More than ${limit} requests per second`, undefined, { 'Retry-After': String(retryAfter) });
+      throw new Problem('rate_limited', `More than ${limit} requests per second`, undefined, {
+        'Retry-After': String(retryAfter),
+      });
     }
   }
 

@@ -26,7 +26,12 @@ describe('transitionFor', () => {
     expect(transitionFor(current as string, code as number)?.status ?? null).toBe(expected);
   });
   it('maps failure codes to reasons and refunds them', () => {
-    expect(transitionFor('submitted', 50)).toEqual({ status: 'failed', final: true, failureReason: 'provider_balance_empty', refund: true });
+    expect(transitionFor('submitted', 50)).toEqual({
+      status: 'failed',
+      final: true,
+      failureReason: 'provider_balance_empty',
+      refund: true,
+    });
     expect(transitionFor('submitted', 51)).toMatchObject({ failureReason: 'provider_validity_expired' });
     expect(transitionFor('submitted', 52)).toMatchObject({ failureReason: 'invalid_number' });
   });

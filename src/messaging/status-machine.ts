@@ -17,7 +17,8 @@ const FAILURES: Record<number, string> = {
 export function transitionFor(current: string, code: number): Transition | null {
   const open = current === 'submitted' || current === 'pending' || current === 'uncertain';
   if (code === 22) return open || current === 'expired' ? { status: 'delivered', final: true } : null;
-  if (code === 20) return current === 'submitted' || current === 'uncertain' ? { status: 'pending', final: false } : null;
+  if (code === 20)
+    return current === 'submitted' || current === 'uncertain' ? { status: 'pending', final: false } : null;
   const reason = FAILURES[code];
   if (reason && open) return { status: 'failed', final: true, failureReason: reason, refund: true };
   return null;

@@ -33,12 +33,17 @@ export class TenantSettingsCache {
   }
 
   private async load(tenantId: string): Promise<TenantSettings> {
-    const rows: { status: 'active' | 'suspended'; price_per_segment: string; rate_limit_per_second: number }[] = await this.dataSource.query(
-      `SELECT status, price_per_segment, rate_limit_per_second FROM tenants WHERE id = $1`,
-      [tenantId],
-    );
+    const rows: { status: 'active' | 'suspended'; price_per_segment: string; rate_limit_per_second: number }[] =
+      await this.dataSource.query(
+        `SELECT status, price_per_segment, rate_limit_per_second FROM tenants WHERE id = $1`,
+        [tenantId],
+      );
     if (rows.length === 0) throw new Error(`tenant ${tenantId} vanished`);
-    const value = { status: rows[0].status, pricePerSegment: Number(rows[0].price_per_segment), rateLimitPerSecond: rows[0].rate_limit_per_second };
+    const value = {
+      status: rows[0].status,
+      pricePerSegment: Number(rows[0].price_per_segment),
+      rateLimitPerSecond: rows[0].rate_limit_per_second,
+    };
     this.cache.set(tenantId, { value, until: Date.now() + TTL_MS });
     return value;
   }

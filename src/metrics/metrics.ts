@@ -28,7 +28,12 @@ export const httpDuration = metric(
 
 export const httpRequests = metric(
   'gerbang_http_requests_total',
-  () => new Counter({ name: 'gerbang_http_requests_total', help: 'HTTP requests', labelNames: ['method', 'route', 'status'] }),
+  () =>
+    new Counter({
+      name: 'gerbang_http_requests_total',
+      help: 'HTTP requests',
+      labelNames: ['method', 'route', 'status'],
+    }),
 );
 
 /**
@@ -56,7 +61,15 @@ export function httpMetricsMiddleware(logger: Logger) {
       child.count.inc();
       const level = res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'info' : 'debug';
       if (logger.isLevelEnabled(level)) {
-        logger[level]({ method: req.method, url: redactUrl(req.originalUrl), status: res.statusCode, ms: Math.round(seconds * 1000) }, 'request');
+        logger[level](
+          {
+            method: req.method,
+            url: redactUrl(req.originalUrl),
+            status: res.statusCode,
+            ms: Math.round(seconds * 1000),
+          },
+          'request',
+        );
       }
     });
     next();

@@ -2,7 +2,12 @@ import { Body, Controller, Get, Param, Patch, Post, Query } from '@nestjs/common
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { Roles } from '../common/decorators';
 import {
-  CreateProviderAccountDto, ProviderAccountDto, ProviderBalanceDto, ProviderReportDto, ProviderReportQueryDto, UpdateProviderAccountDto,
+  CreateProviderAccountDto,
+  ProviderAccountDto,
+  ProviderBalanceDto,
+  ProviderReportDto,
+  ProviderReportQueryDto,
+  UpdateProviderAccountDto,
 } from './provider-accounts.dto';
 import { ProviderReportsService } from './provider-reports.service';
 import { ProviderAccountsService } from './provider-accounts.service';

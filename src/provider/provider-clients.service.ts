@@ -9,7 +9,10 @@ import { ProviderAccountConfig, ProviderClient, ProviderClientRegistry } from '.
 @Injectable()
 export class ProviderClients implements OnApplicationShutdown {
   private readonly registry: ProviderClientRegistry;
-  private readonly accounts = new Map<string, { account: ProviderAccount; config: ProviderAccountConfig; version: string; until: number }>();
+  private readonly accounts = new Map<
+    string,
+    { account: ProviderAccount; config: ProviderAccountConfig; version: string; until: number }
+  >();
 
   constructor(
     private readonly dataSource: DataSource,
@@ -50,4 +53,3 @@ export class ProviderClients implements OnApplicationShutdown {
     await this.registry.closeAll();
   }
 }
-

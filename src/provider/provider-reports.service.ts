@@ -49,7 +49,10 @@ export class ProviderReportsService {
     const from = DateTime.fromISO(start, { zone: ZONE });
     const to = DateTime.fromISO(end, { zone: ZONE });
     if (!from.isValid || !to.isValid || to < from || to.diff(from, 'days').days > 31) {
-      throw new Problem('validation_failed', 'start and end must be valid dates, end not before start, at most 31 days apart');
+      throw new Problem(
+        'validation_failed',
+        'start and end must be valid dates, end not before start, at most 31 days apart',
+      );
     }
     const account = await this.accounts.findEntity(publicId);
     const found = await this.clients.forAccount(account.id);

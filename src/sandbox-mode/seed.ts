@@ -41,11 +41,19 @@ export async function seedSandbox(app: INestApplication, config: AppConfig): Pro
 
   let account = await dataSource.getRepository(ProviderAccount).findOneBy({ name: DEMO_ACCOUNT });
   if (!account) {
-    const dto = await accounts.create({ name: DEMO_ACCOUNT, baseUrl: sandbox.url, username: SANDBOX_USER, password: sandboxPassword });
+    const dto = await accounts.create({
+      name: DEMO_ACCOUNT,
+      baseUrl: sandbox.url,
+      username: SANDBOX_USER,
+      password: sandboxPassword,
+    });
     account = await accounts.findEntity(dto.id);
   } else {
     // The simulator listens on a new port each start.
-    await accounts.update(toPublicId('providerAccount', account.id), { baseUrl: sandbox.url, password: sandboxPassword });
+    await accounts.update(toPublicId('providerAccount', account.id), {
+      baseUrl: sandbox.url,
+      password: sandboxPassword,
+    });
   }
   sandbox.addAccount({
     username: SANDBOX_USER,
@@ -88,7 +96,9 @@ export async function seedSandbox(app: INestApplication, config: AppConfig): Pro
       '',
     );
     mkdirSync(config.dataDir, { recursive: true });
-    writeFileSync(credentialsFile, lines.join('\n') + `\nsandbox provider password: ${sandboxPassword}\n`, { mode: 0o600 });
+    writeFileSync(credentialsFile, lines.join('\n') + `\nsandbox provider password: ${sandboxPassword}\n`, {
+      mode: 0o600,
+    });
   } else {
     lines.push(`  SANDBOX mode: demo tenant exists; its API key was printed on first start (see ${credentialsFile}).`);
   }

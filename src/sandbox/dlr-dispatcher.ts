@@ -37,7 +37,12 @@ interface PlannedCallback {
 export class DlrDispatcher {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly attempts: CallbackAttempt[] = [];
-  private readonly agent = new Agent({ connectTimeout: 2_000, headersTimeout: 5_000, bodyTimeout: 5_000, keepAliveTimeout: 2_000 });
+  private readonly agent = new Agent({
+    connectTimeout: 2_000,
+    headersTimeout: 5_000,
+    bodyTimeout: 5_000,
+    keepAliveTimeout: 2_000,
+  });
   private closed = false;
 
   constructor(
@@ -71,7 +76,8 @@ export class DlrDispatcher {
     if (outOfOrder) {
       // 22 arrives first, then a 20 that is older news: at the first slot the 22, later the stale 20.
       const first = timeline[0].atMs;
-      const later = timeline.length > 1 ? timeline[timeline.length - 1].atMs : first + this.rng.between(knobs.dlrDelayMs);
+      const later =
+        timeline.length > 1 ? timeline[timeline.length - 1].atMs : first + this.rng.between(knobs.dlrDelayMs);
       callbacks = [
         { code: 22, atMs: first, stale: false, duplicate: false },
         { code: 20, atMs: later, stale: true, duplicate: false },
@@ -79,7 +85,11 @@ export class DlrDispatcher {
     }
     if (duplicate) {
       const last = callbacks.filter((c) => !c.stale).pop()!;
-      callbacks.push({ ...last, atMs: Math.max(...callbacks.map((c) => c.atMs)) + this.rng.between(knobs.dlrDelayMs), duplicate: true });
+      callbacks.push({
+        ...last,
+        atMs: Math.max(...callbacks.map((c) => c.atMs)) + this.rng.between(knobs.dlrDelayMs),
+        duplicate: true,
+      });
     }
     if (drop) callbacks = [];
 

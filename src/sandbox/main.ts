@@ -15,10 +15,27 @@ async function main(): Promise<void> {
   }
   logger.level = config.logLevel;
   if (!['127.0.0.1', '::1', 'localhost'].includes(config.host)) {
-    logger.warn({ host: config.host }, 'sandbox: listening beyond loopback; its /_sandbox admin API has no authentication');
+    logger.warn(
+      { host: config.host },
+      'sandbox: listening beyond loopback; its /_sandbox admin API has no authentication',
+    );
   }
-  const sandbox = await startSandbox({ port: config.port, host: config.host, accounts: config.accounts, knobs: config.knobs, seed: config.seed, logger });
-  logger.info({ url: sandbox.url, admin: sandbox.url.replace(/\/masking$/, '/_sandbox'), accounts: config.accounts.map((a) => a.username) }, 'sandbox: ready');
+  const sandbox = await startSandbox({
+    port: config.port,
+    host: config.host,
+    accounts: config.accounts,
+    knobs: config.knobs,
+    seed: config.seed,
+    logger,
+  });
+  logger.info(
+    {
+      url: sandbox.url,
+      admin: sandbox.url.replace(/\/masking$/, '/_sandbox'),
+      accounts: config.accounts.map((a) => a.username),
+    },
+    'sandbox: ready',
+  );
 
   let stopping = false;
   const stop = (signal: string) => {

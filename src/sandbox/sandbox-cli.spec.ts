@@ -2,13 +2,25 @@ import { parseAccounts, parseArgs } from './sandbox-cli';
 
 describe('sandbox CLI', () => {
   it('defaults to 127.0.0.1:9099 and a demo account', () => {
-    expect(parseArgs([], {})).toMatchObject({ port: 9099, host: '127.0.0.1', seed: 1, accounts: [{ username: 'demo', password: 'demo', balance: '1000000' }] });
+    expect(parseArgs([], {})).toMatchObject({
+      port: 9099,
+      host: '127.0.0.1',
+      seed: 1,
+      accounts: [{ username: 'demo', password: 'demo', balance: '1000000' }],
+    });
   });
 
   it('reads env, and flags win over env', () => {
     const env = { SANDBOX_PORT: '9100', SANDBOX_ACCOUNTS: 'a:b:10', SANDBOX_KNOBS: '{"http500Rate":0.1}' };
-    expect(parseArgs([], env)).toMatchObject({ port: 9100, accounts: [{ username: 'a' }], knobs: { http500Rate: 0.1 } });
-    expect(parseArgs(['--port', '0', '--knobs={"latencyMs":5}'], env)).toMatchObject({ port: 0, knobs: { latencyMs: [5, 5] } });
+    expect(parseArgs([], env)).toMatchObject({
+      port: 9100,
+      accounts: [{ username: 'a' }],
+      knobs: { http500Rate: 0.1 },
+    });
+    expect(parseArgs(['--port', '0', '--knobs={"latencyMs":5}'], env)).toMatchObject({
+      port: 0,
+      knobs: { latencyMs: [5, 5] },
+    });
   });
 
   it('parses accounts with a callback URL (which contains colons)', () => {
@@ -18,7 +30,13 @@ describe('sandbox CLI', () => {
     ]);
   });
 
-  it.each([[['--port', 'x']], [['--nope', '1']], [['--knobs', '{"http500Rate":3}']], [['--accounts', 'onlyuser']], [['stray']]])('refuses %p', (argv) => {
+  it.each([
+    [['--port', 'x']],
+    [['--nope', '1']],
+    [['--knobs', '{"http500Rate":3}']],
+    [['--accounts', 'onlyuser']],
+    [['stray']],
+  ])('refuses %p', (argv) => {
     expect(() => parseArgs(argv, {})).toThrow(RangeError);
   });
 });

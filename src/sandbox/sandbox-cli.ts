@@ -23,7 +23,8 @@ export function parseAccounts(list: string): SandboxAccountSpec[] {
     .map((entry) => {
       // The callback URL contains ':' itself, so only the first three separators split.
       const [username, password, balance, ...rest] = entry.split(':');
-      if (!username || !password || !balance) throw new RangeError(`account "${username ?? ''}" must be user:pass:balance[:callbackUrl]`);
+      if (!username || !password || !balance)
+        throw new RangeError(`account "${username ?? ''}" must be user:pass:balance[:callbackUrl]`);
       const callbackUrl = rest.length ? rest.join(':') : undefined;
       if (callbackUrl) new URL(callbackUrl);
       return { username, password, balance, callbackUrl };

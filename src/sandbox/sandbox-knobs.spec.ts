@@ -2,7 +2,9 @@ import { normalizeKnobs, SeededRandom } from './sandbox-knobs';
 
 describe('sandbox knobs', () => {
   it('accepts rates, booleans and single-number ranges', () => {
-    expect(normalizeKnobs({ http500Rate: 0.5, outOfOrderDlr: true, latencyMs: 5, dlrDelayMs: [1, 2], inboxFormat: 'json' })).toEqual({
+    expect(
+      normalizeKnobs({ http500Rate: 0.5, outOfOrderDlr: true, latencyMs: 5, dlrDelayMs: [1, 2], inboxFormat: 'json' }),
+    ).toEqual({
       http500Rate: 0.5,
       outOfOrderDlr: 1,
       latencyMs: [5, 5],
@@ -10,7 +12,14 @@ describe('sandbox knobs', () => {
       inboxFormat: 'json',
     });
   });
-  it.each([{ http500Rate: 2 }, { http500Rate: '0.5' }, { latencyMs: [5, 1] }, { latencyMs: [-1, 1] }, { nope: 1 }, { inboxFormat: 'xml' }])('refuses %p', (input) => {
+  it.each([
+    { http500Rate: 2 },
+    { http500Rate: '0.5' },
+    { latencyMs: [5, 1] },
+    { latencyMs: [-1, 1] },
+    { nope: 1 },
+    { inboxFormat: 'xml' },
+  ])('refuses %p', (input) => {
     expect(() => normalizeKnobs(input)).toThrow(RangeError);
   });
 

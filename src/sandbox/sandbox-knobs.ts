@@ -63,21 +63,29 @@ const RANGE_KEYS = ['latencyMs', 'dlrDelayMs'] as const;
  * (true = 1), a single number for a range (n = [n, n]). Throws a RangeError naming the bad knob.
  */
 export function normalizeKnobs(input: unknown): Partial<SandboxKnobs> {
-  if (input === null || typeof input !== 'object' || Array.isArray(input)) throw new RangeError('knobs must be an object');
+  if (input === null || typeof input !== 'object' || Array.isArray(input))
+    throw new RangeError('knobs must be an object');
   const out: Partial<SandboxKnobs> = {};
   for (const [key, value] of Object.entries(input as Record<string, unknown>)) {
     if ((RATE_KEYS as readonly string[]).includes(key)) {
       const rate = typeof value === 'boolean' ? (value ? 1 : 0) : value;
-      if (typeof rate !== 'number' || !(rate >= 0 && rate <= 1)) throw new RangeError(`${key} must be a number in 0..1`);
+      if (typeof rate !== 'number' || !(rate >= 0 && rate <= 1))
+        throw new RangeError(`${key} must be a number in 0..1`);
       (out as Record<string, unknown>)[key] = rate;
     } else if ((RANGE_KEYS as readonly string[]).includes(key)) {
       const range = typeof value === 'number' ? [value, value] : value;
-      if (!Array.isArray(range) || range.length !== 2 || !range.every((n) => typeof n === 'number' && n >= 0 && Number.isFinite(n)) || range[0] > range[1]) {
+      if (
+        !Array.isArray(range) ||
+        range.length !== 2 ||
+        !range.every((n) => typeof n === 'number' && n >= 0 && Number.isFinite(n)) ||
+        range[0] > range[1]
+      ) {
         throw new RangeError(`${key} must be [min, max] ms with 0 <= min <= max`);
       }
       (out as Record<string, unknown>)[key] = [range[0], range[1]];
     } else if (key === 'inboxFormat') {
-      if (value !== 'csv' && value !== 'json' && value !== 'lines') throw new RangeError('inboxFormat must be csv, json or lines');
+      if (value !== 'csv' && value !== 'json' && value !== 'lines')
+        throw new RangeError('inboxFormat must be csv, json or lines');
       out.inboxFormat = value;
     } else {
       throw new RangeError(`unknown knob ${key}`);

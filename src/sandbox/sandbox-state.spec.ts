@@ -1,4 +1,11 @@
-import { formatBalanceExpiry, formatMoney, graceUntil, parseMoney, providerSmsCount, SandboxLedger } from './sandbox-state';
+import {
+  formatBalanceExpiry,
+  formatMoney,
+  graceUntil,
+  parseMoney,
+  providerSmsCount,
+  SandboxLedger,
+} from './sandbox-state';
 
 describe('sandbox money', () => {
   it.each([

@@ -126,7 +126,13 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
 
   const blackholed = new Set<ServerResponse>();
 
-  function reply(res: ServerResponse, status: number, body: string, contentType = PHP_HTML, extra: Record<string, string> = {}): void {
+  function reply(
+    res: ServerResponse,
+    status: number,
+    body: string,
+    contentType = PHP_HTML,
+    extra: Record<string, string> = {},
+  ): void {
     if (res.writableEnded || res.destroyed) return;
     res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), ...extra });
     res.end(body);
@@ -146,7 +152,11 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
 
     // Front-end faults: the message is not taken.
     if (rng.chance(knobs.http500Rate)) {
-      return reply(res, 500, '<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">\n<html><head><title>500 Internal Server Error</title></head><body><h1>Internal Server Error</h1></body></html>\n');
+      return reply(
+        res,
+        500,
+        '<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">\n<html><head><title>500 Internal Server Error</title></head><body><h1>Internal Server Error</h1></body></html>\n',
+      );
     }
     if (rng.chance(knobs.htmlGarbageRate)) {
       // A PHP debug page that dumps the request, password included: the client must redact it.
@@ -174,7 +184,11 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     }
     await beforeAnswer;
     if (rng.chance(knobs.http500AfterAcceptRate)) {
-      return reply(res, 500, '<html><head><title>500 Internal Server Error</title></head><body><h1>Internal Server Error</h1></body></html>\n');
+      return reply(
+        res,
+        500,
+        '<html><head><title>500 Internal Server Error</title></head><body><h1>Internal Server Error</h1></body></html>\n',
+      );
     }
     // PHP scripts end their output with a newline more often than not.
     reply(res, 200, `${taken.id}\n`);
@@ -209,18 +223,42 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     let csv = csvLine(['id', 'msisdn', 'message', 'sent_at', 'sms_count', 'price', 'status_code', 'status']);
     for (const m of messages) {
       const status = statusOf(m);
-      csv += csvLine([m.id, m.msisdn, m.text, formatJakarta(m.at), String(m.smsCount), m.charged, status.code, status.text]);
+      csv += csvLine([
+        m.id,
+        m.msisdn,
+        m.text,
+        formatJakarta(m.at),
+        String(m.smsCount),
+        m.charged,
+        status.code,
+        status.text,
+      ]);
     }
-    reply(res, 200, csv, 'text/csv; charset=UTF-8', { 'content-disposition': `attachment; filename="report_${start}_${end}.csv"` });
+    reply(res, 200, csv, 'text/csv; charset=UTF-8', {
+      'content-disposition': `attachment; filename="report_${start}_${end}.csv"`,
+    });
   }
 
   function handleInbox(res: ServerResponse, params: URLSearchParams): void {
     const account = ledger.authenticate(params.get('username') ?? undefined, params.get('password') ?? undefined);
     if (!account) return reply(res, 200, WRONG_CREDENTIALS);
-    const items = ledger.inboxOf(account.username).map((m, i) => ({ id: String(i + 1), msisdn: m.msisdn, message: m.text, received_at: formatJakarta(m.receivedAt) }));
+    const items = ledger
+      .inboxOf(account.username)
+      .map((m, i) => ({
+        id: String(i + 1),
+        msisdn: m.msisdn,
+        message: m.text,
+        received_at: formatJakarta(m.receivedAt),
+      }));
     if (knobs.inboxFormat === 'json') return reply(res, 200, JSON.stringify(items), 'application/json');
-    if (knobs.inboxFormat === 'lines') return reply(res, 200, items.map((m) => `${m.msisdn},${m.received_at},${m.message}\n`).join(''));
-    reply(res, 200, csvLine(['id', 'msisdn', 'message', 'received_at']) + items.map((m) => csvLine([m.id, m.msisdn, m.message, m.received_at])).join(''));
+    if (knobs.inboxFormat === 'lines')
+      return reply(res, 200, items.map((m) => `${m.msisdn},${m.received_at},${m.message}\n`).join(''));
+    reply(
+      res,
+      200,
+      csvLine(['id', 'msisdn', 'message', 'received_at']) +
+        items.map((m) => csvLine([m.id, m.msisdn, m.message, m.received_at])).join(''),
+    );
   }
 
   async function handleProvider(req: IncomingMessage, res: ServerResponse, url: URL, script: string): Promise<void> {
@@ -249,14 +287,29 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       case 'inbox.php':
         return handleInbox(res, params);
       default:
-        return reply(res, 404, '<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1></body></html>\n');
+        return reply(
+          res,
+          404,
+          '<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1></body></html>\n',
+        );
     }
   }
 
   // --- admin endpoints ---------------------------------------------------------------------------
 
   function sentMessages(): SentMessage[] {
-    return ledger.allMessages().map((m) => ({ id: m.id, username: m.username, msisdn: m.msisdn, text: m.text, at: m.at, smsCount: m.smsCount, charged: m.charged, codes: [...m.codes] }));
+    return ledger
+      .allMessages()
+      .map((m) => ({
+        id: m.id,
+        username: m.username,
+        msisdn: m.msisdn,
+        text: m.text,
+        at: m.at,
+        smsCount: m.smsCount,
+        charged: m.charged,
+        codes: [...m.codes],
+      }));
   }
 
   async function handleAdmin(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
@@ -290,11 +343,14 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       case 'POST /_sandbox/accounts': {
         const expiresAtText = str('expiresAt', false);
         const expiresAt = expiresAtText ? new Date(expiresAtText) : undefined;
-        if (expiresAt && Number.isNaN(expiresAt.getTime())) throw new HttpError(400, 'expiresAt must be an ISO date-time');
+        if (expiresAt && Number.isNaN(expiresAt.getTime()))
+          throw new HttpError(400, 'expiresAt must be an ISO date-time');
         const balance = input.balance;
-        if (typeof balance !== 'string' && typeof balance !== 'number') throw new HttpError(400, 'balance must be a decimal string');
+        if (typeof balance !== 'string' && typeof balance !== 'number')
+          throw new HttpError(400, 'balance must be a decimal string');
         const pricePerSms = input.pricePerSms;
-        if (pricePerSms !== undefined && typeof pricePerSms !== 'string' && typeof pricePerSms !== 'number') throw new HttpError(400, 'pricePerSms must be a decimal string');
+        if (pricePerSms !== undefined && typeof pricePerSms !== 'string' && typeof pricePerSms !== 'number')
+          throw new HttpError(400, 'pricePerSms must be a decimal string');
         return json(
           res,
           201,
@@ -313,13 +369,15 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
         return json(res, 200, { ok: true });
       case 'POST /_sandbox/topup': {
         const amount = input.amount;
-        if (typeof amount !== 'string' && typeof amount !== 'number') throw new HttpError(400, 'amount must be a decimal string');
+        if (typeof amount !== 'string' && typeof amount !== 'number')
+          throw new HttpError(400, 'amount must be a decimal string');
         return json(res, 200, handle.topUp(str('username')!, amount));
       }
       case 'POST /_sandbox/inbox': {
         const receivedAtText = str('receivedAt', false);
         const receivedAt = receivedAtText ? new Date(receivedAtText) : undefined;
-        if (receivedAt && Number.isNaN(receivedAt.getTime())) throw new HttpError(400, 'receivedAt must be an ISO date-time');
+        if (receivedAt && Number.isNaN(receivedAt.getTime()))
+          throw new HttpError(400, 'receivedAt must be an ISO date-time');
         handle.addInbox(str('username')!, str('msisdn')!, str('text')!, receivedAt);
         return json(res, 201, { ok: true });
       }
@@ -338,10 +396,14 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     const url = new URL(req.url ?? '/', 'http://sandbox.invalid');
     res.on('finish', () =>
       // The path only: a GET send or balance query carries the password.
-      log?.debug({ method: req.method, path: url.pathname, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'sandbox request'),
+      log?.debug(
+        { method: req.method, path: url.pathname, status: res.statusCode, ms: Math.round(performance.now() - started) },
+        'sandbox request',
+      ),
     );
     let work: Promise<void>;
-    if (url.pathname.startsWith(`${SANDBOX_BASE_PATH}/`)) work = handleProvider(req, res, url, url.pathname.slice(SANDBOX_BASE_PATH.length + 1));
+    if (url.pathname.startsWith(`${SANDBOX_BASE_PATH}/`))
+      work = handleProvider(req, res, url, url.pathname.slice(SANDBOX_BASE_PATH.length + 1));
     else if (url.pathname.startsWith('/_sandbox/')) work = handleAdmin(req, res, url.pathname);
     else {
       req.resume();
@@ -350,7 +412,10 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     work.catch((err: unknown) => {
       if (err instanceof HttpError) return json(res, err.status, { error: err.message });
       if (err instanceof RangeError) return json(res, 400, { error: err.message });
-      log?.error({ err: err instanceof Error ? err.message : String(err), path: url.pathname }, 'sandbox: handler failed');
+      log?.error(
+        { err: err instanceof Error ? err.message : String(err), path: url.pathname },
+        'sandbox: handler failed',
+      );
       json(res, 500, { error: 'sandbox error' });
     });
   });

@@ -3,7 +3,14 @@ import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { Roles } from '../common/decorators';
 import { ListQueryDto, Page } from '../common/pagination';
 import { ApiKeysService } from './api-keys.service';
-import { ApiKeyDto, CreateApiKeyDto, CreateTenantDto, CreatedApiKeyDto, TenantDto, UpdateTenantDto } from './tenants.dto';
+import {
+  ApiKeyDto,
+  CreateApiKeyDto,
+  CreateTenantDto,
+  CreatedApiKeyDto,
+  TenantDto,
+  UpdateTenantDto,
+} from './tenants.dto';
 import { TenantsService } from './tenants.service';
 
 @ApiTags('admin: tenants')

@@ -33,10 +33,18 @@ export class TenantsService {
   async list(limit: number, cursor?: string): Promise<Page<TenantDto>> {
     const after = decodeCursor<{ id: string }>(cursor, ['id']);
     // A forged cursor must not reach PostgreSQL as a non-uuid (that would be a 500).
-    if (after && (typeof after.id !== 'string' || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(after.id))) {
-      throw new Problem('validation_failed', 'cursor is not valid', [{ field: 'cursor', message: 'cursor is not valid' }]);
+    if (
+      after &&
+      (typeof after.id !== 'string' || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(after.id))
+    ) {
+      throw new Problem('validation_failed', 'cursor is not valid', [
+        { field: 'cursor', message: 'cursor is not valid' },
+      ]);
     }
-    const qb = this.repo.createQueryBuilder('t').orderBy('t.id', 'DESC').limit(limit + 1);
+    const qb = this.repo
+      .createQueryBuilder('t')
+      .orderBy('t.id', 'DESC')
+      .limit(limit + 1);
     if (after) qb.where('t.id < :id', { id: after.id });
     const rows = await qb.getMany();
     const page = rows.slice(0, limit);
@@ -54,7 +62,8 @@ export class TenantsService {
     const tenant = await this.findEntity(publicId);
     const patch: Partial<Tenant> = {};
     if (dto.name !== undefined) patch.name = dto.name.trim();
-    if (dto.providerAccountId !== undefined) patch.providerAccountId = await this.providerAccountUuid(dto.providerAccountId);
+    if (dto.providerAccountId !== undefined)
+      patch.providerAccountId = await this.providerAccountUuid(dto.providerAccountId);
     if (dto.status !== undefined) patch.status = dto.status;
     if (dto.pricePerSegment !== undefined) patch.pricePerSegment = dto.pricePerSegment;
     if (dto.lowBalanceThreshold !== undefined) patch.lowBalanceThreshold = dto.lowBalanceThreshold;

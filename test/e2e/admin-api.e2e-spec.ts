@@ -1,6 +1,17 @@
 import { createHash } from 'node:crypto';
 import { SecretBox } from '../../src/common/secret-box';
-import { ADMIN_EMAIL, ADMIN_PASSWORD, bearer, countRows, createTenant, expectProblem, startTestApp, TestApp, unique, uuidOf } from '../support/app';
+import {
+  ADMIN_EMAIL,
+  ADMIN_PASSWORD,
+  bearer,
+  countRows,
+  createTenant,
+  expectProblem,
+  startTestApp,
+  TestApp,
+  unique,
+  uuidOf,
+} from '../support/app';
 
 /** Issue 2's admin endpoints over HTTP: login, users, provider accounts, tenants, API keys. */
 describe('admin API', () => {
@@ -19,7 +30,9 @@ describe('admin API', () => {
 
   describe('POST /v1/auth/login', () => {
     it('returns a bearer JWT and its lifetime for the right password (email case-insensitive)', async () => {
-      const res = await t.http.post('/v1/auth/login').send({ email: ADMIN_EMAIL.toUpperCase(), password: ADMIN_PASSWORD });
+      const res = await t.http
+        .post('/v1/auth/login')
+        .send({ email: ADMIN_EMAIL.toUpperCase(), password: ADMIN_PASSWORD });
       expect(res.status).toBe(200);
       expect(res.body).toEqual({ accessToken: expect.any(String), expiresIn: 3600, tokenType: 'Bearer' });
       expect(res.body.accessToken.split('.')).toHaveLength(3);
@@ -30,13 +43,19 @@ describe('admin API', () => {
     it('refuses a wrong password and an unknown email alike with 401 unauthorized', async () => {
       const wrong = await t.http.post('/v1/auth/login').send({ email: ADMIN_EMAIL, password: 'not-the-password' });
       expectProblem(wrong, 401, 'unauthorized');
-      const unknown = await t.http.post('/v1/auth/login').send({ email: 'nobody@test.local', password: ADMIN_PASSWORD });
+      const unknown = await t.http
+        .post('/v1/auth/login')
+        .send({ email: 'nobody@test.local', password: ADMIN_PASSWORD });
       expectProblem(unknown, 401, 'unauthorized');
       expect(unknown.body.detail).toBe(wrong.body.detail);
     });
 
     it('refuses a body that is not an email and password with 400', async () => {
-      expectProblem(await t.http.post('/v1/auth/login').send({ email: 'not-an-email', password: 'x' }), 400, 'validation_failed');
+      expectProblem(
+        await t.http.post('/v1/auth/login').send({ email: 'not-an-email', password: 'x' }),
+        400,
+        'validation_failed',
+      );
       expectProblem(await t.http.post('/v1/auth/login').send({ email: ADMIN_EMAIL }), 400, 'validation_failed');
     });
   });
@@ -47,7 +66,12 @@ describe('admin API', () => {
       const password = 'billing-password-123';
       const res = await t.http.post('/v1/admin/users').set(admin).send({ email, password, role: 'billing' });
       expect(res.status).toBe(201);
-      expect(res.body).toEqual({ id: expect.stringMatching(/^usr_[0-9a-f]{32}$/), email, role: 'billing', createdAt: expect.any(String) });
+      expect(res.body).toEqual({
+        id: expect.stringMatching(/^usr_[0-9a-f]{32}$/),
+        email,
+        role: 'billing',
+        createdAt: expect.any(String),
+      });
 
       const [row] = await t.db.query(`SELECT password_hash FROM admin_users WHERE id = $1`, [uuidOf(res.body.id)]);
       expect(row.password_hash).toMatch(/^scrypt\$/);
@@ -55,7 +79,9 @@ describe('admin API', () => {
 
       const list = await t.http.get('/v1/admin/users').set(admin);
       expect(list.status).toBe(200);
-      expect(list.body.data).toEqual(expect.arrayContaining([res.body, expect.objectContaining({ email: ADMIN_EMAIL, role: 'admin' })]));
+      expect(list.body.data).toEqual(
+        expect.arrayContaining([res.body, expect.objectContaining({ email: ADMIN_EMAIL, role: 'admin' })]),
+      );
       expect(JSON.stringify(list.body)).not.toMatch(/password|scrypt/i);
 
       const login = await t.http.post('/v1/auth/login').send({ email, password });
@@ -64,17 +90,26 @@ describe('admin API', () => {
 
     it('answers 409 conflict for an email that exists (case-insensitive) and writes nothing', async () => {
       const before = await countRows(t, 'admin_users');
-      const res = await t.http.post('/v1/admin/users').set(admin).send({ email: ADMIN_EMAIL.toUpperCase(), password: 'another-password-1', role: 'admin' });
+      const res = await t.http
+        .post('/v1/admin/users')
+        .set(admin)
+        .send({ email: ADMIN_EMAIL.toUpperCase(), password: 'another-password-1', role: 'admin' });
       expectProblem(res, 409, 'conflict');
       expect(await countRows(t, 'admin_users')).toBe(before);
     });
 
     it('refuses a short password and an unknown role', async () => {
       const before = await countRows(t, 'admin_users');
-      const short = await t.http.post('/v1/admin/users').set(admin).send({ email: 'short@test.local', password: 'short', role: 'admin' });
+      const short = await t.http
+        .post('/v1/admin/users')
+        .set(admin)
+        .send({ email: 'short@test.local', password: 'short', role: 'admin' });
       expectProblem(short, 400, 'validation_failed');
       expect(short.body.errors).toEqual(expect.arrayContaining([expect.objectContaining({ field: 'password' })]));
-      const role = await t.http.post('/v1/admin/users').set(admin).send({ email: 'role@test.local', password: 'long-enough-pw-1', role: 'root' });
+      const role = await t.http
+        .post('/v1/admin/users')
+        .set(admin)
+        .send({ email: 'role@test.local', password: 'long-enough-pw-1', role: 'root' });
       expectProblem(role, 400, 'validation_failed');
       expect(role.body.errors).toEqual(expect.arrayContaining([expect.objectContaining({ field: 'role' })]));
       expect(await countRows(t, 'admin_users')).toBe(before);
@@ -106,7 +141,9 @@ describe('admin API', () => {
       expect(JSON.stringify(res.body)).not.toContain(password);
       expect(JSON.stringify(res.body)).not.toMatch(/password|passwordEnc|v1\./i);
 
-      const [row] = await t.db.query(`SELECT dlr_token, password_enc FROM provider_accounts WHERE id = $1`, [uuidOf(account.id)]);
+      const [row] = await t.db.query(`SELECT dlr_token, password_enc FROM provider_accounts WHERE id = $1`, [
+        uuidOf(account.id),
+      ]);
       expect(row.dlr_token).toMatch(/^[A-Za-z0-9_-]{32,}$/);
       expect(account.dlrCallbackUrl).toBe(`${PUBLIC_BASE_URL}/v1/dlr/${row.dlr_token}`);
       // Encrypted at rest: not the plaintext, not containing it, and it opens with the app's key to the plaintext.
@@ -120,12 +157,20 @@ describe('admin API', () => {
       const other = await t.http
         .post('/v1/admin/provider-accounts')
         .set(admin)
-        .send({ name: unique('pac'), baseUrl: 'http://127.0.0.1:9/masking', username: 'user08', password, sendMethod: 'get' });
+        .send({
+          name: unique('pac'),
+          baseUrl: 'http://127.0.0.1:9/masking',
+          username: 'user08',
+          password,
+          sendMethod: 'get',
+        });
       expect(other.status).toBe(201);
       expect(other.body.sendMethod).toBe('get');
       expect(other.body.dlrCallbackUrl).not.toBe(account.dlrCallbackUrl);
       // Same plaintext, different ciphertext (fresh IV per seal).
-      const rows = await t.db.query(`SELECT password_enc FROM provider_accounts WHERE id = ANY($1::uuid[])`, [[uuidOf(account.id), uuidOf(other.body.id)]]);
+      const rows = await t.db.query(`SELECT password_enc FROM provider_accounts WHERE id = ANY($1::uuid[])`, [
+        [uuidOf(account.id), uuidOf(other.body.id)],
+      ]);
       expect(rows[0].password_enc).not.toBe(rows[1].password_enc);
     });
 
@@ -148,7 +193,13 @@ describe('admin API', () => {
         .set(admin)
         .send({ name: 'renamed', baseUrl: 'http://10.0.0.5:8080/masking', password: newPassword, status: 'disabled' });
       expect(res.status).toBe(200);
-      expect(res.body).toMatchObject({ id: account.id, name: 'renamed', baseUrl: 'http://10.0.0.5:8080/masking', status: 'disabled', username: 'user07' });
+      expect(res.body).toMatchObject({
+        id: account.id,
+        name: 'renamed',
+        baseUrl: 'http://10.0.0.5:8080/masking',
+        status: 'disabled',
+        username: 'user07',
+      });
       expect(res.body.dlrCallbackUrl).toBe(account.dlrCallbackUrl);
       expect(JSON.stringify(res.body)).not.toContain(newPassword);
       const [row] = await t.db.query(`SELECT password_enc FROM provider_accounts WHERE id = $1`, [uuidOf(account.id)]);
@@ -160,7 +211,11 @@ describe('admin API', () => {
     it('answers 404 for unknown and malformed ids', async () => {
       for (const id of [`pac_${'0'.repeat(32)}`, 'pac_xyz', `ten_${'0'.repeat(32)}`]) {
         expectProblem(await t.http.get(`/v1/admin/provider-accounts/${id}`).set(admin), 404, 'not_found');
-        expectProblem(await t.http.patch(`/v1/admin/provider-accounts/${id}`).set(admin).send({ name: 'x' }), 404, 'not_found');
+        expectProblem(
+          await t.http.patch(`/v1/admin/provider-accounts/${id}`).set(admin).send({ name: 'x' }),
+          404,
+          'not_found',
+        );
       }
     });
   });
@@ -184,7 +239,10 @@ describe('admin API', () => {
 
     it('POST creates an active tenant with defaults, zero balance and no validity', async () => {
       const name = unique('Acme');
-      const res = await t.http.post('/v1/admin/tenants').set(admin).send({ name: `  ${name}  `, providerAccountId: pacId, pricePerSegment: 350 });
+      const res = await t.http
+        .post('/v1/admin/tenants')
+        .set(admin)
+        .send({ name: `  ${name}  `, providerAccountId: pacId, pricePerSegment: 350 });
       expect(res.status).toBe(201);
       tenant = res.body;
       expect(tenant).toEqual({
@@ -201,7 +259,9 @@ describe('admin API', () => {
         createdAt: expect.any(String),
         updatedAt: expect.any(String),
       });
-      const [row] = await t.db.query(`SELECT provider_account_id, balance FROM tenants WHERE id = $1`, [uuidOf(tenant.id)]);
+      const [row] = await t.db.query(`SELECT provider_account_id, balance FROM tenants WHERE id = $1`, [
+        uuidOf(tenant.id),
+      ]);
       expect(row).toEqual({ provider_account_id: uuidOf(pacId), balance: '0' });
     });
 
@@ -209,7 +269,13 @@ describe('admin API', () => {
       const res = await t.http
         .post('/v1/admin/tenants')
         .set(admin)
-        .send({ name: unique('t'), providerAccountId: pacId, pricePerSegment: 0, lowBalanceThreshold: 10_000, rateLimitPerSecond: 7 });
+        .send({
+          name: unique('t'),
+          providerAccountId: pacId,
+          pricePerSegment: 0,
+          lowBalanceThreshold: 10_000,
+          rateLimitPerSecond: 7,
+        });
       expect(res.status).toBe(201);
       expect(res.body).toMatchObject({ pricePerSegment: 0, lowBalanceThreshold: 10_000, rateLimitPerSecond: 7 });
     });
@@ -228,7 +294,14 @@ describe('admin API', () => {
       const res = await t.http
         .patch(`/v1/admin/tenants/${tenantId}`)
         .set(admin)
-        .send({ name: 'Renamed Co', status: 'suspended', pricePerSegment: 420, lowBalanceThreshold: 50, rateLimitPerSecond: 3, providerAccountId: otherPacId });
+        .send({
+          name: 'Renamed Co',
+          status: 'suspended',
+          pricePerSegment: 420,
+          lowBalanceThreshold: 50,
+          rateLimitPerSecond: 3,
+          providerAccountId: otherPacId,
+        });
       expect(res.status).toBe(200);
       expect(res.body).toMatchObject({
         id: tenantId,
@@ -241,7 +314,10 @@ describe('admin API', () => {
         balance: 500,
       });
       expect((await t.http.get(`/v1/admin/tenants/${tenantId}`).set(admin)).body.status).toBe('suspended');
-      const [row] = await t.db.query(`SELECT status, price_per_segment, provider_account_id FROM tenants WHERE id = $1`, [uuidOf(tenantId)]);
+      const [row] = await t.db.query(
+        `SELECT status, price_per_segment, provider_account_id FROM tenants WHERE id = $1`,
+        [uuidOf(tenantId)],
+      );
       expect(row).toEqual({ status: 'suspended', price_per_segment: '420', provider_account_id: uuidOf(otherPacId) });
 
       const bal = await t.http.get('/v1/balance').set(bearer(apiKey));
@@ -257,18 +333,35 @@ describe('admin API', () => {
       const same = await t.http.patch(`/v1/admin/tenants/${tenant.id}`).set(admin).send({});
       expect(same.status).toBe(200);
       expect(same.body).toEqual(tenant);
-      expectProblem(await t.http.patch(`/v1/admin/tenants/${tenant.id}`).set(admin).send({ status: 'deleted' }), 400, 'validation_failed');
-      const pac = await t.http.patch(`/v1/admin/tenants/${tenant.id}`).set(admin).send({ providerAccountId: `pac_${'0'.repeat(32)}` });
+      expectProblem(
+        await t.http.patch(`/v1/admin/tenants/${tenant.id}`).set(admin).send({ status: 'deleted' }),
+        400,
+        'validation_failed',
+      );
+      const pac = await t.http
+        .patch(`/v1/admin/tenants/${tenant.id}`)
+        .set(admin)
+        .send({ providerAccountId: `pac_${'0'.repeat(32)}` });
       expectProblem(pac, 400, 'validation_failed');
       expect(pac.body.errors).toEqual([expect.objectContaining({ field: 'providerAccountId' })]);
       expect((await t.http.get(`/v1/admin/tenants/${tenant.id}`).set(admin)).body).toEqual(tenant);
-      expectProblem(await t.http.patch(`/v1/admin/tenants/ten_${'0'.repeat(32)}`).set(admin).send({ name: 'x' }), 404, 'not_found');
+      expectProblem(
+        await t.http
+          .patch(`/v1/admin/tenants/ten_${'0'.repeat(32)}`)
+          .set(admin)
+          .send({ name: 'x' }),
+        404,
+        'not_found',
+      );
     });
 
     it('GET list pages newest first with a cursor until nextCursor is null, without gaps or repeats', async () => {
       const created: string[] = [];
       for (let i = 0; i < 5; i++) {
-        const r = await t.http.post('/v1/admin/tenants').set(admin).send({ name: unique('page'), providerAccountId: pacId, pricePerSegment: 1 });
+        const r = await t.http
+          .post('/v1/admin/tenants')
+          .set(admin)
+          .send({ name: unique('page'), providerAccountId: pacId, pricePerSegment: 1 });
         created.push(r.body.id);
       }
       const total = await countRows(t, 'tenants');
@@ -303,7 +396,14 @@ describe('admin API', () => {
     });
 
     it('GET list refuses limits outside 1..500 and a forged cursor with 400', async () => {
-      for (const q of [{ limit: 0 }, { limit: 501 }, { limit: 'ten' }, { limit: 1.5 }, { cursor: 'not-a-cursor' }, { cursor: Buffer.from('{"x":1}').toString('base64url') }]) {
+      for (const q of [
+        { limit: 0 },
+        { limit: 501 },
+        { limit: 'ten' },
+        { limit: 1.5 },
+        { cursor: 'not-a-cursor' },
+        { cursor: Buffer.from('{"x":1}').toString('base64url') },
+      ]) {
         const res = await t.http.get('/v1/admin/tenants').query(q).set(admin);
         expectProblem(res, 400, 'validation_failed');
       }
@@ -319,7 +419,10 @@ describe('admin API', () => {
     });
 
     it('POST returns the key once, with a 12-character prefix; only its SHA-256 is stored', async () => {
-      const res = await t.http.post(`/v1/admin/tenants/${tenantId}/api-keys`).set(admin).send({ name: ' production server ' });
+      const res = await t.http
+        .post(`/v1/admin/tenants/${tenantId}/api-keys`)
+        .set(admin)
+        .send({ name: ' production server ' });
       expect(res.status).toBe(201);
       created = res.body;
       expect(res.body).toEqual({
@@ -331,7 +434,9 @@ describe('admin API', () => {
         revokedAt: null,
         lastUsedAt: null,
       });
-      const [row] = await t.db.query(`SELECT prefix, key_hash, tenant_id FROM api_keys WHERE id = $1`, [uuidOf(created.id)]);
+      const [row] = await t.db.query(`SELECT prefix, key_hash, tenant_id FROM api_keys WHERE id = $1`, [
+        uuidOf(created.id),
+      ]);
       expect(row.prefix).toBe(created.prefix);
       expect(row.tenant_id).toBe(uuidOf(tenantId));
       expect(Buffer.from(row.key_hash).equals(createHash('sha256').update(created.key).digest())).toBe(true);
@@ -341,7 +446,13 @@ describe('admin API', () => {
 
     it('keys are distinct and high-entropy', async () => {
       const keys = await Promise.all(
-        [1, 2, 3].map(async () => (await t.http.post(`/v1/admin/tenants/${tenantId}/api-keys`).set(admin).send({})).body as { key: string; name: unknown }),
+        [1, 2, 3].map(
+          async () =>
+            (await t.http.post(`/v1/admin/tenants/${tenantId}/api-keys`).set(admin).send({})).body as {
+              key: string;
+              name: unknown;
+            },
+        ),
       );
       expect(new Set(keys.map((k) => k.key)).size).toBe(3);
       expect(keys.every((k) => k.name === null)).toBe(true);
@@ -352,7 +463,14 @@ describe('admin API', () => {
       expect(res.status).toBe(200);
       expect(res.body.data).toHaveLength(5); // createTenant's key, created, and three more
       const mine = res.body.data.find((k: { id: string }) => k.id === created.id);
-      expect(mine).toEqual({ id: created.id, prefix: created.prefix, name: 'production server', createdAt: expect.any(String), revokedAt: null, lastUsedAt: null });
+      expect(mine).toEqual({
+        id: created.id,
+        prefix: created.prefix,
+        name: 'production server',
+        createdAt: expect.any(String),
+        revokedAt: null,
+        lastUsedAt: null,
+      });
       expect(JSON.stringify(res.body)).not.toContain(created.key);
       expect(JSON.stringify(res.body)).not.toMatch(/gbk_[A-Za-z0-9]{40}/);
     });
@@ -388,17 +506,34 @@ describe('admin API', () => {
       expect(row2.revoked_at).toEqual(row.revoked_at); // the first revocation time is kept
 
       const list = await t.http.get(`/v1/admin/tenants/${tenantId}/api-keys`).set(admin);
-      expect(list.body.data.find((k: { id: string }) => k.id === created.id).revokedAt).toBe(new Date(row.revoked_at).toISOString());
+      expect(list.body.data.find((k: { id: string }) => k.id === created.id).revokedAt).toBe(
+        new Date(row.revoked_at).toISOString(),
+      );
     });
 
     it('DELETE answers 404 for unknown keys, malformed ids and another tenant’s key, and revokes nothing', async () => {
       const other = await createTenant(t);
       for (const keyId of [`key_${'0'.repeat(32)}`, 'key_xyz', other.keyId]) {
-        expectProblem(await t.http.delete(`/v1/admin/tenants/${tenantId}/api-keys/${keyId}`).set(admin), 404, 'not_found');
+        expectProblem(
+          await t.http.delete(`/v1/admin/tenants/${tenantId}/api-keys/${keyId}`).set(admin),
+          404,
+          'not_found',
+        );
       }
       expect((await t.http.get('/v1/balance').set(bearer(other.apiKey))).status).toBe(200);
-      expectProblem(await t.http.delete(`/v1/admin/tenants/ten_${'0'.repeat(32)}/api-keys/${other.keyId}`).set(admin), 404, 'not_found');
-      expectProblem(await t.http.post(`/v1/admin/tenants/ten_${'0'.repeat(32)}/api-keys`).set(admin).send({}), 404, 'not_found');
+      expectProblem(
+        await t.http.delete(`/v1/admin/tenants/ten_${'0'.repeat(32)}/api-keys/${other.keyId}`).set(admin),
+        404,
+        'not_found',
+      );
+      expectProblem(
+        await t.http
+          .post(`/v1/admin/tenants/ten_${'0'.repeat(32)}/api-keys`)
+          .set(admin)
+          .send({}),
+        404,
+        'not_found',
+      );
       expectProblem(await t.http.get(`/v1/admin/tenants/ten_xyz/api-keys`).set(admin), 404, 'not_found');
     });
   });

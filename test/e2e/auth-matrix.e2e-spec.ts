@@ -1,13 +1,25 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { APP_CONFIG, AppConfig } from '../../src/config/config';
-import { bearer, countRows, createAdminUser, createTenant, expectProblem, startTestApp, TestApp, unique, uuidOf } from '../support/app';
+import {
+  bearer,
+  countRows,
+  createAdminUser,
+  createTenant,
+  expectProblem,
+  startTestApp,
+  TestApp,
+  unique,
+  uuidOf,
+} from '../support/app';
 
 const b64url = (v: object | string) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
 
 /** An HS256 (or other HMAC) JWT made by hand, so the tests control every claim and the key. */
 function signJwt(payload: object, secret: string, alg: 'HS256' | 'HS512' = 'HS256'): string {
   const head = `${b64url({ alg, typ: 'JWT' })}.${b64url(payload)}`;
-  const sig = createHmac(alg === 'HS256' ? 'sha256' : 'sha512', secret).update(head).digest('base64url');
+  const sig = createHmac(alg === 'HS256' ? 'sha256' : 'sha512', secret)
+    .update(head)
+    .digest('base64url');
   return `${head}.${sig}`;
 }
 
@@ -82,15 +94,27 @@ describe('auth matrix', () => {
       for (const key of shapes) {
         expectProblem(await t.http.get('/v1/balance').set('X-API-Key', key), 401, 'unauthorized');
       }
-      for (const header of [`Bearer`, `Bearer `, `Basic ${b64url(`x:${a.apiKey}`)}`, a.apiKey, `Token ${a.apiKey}`, `Bearer ${a.apiKey} ${a.apiKey}`]) {
+      for (const header of [
+        `Bearer`,
+        `Bearer `,
+        `Basic ${b64url(`x:${a.apiKey}`)}`,
+        a.apiKey,
+        `Token ${a.apiKey}`,
+        `Bearer ${a.apiKey} ${a.apiKey}`,
+      ]) {
         expectProblem(await t.http.get('/v1/balance').set('Authorization', header), 401, 'unauthorized');
       }
     });
 
     it('answer 401 for a revoked key, while the tenant’s other keys keep working', async () => {
-      const extra = await t.http.post(`/v1/admin/tenants/${a.tenantId}/api-keys`).set(admin).send({ name: 'to revoke' });
+      const extra = await t.http
+        .post(`/v1/admin/tenants/${a.tenantId}/api-keys`)
+        .set(admin)
+        .send({ name: 'to revoke' });
       expect((await t.http.get('/v1/balance').set(bearer(extra.body.key))).status).toBe(200);
-      expect((await t.http.delete(`/v1/admin/tenants/${a.tenantId}/api-keys/${extra.body.id}`).set(admin)).status).toBe(204);
+      expect((await t.http.delete(`/v1/admin/tenants/${a.tenantId}/api-keys/${extra.body.id}`).set(admin)).status).toBe(
+        204,
+      );
       for (const path of tenantRoutes) {
         expectProblem(await t.http.get(path).set(bearer(extra.body.key)), 401, 'unauthorized');
         expectProblem(await t.http.get(path).set('X-API-Key', extra.body.key), 401, 'unauthorized');
@@ -113,9 +137,17 @@ describe('auth matrix', () => {
     const adminRoutes = (tenantId: string, keyId: string, pacId: string) =>
       [
         ['get', '/v1/admin/users', undefined],
-        ['post', '/v1/admin/users', { email: `${unique('x')}@test.local`.toLowerCase(), password: 'long-enough-pw-1', role: 'admin' }],
+        [
+          'post',
+          '/v1/admin/users',
+          { email: `${unique('x')}@test.local`.toLowerCase(), password: 'long-enough-pw-1', role: 'admin' },
+        ],
         ['get', '/v1/admin/provider-accounts', undefined],
-        ['post', '/v1/admin/provider-accounts', { name: unique('p'), baseUrl: 'http://127.0.0.1:9/m', username: 'u', password: 'p' }],
+        [
+          'post',
+          '/v1/admin/provider-accounts',
+          { name: unique('p'), baseUrl: 'http://127.0.0.1:9/m', username: 'u', password: 'p' },
+        ],
         ['get', `/v1/admin/provider-accounts/${pacId}`, undefined],
         ['patch', `/v1/admin/provider-accounts/${pacId}`, { name: 'hijacked' }],
         ['get', '/v1/admin/tenants', undefined],
@@ -189,7 +221,9 @@ describe('auth matrix', () => {
         `get /v1/admin/tenants/${a.tenantId}/ledger`,
         `get /v1/admin/tenants/${a.tenantId}/balance`,
       ]);
-      const refused = adminRoutes(a.tenantId, a.keyId, a.providerAccountId).filter(([m, p]) => !readable.has(`${m} ${p}`));
+      const refused = adminRoutes(a.tenantId, a.keyId, a.providerAccountId).filter(
+        ([m, p]) => !readable.has(`${m} ${p}`),
+      );
       expect(refused).toHaveLength(13);
       for (const route of refused) {
         const res = await call(route, bearer(billing.token));
@@ -202,7 +236,10 @@ describe('auth matrix', () => {
       const c = await createTenant(t, { balance: 10 });
       for (const route of adminRoutes(c.tenantId, c.keyId, c.providerAccountId)) {
         const res = await call(route, admin);
-        expect({ route: `${route[0]} ${route[1]}`, status: res.status }).toEqual({ route: `${route[0]} ${route[1]}`, status: expect.any(Number) });
+        expect({ route: `${route[0]} ${route[1]}`, status: res.status }).toEqual({
+          route: `${route[0]} ${route[1]}`,
+          status: expect.any(Number),
+        });
         expect([200, 201, 204]).toContain(res.status);
       }
       // A zero-id tenant is a 404 for an admin, not a 403 or 500.
@@ -232,15 +269,37 @@ describe('auth matrix', () => {
       it.each([
         ['expired', () => signJwt({ ...claims, iat: now() - 7200, exp: now() - 3600 }, secret)],
         ['expired a second ago', () => signJwt({ ...claims, iat: now() - 60, exp: now() - 1 }, secret)],
-        ['signed with another secret', () => signJwt({ ...claims, iat: now(), exp: now() + 600 }, randomBytes(48).toString('base64url'))],
-        ['alg none', () => `${b64url({ alg: 'none', typ: 'JWT' })}.${b64url({ ...claims, iat: now(), exp: now() + 600 })}.`],
-        ['alg none with the original signature', () => `${b64url({ alg: 'none', typ: 'JWT' })}.${t.adminToken.split('.')[1]}.${t.adminToken.split('.')[2]}`],
-        ['HS512 with the right secret (algorithm not allowed)', () => signJwt({ ...claims, iat: now(), exp: now() + 600 }, secret, 'HS512')],
-        ['payload tampered after signing', () => {
-          const [h, , s] = t.adminToken.split('.');
-          return `${h}.${b64url({ ...claims, sub: `usr_${'0'.repeat(32)}` })}.${s}`;
-        }],
-        ['for a user that does not exist', () => signJwt({ sub: `usr_${'0'.repeat(32)}`, email: 'ghost@test.local', role: 'admin', iat: now(), exp: now() + 600 }, secret)],
+        [
+          'signed with another secret',
+          () => signJwt({ ...claims, iat: now(), exp: now() + 600 }, randomBytes(48).toString('base64url')),
+        ],
+        [
+          'alg none',
+          () => `${b64url({ alg: 'none', typ: 'JWT' })}.${b64url({ ...claims, iat: now(), exp: now() + 600 })}.`,
+        ],
+        [
+          'alg none with the original signature',
+          () => `${b64url({ alg: 'none', typ: 'JWT' })}.${t.adminToken.split('.')[1]}.${t.adminToken.split('.')[2]}`,
+        ],
+        [
+          'HS512 with the right secret (algorithm not allowed)',
+          () => signJwt({ ...claims, iat: now(), exp: now() + 600 }, secret, 'HS512'),
+        ],
+        [
+          'payload tampered after signing',
+          () => {
+            const [h, , s] = t.adminToken.split('.');
+            return `${h}.${b64url({ ...claims, sub: `usr_${'0'.repeat(32)}` })}.${s}`;
+          },
+        ],
+        [
+          'for a user that does not exist',
+          () =>
+            signJwt(
+              { sub: `usr_${'0'.repeat(32)}`, email: 'ghost@test.local', role: 'admin', iat: now(), exp: now() + 600 },
+              secret,
+            ),
+        ],
         ['with a garbage subject', () => signJwt({ sub: 'root', role: 'admin', iat: now(), exp: now() + 600 }, secret)],
         ['not a JWT at all', () => 'not.a.jwt'],
         ['empty segments', () => '..'],
@@ -249,7 +308,10 @@ describe('auth matrix', () => {
         const before = await countRows(t, 'tenants');
         expectProblem(await t.http.get('/v1/admin/tenants').set(bearer(token)), 401, 'unauthorized');
         expectProblem(
-          await t.http.post('/v1/admin/tenants').set(bearer(token)).send({ name: 'x', providerAccountId: a.providerAccountId, pricePerSegment: 1 }),
+          await t.http
+            .post('/v1/admin/tenants')
+            .set(bearer(token))
+            .send({ name: 'x', providerAccountId: a.providerAccountId, pricePerSegment: 1 }),
           401,
           'unauthorized',
         );
@@ -261,7 +323,8 @@ describe('auth matrix', () => {
   describe('tenant isolation', () => {
     it('a tenant’s key sees only its own ledger and balance', async () => {
       // Give B more history than one page so its cursors exist.
-      for (const amount of [5, 6, 7]) await t.http.post(`/v1/admin/tenants/${b.tenantId}/adjustments`).set(admin).send({ amount, reason: 'b' });
+      for (const amount of [5, 6, 7])
+        await t.http.post(`/v1/admin/tenants/${b.tenantId}/adjustments`).set(admin).send({ amount, reason: 'b' });
       const ledgerA = await t.http.get('/v1/ledger').set(bearer(a.apiKey));
       const ledgerB = await t.http.get('/v1/ledger').set(bearer(b.apiKey));
       const sqlA = await t.db.query(`SELECT id FROM ledger_entries WHERE tenant_id = $1`, [uuidOf(a.tenantId)]);
@@ -280,7 +343,11 @@ describe('auth matrix', () => {
       expect(pageB.body.nextCursor).toEqual(expect.any(String));
       const withBCursor = await t.http.get('/v1/ledger').query({ cursor: pageB.body.nextCursor }).set(bearer(a.apiKey));
       expect(withBCursor.status).toBe(200);
-      const bIds = new Set((await t.db.query(`SELECT id FROM ledger_entries WHERE tenant_id = $1`, [uuidOf(b.tenantId)])).map((r: { id: string }) => r.id));
+      const bIds = new Set(
+        (await t.db.query(`SELECT id FROM ledger_entries WHERE tenant_id = $1`, [uuidOf(b.tenantId)])).map(
+          (r: { id: string }) => r.id,
+        ),
+      );
       for (const e of withBCursor.body.data) expect(bIds.has(uuidOf(e.id))).toBe(false);
     });
 
@@ -295,9 +362,23 @@ describe('auth matrix', () => {
     });
 
     it('admin routes answer 404 for unknown, malformed and wrong-kind ids', async () => {
-      const ids = [`ten_${'0'.repeat(32)}`, 'ten_xyz', a.providerAccountId, a.keyId, `ten_${uuidOf(a.tenantId)}`, uuidOf(a.tenantId), `ten_${'f'.repeat(32)}`, 'ten_%00'];
+      const ids = [
+        `ten_${'0'.repeat(32)}`,
+        'ten_xyz',
+        a.providerAccountId,
+        a.keyId,
+        `ten_${uuidOf(a.tenantId)}`,
+        uuidOf(a.tenantId),
+        `ten_${'f'.repeat(32)}`,
+        'ten_%00',
+      ];
       for (const id of ids) {
-        for (const path of [`/v1/admin/tenants/${id}`, `/v1/admin/tenants/${id}/ledger`, `/v1/admin/tenants/${id}/balance`, `/v1/admin/tenants/${id}/api-keys`]) {
+        for (const path of [
+          `/v1/admin/tenants/${id}`,
+          `/v1/admin/tenants/${id}/ledger`,
+          `/v1/admin/tenants/${id}/balance`,
+          `/v1/admin/tenants/${id}/api-keys`,
+        ]) {
           expectProblem(await t.http.get(path).set(admin), 404, 'not_found');
         }
       }

@@ -29,7 +29,10 @@ describe('billing API', () => {
   afterEach(() => t.clock.reset());
 
   const topUp = (tenantId: string, amount: number, reference?: string) =>
-    t.http.post(`/v1/admin/tenants/${tenantId}/topups`).set(admin).send(reference === undefined ? { amount } : { amount, reference });
+    t.http
+      .post(`/v1/admin/tenants/${tenantId}/topups`)
+      .set(admin)
+      .send(reference === undefined ? { amount } : { amount, reference });
   const adjust = (tenantId: string, amount: number, reason = 'correction') =>
     t.http.post(`/v1/admin/tenants/${tenantId}/adjustments`).set(admin).send({ amount, reason });
   const balanceOf = (apiKey: string) => t.http.get('/v1/balance').set(bearer(apiKey));
@@ -72,21 +75,32 @@ describe('billing API', () => {
         graceUntil: expect.any(String),
         createdAt: expect.any(String),
       });
-      const near = (iso: string, expected: string) => expect(Math.abs(Date.parse(iso) - Date.parse(expected))).toBeLessThan(5000);
+      const near = (iso: string, expected: string) =>
+        expect(Math.abs(Date.parse(iso) - Date.parse(expected))).toBeLessThan(5000);
       near(entry.validUntil, '2031-06-29T20:00:00Z');
       // 30 Jun 03:00 Jakarta + 1 month = 30 Jul 03:00 Jakarta
       near(entry.graceUntil, '2031-07-29T20:00:00Z');
       near(entry.createdAt, '2031-03-30T20:00:00Z');
-      expect(balance).toEqual({ balance: 150_000, validUntil: entry.validUntil, graceUntil: entry.graceUntil, state: 'active' });
+      expect(balance).toEqual({
+        balance: 150_000,
+        validUntil: entry.validUntil,
+        graceUntil: entry.graceUntil,
+        state: 'active',
+      });
 
       const bal = await balanceOf(apiKey);
       expect(bal.status).toBe(200);
       expect(bal.body).toEqual(balance);
-      const [row] = await t.db.query(`SELECT balance, valid_until, grace_until FROM tenants WHERE id = $1`, [uuidOf(tenantId)]);
+      const [row] = await t.db.query(`SELECT balance, valid_until, grace_until FROM tenants WHERE id = $1`, [
+        uuidOf(tenantId),
+      ]);
       expect(row.balance).toBe('150000');
       expect(row.valid_until.toISOString()).toBe(entry.validUntil);
       expect(row.grace_until.toISOString()).toBe(entry.graceUntil);
-      const ledger = await t.db.query(`SELECT kind, amount, balance_after, reference FROM ledger_entries WHERE tenant_id = $1`, [uuidOf(tenantId)]);
+      const ledger = await t.db.query(
+        `SELECT kind, amount, balance_after, reference FROM ledger_entries WHERE tenant_id = $1`,
+        [uuidOf(tenantId)],
+      );
       expect(ledger).toEqual([{ kind: 'topup', amount: '150000', balance_after: '150000', reference: 'INV-2031-001' }]);
     });
 
@@ -97,7 +111,9 @@ describe('billing API', () => {
       expect(res.status).toBe(201);
       const expectedValid = before.plus({ months: 3 });
       expect(Math.abs(Date.parse(res.body.entry.validUntil) - expectedValid.toMillis())).toBeLessThan(5000);
-      expect(Math.abs(Date.parse(res.body.entry.graceUntil) - expectedValid.plus({ months: 1 }).toMillis())).toBeLessThan(5000);
+      expect(
+        Math.abs(Date.parse(res.body.entry.graceUntil) - expectedValid.plus({ months: 1 }).toMillis()),
+      ).toBeLessThan(5000);
       expect(res.body.entry).not.toHaveProperty('reference');
     });
 
@@ -134,7 +150,12 @@ describe('billing API', () => {
 
       t.clock.set(new Date(Date.parse(first.validUntil) + DAY)); // a day into grace
       const inGrace = await balanceOf(apiKey);
-      expect(inGrace.body).toEqual({ balance: 7000, validUntil: first.validUntil, graceUntil: first.graceUntil, state: 'grace' });
+      expect(inGrace.body).toEqual({
+        balance: 7000,
+        validUntil: first.validUntil,
+        graceUntil: first.graceUntil,
+        state: 'grace',
+      });
       const admBal = await t.http.get(`/v1/admin/tenants/${tenantId}/balance`).set(admin);
       expect(admBal.body).toEqual(inGrace.body);
       expect(await countRows(t, 'ledger_entries', tenantId)).toBe(1);
@@ -145,7 +166,9 @@ describe('billing API', () => {
       expect(restore.body.balance.state).toBe('active');
       expect(Date.parse(restore.body.entry.validUntil)).toBeGreaterThan(Date.parse(first.graceUntil));
       expect((await balanceOf(apiKey)).body).toMatchObject({ balance: 7100, state: 'active' });
-      const kinds = await t.db.query(`SELECT kind FROM ledger_entries WHERE tenant_id = $1 ORDER BY seq`, [uuidOf(tenantId)]);
+      const kinds = await t.db.query(`SELECT kind FROM ledger_entries WHERE tenant_id = $1 ORDER BY seq`, [
+        uuidOf(tenantId),
+      ]);
       expect(kinds.map((k: { kind: string }) => k.kind)).toEqual(['topup', 'topup']);
     });
 
@@ -156,7 +179,10 @@ describe('billing API', () => {
       await adjust(tenantId, -200, 'goodwill reversal');
 
       t.clock.set(new Date(Date.parse(first.graceUntil) + 1000));
-      const [a, b] = await Promise.all([balanceOf(apiKey), t.http.get(`/v1/admin/tenants/${tenantId}/balance`).set(admin)]);
+      const [a, b] = await Promise.all([
+        balanceOf(apiKey),
+        t.http.get(`/v1/admin/tenants/${tenantId}/balance`).set(admin),
+      ]);
       expect(a.status).toBe(200);
       expect(a.body.balance).toBe(0);
       expect(a.body.validUntil).toBe(first.validUntil);
@@ -165,7 +191,10 @@ describe('billing API', () => {
       expect(a.body.state).toBe('expired');
       expect(b.body).toEqual(a.body);
 
-      const rows = await t.db.query(`SELECT kind, amount, balance_after FROM ledger_entries WHERE tenant_id = $1 ORDER BY seq`, [uuidOf(tenantId)]);
+      const rows = await t.db.query(
+        `SELECT kind, amount, balance_after FROM ledger_entries WHERE tenant_id = $1 ORDER BY seq`,
+        [uuidOf(tenantId)],
+      );
       expect(rows).toEqual([
         { kind: 'topup', amount: '4200', balance_after: '4200' },
         { kind: 'adjustment', amount: '-200', balance_after: '4000' },
@@ -194,7 +223,9 @@ describe('billing API', () => {
       const res = await topUp(tenantId, 50);
       expect(res.status).toBe(201);
       expect(res.body.entry).toMatchObject({ kind: 'topup', amount: 50, balanceAfter: 50 });
-      const rows = await t.db.query(`SELECT kind, amount FROM ledger_entries WHERE tenant_id = $1 ORDER BY seq`, [uuidOf(tenantId)]);
+      const rows = await t.db.query(`SELECT kind, amount FROM ledger_entries WHERE tenant_id = $1 ORDER BY seq`, [
+        uuidOf(tenantId),
+      ]);
       expect(rows).toEqual([
         { kind: 'topup', amount: '900' },
         { kind: 'expiry', amount: '-900' },
@@ -267,7 +298,12 @@ describe('billing API', () => {
       const { tenantId, apiKey } = await createTenant(t);
       const res = await adjust(tenantId, 75, 'trial credit');
       expect(res.status).toBe(201);
-      expect((await balanceOf(apiKey)).body).toEqual({ balance: 75, validUntil: null, graceUntil: null, state: 'active' });
+      expect((await balanceOf(apiKey)).body).toEqual({
+        balance: 75,
+        validUntil: null,
+        graceUntil: null,
+        state: 'active',
+      });
     });
   });
 
@@ -295,7 +331,8 @@ describe('billing API', () => {
         running += e.amount;
         expect(e.balanceAfter).toBe(running);
       }
-      for (let i = 1; i < entries.length; i++) expect(Date.parse(entries[i - 1].createdAt)).toBeGreaterThanOrEqual(Date.parse(entries[i].createdAt));
+      for (let i = 1; i < entries.length; i++)
+        expect(Date.parse(entries[i - 1].createdAt)).toBeGreaterThanOrEqual(Date.parse(entries[i].createdAt));
       const balance = (await balanceOf(apiKey)).body.balance;
       expect(balance).toBe(amounts.reduce((s, a) => s + a, 0));
       expect(entries[0].balanceAfter).toBe(balance);
@@ -317,8 +354,15 @@ describe('billing API', () => {
       const adm = await t.http.get(`/v1/admin/tenants/${tenantId}/balance`).set(admin);
       expect(adm.status).toBe(200);
       expect(adm.body).toEqual(mine.body);
-      expect(mine.body).toEqual({ balance: 6157, validUntil: expect.any(String), graceUntil: expect.any(String), state: 'active' });
-      const [sum] = await t.db.query(`SELECT sum(amount)::bigint AS s FROM ledger_entries WHERE tenant_id = $1`, [uuidOf(tenantId)]);
+      expect(mine.body).toEqual({
+        balance: 6157,
+        validUntil: expect.any(String),
+        graceUntil: expect.any(String),
+        state: 'active',
+      });
+      const [sum] = await t.db.query(`SELECT sum(amount)::bigint AS s FROM ledger_entries WHERE tenant_id = $1`, [
+        uuidOf(tenantId),
+      ]);
       const [row] = await t.db.query(`SELECT balance FROM tenants WHERE id = $1`, [uuidOf(tenantId)]);
       expect(sum.s).toBe('6157');
       expect(row.balance).toBe('6157');
@@ -331,7 +375,12 @@ describe('billing API', () => {
       const fresh = await createTenant(t);
       const res = await t.http.get('/v1/ledger').set(bearer(fresh.apiKey));
       expect(res.body).toEqual({ data: [], nextCursor: null });
-      expect((await balanceOf(fresh.apiKey)).body).toEqual({ balance: 0, validUntil: null, graceUntil: null, state: 'empty' });
+      expect((await balanceOf(fresh.apiKey)).body).toEqual({
+        balance: 0,
+        validUntil: null,
+        graceUntil: null,
+        state: 'empty',
+      });
     });
 
     it('admin ledger and balance of unknown tenants answer 404', async () => {

@@ -74,7 +74,9 @@ describe('operations: health, metrics, docs, OpenAPI lint', () => {
     const createTenant = doc.components.schemas.CreateTenantDto;
     expect(createTenant.required).toEqual(expect.arrayContaining(['name', 'providerAccountId', 'pricePerSegment']));
     // Every operation is documented by a summary (the controller method's JSDoc) and grouped by a tag.
-    const undocumented = Object.entries(doc.paths as Record<string, Record<string, { summary?: string; tags?: string[] }>>).flatMap(([path, ops]) =>
+    const undocumented = Object.entries(
+      doc.paths as Record<string, Record<string, { summary?: string; tags?: string[] }>>,
+    ).flatMap(([path, ops]) =>
       Object.entries(ops)
         .filter(([, op]) => !op.summary || !op.tags?.length)
         .map(([method]) => `${method.toUpperCase()} ${path}`),
@@ -96,8 +98,18 @@ describe('operations: health, metrics, docs, OpenAPI lint', () => {
     try {
       ({ stdout, stderr } = await run(
         process.execPath,
-        [join(root, 'node_modules/@redocly/cli/bin/cli.js'), 'lint', file, '--format=stylish', `--config=${join(root, 'redocly.yaml')}`],
-        { cwd: root, timeout: 60_000, env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true', NO_COLOR: '1' } },
+        [
+          join(root, 'node_modules/@redocly/cli/bin/cli.js'),
+          'lint',
+          file,
+          '--format=stylish',
+          `--config=${join(root, 'redocly.yaml')}`,
+        ],
+        {
+          cwd: root,
+          timeout: 60_000,
+          env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true', NO_COLOR: '1' },
+        },
       ));
     } catch (e) {
       const err = e as { code?: number; stdout?: string; stderr?: string };

@@ -29,9 +29,15 @@ describe('ledger under concurrency', () => {
   /** The tenant's ledger in seq order, after asserting every invariant that must hold for it. */
   async function assertInvariants(tenantPublicId: string): Promise<ChainRow[]> {
     const id = uuidOf(tenantPublicId);
-    const rows: ChainRow[] = await t.db.query(`SELECT seq, kind, amount, balance_after FROM ledger_entries WHERE tenant_id = $1 ORDER BY seq`, [id]);
+    const rows: ChainRow[] = await t.db.query(
+      `SELECT seq, kind, amount, balance_after FROM ledger_entries WHERE tenant_id = $1 ORDER BY seq`,
+      [id],
+    );
     const [tenant] = await t.db.query(`SELECT balance FROM tenants WHERE id = $1`, [id]);
-    const [sum] = await t.db.query(`SELECT coalesce(sum(amount), 0)::bigint AS s FROM ledger_entries WHERE tenant_id = $1`, [id]);
+    const [sum] = await t.db.query(
+      `SELECT coalesce(sum(amount), 0)::bigint AS s FROM ledger_entries WHERE tenant_id = $1`,
+      [id],
+    );
     expect(tenant.balance).toBe(sum.s);
     expect(Number(tenant.balance)).toBeGreaterThanOrEqual(0);
     let running = 0;
@@ -68,11 +74,14 @@ describe('ledger under concurrency', () => {
     const { tenantId } = await createTenant(t, { balance: 1000 });
     const rowsBefore = (await assertInvariants(tenantId)).length;
     const amounts = mixedAmounts();
-    const results = await Promise.allSettled(amounts.map((amount, i) => ledger.adjust(uuidOf(tenantId), amount, `race ${i}`, null)));
+    const results = await Promise.allSettled(
+      amounts.map((amount, i) => ledger.adjust(uuidOf(tenantId), amount, `race ${i}`, null)),
+    );
 
     const ok = results.flatMap((r, i) => (r.status === 'fulfilled' ? [amounts[i]] : []));
     const refused = results.filter((r) => r.status === 'rejected');
-    for (const r of refused) expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'insufficient_balance' });
+    for (const r of refused)
+      expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'insufficient_balance' });
     expect(ok.length + refused.length).toBe(50);
     expect(refused.length).toBeGreaterThanOrEqual(5); // the -5000s can never fit: at most 1000 + 2500 is there
     expect(ok.filter((a) => a > 0)).toHaveLength(25); // credits always succeed
@@ -89,7 +98,12 @@ describe('ledger under concurrency', () => {
     const rowsBefore = (await assertInvariants(tenantId)).length;
     const amounts = mixedAmounts();
     const responses = await Promise.all(
-      amounts.map((amount, i) => t.http.post(`/v1/admin/tenants/${tenantId}/adjustments`).set(bearer(t.adminToken)).send({ amount, reason: `http race ${i}` })),
+      amounts.map((amount, i) =>
+        t.http
+          .post(`/v1/admin/tenants/${tenantId}/adjustments`)
+          .set(bearer(t.adminToken))
+          .send({ amount, reason: `http race ${i}` }),
+      ),
     );
     const statuses = responses.map((r) => r.status);
     expect(statuses.filter((s) => s !== 201 && s !== 402)).toEqual([]);
@@ -110,7 +124,12 @@ describe('ledger under concurrency', () => {
     const { tenantId, apiKey } = await createTenant(t);
     const amounts = Array.from({ length: 20 }, (_, i) => 1000 + i);
     const responses = await Promise.all(
-      amounts.map((amount, i) => t.http.post(`/v1/admin/tenants/${tenantId}/topups`).set(bearer(t.adminToken)).send({ amount, reference: `INV-${i}` })),
+      amounts.map((amount, i) =>
+        t.http
+          .post(`/v1/admin/tenants/${tenantId}/topups`)
+          .set(bearer(t.adminToken))
+          .send({ amount, reference: `INV-${i}` }),
+      ),
     );
     expect(responses.map((r) => r.status)).toEqual(Array(20).fill(201));
     const rows = await assertInvariants(tenantId);
@@ -118,7 +137,10 @@ describe('ledger under concurrency', () => {
     expect(rows.every((r) => r.kind === 'topup')).toBe(true);
     const total = amounts.reduce((s, a) => s + a, 0);
     expect(Number(rows[19].balance_after)).toBe(total);
-    expect((await t.http.get('/v1/balance').set(bearer(apiKey))).body).toMatchObject({ balance: total, state: 'active' });
+    expect((await t.http.get('/v1/balance').set(bearer(apiKey))).body).toMatchObject({
+      balance: total,
+      state: 'active',
+    });
     const [tenant] = await t.db.query(`SELECT valid_until FROM tenants WHERE id = $1`, [uuidOf(tenantId)]);
     // Validity is the latest of the twenty "now + 3 months", and never shorter than any of them.
     const validities = responses.map((r) => Date.parse(r.body.entry.validUntil));
@@ -129,7 +151,11 @@ describe('ledger under concurrency', () => {
     const { tenantId, apiKey } = await createTenant(t, { balance: 500 });
     const ops = Array.from({ length: 40 }, (_, i) => {
       if (i % 4 === 0) return ledger.topUp(uuidOf(tenantId), 250, `mix ${i}`, null).then(() => 'ok');
-      if (i % 4 === 1) return t.http.get('/v1/balance').set(bearer(apiKey)).then((r) => (r.status === 200 ? 'read' : `read ${r.status}`));
+      if (i % 4 === 1)
+        return t.http
+          .get('/v1/balance')
+          .set(bearer(apiKey))
+          .then((r) => (r.status === 200 ? 'read' : `read ${r.status}`));
       return ledger.adjust(uuidOf(tenantId), i % 4 === 2 ? -400 : 50, `mix ${i}`, null).then(
         () => 'ok',
         (e: { code?: string }) => e.code ?? 'error',
@@ -147,8 +173,15 @@ describe('ledger under concurrency', () => {
     t.clock.set(new Date(row.grace_until.getTime() + 1000));
     const ops = Array.from({ length: 20 }, (_, i) =>
       i % 2 === 0
-        ? t.http.get('/v1/balance').set(bearer(apiKey)).then((r) => r.status)
-        : t.http.post(`/v1/admin/tenants/${tenantId}/adjustments`).set(bearer(t.adminToken)).send({ amount: -1, reason: 'late' }).then((r) => r.status),
+        ? t.http
+            .get('/v1/balance')
+            .set(bearer(apiKey))
+            .then((r) => r.status)
+        : t.http
+            .post(`/v1/admin/tenants/${tenantId}/adjustments`)
+            .set(bearer(t.adminToken))
+            .send({ amount: -1, reason: 'late' })
+            .then((r) => r.status),
     );
     const statuses = await Promise.all(ops);
     // Reads succeed; a -1 adjustment after the forfeiture finds a zero balance.
@@ -173,8 +206,12 @@ describe('ledger under concurrency', () => {
     it('UPDATE of a ledger row raises an error and changes nothing', async () => {
       const { tenantId } = await createTenant(t, { balance: 100 });
       const id = uuidOf(tenantId);
-      await expect(t.db.query(`UPDATE ledger_entries SET amount = 1000000, balance_after = 1000000 WHERE tenant_id = $1`, [id])).rejects.toThrow(/append-only/);
-      await expect(t.db.query(`UPDATE ledger_entries SET reference = 'rewritten' WHERE tenant_id = $1`, [id])).rejects.toThrow(/append-only/);
+      await expect(
+        t.db.query(`UPDATE ledger_entries SET amount = 1000000, balance_after = 1000000 WHERE tenant_id = $1`, [id]),
+      ).rejects.toThrow(/append-only/);
+      await expect(
+        t.db.query(`UPDATE ledger_entries SET reference = 'rewritten' WHERE tenant_id = $1`, [id]),
+      ).rejects.toThrow(/append-only/);
       const rows = await t.db.query(`SELECT amount, reference FROM ledger_entries WHERE tenant_id = $1`, [id]);
       expect(rows).toEqual([{ amount: '100', reference: null }]);
     });
@@ -190,7 +227,9 @@ describe('ledger under concurrency', () => {
     it('the schema refuses a negative balance and a negative balance_after even from raw SQL', async () => {
       const { tenantId } = await createTenant(t, { balance: 100 });
       const id = uuidOf(tenantId);
-      await expect(t.db.query(`UPDATE tenants SET balance = -1 WHERE id = $1`, [id])).rejects.toThrow(/check constraint/);
+      await expect(t.db.query(`UPDATE tenants SET balance = -1 WHERE id = $1`, [id])).rejects.toThrow(
+        /check constraint/,
+      );
       await expect(
         t.db.query(
           `INSERT INTO ledger_entries (id, tenant_id, kind, amount, balance_after, created_at) VALUES (gen_random_uuid(), $1, 'adjustment', -200, -100, now())`,

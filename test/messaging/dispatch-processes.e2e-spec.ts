@@ -55,22 +55,26 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
   });
 
   function gateway(name: string, extra: Record<string, string> = {}): GatewayProcess {
-    const child = new GatewayProcess(name, {
-      DATABASE_URL: TEST_DATABASE_URL,
-      SANDBOX: 'false',
-      PORT: '0',
-      HOST: '127.0.0.1',
-      NODE_ENV: 'production',
-      JWT_SECRET,
-      ENCRYPTION_KEY,
-      DISPATCHER: 'true',
-      DISPATCH_POLL_MS: '50',
-      PROVIDER_SEND_RATE_PER_SECOND: '0',
-      PROVIDER_MAX_IN_FLIGHT: '100',
-      LOG_LEVEL: 'warn',
-      DB_POOL_SIZE: '10',
-      ...extra,
-    }, build!.main);
+    const child = new GatewayProcess(
+      name,
+      {
+        DATABASE_URL: TEST_DATABASE_URL,
+        SANDBOX: 'false',
+        PORT: '0',
+        HOST: '127.0.0.1',
+        NODE_ENV: 'production',
+        JWT_SECRET,
+        ENCRYPTION_KEY,
+        DISPATCHER: 'true',
+        DISPATCH_POLL_MS: '50',
+        PROVIDER_SEND_RATE_PER_SECOND: '0',
+        PROVIDER_MAX_IN_FLIGHT: '100',
+        LOG_LEVEL: 'warn',
+        DB_POOL_SIZE: '10',
+        ...extra,
+      },
+      build!.main,
+    );
     children.add(child);
     return child;
   }
@@ -82,7 +86,10 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
    */
   async function tenantOnSandbox(balance: number, price: number, callbacks: boolean) {
     const tenant = await createTenant(t, { balance, pricePerSegment: price, baseUrl: sandbox.url });
-    const callback = tenant.providerAccount.dlrCallbackUrl.replace(/^http:\/\/localhost:\d+/, `http://127.0.0.1:${appPort}`);
+    const callback = tenant.providerAccount.dlrCallbackUrl.replace(
+      /^http:\/\/localhost:\d+/,
+      `http://127.0.0.1:${appPort}`,
+    );
     sandbox.addAccount({
       username: tenant.providerAccount.username,
       password: PROVIDER_PASSWORD,
@@ -90,7 +97,12 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
       callbackUrl: callbacks ? callback : undefined,
     });
     // Sends are limited by the tenant's rateLimitPerSecond (default 100): plenty for a few batch calls.
-    return { ...tenant, tid: uuidOf(tenant.tenantId), pac: uuidOf(tenant.providerAccountId), username: tenant.providerAccount.username as string };
+    return {
+      ...tenant,
+      tid: uuidOf(tenant.tenantId),
+      pac: uuidOf(tenant.providerAccountId),
+      username: tenant.providerAccount.username as string,
+    };
   }
 
   async function enqueue(apiKey: string, texts: string[]): Promise<string[]> {
@@ -110,7 +122,10 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
   }
 
   async function statusCounts(tid: string): Promise<Record<string, number>> {
-    const rows: { status: string; n: number }[] = await t.db.query(`SELECT status, count(*)::int AS n FROM messages WHERE tenant_id = $1 GROUP BY status`, [tid]);
+    const rows: { status: string; n: number }[] = await t.db.query(
+      `SELECT status, count(*)::int AS n FROM messages WHERE tenant_id = $1 GROUP BY status`,
+      [tid],
+    );
     return Object.fromEntries(rows.map((r) => [r.status, r.n]));
   }
 
@@ -118,7 +133,15 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
     return (await t.db.query(
       `SELECT id, text, status, provider_message_id, attempts, last_error, refunded FROM messages WHERE tenant_id = $1`,
       [tid],
-    )) as { id: string; text: string; status: string; provider_message_id: string | null; attempts: number; last_error: string | null; refunded: boolean }[];
+    )) as {
+      id: string;
+      text: string;
+      status: string;
+      provider_message_id: string | null;
+      attempts: number;
+      last_error: string | null;
+      refunded: boolean;
+    }[];
   }
 
   async function money(tid: string) {
@@ -130,7 +153,12 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
          FROM tenants t WHERE t.id = $1`,
       [tid],
     );
-    return { balance: Number(row.balance), ledger: Number(row.ledger), refunds: row.refunds as number, debits: row.debits as number };
+    return {
+      balance: Number(row.balance),
+      ledger: Number(row.ledger),
+      refunds: row.refunds as number,
+      debits: row.debits as number,
+    };
   }
 
   /** Sandbox messages of one provider user, grouped by text. */
@@ -153,7 +181,10 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
     const tenant = await tenantOnSandbox(N * PRICE, PRICE, false);
     // Held provider account: the queue fills and both processes boot before anything may be claimed,
     // so releasing the hold is a start gun for both (a held account must not fail its messages either).
-    await t.db.query(`UPDATE provider_accounts SET held_until = now() + interval '1 hour', held_reason = 'test: start gun' WHERE id = $1`, [tenant.pac]);
+    await t.db.query(
+      `UPDATE provider_accounts SET held_until = now() + interval '1 hour', held_reason = 'test: start gun' WHERE id = $1`,
+      [tenant.pac],
+    );
     const tag = unique('dp');
     const texts = Array.from({ length: N }, (_, i) => `${tag} #${i}`);
     const ids = await enqueue(tenant.apiKey, texts);
@@ -165,20 +196,38 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
     expect(a.port).not.toBe(b.port);
     // The provider reports to gateway-a: reports for messages gateway-b submitted race with b's
     // recording of their ids, across processes (advisory locks, early reports kept and applied later).
-    sandbox.setCallbackUrl(tenant.username, tenant.providerAccount.dlrCallbackUrl.replace(/^http:\/\/localhost:\d+/, `http://127.0.0.1:${a.port}`));
+    sandbox.setCallbackUrl(
+      tenant.username,
+      tenant.providerAccount.dlrCallbackUrl.replace(/^http:\/\/localhost:\d+/, `http://127.0.0.1:${a.port}`),
+    );
 
     await sleep(300); // six poll cycles of both processes
     expect(await statusCounts(tenant.tid)).toEqual({ queued: N });
     expect(takenByText(tenant.username).size).toBe(0);
 
     await t.db.query(`UPDATE provider_accounts SET held_until = NULL, held_reason = NULL WHERE id = $1`, [tenant.pac]);
-    await waitUntil('the queue to drain', () => statusCounts(tenant.tid), (c) => !c.queued && !c.submitting, 40_000);
+    await waitUntil(
+      'the queue to drain',
+      () => statusCounts(tenant.tid),
+      (c) => !c.queued && !c.submitting,
+      40_000,
+    );
     await sleep(2_500); // every report is planned within dlrDelayMs of its send
     const settledCallbacks = () => sandbox.callbacks().filter((c) => c.target.includes(`:${a.port}/`));
-    const callbacks = await waitUntil('every callback answered', async () => settledCallbacks(), (cs) => cs.every((c) => c.httpStatus !== undefined || c.error !== undefined), 20_000);
+    const callbacks = await waitUntil(
+      'every callback answered',
+      async () => settledCallbacks(),
+      (cs) => cs.every((c) => c.httpStatus !== undefined || c.error !== undefined),
+      20_000,
+    );
     const reported = new Set(callbacks.filter((c) => c.httpStatus === 200).map((c) => c.sessionId));
     expect(reported.size).toBeGreaterThan(50);
-    const final = await waitUntil('the answered reports applied', () => statusCounts(tenant.tid), (c) => c.delivered >= reported.size, 10_000);
+    const final = await waitUntil(
+      'the answered reports applied',
+      () => statusCounts(tenant.tid),
+      (c) => c.delivered >= reported.size,
+      10_000,
+    );
     expect(Object.keys(final).sort()).toEqual(['delivered', 'submitted']);
     expect(final.delivered + final.submitted).toBe(N);
 
@@ -192,7 +241,9 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
     // Our side: each message carries the id the provider issued for its text; one submitted event each.
     const rows = await messages(tenant.tid);
     expect(rows).toHaveLength(N);
-    const mismatched = rows.filter((r) => r.provider_message_id === null || taken.get(r.text)?.[0] !== r.provider_message_id);
+    const mismatched = rows.filter(
+      (r) => r.provider_message_id === null || taken.get(r.text)?.[0] !== r.provider_message_id,
+    );
     expect(mismatched).toEqual([]);
     expect(rows.filter((r) => r.attempts !== 1)).toEqual([]);
     const [events] = await t.db.query(
@@ -212,7 +263,11 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
         WHERE d.provider_account_id = $1`,
       [tenant.pac],
     );
-    expect({ n: reports.n >= reported.size, unapplied: reports.unapplied, misapplied: reports.misapplied }).toEqual({ n: true, unapplied: 0, misapplied: 0 });
+    expect({ n: reports.n >= reported.size, unapplied: reports.unapplied, misapplied: reports.misapplied }).toEqual({
+      n: true,
+      unapplied: 0,
+      misapplied: 0,
+    });
     const deliveredPids = new Set(rows.filter((r) => r.status === 'delivered').map((r) => r.provider_message_id!));
     const attempted = new Set(callbacks.map((c) => c.sessionId));
     expect([...reported].filter((pid) => !deliveredPids.has(pid))).toEqual([]);
@@ -222,9 +277,16 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
     const [oa, ob] = await Promise.all([a.dispatchOutcomes(), b.dispatchOutcomes()]);
     const accA = oa.accepted ?? 0;
     const accB = ob.accepted ?? 0;
-    process.stdout.write(`dispatch-processes: accepted submits per process: gateway-a ${accA}, gateway-b ${accB}; reports ${reports.n}, of them before their id was recorded: ${reports.early}\n`);
+    process.stdout.write(
+      `dispatch-processes: accepted submits per process: gateway-a ${accA}, gateway-b ${accB}; reports ${reports.n}, of them before their id was recorded: ${reports.early}\n`,
+    );
     expect({ accA: accA > 0, accB: accB > 0, total: accA + accB }).toEqual({ accA: true, accB: true, total: N });
-    for (const o of [oa, ob]) expect({ uncertain: o.uncertain ?? 0, rejected: o.rejected ?? 0, notSent: o.notSent ?? 0 }).toEqual({ uncertain: 0, rejected: 0, notSent: 0 });
+    for (const o of [oa, ob])
+      expect({ uncertain: o.uncertain ?? 0, rejected: o.rejected ?? 0, notSent: o.notSent ?? 0 }).toEqual({
+        uncertain: 0,
+        rejected: 0,
+        notSent: 0,
+      });
 
     // Money: charged once per message, nothing refunded, the balance is the ledger's sum.
     expect(await money(tenant.tid)).toEqual({ balance: 0, ledger: 0, refunds: 0, debits: N });
@@ -247,12 +309,20 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
     expect(await statusCounts(tenant.tid)).toEqual({ queued: N }); // the test app does not dispatch
 
     // A short lease: it is written by the claimer, so it is the dead worker's lease that must run out.
-    const workerEnv = { DISPATCH_LEASE_MS: '3000', PROVIDER_TOTAL_TIMEOUT_MS: '2000', DISPATCH_BATCH_SIZE: '50', DISPATCH_CONCURRENCY: '50' };
+    const workerEnv = {
+      DISPATCH_LEASE_MS: '3000',
+      PROVIDER_TOTAL_TIMEOUT_MS: '2000',
+      DISPATCH_BATCH_SIZE: '50',
+      DISPATCH_CONCURRENCY: '50',
+    };
     const first = gateway('worker-1', workerEnv);
     await first.ready();
     await waitUntil(
       'submits in flight',
-      async () => ({ taken: [...takenByText(tenant.username).values()].length, submitting: (await statusCounts(tenant.tid)).submitting ?? 0 }),
+      async () => ({
+        taken: [...takenByText(tenant.username).values()].length,
+        submitting: (await statusCounts(tenant.tid)).submitting ?? 0,
+      }),
       (v) => v.taken >= 5 && v.submitting >= 20,
       20_000,
       10,
@@ -271,8 +341,19 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
     const second = gateway('worker-2', workerEnv);
     await second.ready();
     // The second worker sends what was queued; its lease janitor (every 5 s) turns the dead claims uncertain.
-    await waitUntil('no claim or queued work left', () => statusCounts(tenant.tid), (c) => !c.queued && !c.submitting, 30_000, 100);
-    const final = await waitUntil('reports for every submitted message', () => statusCounts(tenant.tid), (c) => !c.submitted && !c.pending, 15_000);
+    await waitUntil(
+      'no claim or queued work left',
+      () => statusCounts(tenant.tid),
+      (c) => !c.queued && !c.submitting,
+      30_000,
+      100,
+    );
+    const final = await waitUntil(
+      'reports for every submitted message',
+      () => statusCounts(tenant.tid),
+      (c) => !c.submitted && !c.pending,
+      15_000,
+    );
     expect(Object.keys(final).sort()).toEqual(['delivered', 'uncertain']);
 
     const rows = await messages(tenant.tid);
@@ -288,7 +369,12 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
     const uncertain = rows.filter((r) => r.status === 'uncertain');
     expect(new Set(uncertain.map((r) => r.id))).toEqual(orphaned);
     for (const r of uncertain) {
-      expect(r).toMatchObject({ last_error: 'worker lease expired during submit', provider_message_id: null, attempts: 1, refunded: false });
+      expect(r).toMatchObject({
+        last_error: 'worker lease expired during submit',
+        provider_message_id: null,
+        attempts: 1,
+        refunded: false,
+      });
     }
     // Some of them were on the wire when it died: the provider took them after the kill. Not resent.
     const orphanedAtProvider = uncertain.filter((r) => taken.has(r.text));
@@ -329,7 +415,12 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
     expect(api.body).toMatchObject({ status: 'submitted', providerMessageId: null, refunded: false, price: PRICE });
 
     // Money: one debit per message, no refund, balance = sum(ledger).
-    expect(await money(tenant.tid)).toEqual({ balance: TOPUP - N * PRICE, ledger: TOPUP - N * PRICE, refunds: 0, debits: N });
+    expect(await money(tenant.tid)).toEqual({
+      balance: TOPUP - N * PRICE,
+      ledger: TOPUP - N * PRICE,
+      refunds: 0,
+      debits: N,
+    });
 
     expect(await second.stop('SIGTERM')).toEqual({ code: 0, signal: null });
   }, 120_000);

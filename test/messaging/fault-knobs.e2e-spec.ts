@@ -77,8 +77,19 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
   async function tenant(opts: { baseUrl?: string } = {}) {
     const x = await createTenant(t, { balance: TOPUP, pricePerSegment: PRICE, baseUrl: opts.baseUrl ?? sandbox.url });
     const callback = x.providerAccount.dlrCallbackUrl.replace(/^http:\/\/localhost:\d+/, `http://127.0.0.1:${appPort}`);
-    sandbox.addAccount({ username: x.providerAccount.username, password: PROVIDER_PASSWORD, balance: '1000000', callbackUrl: callback });
-    return { ...x, tid: uuidOf(x.tenantId), pac: uuidOf(x.providerAccountId), username: x.providerAccount.username as string, auth: { Authorization: `Bearer ${x.apiKey}` } };
+    sandbox.addAccount({
+      username: x.providerAccount.username,
+      password: PROVIDER_PASSWORD,
+      balance: '1000000',
+      callbackUrl: callback,
+    });
+    return {
+      ...x,
+      tid: uuidOf(x.tenantId),
+      pac: uuidOf(x.providerAccountId),
+      username: x.providerAccount.username as string,
+      auth: { Authorization: `Bearer ${x.apiKey}` },
+    };
   }
   type Tenant = Awaited<ReturnType<typeof tenant>>;
 
@@ -98,12 +109,22 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
   }
 
   /** Waits until the dispatcher is done with the message (no longer queued or claimed). */
-  const settled = (id: string, ms = 10_000) => waitUntil(`message ${id} to leave the queue`, () => row(id), (r) => r.status !== 'queued' && r.status !== 'submitting', ms);
+  const settled = (id: string, ms = 10_000) =>
+    waitUntil(
+      `message ${id} to leave the queue`,
+      () => row(id),
+      (r) => r.status !== 'queued' && r.status !== 'submitting',
+      ms,
+    );
 
-  const api = async (ten: Tenant, publicId: string) => (await t.http.get(`/v1/messages/${publicId}`).set(ten.auth)).body;
+  const api = async (ten: Tenant, publicId: string) =>
+    (await t.http.get(`/v1/messages/${publicId}`).set(ten.auth)).body;
 
   async function ledgerKinds(id: string): Promise<string[]> {
-    const rows: { kind: string }[] = await t.db.query(`SELECT kind FROM ledger_entries WHERE message_id = $1 ORDER BY seq`, [id]);
+    const rows: { kind: string }[] = await t.db.query(
+      `SELECT kind FROM ledger_entries WHERE message_id = $1 ORDER BY seq`,
+      [id],
+    );
     return rows.map((r) => r.kind);
   }
 
@@ -121,7 +142,8 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
     return { balance: Number(r.balance), ledger: Number(r.ledger), api };
   }
 
-  const taken = (ten: Tenant, text: string) => sandbox.sent().filter((s) => s.username === ten.username && s.text === text);
+  const taken = (ten: Tenant, text: string) =>
+    sandbox.sent().filter((s) => s.username === ten.username && s.text === text);
   const callbacksFor = (sessionId: string) => sandbox.callbacks().filter((c) => c.sessionId === sessionId);
 
   async function reportsFor(ten: Tenant, providerMessageId: string) {
@@ -132,13 +154,29 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
   }
 
   /** Uncertain: charged, shown as submitted, no provider id, never resent (one attempt after many poll cycles). */
-  async function expectUncertainNotResent(ten: Tenant, m: { id: string; publicId: string; text: string }, error: RegExp, takenCount: number) {
+  async function expectUncertainNotResent(
+    ten: Tenant,
+    m: { id: string; publicId: string; text: string },
+    error: RegExp,
+    takenCount: number,
+  ) {
     const r = await settled(m.id);
     await sleep(750); // 15 poll cycles: a resend would have happened by now
-    expect(await row(m.id)).toMatchObject({ status: 'uncertain', attempts: 1, provider_message_id: null, refunded: false, failure_reason: null });
+    expect(await row(m.id)).toMatchObject({
+      status: 'uncertain',
+      attempts: 1,
+      provider_message_id: null,
+      refunded: false,
+      failure_reason: null,
+    });
     expect(r.last_error).toMatch(error);
     expect(taken(ten, m.text)).toHaveLength(takenCount);
-    expect(await api(ten, m.publicId)).toMatchObject({ status: 'submitted', providerMessageId: null, refunded: false, failureReason: null });
+    expect(await api(ten, m.publicId)).toMatchObject({
+      status: 'submitted',
+      providerMessageId: null,
+      refunded: false,
+      failureReason: null,
+    });
     expect(await ledgerKinds(m.id)).toEqual(['debit']);
     expect(await money(ten)).toEqual({ balance: TOPUP - PRICE, ledger: TOPUP - PRICE, api: TOPUP - PRICE });
     expect(await events(m.id)).toEqual([
@@ -148,11 +186,25 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
   }
 
   /** Rejected: failed submit_rejected, refunded exactly once, nothing at the provider. */
-  async function expectRejectedAndRefunded(ten: Tenant, m: { id: string; publicId: string; text: string }, error: RegExp) {
+  async function expectRejectedAndRefunded(
+    ten: Tenant,
+    m: { id: string; publicId: string; text: string },
+    error: RegExp,
+  ) {
     const r = await settled(m.id);
-    expect(r).toMatchObject({ status: 'failed', failure_reason: 'submit_rejected', attempts: 1, refunded: true, provider_message_id: null });
+    expect(r).toMatchObject({
+      status: 'failed',
+      failure_reason: 'submit_rejected',
+      attempts: 1,
+      refunded: true,
+      provider_message_id: null,
+    });
     expect(r.last_error).toMatch(error);
-    expect(await api(ten, m.publicId)).toMatchObject({ status: 'failed', failureReason: 'submit_rejected', refunded: true });
+    expect(await api(ten, m.publicId)).toMatchObject({
+      status: 'failed',
+      failureReason: 'submit_rejected',
+      refunded: true,
+    });
     expect(taken(ten, m.text)).toHaveLength(0);
     expect(await ledgerKinds(m.id)).toEqual(['debit', 'refund']);
     expect(await money(ten)).toEqual({ balance: TOPUP, ledger: TOPUP, api: TOPUP });
@@ -177,8 +229,15 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
     await expectUncertainNotResent(ten, m, /^HTTP 500 from the provider side/, 1);
     // The provider's report (22) came back, but no message carries that id: it is kept raw, unapplied.
     const pid = taken(ten, m.text)[0].id;
-    await waitUntil('the report callback', async () => callbacksFor(pid), (c) => c.length === 1 && c[0].httpStatus === 200, 5_000);
-    expect(await reportsFor(ten, pid)).toEqual([{ code: 22, message_id: null, applied_at: null, received_at: expect.any(Date) }]);
+    await waitUntil(
+      'the report callback',
+      async () => callbacksFor(pid),
+      (c) => c.length === 1 && c[0].httpStatus === 200,
+      5_000,
+    );
+    expect(await reportsFor(ten, pid)).toEqual([
+      { code: 22, message_id: null, applied_at: null, received_at: expect.any(Date) },
+    ]);
     expect((await row(m.id)).status).toBe('uncertain');
   });
 
@@ -208,10 +267,19 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
     const ten = await tenant();
     sandbox.setKnobs({ duplicateDlrRate: 1 });
     const m = await send(ten, unique('kdup'));
-    const r = await waitUntil('delivered', () => row(m.id), (x) => x.status === 'delivered');
+    const r = await waitUntil(
+      'delivered',
+      () => row(m.id),
+      (x) => x.status === 'delivered',
+    );
     const pid = r.provider_message_id!;
     expect(taken(ten, m.text).map((s) => s.id)).toEqual([pid]);
-    const cbs = await waitUntil('both callbacks answered', async () => callbacksFor(pid), (c) => c.length === 2 && c.every((x) => x.httpStatus === 200), 5_000);
+    const cbs = await waitUntil(
+      'both callbacks answered',
+      async () => callbacksFor(pid),
+      (c) => c.length === 2 && c.every((x) => x.httpStatus === 200),
+      5_000,
+    );
     expect(cbs.map((c) => ({ code: c.code, duplicate: c.duplicate }))).toEqual([
       { code: 22, duplicate: false },
       { code: 22, duplicate: true },
@@ -222,7 +290,12 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
       { code: 22, message_id: m.id, applied: true },
       { code: 22, message_id: m.id, applied: true },
     ]);
-    expect(await row(m.id)).toMatchObject({ status: 'delivered', provider_status_code: 22, refunded: false, attempts: 1 });
+    expect(await row(m.id)).toMatchObject({
+      status: 'delivered',
+      provider_status_code: 22,
+      refunded: false,
+      attempts: 1,
+    });
     expect((await events(m.id)).map((e) => e.status)).toEqual(['queued', 'submitted', 'delivered']);
     expect(await ledgerKinds(m.id)).toEqual(['debit']);
     expect(await money(ten)).toEqual({ balance: TOPUP - PRICE, ledger: TOPUP - PRICE, api: TOPUP - PRICE });
@@ -233,9 +306,18 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
     const ten = await tenant();
     sandbox.setKnobs({ outOfOrderDlr: 1 });
     const m = await send(ten, unique('kooo'));
-    const r = await waitUntil('delivered', () => row(m.id), (x) => x.status === 'delivered');
+    const r = await waitUntil(
+      'delivered',
+      () => row(m.id),
+      (x) => x.status === 'delivered',
+    );
     const pid = r.provider_message_id!;
-    const cbs = await waitUntil('both callbacks answered', async () => callbacksFor(pid), (c) => c.length === 2 && c.every((x) => x.httpStatus === 200), 5_000);
+    const cbs = await waitUntil(
+      'both callbacks answered',
+      async () => callbacksFor(pid),
+      (c) => c.length === 2 && c.every((x) => x.httpStatus === 200),
+      5_000,
+    );
     expect(cbs.map((c) => ({ code: c.code, stale: c.stale }))).toEqual([
       { code: 22, stale: false },
       { code: 20, stale: true },
@@ -259,7 +341,11 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
     expect(callbacksFor(s.id)).toEqual([]);
     expect(await reportsFor(ten, s.id)).toEqual([]);
     expect(await row(m.id)).toMatchObject({ status: 'submitted', provider_status_code: null, refunded: false });
-    expect(await api(ten, m.publicId)).toMatchObject({ status: 'submitted', providerMessageId: s.id, providerStatusCode: null });
+    expect(await api(ten, m.publicId)).toMatchObject({
+      status: 'submitted',
+      providerMessageId: s.id,
+      providerStatusCode: null,
+    });
     expect((await events(m.id)).map((e) => e.status)).toEqual(['queued', 'submitted']);
   });
 
@@ -267,10 +353,16 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
     const ten = await tenant();
     sandbox.setKnobs({ dlrBeforeSendAnswer: 1 });
     const m = await send(ten, unique('kearly'));
-    const r = await waitUntil('delivered', () => row(m.id), (x) => x.status === 'delivered');
+    const r = await waitUntil(
+      'delivered',
+      () => row(m.id),
+      (x) => x.status === 'delivered',
+    );
     const pid = r.provider_message_id!;
     expect(taken(ten, m.text).map((s) => s.id)).toEqual([pid]);
-    expect(callbacksFor(pid).map((c) => ({ code: c.code, httpStatus: c.httpStatus }))).toEqual([{ code: 22, httpStatus: 200 }]);
+    expect(callbacksFor(pid).map((c) => ({ code: c.code, httpStatus: c.httpStatus }))).toEqual([
+      { code: 22, httpStatus: 200 },
+    ]);
     const [report] = await reportsFor(ten, pid);
     expect(report).toMatchObject({ code: 22, message_id: m.id });
     // Received before the send's answer was recorded, applied at the recording.
@@ -285,10 +377,24 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
     const ten = await tenant({ baseUrl: `http://127.0.0.1:${port}/masking` });
     const m = await send(ten, unique('krefused'));
     // Attempt 1, backoff ~1 s, attempt 2 (= DISPATCH_MAX_ATTEMPTS) fails for good.
-    const r = await waitUntil('failed', () => row(m.id), (x) => x.status === 'failed', 10_000);
-    expect(r).toMatchObject({ failure_reason: 'submit_failed', attempts: 2, refunded: true, provider_message_id: null });
+    const r = await waitUntil(
+      'failed',
+      () => row(m.id),
+      (x) => x.status === 'failed',
+      10_000,
+    );
+    expect(r).toMatchObject({
+      failure_reason: 'submit_failed',
+      attempts: 2,
+      refunded: true,
+      provider_message_id: null,
+    });
     expect(r.last_error).toMatch(/^connection refused before the request was written/);
-    expect(await api(ten, m.publicId)).toMatchObject({ status: 'failed', failureReason: 'submit_failed', refunded: true });
+    expect(await api(ten, m.publicId)).toMatchObject({
+      status: 'failed',
+      failureReason: 'submit_failed',
+      refunded: true,
+    });
     expect(await ledgerKinds(m.id)).toEqual(['debit', 'refund']);
     expect(await money(ten)).toEqual({ balance: TOPUP, ledger: TOPUP, api: TOPUP });
     expect((await events(m.id)).map((e) => e.status)).toEqual(['queued', 'failed']);
@@ -297,7 +403,10 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
 
   it('a held provider account (held_until in the future): its messages wait queued, not failed, and go out once the hold is cleared', async () => {
     const ten = await tenant();
-    await t.db.query(`UPDATE provider_accounts SET held_until = now() + interval '1 hour', held_reason = 'test hold' WHERE id = $1`, [ten.pac]);
+    await t.db.query(
+      `UPDATE provider_accounts SET held_until = now() + interval '1 hour', held_reason = 'test hold' WHERE id = $1`,
+      [ten.pac],
+    );
     const m = await send(ten, unique('kheld'));
     await sleep(1_000); // 20 poll cycles
     expect(await row(m.id)).toMatchObject({ status: 'queued', attempts: 0, refunded: false, last_error: null });
@@ -305,7 +414,11 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
     expect(taken(ten, m.text)).toHaveLength(0);
 
     await t.db.query(`UPDATE provider_accounts SET held_until = NULL, held_reason = NULL WHERE id = $1`, [ten.pac]);
-    const r = await waitUntil('delivered', () => row(m.id), (x) => x.status === 'delivered');
+    const r = await waitUntil(
+      'delivered',
+      () => row(m.id),
+      (x) => x.status === 'delivered',
+    );
     expect(r).toMatchObject({ attempts: 1, refunded: false });
     expect(taken(ten, m.text).map((s) => s.id)).toEqual([r.provider_message_id]);
     expect(await money(ten)).toEqual({ balance: TOPUP - PRICE, ledger: TOPUP - PRICE, api: TOPUP - PRICE });

@@ -31,20 +31,42 @@ describe('messaging against the sandbox provider', () => {
   async function tenantOnSandbox(balance: number, price = 100) {
     const tenant = await createTenant(t, { balance, pricePerSegment: price, baseUrl: sandbox.url });
     const port = (t.app.getHttpServer().address() as { port: number }).port;
-    const callback = tenant.providerAccount.dlrCallbackUrl.replace(/^http:\/\/localhost:\d+/, `http://127.0.0.1:${port}`);
-    sandbox.addAccount({ username: tenant.providerAccount.username, password: 'provider-secret-pw', balance: '1000000', callbackUrl: callback });
+    const callback = tenant.providerAccount.dlrCallbackUrl.replace(
+      /^http:\/\/localhost:\d+/,
+      `http://127.0.0.1:${port}`,
+    );
+    sandbox.addAccount({
+      username: tenant.providerAccount.username,
+      password: 'provider-secret-pw',
+      balance: '1000000',
+      callbackUrl: callback,
+    });
     return tenant;
   }
 
   it('accepts, charges, submits and delivers a message (happy path)', async () => {
     const { apiKey } = await tenantOnSandbox(1000);
     const auth = { Authorization: `Bearer ${apiKey}` };
-    const sent = await t.http.post('/v1/messages').set(auth).send({ to: '+62 812-3456-7890', text: 'Halo', reference: 'r1' });
+    const sent = await t.http
+      .post('/v1/messages')
+      .set(auth)
+      .send({ to: '+62 812-3456-7890', text: 'Halo', reference: 'r1' });
     expect(sent.status).toBe(202);
-    expect(sent.body).toMatchObject({ to: '6281234567890', status: 'queued', segments: 1, encoding: 'GSM-7', price: 100, reference: 'r1' });
+    expect(sent.body).toMatchObject({
+      to: '6281234567890',
+      status: 'queued',
+      segments: 1,
+      encoding: 'GSM-7',
+      price: 100,
+      reference: 'r1',
+    });
     expect(sent.headers['ratelimit-limit']).toBe('100');
     const done = await waitFor(
-      () => t.http.get(`/v1/messages/${sent.body.id}`).set(auth).then((r) => r.body),
+      () =>
+        t.http
+          .get(`/v1/messages/${sent.body.id}`)
+          .set(auth)
+          .then((r) => r.body),
       (b) => b.status === 'delivered',
     );
     expect(done).toMatchObject({ status: 'delivered', providerStatusCode: 22, refunded: false });
@@ -52,7 +74,12 @@ describe('messaging against the sandbox provider', () => {
     const bal = await t.http.get('/v1/balance').set(auth);
     expect(bal.body.balance).toBe(900);
     const ledger = await t.http.get('/v1/ledger').set(auth);
-    expect(ledger.body.data[0]).toMatchObject({ kind: 'debit', amount: -100, balanceAfter: 900, messageId: sent.body.id });
+    expect(ledger.body.data[0]).toMatchObject({
+      kind: 'debit',
+      amount: -100,
+      balanceAfter: 900,
+      messageId: sent.body.id,
+    });
     expect(sandbox.sent().filter((s) => s.text === 'Halo' && s.msisdn === '6281234567890')).toHaveLength(1);
   });
 
@@ -62,10 +89,19 @@ describe('messaging against the sandbox provider', () => {
     const sent = await t.http.post('/v1/messages').set(auth).send({ to: '6289912345678', text: 'bad number' });
     expect(sent.status).toBe(202);
     const done = await waitFor(
-      () => t.http.get(`/v1/messages/${sent.body.id}`).set(auth).then((r) => r.body),
+      () =>
+        t.http
+          .get(`/v1/messages/${sent.body.id}`)
+          .set(auth)
+          .then((r) => r.body),
       (b) => b.status === 'failed',
     );
-    expect(done).toMatchObject({ status: 'failed', failureReason: 'invalid_number', refunded: true, providerStatusCode: 52 });
+    expect(done).toMatchObject({
+      status: 'failed',
+      failureReason: 'invalid_number',
+      refunded: true,
+      providerStatusCode: 52,
+    });
     expect((await t.http.get('/v1/balance').set(auth)).body.balance).toBe(1000);
     const kinds = (await t.http.get('/v1/ledger').set(auth)).body.data.map((e: { kind: string }) => e.kind);
     expect(kinds.filter((k: string) => k === 'refund')).toHaveLength(1);
@@ -74,10 +110,18 @@ describe('messaging against the sandbox provider', () => {
   it('120 concurrent sends against a balance for exactly 50: exactly 50 accepted, balance 0', async () => {
     const { apiKey, tenantId } = await tenantOnSandbox(5000, 100);
     const auth = { Authorization: `Bearer ${apiKey}` };
-    await t.http.patch(`/v1/admin/tenants/${tenantId}`).set('Authorization', `Bearer ${t.adminToken}`).send({ rateLimitPerSecond: 1000 });
+    await t.http
+      .patch(`/v1/admin/tenants/${tenantId}`)
+      .set('Authorization', `Bearer ${t.adminToken}`)
+      .send({ rateLimitPerSecond: 1000 });
     await new Promise((r) => setTimeout(r, 1100)); // settings cache
     const results = await Promise.all(
-      Array.from({ length: 120 }, (_, i) => t.http.post('/v1/messages').set(auth).send({ to: '081234567890', text: `race ${i}` })),
+      Array.from({ length: 120 }, (_, i) =>
+        t.http
+          .post('/v1/messages')
+          .set(auth)
+          .send({ to: '081234567890', text: `race ${i}` }),
+      ),
     );
     const codes = results.map((r) => r.status);
     expect(codes.filter((c) => c === 202)).toHaveLength(50);
@@ -104,11 +148,19 @@ describe('messaging against the sandbox provider', () => {
     expect(again.status).toBe(202);
     expect(again.body.id).toBe(first.body.id);
     expect(again.headers['idempotent-replayed']).toBe('true');
-    const other = await t.http.post('/v1/messages').set(auth).set('Idempotency-Key', 'k-1').send({ ...body, text: 'other' });
+    const other = await t.http
+      .post('/v1/messages')
+      .set(auth)
+      .set('Idempotency-Key', 'k-1')
+      .send({ ...body, text: 'other' });
     expect(other.status).toBe(422);
     expect(other.body.code).toBe('idempotency_conflict');
 
-    const racers = await Promise.all(Array.from({ length: 20 }, () => t.http.post('/v1/messages').set(auth).set('Idempotency-Key', 'k-race').send(body)));
+    const racers = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        t.http.post('/v1/messages').set(auth).set('Idempotency-Key', 'k-race').send(body),
+      ),
+    );
     const ok = racers.filter((r) => r.status === 202);
     const inProgress = racers.filter((r) => r.status === 409);
     expect(ok.length + inProgress.length).toBe(20);
@@ -144,15 +196,18 @@ describe('messaging against the sandbox provider', () => {
   it('batch: charged in order while the balance lasts, invalid items rejected by index', async () => {
     const { apiKey } = await tenantOnSandbox(300, 100);
     const auth = { Authorization: `Bearer ${apiKey}` };
-    const r = await t.http.post('/v1/messages/batch').set(auth).send({
-      messages: [
-        { to: '081234567890', text: 'a' },
-        { to: 'abc', text: 'b' },
-        { to: '081234567891', text: 'c' },
-        { to: '081234567892', text: 'd' },
-        { to: '081234567893', text: 'e' },
-      ],
-    });
+    const r = await t.http
+      .post('/v1/messages/batch')
+      .set(auth)
+      .send({
+        messages: [
+          { to: '081234567890', text: 'a' },
+          { to: 'abc', text: 'b' },
+          { to: '081234567891', text: 'c' },
+          { to: '081234567892', text: 'd' },
+          { to: '081234567893', text: 'e' },
+        ],
+      });
     expect(r.status).toBe(202);
     expect(r.body.accepted.map((m: { text: string }) => m.text)).toEqual(['a', 'c', 'd']);
     expect(r.body.rejected).toEqual([
@@ -170,12 +225,21 @@ describe('messaging against the sandbox provider', () => {
     expect(pv.body).toMatchObject({ encoding: 'UCS-2', segments: 1, price: 100, characters: 8 });
     expect(pv.body.nonGsmCharacters).toContain('П');
 
-    const past = await t.http.post('/v1/messages').set(auth).send({ to: '081234567890', text: 'x', sendAt: new Date(Date.now() - 1000).toISOString() });
+    const past = await t.http
+      .post('/v1/messages')
+      .set(auth)
+      .send({ to: '081234567890', text: 'x', sendAt: new Date(Date.now() - 1000).toISOString() });
     expect(past.status).toBe(400);
-    const far = await t.http.post('/v1/messages').set(auth).send({ to: '081234567890', text: 'x', sendAt: new Date(Date.now() + 36 * 86400_000).toISOString() });
+    const far = await t.http
+      .post('/v1/messages')
+      .set(auth)
+      .send({ to: '081234567890', text: 'x', sendAt: new Date(Date.now() + 36 * 86400_000).toISOString() });
     expect(far.status).toBe(400);
 
-    const sched = await t.http.post('/v1/messages').set(auth).send({ to: '081234567890', text: 'later', sendAt: new Date(Date.now() + 3600_000).toISOString() });
+    const sched = await t.http
+      .post('/v1/messages')
+      .set(auth)
+      .send({ to: '081234567890', text: 'later', sendAt: new Date(Date.now() + 3600_000).toISOString() });
     expect(sched.status).toBe(202);
     expect(sched.body.status).toBe('scheduled');
     expect((await t.http.get('/v1/balance').set(auth)).body.balance).toBe(9900);
@@ -186,7 +250,11 @@ describe('messaging against the sandbox provider', () => {
     const again = await t.http.delete(`/v1/messages/${sched.body.id}`).set(auth);
     expect(again.status).toBe(409);
 
-    for (let i = 0; i < 5; i++) await t.http.post('/v1/messages').set(auth).send({ to: '081234567890', text: `p${i}`, reference: 'page' });
+    for (let i = 0; i < 5; i++)
+      await t.http
+        .post('/v1/messages')
+        .set(auth)
+        .send({ to: '081234567890', text: `p${i}`, reference: 'page' });
     const p1 = await t.http.get('/v1/messages?reference=page&limit=2').set(auth);
     expect(p1.body.data.map((m: { text: string }) => m.text)).toEqual(['p4', 'p3']);
     const p2 = await t.http.get(`/v1/messages?reference=page&limit=2&cursor=${p1.body.nextCursor}`).set(auth);
@@ -214,14 +282,24 @@ describe('messaging against the sandbox provider', () => {
       [[{ to: '081234567890', text: 'x' }], 400, 'validation_failed'],
     ];
     for (const [body, status, code] of cases) {
-      const r = await t.http.post('/v1/messages').set(auth).send(body as object);
+      const r = await t.http
+        .post('/v1/messages')
+        .set(auth)
+        .send(body as object);
       expect({ body, status: r.status, code: r.body.code }).toEqual({ body, status, code });
       expect(r.headers['content-type']).toMatch(/problem\+json/);
     }
-    const big = await t.http.post('/v1/messages').set(auth).set('Content-Type', 'application/json').send(`{"to":"081234567890","text":"${'a'.repeat(20 * 1024 * 1024)}"}`);
+    const big = await t.http
+      .post('/v1/messages')
+      .set(auth)
+      .set('Content-Type', 'application/json')
+      .send(`{"to":"081234567890","text":"${'a'.repeat(20 * 1024 * 1024)}"}`);
     expect(big.status).toBe(413);
     expect(big.body.code).toBe('payload_too_large');
-    const tooMany = await t.http.post('/v1/messages/batch').set(auth).send({ messages: Array.from({ length: 1001 }, () => ({ to: '081234567890', text: 'x' })) });
+    const tooMany = await t.http
+      .post('/v1/messages/batch')
+      .set(auth)
+      .send({ messages: Array.from({ length: 1001 }, () => ({ to: '081234567890', text: 'x' })) });
     expect(tooMany.status).toBe(400);
     const empty = await t.http.post('/v1/messages/batch').set(auth).send({ messages: [] });
     expect(empty.status).toBe(400);
@@ -231,8 +309,14 @@ describe('messaging against the sandbox provider', () => {
 
   it('suspended tenant: 403 tenant_suspended; reads keep working', async () => {
     const { apiKey, tenantId } = await tenantOnSandbox(1000);
-    await t.http.patch(`/v1/admin/tenants/${tenantId}`).set('Authorization', `Bearer ${t.adminToken}`).send({ status: 'suspended' });
-    const r = await t.http.post('/v1/messages').set('Authorization', `Bearer ${apiKey}`).send({ to: '081234567890', text: 'x' });
+    await t.http
+      .patch(`/v1/admin/tenants/${tenantId}`)
+      .set('Authorization', `Bearer ${t.adminToken}`)
+      .send({ status: 'suspended' });
+    const r = await t.http
+      .post('/v1/messages')
+      .set('Authorization', `Bearer ${apiKey}`)
+      .send({ to: '081234567890', text: 'x' });
     expect(r.status).toBe(403);
     expect(r.body.code).toBe('tenant_suspended');
     expect((await t.http.get('/v1/balance').set('Authorization', `Bearer ${apiKey}`)).body.balance).toBe(1000);
@@ -261,32 +345,50 @@ describe('messaging against the sandbox provider', () => {
     expect(bal.body.lastBalance).toBe('1000000');
     expect(JSON.stringify(bal.body)).not.toContain('provider-secret-pw');
 
-    const sent = await t.http.post('/v1/messages').set('Authorization', `Bearer ${apiKey}`).send({ to: '081234567890', text: 'report me' });
+    const sent = await t.http
+      .post('/v1/messages')
+      .set('Authorization', `Bearer ${apiKey}`)
+      .send({ to: '081234567890', text: 'report me' });
     const done = await waitFor(
-      () => t.http.get(`/v1/messages/${sent.body.id}`).set('Authorization', `Bearer ${apiKey}`).then((r) => r.body),
+      () =>
+        t.http
+          .get(`/v1/messages/${sent.body.id}`)
+          .set('Authorization', `Bearer ${apiKey}`)
+          .then((r) => r.body),
       (b) => b.status === 'delivered',
     );
     const day = new Date().toISOString().slice(0, 10);
-    const rep = await t.http.get(`/v1/admin/provider-accounts/${providerAccountId}/report?start=${day}&end=${day}`).set(admin);
+    const rep = await t.http
+      .get(`/v1/admin/provider-accounts/${providerAccountId}/report?start=${day}&end=${day}`)
+      .set(admin);
     expect(rep.status).toBe(200);
     expect(rep.body.providerRows).toBeGreaterThanOrEqual(1);
     expect(rep.body.matched).toBeGreaterThanOrEqual(1);
     expect(rep.body.missingAtProvider).not.toContain(done.id);
-    const bad = await t.http.get(`/v1/admin/provider-accounts/${providerAccountId}/report?start=2026-13-01&end=x`).set(admin);
+    const bad = await t.http
+      .get(`/v1/admin/provider-accounts/${providerAccountId}/report?start=2026-13-01&end=x`)
+      .set(admin);
     expect(bad.status).toBe(400);
   });
 
   it('a scheduled message is released at sendAt (clock moved) and then submitted', async () => {
     const { apiKey } = await tenantOnSandbox(1000);
     const auth = { Authorization: `Bearer ${apiKey}` };
-    const sched = await t.http.post('/v1/messages').set(auth).send({ to: '081234567890', text: 'at ten', sendAt: new Date(Date.now() + 600_000).toISOString() });
+    const sched = await t.http
+      .post('/v1/messages')
+      .set(auth)
+      .send({ to: '081234567890', text: 'at ten', sendAt: new Date(Date.now() + 600_000).toISOString() });
     expect(sched.body.status).toBe('scheduled');
     await new Promise((r) => setTimeout(r, 300));
     expect((await t.http.get(`/v1/messages/${sched.body.id}`).set(auth)).body.status).toBe('scheduled');
     t.clock.advance(601_000);
     try {
       const done = await waitFor(
-        () => t.http.get(`/v1/messages/${sched.body.id}`).set(auth).then((r) => r.body),
+        () =>
+          t.http
+            .get(`/v1/messages/${sched.body.id}`)
+            .set(auth)
+            .then((r) => r.body),
         (b) => b.status === 'delivered',
       );
       expect(done.status).toBe('delivered');
@@ -297,10 +399,19 @@ describe('messaging against the sandbox provider', () => {
 
   it('per-tenant rate limit: 429 rate_limited with Retry-After and RateLimit headers', async () => {
     const { apiKey, tenantId } = await tenantOnSandbox(100_000, 1);
-    await t.http.patch(`/v1/admin/tenants/${tenantId}`).set('Authorization', `Bearer ${t.adminToken}`).send({ rateLimitPerSecond: 3 });
+    await t.http
+      .patch(`/v1/admin/tenants/${tenantId}`)
+      .set('Authorization', `Bearer ${t.adminToken}`)
+      .send({ rateLimitPerSecond: 3 });
     await new Promise((r) => setTimeout(r, 1100));
     const sends = [];
-    for (let i = 0; i < 6; i++) sends.push(await t.http.post('/v1/messages').set('Authorization', `Bearer ${apiKey}`).send({ to: '081234567890', text: `rl ${i}` }));
+    for (let i = 0; i < 6; i++)
+      sends.push(
+        await t.http
+          .post('/v1/messages')
+          .set('Authorization', `Bearer ${apiKey}`)
+          .send({ to: '081234567890', text: `rl ${i}` }),
+      );
     const limited = sends.filter((r) => r.status === 429);
     expect(limited.length).toBeGreaterThanOrEqual(2);
     expect(limited[0].body.code).toBe('rate_limited');
@@ -313,8 +424,14 @@ describe('messaging against the sandbox provider', () => {
     const { apiKey, tenantId, providerAccountId } = await tenantOnSandbox(100_000, 1);
     const auth = { Authorization: `Bearer ${apiKey}` };
     // Charging is what is tested: keep its 20,000+ messages out of the dispatcher (and out of later test files' way).
-    await t.http.patch(`/v1/admin/provider-accounts/${providerAccountId}`).set('Authorization', `Bearer ${t.adminToken}`).send({ status: 'disabled' });
-    await t.http.patch(`/v1/admin/tenants/${tenantId}`).set('Authorization', `Bearer ${t.adminToken}`).send({ rateLimitPerSecond: 1000 });
+    await t.http
+      .patch(`/v1/admin/provider-accounts/${providerAccountId}`)
+      .set('Authorization', `Bearer ${t.adminToken}`)
+      .send({ status: 'disabled' });
+    await t.http
+      .patch(`/v1/admin/tenants/${tenantId}`)
+      .set('Authorization', `Bearer ${t.adminToken}`)
+      .send({ rateLimitPerSecond: 1000 });
     await new Promise((r) => setTimeout(r, 1100));
     const tenantUuid = tenantId.slice(4).replace(/(.{8})(.{4})(.{4})(.{4})(.{12})/, '$1-$2-$3-$4-$5');
     const batch = { messages: Array.from({ length: 1000 }, (_, i) => ({ to: '081234567890', text: `bp ${i}` })) };
@@ -322,9 +439,16 @@ describe('messaging against the sandbox provider', () => {
     await blocker.connect();
     await blocker.startTransaction();
     await blocker.query(`SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE`, [tenantUuid]);
-    let results: { status: number; body: { accepted?: unknown[]; code?: string }; headers: Record<string, string> }[] = [];
+    let results: { status: number; body: { accepted?: unknown[]; code?: string }; headers: Record<string, string> }[] =
+      [];
     try {
-      const pending = Array.from({ length: 23 }, () => t.http.post('/v1/messages/batch').set(auth).send(batch).then((r) => r));
+      const pending = Array.from({ length: 23 }, () =>
+        t.http
+          .post('/v1/messages/batch')
+          .set(auth)
+          .send(batch)
+          .then((r) => r),
+      );
       await new Promise((r) => setTimeout(r, 2500));
       await blocker.commitTransaction();
       results = await Promise.all(pending);
@@ -348,7 +472,14 @@ describe('messaging against the sandbox provider', () => {
     const tenantUuid = tenantId.slice(4).replace(/(.{8})(.{4})(.{4})(.{4})(.{12})/, '$1-$2-$3-$4-$5');
     const idem = t.app.get(IdempotencyService);
     const accept = t.app.get(AcceptService);
-    const item = { msisdn: '6281234567890', text: 'slow', reference: null, segments: 1, encoding: 'GSM-7' as const, sendAt: null };
+    const item = {
+      msisdn: '6281234567890',
+      text: 'slow',
+      reference: null,
+      segments: 1,
+      encoding: 'GSM-7' as const,
+      sendAt: null,
+    };
     const respond = () => ({ status: 202, body: { ok: true } });
     const a = await idem.begin(tenantUuid, 'slow-key', 'h');
     expect(a.kind).toBe('new');
@@ -357,13 +488,19 @@ describe('messaging against the sandbox provider', () => {
       const b = await idem.begin(tenantUuid, 'slow-key', 'h');
       expect(b.kind).toBe('new');
       if (a.kind !== 'new' || b.kind !== 'new') throw new Error('unreachable');
-      await expect(accept.accept(tenantUuid, [item], { key: 'slow-key', owner: a.owner, respond })).rejects.toMatchObject({ code: 'idempotency_in_progress' });
+      await expect(
+        accept.accept(tenantUuid, [item], { key: 'slow-key', owner: a.owner, respond }),
+      ).rejects.toMatchObject({ code: 'idempotency_in_progress' });
       expect((await t.http.get('/v1/balance').set('Authorization', `Bearer ${apiKey}`)).body.balance).toBe(1000);
       const [ok] = await accept.accept(tenantUuid, [item], { key: 'slow-key', owner: b.owner, respond });
       expect(ok.ok).toBe(true);
       expect((await t.http.get('/v1/balance').set('Authorization', `Bearer ${apiKey}`)).body.balance).toBe(900);
       await idem.abandon(tenantUuid, 'slow-key', a.owner);
-      expect(await idem.begin(tenantUuid, 'slow-key', 'h')).toEqual({ kind: 'replay', status: 202, body: { ok: true } });
+      expect(await idem.begin(tenantUuid, 'slow-key', 'h')).toEqual({
+        kind: 'replay',
+        status: 202,
+        body: { ok: true },
+      });
     } finally {
       t.clock.reset();
     }
@@ -375,9 +512,13 @@ describe('messaging against the sandbox provider', () => {
     expect(r.status).toBe(400);
     expect(r.body.code).toBe('validation_failed');
     const path = new URL(providerAccount.dlrCallbackUrl).pathname;
-    const dlr = await t.http.get(`${path}?session_id=99999999&error_code=22&error_message=Deli%00vered&msisdn=62812%00`);
+    const dlr = await t.http.get(
+      `${path}?session_id=99999999&error_code=22&error_message=Deli%00vered&msisdn=62812%00`,
+    );
     expect(dlr.status).toBe(200);
-    const [row] = await t.db.query(`SELECT text, msisdn FROM delivery_reports WHERE provider_message_id = '99999999' ORDER BY seq DESC LIMIT 1`);
+    const [row] = await t.db.query(
+      `SELECT text, msisdn FROM delivery_reports WHERE provider_message_id = '99999999' ORDER BY seq DESC LIMIT 1`,
+    );
     expect(row).toEqual({ text: 'Delivered', msisdn: '62812' });
   });
 

@@ -22,11 +22,26 @@ let sandbox: SandboxHandle;
 const clients: HttpProviderClient[] = [];
 
 function account(overrides: Partial<ProviderAccountConfig> = {}): ProviderAccountConfig {
-  return { accountId: 'pac_contract', baseUrl: sandbox.url, username: USER, password: PASSWORD, sendMethod: 'post', ...overrides };
+  return {
+    accountId: 'pac_contract',
+    baseUrl: sandbox.url,
+    username: USER,
+    password: PASSWORD,
+    sendMethod: 'post',
+    ...overrides,
+  };
 }
 
-function client(overrides: Partial<ProviderAccountConfig> = {}, options: HttpProviderClientOptions = {}): HttpProviderClient {
-  const c = new HttpProviderClient(account(overrides), { totalTimeoutMs: 2_000, connectTimeoutMs: 1_000, sendRatePerSecond: Infinity, ...options });
+function client(
+  overrides: Partial<ProviderAccountConfig> = {},
+  options: HttpProviderClientOptions = {},
+): HttpProviderClient {
+  const c = new HttpProviderClient(account(overrides), {
+    totalTimeoutMs: 2_000,
+    connectTimeoutMs: 1_000,
+    sendRatePerSecond: Infinity,
+    ...options,
+  });
   clients.push(c);
   return c;
 }
@@ -37,7 +52,11 @@ function expectKind<K extends SendOutcome['kind']>(outcome: SendOutcome, kind: K
 }
 
 beforeAll(async () => {
-  sandbox = await startSandbox({ seed: 42, accounts: [{ username: USER, password: PASSWORD, balance: '100000', pricePerSms: '300' }], knobs: { dlrDelayMs: [5, 15] } });
+  sandbox = await startSandbox({
+    seed: 42,
+    accounts: [{ username: USER, password: PASSWORD, balance: '100000', pricePerSms: '300' }],
+    knobs: { dlrDelayMs: [5, 15] },
+  });
 });
 
 afterEach(async () => {
@@ -50,15 +69,18 @@ afterAll(async () => {
 });
 
 describe('send', () => {
-  it.each(['post', 'get'] as const)('%s: accepted with the id the provider issued; text and number arrive exactly', async (sendMethod) => {
-    const text = 'Halo & selamat = 100% + ü 😀\nbaris dua';
-    const outcome = expectKind(await client({ sendMethod }).send(NUMBER, text), 'accepted');
-    const sent = sandbox.sent();
-    expect(sent).toHaveLength(1);
-    expect(sent[0]).toMatchObject({ id: outcome.providerMessageId, username: USER, msisdn: NUMBER, text });
-    expect(outcome.providerMessageId).toMatch(/^[0-9]+$/);
-    expect(outcome.raw.trim()).toBe(outcome.providerMessageId);
-  });
+  it.each(['post', 'get'] as const)(
+    '%s: accepted with the id the provider issued; text and number arrive exactly',
+    async (sendMethod) => {
+      const text = 'Halo & selamat = 100% + ü 😀\nbaris dua';
+      const outcome = expectKind(await client({ sendMethod }).send(NUMBER, text), 'accepted');
+      const sent = sandbox.sent();
+      expect(sent).toHaveLength(1);
+      expect(sent[0]).toMatchObject({ id: outcome.providerMessageId, username: USER, msisdn: NUMBER, text });
+      expect(outcome.providerMessageId).toMatch(/^[0-9]+$/);
+      expect(outcome.raw.trim()).toBe(outcome.providerMessageId);
+    },
+  );
 
   it('ids increase from one send to the next', async () => {
     const c = client();
@@ -74,18 +96,27 @@ describe('send', () => {
   });
 
   it('wrong base path (404): rejected with the HTTP status', async () => {
-    const outcome = expectKind(await client({ baseUrl: sandbox.url.replace('/masking', '/nope') }).send(NUMBER, 'x'), 'rejected');
+    const outcome = expectKind(
+      await client({ baseUrl: sandbox.url.replace('/masking', '/nope') }).send(NUMBER, 'x'),
+      'rejected',
+    );
     expect(outcome.httpStatus).toBe(404);
   });
 
   it('refused connection: notSent', async () => {
     const port = await closedPort();
-    const outcome = expectKind(await client({ baseUrl: `http://127.0.0.1:${port}/masking` }).send(NUMBER, 'x'), 'notSent');
+    const outcome = expectKind(
+      await client({ baseUrl: `http://127.0.0.1:${port}/masking` }).send(NUMBER, 'x'),
+      'notSent',
+    );
     expect(outcome.reason).toMatch(/ECONNREFUSED/);
   });
 
   it('TLS failure before anything was written (https to a plain HTTP server): notSent, nothing taken', async () => {
-    const outcome = expectKind(await client({ baseUrl: sandbox.url.replace('http:', 'https:') }).send(NUMBER, 'x'), 'notSent');
+    const outcome = expectKind(
+      await client({ baseUrl: sandbox.url.replace('http:', 'https:') }).send(NUMBER, 'x'),
+      'notSent',
+    );
     expect(outcome.reason).toMatch(/before the request was written/);
     expect(sandbox.sent()).toHaveLength(0);
   });
@@ -95,7 +126,10 @@ describe('send', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
       const { port } = server.address() as AddressInfo;
-      const outcome = expectKind(await client({ baseUrl: `http://127.0.0.1:${port}/masking` }).send(NUMBER, 'x'), 'uncertain');
+      const outcome = expectKind(
+        await client({ baseUrl: `http://127.0.0.1:${port}/masking` }).send(NUMBER, 'x'),
+        'uncertain',
+      );
       expect(outcome.reason).toMatch(/after the request was written/);
     } finally {
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -161,7 +195,12 @@ describe('send', () => {
 
   it('emptyBodyRate: rejected, nothing taken', async () => {
     sandbox.setKnobs({ emptyBodyRate: 1 });
-    expect(await client().send(NUMBER, 'x')).toEqual({ kind: 'rejected', reason: 'empty body', raw: '', httpStatus: 200 });
+    expect(await client().send(NUMBER, 'x')).toEqual({
+      kind: 'rejected',
+      reason: 'empty body',
+      raw: '',
+      httpStatus: 200,
+    });
     expect(sandbox.sent()).toHaveLength(0);
   });
 
@@ -203,7 +242,10 @@ describe('send limits', () => {
     const c = client({}, { sendRatePerSecond: 2, sendBurst: 2, maxAdmissionWaitMs: 0 });
     const outcomes = [await c.send(NUMBER, 'a'), await c.send(NUMBER, 'b'), await c.send(NUMBER, 'c')];
     expect(outcomes.map((o) => o.kind)).toEqual(['accepted', 'accepted', 'unavailable']);
-    expect(outcomes[2]).toMatchObject({ reason: expect.stringMatching(/rate limit/), retryAfterMs: expect.any(Number) });
+    expect(outcomes[2]).toMatchObject({
+      reason: expect.stringMatching(/rate limit/),
+      retryAfterMs: expect.any(Number),
+    });
     expect((outcomes[2] as { retryAfterMs: number }).retryAfterMs).toBeGreaterThan(0);
     expect(sandbox.sent()).toHaveLength(2);
   });
@@ -266,7 +308,13 @@ describe('report', () => {
     const { providerMessageId } = expectKind(await c.send(NUMBER, 'x'), 'accepted');
     expect(await c.report(providerMessageId)).toEqual({ kind: 'none', raw: 'Success Send' });
     await sleep(200);
-    expect(await c.report(providerMessageId)).toEqual({ kind: 'report', code: 22, resolvedCode: 22, text: 'Delivered', raw: '22, Delivered' });
+    expect(await c.report(providerMessageId)).toEqual({
+      kind: 'report',
+      code: 22,
+      resolvedCode: 22,
+      text: 'Delivered',
+      raw: '22, Delivered',
+    });
   });
 
   it.each([
@@ -282,7 +330,12 @@ describe('report', () => {
 
   it('empty balance → 50 Saldo Habis; lapsed validity → 50 Periode Habis (51)', async () => {
     sandbox.addAccount({ username: 'poor', password: PASSWORD, balance: '100' });
-    sandbox.addAccount({ username: 'old', password: PASSWORD, balance: '100000', expiresAt: new Date(Date.now() - 86_400_000) });
+    sandbox.addAccount({
+      username: 'old',
+      password: PASSWORD,
+      balance: '100000',
+      expiresAt: new Date(Date.now() - 86_400_000),
+    });
     const poor = client({ username: 'poor' });
     const old = client({ username: 'old' });
     const a = expectKind(await poor.send(NUMBER, 'x'), 'accepted');
@@ -304,20 +357,33 @@ describe('balance', () => {
     const expiresAt = new Date('2027-02-25T03:00:00.000Z');
     sandbox.addAccount({ username: 'bal', password: PASSWORD, balance: '1000.50', expiresAt, pricePerSms: '300' });
     const c = client({ username: 'bal' });
-    expect(await c.balance()).toEqual({ kind: 'balance', balance: '1000.50', expiresAt, raw: '1000.50, 2027/02/25-10:00:00' });
+    expect(await c.balance()).toEqual({
+      kind: 'balance',
+      balance: '1000.50',
+      expiresAt,
+      raw: '1000.50, 2027/02/25-10:00:00',
+    });
     expectKind(await c.send(NUMBER, 'a'.repeat(161)), 'accepted'); // 2 SMS by the provider's count
     expect(await c.balance()).toMatchObject({ balance: '400.50' });
   });
 
   it('wrong credentials: error with the raw text', async () => {
-    expect(await client({ password: 'wrong' }).balance()).toMatchObject({ kind: 'error', raw: 'Username atau Password salah' });
+    expect(await client({ password: 'wrong' }).balance()).toMatchObject({
+      kind: 'error',
+      raw: 'Username atau Password salah',
+    });
   });
 
   it('transport failures throw a typed ProviderError', async () => {
     const port = await closedPort();
-    await expect(client({ baseUrl: `http://127.0.0.1:${port}/masking` }).balance()).rejects.toMatchObject({ name: 'ProviderError', code: 'unreachable' });
+    await expect(client({ baseUrl: `http://127.0.0.1:${port}/masking` }).balance()).rejects.toMatchObject({
+      name: 'ProviderError',
+      code: 'unreachable',
+    });
     sandbox.setKnobs({ latencyMs: [200, 200] });
-    const err = await client({}, { totalTimeoutMs: 50 }).balance().catch((e: unknown) => e);
+    const err = await client({}, { totalTimeoutMs: 50 })
+      .balance()
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ProviderError);
     expect(err).toMatchObject({ code: 'timeout', operation: 'balance', accountId: 'pac_contract' });
   });
@@ -334,9 +400,25 @@ describe('downloadReport', () => {
     const result = await c.downloadReport(new Date(today.getTime() - 86_400_000), today);
     expect(result.kind).toBe('report');
     if (result.kind !== 'report') return;
-    expect(result.header).toEqual(['id', 'msisdn', 'message', 'sent_at', 'sms_count', 'price', 'status_code', 'status']);
+    expect(result.header).toEqual([
+      'id',
+      'msisdn',
+      'message',
+      'sent_at',
+      'sms_count',
+      'price',
+      'status_code',
+      'status',
+    ]);
     expect(result.rows).toEqual([
-      expect.objectContaining({ id: a.providerMessageId, msisdn: NUMBER, message: tricky, status_code: '22', status: 'Delivered', price: '300' }),
+      expect.objectContaining({
+        id: a.providerMessageId,
+        msisdn: NUMBER,
+        message: tricky,
+        status_code: '22',
+        status: 'Delivered',
+        price: '300',
+      }),
       expect.objectContaining({ id: b.providerMessageId, status_code: '52', status: 'No Charge', price: '0' }),
     ]);
     expect(result.raw.startsWith('id,msisdn,')).toBe(true);
@@ -368,7 +450,10 @@ describe('inbox', () => {
 
   it('empty inbox; wrong credentials an error', async () => {
     expect(await client().inbox()).toMatchObject({ kind: 'inbox', items: [] });
-    expect(await client({ password: 'wrong' }).inbox()).toMatchObject({ kind: 'error', raw: 'Username atau Password salah' });
+    expect(await client({ password: 'wrong' }).inbox()).toMatchObject({
+      kind: 'error',
+      raw: 'Username atau Password salah',
+    });
   });
 });
 
@@ -391,7 +476,12 @@ describe('lifecycle, registry, metrics', () => {
   });
 
   it('rejects a base URL with credentials or a query, without echoing it', () => {
-    for (const baseUrl of [`http://u:${PASSWORD}@127.0.0.1/masking`, `http://127.0.0.1/masking?password=${PASSWORD}`, 'ftp://x', 'not a url']) {
+    for (const baseUrl of [
+      `http://u:${PASSWORD}@127.0.0.1/masking`,
+      `http://127.0.0.1/masking?password=${PASSWORD}`,
+      'ftp://x',
+      'not a url',
+    ]) {
       let thrown: unknown;
       try {
         new HttpProviderClient(account({ baseUrl }));
@@ -423,15 +513,24 @@ describe('lifecycle, registry, metrics', () => {
 
   it('counts requests by operation and outcome class, and times them', async () => {
     const before = await register.getSingleMetricAsString('gerbang_provider_requests_total');
-    const count = (text: string, labels: string) => Number(new RegExp(`gerbang_provider_requests_total\\{${labels}\\} (\\d+)`).exec(text)?.[1] ?? 0);
+    const count = (text: string, labels: string) =>
+      Number(new RegExp(`gerbang_provider_requests_total\\{${labels}\\} (\\d+)`).exec(text)?.[1] ?? 0);
     const c = client();
     await c.send(NUMBER, 'x');
     await client({ password: 'wrong' }).send(NUMBER, 'x');
     await c.balance();
     const after = await register.getSingleMetricAsString('gerbang_provider_requests_total');
-    expect(count(after, 'operation="send",outcome="accepted"') - count(before, 'operation="send",outcome="accepted"')).toBe(1);
-    expect(count(after, 'operation="send",outcome="rejected"') - count(before, 'operation="send",outcome="rejected"')).toBe(1);
-    expect(count(after, 'operation="balance",outcome="balance"') - count(before, 'operation="balance",outcome="balance"')).toBe(1);
-    expect(await register.getSingleMetricAsString('gerbang_provider_request_duration_seconds')).toMatch(/gerbang_provider_request_duration_seconds_count\{operation="send"\} [1-9]/);
+    expect(
+      count(after, 'operation="send",outcome="accepted"') - count(before, 'operation="send",outcome="accepted"'),
+    ).toBe(1);
+    expect(
+      count(after, 'operation="send",outcome="rejected"') - count(before, 'operation="send",outcome="rejected"'),
+    ).toBe(1);
+    expect(
+      count(after, 'operation="balance",outcome="balance"') - count(before, 'operation="balance",outcome="balance"'),
+    ).toBe(1);
+    expect(await register.getSingleMetricAsString('gerbang_provider_request_duration_seconds')).toMatch(
+      /gerbang_provider_request_duration_seconds_count\{operation="send"\} [1-9]/,
+    );
   });
 });

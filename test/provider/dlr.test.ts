@@ -25,8 +25,16 @@ beforeEach(() => {
   sandbox.reset();
   receiver.received.length = 0;
   onCallback = undefined;
-  sandbox.addAccount({ username: 'dlr', password: PASSWORD, balance: '100000', callbackUrl: `${receiver.url}/v1/dlr/tok_abc?tenant=1` });
-  client = new HttpProviderClient({ accountId: 'pac_dlr', baseUrl: sandbox.url, username: 'dlr', password: PASSWORD, sendMethod: 'post' }, { totalTimeoutMs: 2_000, sendRatePerSecond: Infinity });
+  sandbox.addAccount({
+    username: 'dlr',
+    password: PASSWORD,
+    balance: '100000',
+    callbackUrl: `${receiver.url}/v1/dlr/tok_abc?tenant=1`,
+  });
+  client = new HttpProviderClient(
+    { accountId: 'pac_dlr', baseUrl: sandbox.url, username: 'dlr', password: PASSWORD, sendMethod: 'post' },
+    { totalTimeoutMs: 2_000, sendRatePerSecond: Infinity },
+  );
 });
 
 afterEach(async () => {
@@ -44,17 +52,26 @@ async function send(msisdn = NUMBER): Promise<string> {
   return outcome.providerMessageId;
 }
 
-const codesOf = (id: string) => receiver.received.filter((cb) => cb.query.session_id === id).map((cb) => cb.query.error_code);
+const codesOf = (id: string) =>
+  receiver.received.filter((cb) => cb.query.session_id === id).map((cb) => cb.query.error_code);
 
 describe('DLR callbacks', () => {
   it('GET to the registered URL with session_id, error_code, error_message, msisdn (its own query kept)', async () => {
     const id = await send();
     const [cb] = await waitFor(() => receiver.received.length === 1 && receiver.received, 2_000, 'a callback');
     expect(cb.path).toBe('/v1/dlr/tok_abc');
-    expect(cb.query).toEqual({ tenant: '1', session_id: id, error_code: '22', error_message: 'Delivered', msisdn: NUMBER });
+    expect(cb.query).toEqual({
+      tenant: '1',
+      session_id: id,
+      error_code: '22',
+      error_message: 'Delivered',
+      msisdn: NUMBER,
+    });
     // The sandbox records the receiver's answer once it has read it, a moment after the receiver saw the request.
     await waitFor(() => sandbox.callbacks()[0]?.httpStatus, 2_000, 'the callback answer');
-    expect(sandbox.callbacks()).toEqual([expect.objectContaining({ sessionId: id, code: 22, httpStatus: 200, target: `${receiver.url}/v1/dlr/tok_abc` })]);
+    expect(sandbox.callbacks()).toEqual([
+      expect.objectContaining({ sessionId: id, code: 22, httpStatus: 200, target: `${receiver.url}/v1/dlr/tok_abc` }),
+    ]);
   });
 
   it.each([
@@ -68,7 +85,13 @@ describe('DLR callbacks', () => {
   });
 
   it('lapsed account: 51 Expiration Period', async () => {
-    sandbox.addAccount({ username: 'dlr', password: PASSWORD, balance: '100', expiresAt: new Date(Date.now() - 1_000), callbackUrl: `${receiver.url}/dlr` });
+    sandbox.addAccount({
+      username: 'dlr',
+      password: PASSWORD,
+      balance: '100',
+      expiresAt: new Date(Date.now() - 1_000),
+      callbackUrl: `${receiver.url}/dlr`,
+    });
     const id = await send();
     await waitFor(() => codesOf(id).length === 1, 2_000, 'a callback');
     expect(receiver.received[0].query).toMatchObject({ error_code: '51', error_message: 'Expiration Period' });

@@ -12,7 +12,10 @@ let sandbox: SandboxHandle;
 let origin: string;
 
 beforeAll(async () => {
-  sandbox = await startSandbox({ seed: 1, accounts: [{ username: 'u', password: 'p', balance: '1000', expiresAt: new Date('2027-02-25T03:00:00.000Z') }] });
+  sandbox = await startSandbox({
+    seed: 1,
+    accounts: [{ username: 'u', password: 'p', balance: '1000', expiresAt: new Date('2027-02-25T03:00:00.000Z') }],
+  });
   origin = sandbox.url.replace(/\/masking$/, '');
 });
 
@@ -27,7 +30,11 @@ async function get(path: string): Promise<{ status: number; body: string; type: 
   return { status: res.statusCode, body: await res.body.text(), type: String(res.headers['content-type']) };
 }
 
-async function post(path: string, body: string, type = 'application/x-www-form-urlencoded'): Promise<{ status: number; body: string }> {
+async function post(
+  path: string,
+  body: string,
+  type = 'application/x-www-form-urlencoded',
+): Promise<{ status: number; body: string }> {
   const res = await request(`${origin}${path}`, { method: 'POST', body, headers: { 'content-type': type } });
   return { status: res.statusCode, body: await res.body.text() };
 }
@@ -46,8 +53,12 @@ describe('sandbox wire format', () => {
   });
 
   it('like PHP, each script reads only its own half ($_GET or $_POST)', async () => {
-    expect((await post('/masking/send.php', 'username=u&password=p&hp=6281234567890&message=x')).body).toBe('Parameter tidak lengkap');
-    expect((await get('/masking/send_post.php?username=u&password=p&hp=6281234567890&message=x')).body).toBe('Parameter tidak lengkap');
+    expect((await post('/masking/send.php', 'username=u&password=p&hp=6281234567890&message=x')).body).toBe(
+      'Parameter tidak lengkap',
+    );
+    expect((await get('/masking/send_post.php?username=u&password=p&hp=6281234567890&message=x')).body).toBe(
+      'Parameter tidak lengkap',
+    );
     expect(sandbox.sent()).toHaveLength(0);
   });
 
@@ -75,7 +86,9 @@ describe('sandbox wire format', () => {
     const lines = (await res.body.text()).split('\r\n');
     expect(lines[0]).toBe('id,msisdn,message,sent_at,sms_count,price,status_code,status');
     expect(lines).toHaveLength(3); // header, one row, final empty string
-    expect((await post('/masking/reports_post.php', 'username=u&password=p&start=2020-01-01&end=x')).body).toMatch(/Format tanggal/);
+    expect((await post('/masking/reports_post.php', 'username=u&password=p&start=2020-01-01&end=x')).body).toMatch(
+      /Format tanggal/,
+    );
   });
 
   it('unknown scripts 404 like the web server would', async () => {
@@ -87,7 +100,11 @@ describe('sandbox wire format', () => {
 describe('sandbox admin API', () => {
   it('knobs: read, change, refuse nonsense', async () => {
     expect(JSON.parse((await get('/_sandbox/knobs')).body)).toMatchObject({ http500Rate: 0, latencyMs: [0, 0] });
-    const changed = await post('/_sandbox/knobs', JSON.stringify({ http500Rate: 1, outOfOrderDlr: true }), 'application/json');
+    const changed = await post(
+      '/_sandbox/knobs',
+      JSON.stringify({ http500Rate: 1, outOfOrderDlr: true }),
+      'application/json',
+    );
     expect(JSON.parse(changed.body)).toMatchObject({ http500Rate: 1, outOfOrderDlr: 1 });
     expect(sandbox.knobs().http500Rate).toBe(1);
     expect((await get('/masking/send.php?username=u&password=p&hp=6281234567890&message=x')).status).toBe(500);
@@ -96,20 +113,66 @@ describe('sandbox admin API', () => {
   });
 
   it('accounts, callback URL, top-up and inbox; listings never show a password', async () => {
-    const created = await post('/_sandbox/accounts', JSON.stringify({ username: 'n', password: 'secret-n', balance: '50.5', pricePerSms: '10' }), 'application/json');
+    const created = await post(
+      '/_sandbox/accounts',
+      JSON.stringify({ username: 'n', password: 'secret-n', balance: '50.5', pricePerSms: '10' }),
+      'application/json',
+    );
     expect(created.status).toBe(201);
     expect(JSON.parse(created.body)).toMatchObject({ username: 'n', balance: '50.50', pricePerSms: '10' });
-    expect((await post('/_sandbox/callback', JSON.stringify({ username: 'n', url: 'http://127.0.0.1:9/dlr' }), 'application/json')).status).toBe(200);
-    expect(JSON.parse((await post('/_sandbox/topup', JSON.stringify({ username: 'n', amount: '10' }), 'application/json')).body)).toMatchObject({ balance: '60.50' });
-    expect((await post('/_sandbox/inbox', JSON.stringify({ username: 'n', msisdn: '62811', text: 'hai' }), 'application/json')).status).toBe(201);
-    expect((await get('/masking/inbox.php?username=n&password=secret-n')).body).toMatch(/^id,msisdn,message,received_at\r\n1,62811,hai,/);
+    expect(
+      (
+        await post(
+          '/_sandbox/callback',
+          JSON.stringify({ username: 'n', url: 'http://127.0.0.1:9/dlr' }),
+          'application/json',
+        )
+      ).status,
+    ).toBe(200);
+    expect(
+      JSON.parse(
+        (await post('/_sandbox/topup', JSON.stringify({ username: 'n', amount: '10' }), 'application/json')).body,
+      ),
+    ).toMatchObject({ balance: '60.50' });
+    expect(
+      (
+        await post(
+          '/_sandbox/inbox',
+          JSON.stringify({ username: 'n', msisdn: '62811', text: 'hai' }),
+          'application/json',
+        )
+      ).status,
+    ).toBe(201);
+    expect((await get('/masking/inbox.php?username=n&password=secret-n')).body).toMatch(
+      /^id,msisdn,message,received_at\r\n1,62811,hai,/,
+    );
     const listing = (await get('/_sandbox/accounts')).body;
-    expect(JSON.parse(listing)).toEqual(expect.arrayContaining([expect.objectContaining({ username: 'n', callbackUrl: 'http://127.0.0.1:9/dlr' })]));
+    expect(JSON.parse(listing)).toEqual(
+      expect.arrayContaining([expect.objectContaining({ username: 'n', callbackUrl: 'http://127.0.0.1:9/dlr' })]),
+    );
     expect(listing).not.toContain('secret-n');
     expect((await post('/_sandbox/accounts', JSON.stringify({ username: 'x' }), 'application/json')).status).toBe(400);
-    expect((await post('/_sandbox/accounts', JSON.stringify({ username: 'x', password: 'y', balance: '1', expiresAt: 'soon' }), 'application/json')).status).toBe(400);
-    expect((await post('/_sandbox/accounts', JSON.stringify({ username: 'x', password: 'y', balance: '1.234' }), 'application/json')).status).toBe(400);
-    expect((await post('/_sandbox/topup', JSON.stringify({ username: 'ghost', amount: '1' }), 'application/json')).status).toBe(400);
+    expect(
+      (
+        await post(
+          '/_sandbox/accounts',
+          JSON.stringify({ username: 'x', password: 'y', balance: '1', expiresAt: 'soon' }),
+          'application/json',
+        )
+      ).status,
+    ).toBe(400);
+    expect(
+      (
+        await post(
+          '/_sandbox/accounts',
+          JSON.stringify({ username: 'x', password: 'y', balance: '1.234' }),
+          'application/json',
+        )
+      ).status,
+    ).toBe(400);
+    expect(
+      (await post('/_sandbox/topup', JSON.stringify({ username: 'ghost', amount: '1' }), 'application/json')).status,
+    ).toBe(400);
   });
 
   it('sent lists every taken message; reset clears it and keeps ids increasing', async () => {
@@ -126,7 +189,12 @@ describe('sandbox admin API', () => {
 describe('standalone entry (src/sandbox/main.ts)', () => {
   it('starts on 127.0.0.1 from env, logs JSON, serves the accounts, stops on SIGTERM with exit code 0', async () => {
     const child = spawn(process.execPath, ['-r', 'ts-node/register', 'src/sandbox/main.ts', '--port', '0'], {
-      env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', TS_NODE_PROJECT: 'tsconfig.json', SANDBOX_ACCOUNTS: 'cli:clipass:250.25' },
+      env: {
+        ...process.env,
+        TS_NODE_TRANSPILE_ONLY: '1',
+        TS_NODE_PROJECT: 'tsconfig.json',
+        SANDBOX_ACCOUNTS: 'cli:clipass:250.25',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

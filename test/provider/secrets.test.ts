@@ -25,7 +25,10 @@ let logger: Logger;
 
 beforeAll(async () => {
   // The sandbox account's real password differs: every authenticated call fails ("wrong credentials").
-  sandbox = await startSandbox({ seed: 3, accounts: [{ username: 'acme', password: 'the-real-one', balance: '1000' }] });
+  sandbox = await startSandbox({
+    seed: 3,
+    accounts: [{ username: 'acme', password: 'the-real-one', balance: '1000' }],
+  });
 });
 
 afterAll(async () => {
@@ -45,11 +48,18 @@ beforeEach(() => {
 
 function captureError(err: unknown): string {
   const e = err as Error;
-  return [String(e), e?.message, e?.stack, inspect(err, { depth: 10, showHidden: true }), JSON.stringify(err)].join('\n');
+  return [String(e), e?.message, e?.stack, inspect(err, { depth: 10, showHidden: true }), JSON.stringify(err)].join(
+    '\n',
+  );
 }
 
 async function failingRun(config: ProviderAccountConfig, totalTimeoutMs = 150): Promise<string[]> {
-  const client = new HttpProviderClient(config, { logger, totalTimeoutMs, connectTimeoutMs: 500, sendRatePerSecond: Infinity });
+  const client = new HttpProviderClient(config, {
+    logger,
+    totalTimeoutMs,
+    connectTimeoutMs: 500,
+    sendRatePerSecond: Infinity,
+  });
   const captured: string[] = [];
   const keep = async (op: () => Promise<unknown>) => {
     try {
@@ -76,37 +86,46 @@ function expectNoSecret(texts: string[]): void {
 }
 
 describe('the provider password never leaks', () => {
-  it.each(['post', 'get'] as const)('%s mode: wrong credentials, debug dump, 500, refused, blackhole', async (sendMethod) => {
-    const config: ProviderAccountConfig = { accountId: 'pac_secret', baseUrl: sandbox.url, username: 'acme', password: SECRET, sendMethod };
-    const captured: string[] = [];
+  it.each(['post', 'get'] as const)(
+    '%s mode: wrong credentials, debug dump, 500, refused, blackhole',
+    async (sendMethod) => {
+      const config: ProviderAccountConfig = {
+        accountId: 'pac_secret',
+        baseUrl: sandbox.url,
+        username: 'acme',
+        password: SECRET,
+        sendMethod,
+      };
+      const captured: string[] = [];
 
-    captured.push(...(await failingRun(config))); // wrong credentials
-    sandbox.setKnobs({ htmlGarbageRate: 1 });
-    const dump = await failingRun(config); // a PHP page that echoes the request, password included
-    captured.push(...dump);
-    sandbox.setKnobs({ htmlGarbageRate: 0, http500Rate: 1 });
-    captured.push(...(await failingRun(config)));
-    sandbox.setKnobs({ http500Rate: 0, blackholeRate: 1 });
-    captured.push(...(await failingRun({ ...config, username: 'acme' }, 100)));
-    sandbox.setKnobs({ blackholeRate: 0, latencyMs: [300, 300] }); // timeouts of the non-send operations
-    captured.push(...(await failingRun(config, 100)));
-    sandbox.reset();
-    captured.push(...(await failingRun({ ...config, baseUrl: `http://127.0.0.1:${await closedPort()}/masking` })));
+      captured.push(...(await failingRun(config))); // wrong credentials
+      sandbox.setKnobs({ htmlGarbageRate: 1 });
+      const dump = await failingRun(config); // a PHP page that echoes the request, password included
+      captured.push(...dump);
+      sandbox.setKnobs({ htmlGarbageRate: 0, http500Rate: 1 });
+      captured.push(...(await failingRun(config)));
+      sandbox.setKnobs({ http500Rate: 0, blackholeRate: 1 });
+      captured.push(...(await failingRun({ ...config, username: 'acme' }, 100)));
+      sandbox.setKnobs({ blackholeRate: 0, latencyMs: [300, 300] }); // timeouts of the non-send operations
+      captured.push(...(await failingRun(config, 100)));
+      sandbox.reset();
+      captured.push(...(await failingRun({ ...config, baseUrl: `http://127.0.0.1:${await closedPort()}/masking` })));
 
-    // The run really went through the failure paths, and the password really was in what came back.
-    const all = captured.join('\n');
-    expect(all).toMatch(/"kind":"rejected"/);
-    expect(all).toMatch(/"kind":"uncertain"/);
-    expect(all).toMatch(/"kind":"notSent"/);
-    expect(all).toMatch(/ProviderError/);
-    expect(dump.join('\n')).toContain(REDACTED);
-    expect(logLines.join('')).toMatch(/"accountId":"pac_secret"/);
-    expect(logLines.some((l) => /send (rejected|uncertain|notSent)/.test(l))).toBe(true);
+      // The run really went through the failure paths, and the password really was in what came back.
+      const all = captured.join('\n');
+      expect(all).toMatch(/"kind":"rejected"/);
+      expect(all).toMatch(/"kind":"uncertain"/);
+      expect(all).toMatch(/"kind":"notSent"/);
+      expect(all).toMatch(/ProviderError/);
+      expect(dump.join('\n')).toContain(REDACTED);
+      expect(logLines.join('')).toMatch(/"accountId":"pac_secret"/);
+      expect(logLines.some((l) => /send (rejected|uncertain|notSent)/.test(l))).toBe(true);
 
-    expectNoSecret(captured);
-    expectNoSecret(logLines);
-    expectNoSecret([await register.metrics()]);
-    // Nor the message text in the logs.
-    expect(logLines.join('')).not.toContain('rahasia teks');
-  });
+      expectNoSecret(captured);
+      expectNoSecret(logLines);
+      expectNoSecret([await register.metrics()]);
+      // Nor the message text in the logs.
+      expect(logLines.join('')).not.toContain('rahasia teks');
+    },
+  );
 });

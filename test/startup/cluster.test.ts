@@ -30,7 +30,12 @@ describe('cluster mode (WORKERS)', () => {
     const port = await closedPort();
     const gw = new GatewayProcess('cluster', env(port), dist.main);
     try {
-      await waitUntil('supervisor', async () => gw.output(), (o) => o.includes('gerbang supervisor running'), 60_000);
+      await waitUntil(
+        'supervisor',
+        async () => gw.output(),
+        (o) => o.includes('gerbang supervisor running'),
+        60_000,
+      );
       expect((await httpGet(`http://127.0.0.1:${port}/health/ready`)).status).toBe(200);
       const first = listeningPids(gw.output());
       expect(first).toHaveLength(2);
@@ -38,7 +43,12 @@ describe('cluster mode (WORKERS)', () => {
       expect(first).not.toContain(gw.pid);
 
       process.kill(first[0], 'SIGKILL');
-      await waitUntil('replacement worker', async () => listeningPids(gw.output()), (p) => p.length === 3, 30_000);
+      await waitUntil(
+        'replacement worker',
+        async () => listeningPids(gw.output()),
+        (p) => p.length === 3,
+        30_000,
+      );
       expect((await httpGet(`http://127.0.0.1:${port}/health/ready`)).status).toBe(200);
 
       gw.proc.kill('SIGTERM');
@@ -53,7 +63,11 @@ describe('cluster mode (WORKERS)', () => {
 
   it('refuses WORKERS > 1 without DATABASE_URL (exit 78)', async () => {
     const port = await closedPort();
-    const gw = new GatewayProcess('cluster-embedded', { ...env(port), DATABASE_URL: '', DATA_DIR: '/tmp/gerbang-cluster-test' }, dist.main);
+    const gw = new GatewayProcess(
+      'cluster-embedded',
+      { ...env(port), DATABASE_URL: '', DATA_DIR: '/tmp/gerbang-cluster-test' },
+      dist.main,
+    );
     const { code } = await gw.exited;
     expect(code).toBe(78);
     expect(gw.output()).toContain('WORKERS > 1 needs DATABASE_URL');

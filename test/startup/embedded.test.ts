@@ -8,7 +8,19 @@
  * The measured times (spawn → /health/ready 200) are printed; the issue's bar is 20 s.
  */
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, chownSync, cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -39,7 +51,11 @@ async function snapshotBuild(): Promise<void> {
       cpSync(join(ROOT, 'dist'), join(snapshotDir, 'build'), { recursive: true });
       symlinkSync(join(ROOT, 'node_modules'), join(snapshotDir, 'node_modules'), 'dir');
       MAIN = join(snapshotDir, 'build', 'src', 'main.js');
-      for (const f of [MAIN, join(snapshotDir, 'build', 'src', 'app.factory.js'), join(snapshotDir, 'build', 'migrations', 'index.js')]) {
+      for (const f of [
+        MAIN,
+        join(snapshotDir, 'build', 'src', 'app.factory.js'),
+        join(snapshotDir, 'build', 'migrations', 'index.js'),
+      ]) {
         if (!existsSync(f)) throw new Error(`incomplete copy of dist: ${f} is missing`);
       }
       return;
@@ -67,7 +83,9 @@ function ensureUnprivilegedUser(): boolean {
   }
   // The user must be able to read the project (dist, node_modules) to run it.
   try {
-    execFileSync('setpriv', [...setprivArgs(UNPRIVILEGED), 'test', '-r', join(ROOT, 'package.json')], { stdio: 'ignore' });
+    execFileSync('setpriv', [...setprivArgs(UNPRIVILEGED), 'test', '-r', join(ROOT, 'package.json')], {
+      stdio: 'ignore',
+    });
     return true;
   } catch {
     return false;
@@ -159,9 +177,24 @@ class Gateway {
     extraEnv: Record<string, string> = {},
   ) {
     const env: NodeJS.ProcessEnv = { ...process.env };
-    for (const k of ['DATABASE_URL', 'JWT_SECRET', 'ENCRYPTION_KEY', 'ADMIN_EMAIL', 'ADMIN_PASSWORD', 'PUBLIC_BASE_URL', 'EMBEDDED_PG_PORT']) delete env[k];
-    Object.assign(env, { NODE_ENV: 'development', LOG_LEVEL: 'info', DATA_DIR: dataDir, PORT: String(port), SANDBOX }, extraEnv);
-    const [cmd, args] = runAs.user ? ['setpriv', [...setprivArgs(runAs.user), process.execPath, MAIN]] : [process.execPath, [MAIN]];
+    for (const k of [
+      'DATABASE_URL',
+      'JWT_SECRET',
+      'ENCRYPTION_KEY',
+      'ADMIN_EMAIL',
+      'ADMIN_PASSWORD',
+      'PUBLIC_BASE_URL',
+      'EMBEDDED_PG_PORT',
+    ])
+      delete env[k];
+    Object.assign(
+      env,
+      { NODE_ENV: 'development', LOG_LEVEL: 'info', DATA_DIR: dataDir, PORT: String(port), SANDBOX },
+      extraEnv,
+    );
+    const [cmd, args] = runAs.user
+      ? ['setpriv', [...setprivArgs(runAs.user), process.execPath, MAIN]]
+      : [process.execPath, [MAIN]];
     this.proc = spawn(cmd, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout!.on('data', (c: Buffer) => (this.out += c.toString()));
     this.proc.stderr!.on('data', (c: Buffer) => (this.out += c.toString()));
@@ -325,7 +358,10 @@ describe.each(scenarios)('embedded PostgreSQL, as $label', (runAs) => {
     const unrelated = spawn('sleep', ['60'], { stdio: 'ignore' });
     try {
       const pidFile = join(dataDir, 'pg', 'postmaster.pid');
-      writeFileSync(pidFile, `${unrelated.pid}\n${join(dataDir, 'pg')}\n1700000000\n54329\n\n127.0.0.1\n  1234   5678\nready\n`);
+      writeFileSync(
+        pidFile,
+        `${unrelated.pid}\n${join(dataDir, 'pg')}\n1700000000\n54329\n\n127.0.0.1\n  1234   5678\nready\n`,
+      );
       const owner = statSync(join(dataDir, 'pg'));
       chownSync(pidFile, owner.uid, owner.gid);
 
@@ -341,7 +377,9 @@ describe.each(scenarios)('embedded PostgreSQL, as $label', (runAs) => {
 
   it('EMBEDDED_PG_PORT taken by another program: PostgreSQL moves to a free port', async () => {
     const squatter = createServer();
-    const taken = await new Promise<number>((done) => squatter.listen(0, '127.0.0.1', () => done((squatter.address() as { port: number }).port)));
+    const taken = await new Promise<number>((done) =>
+      squatter.listen(0, '127.0.0.1', () => done((squatter.address() as { port: number }).port)),
+    );
     try {
       const g = await start(dataDir, runAs, { EMBEDDED_PG_PORT: String(taken) });
       await expectHealthy(g, `${runAs.label}, restart with EMBEDDED_PG_PORT taken`);
@@ -361,16 +399,20 @@ describe('a bad configuration', () => {
     [{ PORT: 'abc' }, [/PORT must be an integer/]],
     [{ NODE_ENV: 'production' }, [/JWT_SECRET is required/, /ENCRYPTION_KEY is required/]],
     [{ ENCRYPTION_KEY: 'c2hvcnQ=' }, [/ENCRYPTION_KEY must be 32 bytes/]],
-  ])('%p: exits 78 naming the problem, before starting any database', async (env, messages) => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'gerbang-startup-'));
-    try {
-      const g = await start(dataDir, { label: 'self' }, env);
-      const { code } = await g.exited;
-      expect(code).toBe(78);
-      for (const m of messages) expect(g.output()).toMatch(m);
-      expect(existsSync(join(dataDir, 'pg'))).toBe(false);
-    } finally {
-      rmSync(dataDir, { recursive: true, force: true });
-    }
-  }, 30_000);
+  ])(
+    '%p: exits 78 naming the problem, before starting any database',
+    async (env, messages) => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'gerbang-startup-'));
+      try {
+        const g = await start(dataDir, { label: 'self' }, env);
+        const { code } = await g.exited;
+        expect(code).toBe(78);
+        for (const m of messages) expect(g.output()).toMatch(m);
+        expect(existsSync(join(dataDir, 'pg'))).toBe(false);
+      } finally {
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    },
+    30_000,
+  );
 });

@@ -50,12 +50,20 @@ let seq = 0;
 export const unique = (p: string) => `${p}-${process.pid}-${Date.now().toString(36)}-${++seq}`;
 
 /** Creates a provider account and a tenant with `balance` topped up and one API key. */
-export async function createTenant(t: TestApp, opts: { balance?: number; pricePerSegment?: number; baseUrl?: string } = {}) {
+export async function createTenant(
+  t: TestApp,
+  opts: { balance?: number; pricePerSegment?: number; baseUrl?: string } = {},
+) {
   const auth = { Authorization: `Bearer ${t.adminToken}` };
   const pac = await t.http
     .post('/v1/admin/provider-accounts')
     .set(auth)
-    .send({ name: unique('pac'), baseUrl: opts.baseUrl ?? 'http://127.0.0.1:9/masking', username: unique('u'), password: 'provider-secret-pw' });
+    .send({
+      name: unique('pac'),
+      baseUrl: opts.baseUrl ?? 'http://127.0.0.1:9/masking',
+      username: unique('u'),
+      password: 'provider-secret-pw',
+    });
   if (pac.status !== 201) throw new Error(`provider account: ${pac.status} ${JSON.stringify(pac.body)}`);
   const ten = await t.http
     .post('/v1/admin/tenants')
@@ -68,7 +76,13 @@ export async function createTenant(t: TestApp, opts: { balance?: number; pricePe
   }
   const key = await t.http.post(`/v1/admin/tenants/${ten.body.id}/api-keys`).set(auth).send({ name: 'test' });
   if (key.status !== 201) throw new Error(`key: ${key.status} ${JSON.stringify(key.body)}`);
-  return { tenantId: ten.body.id as string, providerAccountId: pac.body.id as string, providerAccount: pac.body, apiKey: key.body.key as string, keyId: key.body.id as string };
+  return {
+    tenantId: ten.body.id as string,
+    providerAccountId: pac.body.id as string,
+    providerAccount: pac.body,
+    apiKey: key.body.key as string,
+    keyId: key.body.id as string,
+  };
 }
 
 // ---- helpers shared by the e2e and integration suites ------------------------------------
@@ -88,7 +102,11 @@ export async function createAdminUser(t: TestApp, role: 'admin' | 'billing') {
 }
 
 /** Asserts an RFC 9457 problem+json response with a stable `code`. */
-export function expectProblem(res: { status: number; headers: Record<string, string>; body: Record<string, unknown> }, status: number, code: string) {
+export function expectProblem(
+  res: { status: number; headers: Record<string, string>; body: Record<string, unknown> },
+  status: number,
+  code: string,
+) {
   const summary = `${res.status} ${JSON.stringify(res.body)}`;
   expect({ status: res.status, code: res.body.code, summary }).toEqual({ status, code, summary });
   expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);

@@ -24,7 +24,9 @@ module.exports = async function globalSetup() {
     if (await reachable(adminUrl)) base = local;
     else {
       const { startEmbeddedPostgres } = await import('../../dist/src/database/embedded.js');
-      const db = await startEmbeddedPostgres(path.join(__dirname, '../../.data/test-pg'), (_level, msg) => console.log(msg));
+      const db = await startEmbeddedPostgres(path.join(__dirname, '../../.data/test-pg'), (_level, msg) =>
+        console.log(msg),
+      );
       globalThis.__GERBANG_EMBEDDED_PG__ = db;
       const u = new URL(db.url);
       u.pathname = '/gerbang_test';

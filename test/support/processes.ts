@@ -21,7 +21,8 @@ function newestMtime(dir: string): number {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) newest = Math.max(newest, newestMtime(path));
-    else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.spec.ts')) newest = Math.max(newest, statSync(path).mtimeMs);
+    else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.spec.ts'))
+      newest = Math.max(newest, statSync(path).mtimeMs);
   }
   return newest;
 }
@@ -35,8 +36,12 @@ export async function ensureBuilt(): Promise<string> {
   if (existsSync(MAIN) && statSync(MAIN).mtimeMs >= sources) return 'dist is up to date';
   const t = Date.now();
   await new Promise<void>((resolve, reject) =>
-    execFile('npx', ['nest', 'build'], { cwd: ROOT, timeout: 240_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
-      err ? reject(new Error(`nest build failed: ${err.message}\n${stdout}\n${stderr}`)) : resolve(),
+    execFile(
+      'npx',
+      ['nest', 'build'],
+      { cwd: ROOT, timeout: 240_000, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) =>
+        err ? reject(new Error(`nest build failed: ${err.message}\n${stdout}\n${stderr}`)) : resolve(),
     ),
   );
   return `nest build (dist was missing or stale): ${Date.now() - t} ms`;
@@ -58,7 +63,11 @@ export async function snapshotDist(): Promise<{ main: string; remove: () => void
       cpSync(join(ROOT, 'dist'), join(dir, 'build'), { recursive: true });
       symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
       const main = join(dir, 'build', 'src', 'main.js');
-      for (const f of [main, join(dir, 'build', 'src', 'app.module.js'), join(dir, 'build', 'migrations', 'index.js')]) {
+      for (const f of [
+        main,
+        join(dir, 'build', 'src', 'app.module.js'),
+        join(dir, 'build', 'migrations', 'index.js'),
+      ]) {
         if (!existsSync(f)) throw new Error(`incomplete copy of dist: ${f} is missing`);
       }
       return { main, remove };
@@ -99,13 +108,20 @@ export function httpGet(url: string, timeoutMs = 5_000): Promise<{ status: numbe
 }
 
 /** Polls `fn` until `ok` holds; throws with the last value (and `label`) when `ms` pass. */
-export async function waitUntil<T>(label: string, fn: () => Promise<T>, ok: (v: T) => boolean, ms = 20_000, everyMs = 50): Promise<T> {
+export async function waitUntil<T>(
+  label: string,
+  fn: () => Promise<T>,
+  ok: (v: T) => boolean,
+  ms = 20_000,
+  everyMs = 50,
+): Promise<T> {
   const end = Date.now() + ms;
   let last: T;
   for (;;) {
     last = await fn();
     if (ok(last)) return last;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${label}; last value: ${JSON.stringify(last)}`);
+    if (Date.now() > end)
+      throw new Error(`timed out after ${ms} ms waiting for ${label}; last value: ${JSON.stringify(last)}`);
     await sleep(everyMs);
   }
 }
@@ -160,8 +176,15 @@ export class GatewayProcess {
     main = MAIN,
   ) {
     // Only what the gateway needs: nothing of the test process's environment leaks in.
-    const base: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' };
-    this.proc = spawn(process.execPath, [main], { cwd: ROOT, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const base: Record<string, string> = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? '/tmp',
+    };
+    this.proc = spawn(process.execPath, [main], {
+      cwd: ROOT,
+      env: { ...base, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const keep = (c: Buffer) => {
       this.out += c.toString();
       if (this.out.length > 200_000) this.out = this.out.slice(-100_000);
@@ -227,6 +250,12 @@ export class GatewayProcess {
   /** Sends `signal`; SIGKILLs after `withinMs` if the process is still there. */
   async stop(signal: NodeJS.Signals = 'SIGTERM', withinMs = 20_000): Promise<ExitStatus> {
     if (this.hasExited) return this.exited;
-    return stopProcess(this.proc, this.exited, signal, withinMs, () => `${this.name} (last output:\n${this.out.slice(-5000)})`);
+    return stopProcess(
+      this.proc,
+      this.exited,
+      signal,
+      withinMs,
+      () => `${this.name} (last output:\n${this.out.slice(-5000)})`,
+    );
   }
 }

@@ -5,7 +5,12 @@ module.exports = {
   version: 1,
   factory: (cs) =>
     plugin.before(
-      { classValidatorShim: true, introspectComments: true, dtoFileNameSuffix: ['.dto.ts'], controllerFileNameSuffix: ['.controller.ts'] },
+      {
+        classValidatorShim: true,
+        introspectComments: true,
+        dtoFileNameSuffix: ['.dto.ts'],
+        controllerFileNameSuffix: ['.controller.ts'],
+      },
       cs.program,
     ),
 };

@@ -24,7 +24,11 @@ describe('countSegments', () => {
       ['Greek capitals of the basic table', 'ΔΦΓΛΩΠΨΣΘΞ', { encoding: 'GSM-7', units: 10 }],
       ['Æ æ ß É ¤ ¡ ¿ Ä Ö Ñ Ü § ä ö ñ ü à _', 'ÆæßÉ¤¡¿ÄÖÑÜ§äöñüà_', { encoding: 'GSM-7', units: 18 }],
       ['printable ASCII of the basic table', ' !"#%&\'()*+,-./0123456789:;<=>?AZaz', { encoding: 'GSM-7', units: 35 }],
-      ['Indonesian text', 'Kode OTP Anda: 123456. Jangan berikan kepada siapa pun!', { encoding: 'GSM-7', segments: 1 }],
+      [
+        'Indonesian text',
+        'Kode OTP Anda: 123456. Jangan berikan kepada siapa pun!',
+        { encoding: 'GSM-7', segments: 1 },
+      ],
     ];
     it.each(rows)('%s', (_label, text, expected) => {
       expect(countSegments(text)).toMatchObject(expected);
@@ -35,13 +39,25 @@ describe('countSegments', () => {
     const rows: Row[] = [
       ['one €', '€', { encoding: 'GSM-7', units: 2, characters: 1, segments: 1 }],
       ['all extension characters', '^{}\\[~]|€\f', { encoding: 'GSM-7', units: 20, characters: 10 }],
-      ['80 € = 160 septets = 1 segment', repeat('€', 80), { segments: 1, units: 160, characters: 80, billedSegments: 1 }],
+      [
+        '80 € = 160 septets = 1 segment',
+        repeat('€', 80),
+        { segments: 1, units: 160, characters: 80, billedSegments: 1 },
+      ],
       ['81 € = 162 septets = 2 segments', repeat('€', 81), { segments: 2, units: 162, characters: 81 }],
       // 306 septets would be exactly 2 × 153, but after 152 'a' the ESC+€ pair would straddle
       // septets 153/154, so it moves whole to part 2, which then overflows into part 3.
       ['€ at a part boundary is not split', repeat('a', 152) + '€' + repeat('a', 152), { segments: 3, units: 306 }],
-      ['same septets without the straddle fit in 2', repeat('a', 151) + '€' + repeat('a', 153), { segments: 2, units: 306 }],
-      ['153 € = 306 septets, but only 76 € (152 septets) fit a part → 3', repeat('€', 153), { segments: 3, units: 306 }],
+      [
+        'same septets without the straddle fit in 2',
+        repeat('a', 151) + '€' + repeat('a', 153),
+        { segments: 2, units: 306 },
+      ],
+      [
+        '153 € = 306 septets, but only 76 € (152 septets) fit a part → 3',
+        repeat('€', 153),
+        { segments: 3, units: 306 },
+      ],
       ['152 € = 304 septets = 2 parts of 76', repeat('€', 152), { segments: 2, units: 304 }],
     ];
     it.each(rows)('%s', (_label, text, expected) => {
@@ -63,10 +79,18 @@ describe('countSegments', () => {
       // 134 units would be exactly 2 × 67, but after 66 units the surrogate pair would be split at
       // unit 67/68, so the emoji moves whole to part 2, which then overflows into part 3.
       ['emoji at a part boundary is not split', repeat('ж', 66) + '😀' + repeat('ж', 66), { segments: 3, units: 134 }],
-      ['same units without the straddle fit in 2', repeat('ж', 65) + '😀' + repeat('ж', 67), { segments: 2, units: 134 }],
+      [
+        'same units without the straddle fit in 2',
+        repeat('ж', 65) + '😀' + repeat('ж', 67),
+        { segments: 2, units: 134 },
+      ],
       ['67 emoji = 134 units, 33 per part → 3', repeat('😀', 67), { segments: 3, units: 134 }],
       ['66 emoji = 132 units, 33 per part → 2', repeat('😀', 66), { segments: 2, units: 132 }],
-      ['lone surrogate is one non-GSM unit', '\ud800', { encoding: 'UCS-2', units: 1, characters: 1, nonGsmCharacters: ['\ud800'] }],
+      [
+        'lone surrogate is one non-GSM unit',
+        '\ud800',
+        { encoding: 'UCS-2', units: 1, characters: 1, nonGsmCharacters: ['\ud800'] },
+      ],
     ];
     it.each(rows)('%s', (_label, text, expected) => {
       expect(countSegments(text)).toMatchObject(expected);
@@ -133,7 +157,7 @@ describe('countSegments', () => {
     it('holds for random texts', () => {
       const alphabet = ['a', '€', 'ж', '😀', '\n', ' '];
       let seed = 42;
-      const random = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+      const random = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
       for (let n = 0; n < 500; n++) {
         let text = '';
         const length = Math.floor(random() * 400);

@@ -6,7 +6,8 @@
  * stale and must not undo the 22). `chargedByProvider`: the provider takes the price of the message
  * from the provider account; the uncharged codes are failures the tenant must not pay for either.
  */
-export type DlrStatus = 'delivered' | 'pending' | 'provider_balance_empty' | 'provider_validity_expired' | 'invalid_number';
+export type DlrStatus =
+  'delivered' | 'pending' | 'provider_balance_empty' | 'provider_validity_expired' | 'invalid_number';
 
 export interface DlrCodeInfo {
   code: number;
@@ -20,8 +21,20 @@ export interface DlrCodeInfo {
 export const DLR_CODES: Readonly<Record<number, DlrCodeInfo>> = Object.freeze({
   22: { code: 22, status: 'delivered', final: true, chargedByProvider: true, providerText: 'Delivered' },
   20: { code: 20, status: 'pending', final: false, chargedByProvider: true, providerText: 'Pending' },
-  50: { code: 50, status: 'provider_balance_empty', final: true, chargedByProvider: false, providerText: 'Insufficient Credit Balance' },
-  51: { code: 51, status: 'provider_validity_expired', final: true, chargedByProvider: false, providerText: 'Expiration Period' },
+  50: {
+    code: 50,
+    status: 'provider_balance_empty',
+    final: true,
+    chargedByProvider: false,
+    providerText: 'Insufficient Credit Balance',
+  },
+  51: {
+    code: 51,
+    status: 'provider_validity_expired',
+    final: true,
+    chargedByProvider: false,
+    providerText: 'Expiration Period',
+  },
   52: { code: 52, status: 'invalid_number', final: true, chargedByProvider: false, providerText: 'No Charge' },
 });
 

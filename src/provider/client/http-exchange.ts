@@ -60,7 +60,11 @@ function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-export function performExchange(dispatcher: Dispatcher, request: ExchangeRequest, limits: ExchangeLimits): Promise<Exchange> {
+export function performExchange(
+  dispatcher: Dispatcher,
+  request: ExchangeRequest,
+  limits: ExchangeLimits,
+): Promise<Exchange> {
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
 
@@ -79,7 +83,8 @@ export function performExchange(dispatcher: Dispatcher, request: ExchangeRequest
       clearTimeout(timer);
       resolve(result);
     };
-    const fail = (code: string, message: string) => settle({ type: 'failure', written, code, message, durationMs: elapsed() });
+    const fail = (code: string, message: string) =>
+      settle({ type: 'failure', written, code, message, durationMs: elapsed() });
 
     const timer = setTimeout(() => {
       // Before the write this settles as "not written"; the request may still sit in the pool queue,
@@ -111,7 +116,13 @@ export function performExchange(dispatcher: Dispatcher, request: ExchangeRequest
         chunks.push(chunk);
       },
       onResponseEnd() {
-        settle({ type: 'response', status, headers, body: decode(Buffer.concat(chunks), headers['content-type']), durationMs: elapsed() });
+        settle({
+          type: 'response',
+          status,
+          headers,
+          body: decode(Buffer.concat(chunks), headers['content-type']),
+          durationMs: elapsed(),
+        });
       },
       onResponseError(_ctrl, err) {
         fail(errorCode(err), errorMessage(err));

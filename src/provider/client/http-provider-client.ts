@@ -1,9 +1,23 @@
 import { Pool } from 'undici';
-import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleWhen, type CircuitBreakerPolicy } from 'cockatiel';
+import {
+  BrokenCircuitError,
+  CircuitState,
+  ConsecutiveBreaker,
+  circuitBreaker,
+  handleWhen,
+  type CircuitBreakerPolicy,
+} from 'cockatiel';
 import type { Logger } from 'pino';
 import { resolvePolledCode } from './codes';
 import { performExchange, type Exchange, type ExchangeRequest } from './http-exchange';
-import { excerpt, formatProviderDate, parseBalanceBody, parseCsvReport, parseInboxBody, parseReportBody } from './parsers';
+import {
+  excerpt,
+  formatProviderDate,
+  parseBalanceBody,
+  parseCsvReport,
+  parseInboxBody,
+  parseReportBody,
+} from './parsers';
 import type {
   BalanceResult,
   DownloadReportResult,
@@ -85,7 +99,10 @@ export class HttpProviderClient implements ProviderClient {
   private readonly gate: SendGate;
   private readonly breaker: CircuitBreakerPolicy;
   private readonly log?: Logger;
-  private readonly opts: Required<Omit<HttpProviderClientOptions, 'logger' | 'sendBurst' | 'maxConnections'>> & { maxConnections: number; sendBurst?: number };
+  private readonly opts: Required<Omit<HttpProviderClientOptions, 'logger' | 'sendBurst' | 'maxConnections'>> & {
+    maxConnections: number;
+    sendBurst?: number;
+  };
   private breakerOpenedAt = 0;
   private closed = false;
   private closing?: Promise<void>;
@@ -96,7 +113,9 @@ export class HttpProviderClient implements ProviderClient {
   ) {
     this.accountId = account.accountId;
     this.redactor = new SecretRedactor([account.password]);
-    const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as HttpProviderClientOptions;
+    const defined = Object.fromEntries(
+      Object.entries(options).filter(([, v]) => v !== undefined),
+    ) as HttpProviderClientOptions;
     const merged = { ...DEFAULTS, ...defined };
     this.opts = { ...merged, maxConnections: merged.maxConnections ?? merged.maxInFlight };
     this.log = options.logger?.child({ component: 'provider-client', accountId: account.accountId });
@@ -111,7 +130,11 @@ export class HttpProviderClient implements ProviderClient {
       throw new ProviderError('invalid_config', 'provider baseUrl must be http or https', account.accountId);
     }
     if (base.username || base.password || base.search || base.hash) {
-      throw new ProviderError('invalid_config', 'provider baseUrl must not carry credentials, a query or a fragment', account.accountId);
+      throw new ProviderError(
+        'invalid_config',
+        'provider baseUrl must not carry credentials, a query or a fragment',
+        account.accountId,
+      );
     }
     this.basePath = base.pathname.replace(/\/+$/, '');
 
@@ -161,15 +184,29 @@ export class HttpProviderClient implements ProviderClient {
     const safe = this.redactOutcome(outcome);
     providerRequests.inc({ operation: 'send', outcome: safe.kind });
     if (safe.kind === 'accepted') this.log?.debug({ providerMessageId: safe.providerMessageId }, 'send accepted');
-    else if (safe.kind === 'unavailable') this.log?.debug({ reason: safe.reason, retryAfterMs: safe.retryAfterMs }, 'send held');
+    else if (safe.kind === 'unavailable')
+      this.log?.debug({ reason: safe.reason, retryAfterMs: safe.retryAfterMs }, 'send held');
     // Only the category of the reason is logged: its detail may quote the provider's body, which
     // can echo the message text (a debug page); the caller has the full, redacted reason.
-    else this.log?.warn({ outcome: safe.kind, reason: reasonCategory(safe.reason), httpStatus: 'httpStatus' in safe ? safe.httpStatus : undefined }, `send ${safe.kind}`);
+    else
+      this.log?.warn(
+        {
+          outcome: safe.kind,
+          reason: reasonCategory(safe.reason),
+          httpStatus: 'httpStatus' in safe ? safe.httpStatus : undefined,
+        },
+        `send ${safe.kind}`,
+      );
     return safe;
   }
 
   private async sendUnredacted(msisdn: string, text: string): Promise<SendOutcome> {
-    if (this.closed) return { kind: 'unavailable', reason: 'provider client closed (account reconfigured or shutting down)', retryAfterMs: 0 };
+    if (this.closed)
+      return {
+        kind: 'unavailable',
+        reason: 'provider client closed (account reconfigured or shutting down)',
+        retryAfterMs: 0,
+      };
 
     // Open and not yet due for a probe, or a probe in flight: hold without taking an admission slot.
     const state = this.breaker.state;
@@ -179,7 +216,8 @@ export class HttpProviderClient implements ProviderClient {
     }
 
     const admission = await this.gate.acquire();
-    if (!admission.admitted) return { kind: 'unavailable', reason: admission.reason, retryAfterMs: admission.retryAfterMs };
+    if (!admission.admitted)
+      return { kind: 'unavailable', reason: admission.reason, retryAfterMs: admission.retryAfterMs };
     let exchange: Exchange | undefined;
     try {
       const request = this.sendRequest(msisdn, text);
@@ -188,7 +226,8 @@ export class HttpProviderClient implements ProviderClient {
         return classifySendExchange(exchange);
       });
     } catch (err) {
-      if (err instanceof BrokenCircuitError) return this.heldByBreaker('circuit open after repeated transport failures');
+      if (err instanceof BrokenCircuitError)
+        return this.heldByBreaker('circuit open after repeated transport failures');
       // performExchange never rejects, so this is a bug; still classify by what reached the socket.
       const written = exchange !== undefined && (exchange.type === 'response' || exchange.written);
       const reason = `client error ${written ? 'after' : 'before'} the request was written: ${err instanceof Error ? err.message : String(err)}`;
@@ -205,12 +244,19 @@ export class HttpProviderClient implements ProviderClient {
   private heldByBreaker(reason: string): SendOutcome {
     const halfOpen = this.breaker.state === CircuitState.HalfOpen;
     // Half-open: the probe decides within one total timeout at most; come back soon, not at once.
-    const retryAfterMs = halfOpen ? Math.min(1_000, this.opts.breakerHalfOpenAfterMs) : Math.max(100, this.msUntilProbe());
+    const retryAfterMs = halfOpen
+      ? Math.min(1_000, this.opts.breakerHalfOpenAfterMs)
+      : Math.max(100, this.msUntilProbe());
     return { kind: 'unavailable', reason, retryAfterMs };
   }
 
   private sendRequest(msisdn: string, text: string): ExchangeRequest {
-    const fields = new URLSearchParams({ username: this.account.username, password: this.account.password, hp: msisdn, message: text });
+    const fields = new URLSearchParams({
+      username: this.account.username,
+      password: this.account.password,
+      hp: msisdn,
+      message: text,
+    });
     if (this.account.sendMethod === 'get') {
       return { method: 'GET', path: `${this.basePath}/send.php?${fields.toString()}`, headers: this.headers() };
     }
@@ -228,26 +274,46 @@ export class HttpProviderClient implements ProviderClient {
       throw new ProviderError('invalid_argument', 'provider message id must be digits', this.accountId, 'report');
     }
     // The provider documents report.php with `rpt` only (no credentials), so none are sent.
-    const res = await this.request('report', { method: 'GET', path: `${this.basePath}/report.php?rpt=${providerMessageId}`, headers: this.headers() });
+    const res = await this.request('report', {
+      method: 'GET',
+      path: `${this.basePath}/report.php?rpt=${providerMessageId}`,
+      headers: this.headers(),
+    });
     const raw = this.redactor.redact(res.body);
     let result: ReportResult;
     if (!isOk(res.status)) result = { kind: 'error', reason: `HTTP ${res.status}`, raw, httpStatus: res.status };
     else {
       const parsed = parseReportBody(res.body);
-      result = parsed.kind === 'report' ? { kind: 'report', code: parsed.code, resolvedCode: resolvePolledCode(parsed.code, parsed.text), text: this.redactor.redact(parsed.text), raw } : { kind: 'none', raw };
+      result =
+        parsed.kind === 'report'
+          ? {
+              kind: 'report',
+              code: parsed.code,
+              resolvedCode: resolvePolledCode(parsed.code, parsed.text),
+              text: this.redactor.redact(parsed.text),
+              raw,
+            }
+          : { kind: 'none', raw };
     }
     providerRequests.inc({ operation: 'report', outcome: result.kind });
     return result;
   }
 
   async balance(): Promise<BalanceResult> {
-    const res = await this.request('balance', { method: 'GET', path: `${this.basePath}/balance.php?${this.credentials().toString()}`, headers: this.headers() });
+    const res = await this.request('balance', {
+      method: 'GET',
+      path: `${this.basePath}/balance.php?${this.credentials().toString()}`,
+      headers: this.headers(),
+    });
     const raw = this.redactor.redact(res.body);
     let result: BalanceResult;
-    if (!isOk(res.status)) result = { kind: 'error', reason: `HTTP ${res.status}: ${excerpt(raw)}`, raw, httpStatus: res.status };
+    if (!isOk(res.status))
+      result = { kind: 'error', reason: `HTTP ${res.status}: ${excerpt(raw)}`, raw, httpStatus: res.status };
     else {
       const parsed = parseBalanceBody(res.body);
-      result = parsed.ok ? { kind: 'balance', balance: parsed.balance, expiresAt: parsed.expiresAt, raw } : { kind: 'error', reason: this.redactor.redact(parsed.reason), raw, httpStatus: res.status };
+      result = parsed.ok
+        ? { kind: 'balance', balance: parsed.balance, expiresAt: parsed.expiresAt, raw }
+        : { kind: 'error', reason: this.redactor.redact(parsed.reason), raw, httpStatus: res.status };
     }
     providerRequests.inc({ operation: 'balance', outcome: result.kind });
     return result;
@@ -271,23 +337,33 @@ export class HttpProviderClient implements ProviderClient {
     );
     const raw = this.redactor.redact(res.body);
     let result: DownloadReportResult;
-    if (!isOk(res.status)) result = { kind: 'error', reason: `HTTP ${res.status}: ${excerpt(raw)}`, raw, httpStatus: res.status };
+    if (!isOk(res.status))
+      result = { kind: 'error', reason: `HTTP ${res.status}: ${excerpt(raw)}`, raw, httpStatus: res.status };
     else {
       const parsed = parseCsvReport(res.body);
-      result = parsed.ok ? { kind: 'report', header: parsed.header, rows: parsed.rows, raw } : { kind: 'error', reason: this.redactor.redact(parsed.reason), raw, httpStatus: res.status };
+      result = parsed.ok
+        ? { kind: 'report', header: parsed.header, rows: parsed.rows, raw }
+        : { kind: 'error', reason: this.redactor.redact(parsed.reason), raw, httpStatus: res.status };
     }
     providerRequests.inc({ operation: 'downloadReport', outcome: result.kind });
     return result;
   }
 
   async inbox(): Promise<InboxResult> {
-    const res = await this.request('inbox', { method: 'GET', path: `${this.basePath}/inbox.php?${this.credentials().toString()}`, headers: this.headers() });
+    const res = await this.request('inbox', {
+      method: 'GET',
+      path: `${this.basePath}/inbox.php?${this.credentials().toString()}`,
+      headers: this.headers(),
+    });
     const raw = this.redactor.redact(res.body);
     let result: InboxResult;
-    if (!isOk(res.status)) result = { kind: 'error', reason: `HTTP ${res.status}: ${excerpt(raw)}`, raw, httpStatus: res.status };
+    if (!isOk(res.status))
+      result = { kind: 'error', reason: `HTTP ${res.status}: ${excerpt(raw)}`, raw, httpStatus: res.status };
     else {
       const parsed = parseInboxBody(res.body);
-      result = parsed.ok ? { kind: 'inbox', items: parsed.items, raw } : { kind: 'error', reason: this.redactor.redact(parsed.reason), raw, httpStatus: res.status };
+      result = parsed.ok
+        ? { kind: 'inbox', items: parsed.items, raw }
+        : { kind: 'error', reason: this.redactor.redact(parsed.reason), raw, httpStatus: res.status };
     }
     providerRequests.inc({ operation: 'inbox', outcome: result.kind });
     return result;
@@ -315,9 +391,20 @@ export class HttpProviderClient implements ProviderClient {
   }
 
   /** One exchange with duration metrics. Never rejects. */
-  private async exchange(operation: Operation, request: ExchangeRequest, totalTimeoutMs: number, maxBodyBytes: number): Promise<Exchange> {
+  private async exchange(
+    operation: Operation,
+    request: ExchangeRequest,
+    totalTimeoutMs: number,
+    maxBodyBytes: number,
+  ): Promise<Exchange> {
     if (this.closed && operation !== 'send') {
-      return { type: 'failure', written: false, code: 'UND_ERR_CLOSED', message: 'provider client closed', durationMs: 0 };
+      return {
+        type: 'failure',
+        written: false,
+        code: 'UND_ERR_CLOSED',
+        message: 'provider client closed',
+        durationMs: 0,
+      };
     }
     const result = await performExchange(this.pool, request, { totalTimeoutMs, maxBodyBytes });
     providerRequestDuration.observe({ operation }, result.durationMs / 1000);
@@ -345,7 +432,10 @@ export class HttpProviderClient implements ProviderClient {
               : 'connection_lost';
     const message = this.redactor.redact(`${operation}: ${describeTransportFailure(result)}`);
     providerRequests.inc({ operation, outcome: code });
-    this.log?.warn({ operation, code, reason: reasonCategory(describeTransportFailure(result)) }, 'provider request failed');
+    this.log?.warn(
+      { operation, code, reason: reasonCategory(describeTransportFailure(result)) },
+      'provider request failed',
+    );
     throw new ProviderError(code, message, this.accountId, operation);
   }
 

@@ -14,4 +14,11 @@ export {
   formatProviderDate,
   PROVIDER_ZONE,
 } from './parsers';
-export type { ParsedSendBody, ParsedReportBody, ParsedBalanceBody, ParsedCsvReport, ParsedInboxBody, ParsedInboxItem } from './parsers';
+export type {
+  ParsedSendBody,
+  ParsedReportBody,
+  ParsedBalanceBody,
+  ParsedCsvReport,
+  ParsedInboxBody,
+  ParsedInboxItem,
+} from './parsers';

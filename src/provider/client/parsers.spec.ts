@@ -210,7 +210,12 @@ describe('parseCsv / parseCsvReport', () => {
         { a: '1', b: '2', column_3: '3' },
       ],
     ],
-    ['duplicate and blank header names', 'x,x,\n1,2,3', ['x', 'x_2', 'column_3'], [{ x: '1', x_2: '2', column_3: '3' }]],
+    [
+      'duplicate and blank header names',
+      'x,x,\n1,2,3',
+      ['x', 'x_2', 'column_3'],
+      [{ x: '1', x_2: '2', column_3: '3' }],
+    ],
   ];
   it.each(reports)('report: %s', (_name, body, header, rows) => {
     expect(parseCsvReport(body)).toEqual({ ok: true, header, rows });
@@ -229,16 +234,51 @@ describe('parseInboxBody', () => {
   const at = new Date('2026-03-01T03:04:05.000Z'); // 10:04:05 Jakarta
   const shapes: Array<[string, string, Array<{ msisdn: string; text: string; receivedAt?: Date }>]> = [
     ['empty', '', []],
-    ['CSV with header', 'id,msisdn,message,received_at\r\n1,62811,"Halo, apa kabar",2026-03-01 10:04:05\r\n', [{ msisdn: '62811', text: 'Halo, apa kabar', receivedAt: at }]],
-    ['CSV with Indonesian header, semicolons', 'no;pengirim;isi;tanggal\n1;62811;Halo;01-03-2026 10:04:05\n', [{ msisdn: '62811', text: 'Halo', receivedAt: at }]],
+    [
+      'CSV with header',
+      'id,msisdn,message,received_at\r\n1,62811,"Halo, apa kabar",2026-03-01 10:04:05\r\n',
+      [{ msisdn: '62811', text: 'Halo, apa kabar', receivedAt: at }],
+    ],
+    [
+      'CSV with Indonesian header, semicolons',
+      'no;pengirim;isi;tanggal\n1;62811;Halo;01-03-2026 10:04:05\n',
+      [{ msisdn: '62811', text: 'Halo', receivedAt: at }],
+    ],
     ['CSV with header, no date column', 'hp,sms\n62811,Halo\n', [{ msisdn: '62811', text: 'Halo' }]],
-    ['JSON array of objects', '[{"from":"62811","message":"Halo","date":"2026-03-01 10:04:05"}]', [{ msisdn: '62811', text: 'Halo', receivedAt: at }]],
-    ['JSON wrapped in an object', '{"status":"ok","data":[{"msisdn":62811,"text":"Halo"}]}', [{ msisdn: '62811', text: 'Halo' }]],
-    ['JSON array of arrays', '[["62811","2026-03-01 10:04:05","Halo"]]', [{ msisdn: '62811', text: 'Halo', receivedAt: at }]],
+    [
+      'JSON array of objects',
+      '[{"from":"62811","message":"Halo","date":"2026-03-01 10:04:05"}]',
+      [{ msisdn: '62811', text: 'Halo', receivedAt: at }],
+    ],
+    [
+      'JSON wrapped in an object',
+      '{"status":"ok","data":[{"msisdn":62811,"text":"Halo"}]}',
+      [{ msisdn: '62811', text: 'Halo' }],
+    ],
+    [
+      'JSON array of arrays',
+      '[["62811","2026-03-01 10:04:05","Halo"]]',
+      [{ msisdn: '62811', text: 'Halo', receivedAt: at }],
+    ],
     ['JSON empty array', '[]', []],
-    ['lines: msisdn,text (text keeps its commas)', '62811,Halo, apa kabar\n62822,Ok\n', [{ msisdn: '62811', text: 'Halo, apa kabar' }, { msisdn: '62822', text: 'Ok' }]],
-    ['lines: msisdn,date,text with CRLF', '62811,2026-03-01 10:04:05,Halo\r\n', [{ msisdn: '62811', text: 'Halo', receivedAt: at }]],
-    ['lines: date|msisdn|text', '2026/03/01-10:04:05|62811|Halo | dunia\n', [{ msisdn: '62811', text: 'Halo | dunia', receivedAt: at }]],
+    [
+      'lines: msisdn,text (text keeps its commas)',
+      '62811,Halo, apa kabar\n62822,Ok\n',
+      [
+        { msisdn: '62811', text: 'Halo, apa kabar' },
+        { msisdn: '62822', text: 'Ok' },
+      ],
+    ],
+    [
+      'lines: msisdn,date,text with CRLF',
+      '62811,2026-03-01 10:04:05,Halo\r\n',
+      [{ msisdn: '62811', text: 'Halo', receivedAt: at }],
+    ],
+    [
+      'lines: date|msisdn|text',
+      '2026/03/01-10:04:05|62811|Halo | dunia\n',
+      [{ msisdn: '62811', text: 'Halo | dunia', receivedAt: at }],
+    ],
     ['lines: tab separated with +', '+62811\tHalo\n', [{ msisdn: '+62811', text: 'Halo' }]],
     ['BOM', `${BOM}62811,Halo`, [{ msisdn: '62811', text: 'Halo' }]],
   ];
@@ -246,12 +286,19 @@ describe('parseInboxBody', () => {
     const parsed = parseInboxBody(body);
     expect(parsed.ok).toBe(true);
     if (!parsed.ok) return;
-    expect(parsed.items.map(({ msisdn, text, receivedAt }) => ({ msisdn, text, ...(receivedAt ? { receivedAt } : {}) }))).toEqual(expected);
+    expect(
+      parsed.items.map(({ msisdn, text, receivedAt }) => ({ msisdn, text, ...(receivedAt ? { receivedAt } : {}) })),
+    ).toEqual(expected);
   });
 
   it('keeps every raw field of an item', () => {
     const parsed = parseInboxBody('[{"from":"62811","message":"Halo","modem":"3","extra":{"a":1}}]');
-    expect(parsed.ok && parsed.items[0].fields).toEqual({ from: '62811', message: 'Halo', modem: '3', extra: '{"a":1}' });
+    expect(parsed.ok && parsed.items[0].fields).toEqual({
+      from: '62811',
+      message: 'Halo',
+      modem: '3',
+      extra: '{"a":1}',
+    });
   });
 
   const errors: Array<[string, string]> = [

@@ -110,7 +110,14 @@ export function parseJakartaDateTime(value: string): Date | undefined {
   if (!parts) return undefined;
   const [year, month, day, hour, minute, second] = parts;
   const dt = DateTime.fromObject(
-    { year: Number(year), month: Number(month), day: Number(day), hour: Number(hour ?? 0), minute: Number(minute ?? 0), second: Number(second ?? 0) },
+    {
+      year: Number(year),
+      month: Number(month),
+      day: Number(day),
+      hour: Number(hour ?? 0),
+      minute: Number(minute ?? 0),
+      second: Number(second ?? 0),
+    },
     { zone: PROVIDER_ZONE },
   );
   return dt.isValid ? dt.toJSDate() : undefined;
@@ -126,7 +133,11 @@ export function formatProviderDate(date: Date): string {
 
 /** Picks `,`, `;` or a tab: whichever occurs most often (outside quotes) in the first line. */
 export function detectDelimiter(text: string): string {
-  const counts = new Map<string, number>([[',', 0], [';', 0], ['\t', 0]]);
+  const counts = new Map<string, number>([
+    [',', 0],
+    [';', 0],
+    ['\t', 0],
+  ]);
   let inQuotes = false;
   for (const c of text) {
     if (c === '"') inQuotes = !inQuotes;
@@ -184,8 +195,7 @@ export function parseCsv(input: string, delimiter = detectDelimiter(input)): str
 }
 
 export type ParsedCsvReport =
-  | { ok: true; header: string[]; rows: Array<Record<string, string>> }
-  | { ok: false; reason: string };
+  { ok: true; header: string[]; rows: Array<Record<string, string>> } | { ok: false; reason: string };
 
 function uniqueHeader(names: string[]): string[] {
   const seen = new Map<string, number>();
@@ -231,9 +241,33 @@ export interface ParsedInboxItem {
 export type ParsedInboxBody = { ok: true; items: ParsedInboxItem[] } | { ok: false; reason: string };
 
 const normalizeKey = (key: string) => key.toLowerCase().replace(/[^a-z0-9]/g, '');
-const MSISDN_KEYS = ['msisdn', 'hp', 'nohp', 'from', 'sender', 'source', 'originator', 'phone', 'number', 'nomor', 'pengirim', 'mobile'];
+const MSISDN_KEYS = [
+  'msisdn',
+  'hp',
+  'nohp',
+  'from',
+  'sender',
+  'source',
+  'originator',
+  'phone',
+  'number',
+  'nomor',
+  'pengirim',
+  'mobile',
+];
 const TEXT_KEYS = ['text', 'message', 'msg', 'sms', 'isi', 'pesan', 'body', 'content'];
-const DATE_KEYS = ['receivedat', 'received', 'datetime', 'date', 'time', 'timestamp', 'tanggal', 'waktu', 'createdat', 'receivedtime'];
+const DATE_KEYS = [
+  'receivedat',
+  'received',
+  'datetime',
+  'date',
+  'time',
+  'timestamp',
+  'tanggal',
+  'waktu',
+  'createdat',
+  'receivedtime',
+];
 
 function pick(fields: Record<string, string>, keys: string[]): string | undefined {
   const byKey = new Map(Object.entries(fields).map(([k, v]) => [normalizeKey(k), v]));
@@ -252,7 +286,8 @@ function itemFromFields(fields: Record<string, string>): ParsedInboxItem | undef
 
 function stringifyFields(value: Record<string, unknown>): Record<string, string> {
   const fields: Record<string, string> = {};
-  for (const [k, v] of Object.entries(value)) fields[k] = v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
+  for (const [k, v] of Object.entries(value))
+    fields[k] = v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
   return fields;
 }
 
@@ -274,7 +309,8 @@ function parseInboxJson(text: string): ParsedInboxBody {
     if (Array.isArray(entry)) {
       const fields = stringifyFields(Object.fromEntries(entry.map((v, j) => [String(j), v])));
       item = lineItem(Object.values(fields), fields);
-    } else if (entry && typeof entry === 'object') item = itemFromFields(stringifyFields(entry as Record<string, unknown>));
+    } else if (entry && typeof entry === 'object')
+      item = itemFromFields(stringifyFields(entry as Record<string, unknown>));
     if (!item) return { ok: false, reason: `JSON item ${i} has no recognisable number and text` };
     items.push(item);
   }

@@ -36,6 +36,12 @@ export class ProviderError extends Error {
 
   /** A log/JSON form that cannot pick up anything else hanging off the object. */
   toJSON(): { name: string; code: ProviderErrorCode; message: string; accountId?: string; operation?: string } {
-    return { name: this.name, code: this.code, message: this.message, accountId: this.accountId, operation: this.operation };
+    return {
+      name: this.name,
+      code: this.code,
+      message: this.message,
+      accountId: this.accountId,
+      operation: this.operation,
+    };
   }
 }

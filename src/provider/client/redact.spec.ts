@@ -7,7 +7,10 @@ describe('SecretRedactor', () => {
   it.each([
     ['as written', `password: ${password}!`],
     ['percent-encoded', `GET /send.php?password=${encodeURIComponent(password)}&hp=1`],
-    ['lower-case percent-encoded', `x=${encodeURIComponent(password).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase())}`],
+    [
+      'lower-case percent-encoded',
+      `x=${encodeURIComponent(password).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase())}`,
+    ],
     ['form-encoded', new URLSearchParams({ username: 'u', password }).toString()],
     ['several times', `${password} and ${password}`],
   ])('masks the secret %s', (_name, text) => {

@@ -15,7 +15,13 @@ export class SecretRedactor {
       if (!secret) continue;
       const percent = encodeURIComponent(secret);
       const form = new URLSearchParams({ s: secret }).toString().slice(2);
-      for (const v of [secret, percent, percent.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()), form, form.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase())]) {
+      for (const v of [
+        secret,
+        percent,
+        percent.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()),
+        form,
+        form.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()),
+      ]) {
         variants.add(v);
       }
     }

@@ -1,8 +1,20 @@
 import type { Exchange } from './http-exchange';
 import { classifySendExchange } from './send-classifier';
 
-const response = (status: number, body: string): Exchange => ({ type: 'response', status, headers: {}, body, durationMs: 1 });
-const failure = (code: string, written: boolean): Exchange => ({ type: 'failure', code, written, message: 'boom', durationMs: 1 });
+const response = (status: number, body: string): Exchange => ({
+  type: 'response',
+  status,
+  headers: {},
+  body,
+  durationMs: 1,
+});
+const failure = (code: string, written: boolean): Exchange => ({
+  type: 'failure',
+  code,
+  written,
+  message: 'boom',
+  durationMs: 1,
+});
 
 describe('classifySendExchange', () => {
   it.each([
@@ -34,12 +46,24 @@ describe('classifySendExchange', () => {
   });
 
   it('keeps the id, the raw body and the HTTP status', () => {
-    expect(classifySendExchange(response(200, ' 18319370\r\n'))).toEqual({ kind: 'accepted', providerMessageId: '18319370', raw: ' 18319370\r\n' });
-    expect(classifySendExchange(response(403, 'Forbidden'))).toMatchObject({ kind: 'rejected', httpStatus: 403, raw: 'Forbidden' });
+    expect(classifySendExchange(response(200, ' 18319370\r\n'))).toEqual({
+      kind: 'accepted',
+      providerMessageId: '18319370',
+      raw: ' 18319370\r\n',
+    });
+    expect(classifySendExchange(response(403, 'Forbidden'))).toMatchObject({
+      kind: 'rejected',
+      httpStatus: 403,
+      raw: 'Forbidden',
+    });
   });
 
   it('says in the reason whether the request was written', () => {
-    expect(classifySendExchange(failure('ECONNREFUSED', false))).toMatchObject({ reason: expect.stringMatching(/connection refused before the request was written/) });
-    expect(classifySendExchange(failure('TOTAL_TIMEOUT', true))).toMatchObject({ reason: expect.stringMatching(/total timeout after the request was written/) });
+    expect(classifySendExchange(failure('ECONNREFUSED', false))).toMatchObject({
+      reason: expect.stringMatching(/connection refused before the request was written/),
+    });
+    expect(classifySendExchange(failure('TOTAL_TIMEOUT', true))).toMatchObject({
+      reason: expect.stringMatching(/total timeout after the request was written/),
+    });
   });
 });

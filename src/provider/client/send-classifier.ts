@@ -26,7 +26,8 @@ function isTlsCode(code: string): boolean {
 
 /** A human reason for a transport failure (the caller redacts it before it leaves the client). */
 export function describeTransportFailure(failure: Extract<Exchange, { type: 'failure' }>): string {
-  const label = TRANSPORT_LABELS[failure.code] ?? (isTlsCode(failure.code) ? 'TLS handshake failed' : 'transport error');
+  const label =
+    TRANSPORT_LABELS[failure.code] ?? (isTlsCode(failure.code) ? 'TLS handshake failed' : 'transport error');
   const when = failure.written ? 'after the request was written' : 'before the request was written';
   return `${label} ${when} (${failure.code}): ${failure.message}`;
 }
@@ -48,7 +49,10 @@ export function classifySendExchange(exchange: Exchange): SendOutcome {
   }
   const { status, body } = exchange;
   if (status >= 500) {
-    return { kind: 'uncertain', reason: `HTTP ${status} from the provider side; the message may have been sent: ${excerpt(body)}` };
+    return {
+      kind: 'uncertain',
+      reason: `HTTP ${status} from the provider side; the message may have been sent: ${excerpt(body)}`,
+    };
   }
   if (status >= 200 && status < 300) {
     const parsed = parseSendBody(body);

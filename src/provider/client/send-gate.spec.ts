@@ -7,7 +7,11 @@ describe('SendGate', () => {
     const b = await gate.acquire();
     expect(a.admitted && b.admitted).toBe(true);
     const c = await gate.acquire();
-    expect(c).toEqual({ admitted: false, retryAfterMs: expect.any(Number), reason: expect.stringMatching(/in-flight limit \(2\)/) });
+    expect(c).toEqual({
+      admitted: false,
+      retryAfterMs: expect.any(Number),
+      reason: expect.stringMatching(/in-flight limit \(2\)/),
+    });
     expect(gate.inFlightCount).toBe(2);
   });
 

@@ -19,7 +19,8 @@ export interface SendGateOptions {
   now?: () => number;
 }
 
-export type Admission = { admitted: true; release: () => void } | { admitted: false; retryAfterMs: number; reason: string };
+export type Admission =
+  { admitted: true; release: () => void } | { admitted: false; retryAfterMs: number; reason: string };
 
 interface Waiter {
   resolve: (admission: Admission) => void;
@@ -119,9 +120,17 @@ export class SendGate {
   private refusal(): Admission {
     this.refill();
     if (this.inFlight >= this.options.maxInFlight) {
-      return { admitted: false, retryAfterMs: Math.max(50, this.msUntilToken()), reason: `in-flight limit (${this.options.maxInFlight}) reached` };
+      return {
+        admitted: false,
+        retryAfterMs: Math.max(50, this.msUntilToken()),
+        reason: `in-flight limit (${this.options.maxInFlight}) reached`,
+      };
     }
-    return { admitted: false, retryAfterMs: Math.max(1, this.msUntilToken()), reason: `send rate limit (${this.rate}/s) reached` };
+    return {
+      admitted: false,
+      retryAfterMs: Math.max(1, this.msUntilToken()),
+      reason: `send rate limit (${this.rate}/s) reached`,
+    };
   }
 
   private pump(): void {
@@ -138,9 +147,12 @@ export class SendGate {
   /** When waiters are blocked only by the bucket, wake up when the next token is due. */
   private schedulePump(): void {
     if (this.pumpTimer || this.waiters.length === 0 || this.inFlight >= this.options.maxInFlight) return;
-    this.pumpTimer = setTimeout(() => {
-      this.pumpTimer = undefined;
-      this.pump();
-    }, Math.max(1, this.msUntilToken()));
+    this.pumpTimer = setTimeout(
+      () => {
+        this.pumpTimer = undefined;
+        this.pump();
+      },
+      Math.max(1, this.msUntilToken()),
+    );
   }
 }

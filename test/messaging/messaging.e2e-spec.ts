@@ -2,7 +2,7 @@ import { startSandbox, SandboxHandle } from '../../src/sandbox';
 import { DispatcherService } from '../../src/messaging/dispatcher.service';
 import { IdempotencyService } from '../../src/messaging/idempotency.service';
 import { AcceptService } from '../../src/messaging/accept.service';
-import { createTenant, startTestApp, TestApp } from '../support/app';
+import { createTenant, jakartaDay, startTestApp, TestApp } from '../support/app';
 
 const waitFor = async <T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 10_000): Promise<T> => {
   const end = Date.now() + ms;
@@ -357,7 +357,8 @@ describe('messaging against the sandbox provider', () => {
           .then((r) => r.body),
       (b) => b.status === 'delivered',
     );
-    const day = new Date().toISOString().slice(0, 10);
+    // The report is kept and queried by Asia/Jakarta day (the provider's calendar), not the UTC date.
+    const day = jakartaDay(t.clock.now());
     const rep = await t.http
       .get(`/v1/admin/provider-accounts/${providerAccountId}/report?start=${day}&end=${day}`)
       .set(admin);

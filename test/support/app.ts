@@ -1,3 +1,4 @@
+import { DateTime } from 'luxon';
 import { INestApplication } from '@nestjs/common';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -130,4 +131,9 @@ export function uuidOf(publicId: string): string {
   const hex = publicId.slice(publicId.indexOf('_') + 1);
   if (!/^[0-9a-f]{32}$/.test(hex)) throw new Error(`not a public id: ${publicId}`);
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** `YYYY-MM-DD` of `date` in Asia/Jakarta: the calendar every report, usage and validity rule uses. */
+export function jakartaDay(date: Date): string {
+  return DateTime.fromJSDate(date, { zone: 'Asia/Jakarta' }).toISODate()!;
 }

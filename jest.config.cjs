@@ -18,6 +18,7 @@ module.exports = {
       },
     ],
   },
+  setupFiles: ['<rootDir>/test/support/fake-now.cjs'],
   globalSetup: '<rootDir>/test/support/global-setup.cjs',
   globalTeardown: '<rootDir>/test/support/global-teardown.cjs',
   testTimeout: 30000,

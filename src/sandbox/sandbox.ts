@@ -242,14 +242,12 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   function handleInbox(res: ServerResponse, params: URLSearchParams): void {
     const account = ledger.authenticate(params.get('username') ?? undefined, params.get('password') ?? undefined);
     if (!account) return reply(res, 200, WRONG_CREDENTIALS);
-    const items = ledger
-      .inboxOf(account.username)
-      .map((m, i) => ({
-        id: String(i + 1),
-        msisdn: m.msisdn,
-        message: m.text,
-        received_at: formatJakarta(m.receivedAt),
-      }));
+    const items = ledger.inboxOf(account.username).map((m, i) => ({
+      id: String(i + 1),
+      msisdn: m.msisdn,
+      message: m.text,
+      received_at: formatJakarta(m.receivedAt),
+    }));
     if (knobs.inboxFormat === 'json') return reply(res, 200, JSON.stringify(items), 'application/json');
     if (knobs.inboxFormat === 'lines')
       return reply(res, 200, items.map((m) => `${m.msisdn},${m.received_at},${m.message}\n`).join(''));
@@ -298,18 +296,16 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   // --- admin endpoints ---------------------------------------------------------------------------
 
   function sentMessages(): SentMessage[] {
-    return ledger
-      .allMessages()
-      .map((m) => ({
-        id: m.id,
-        username: m.username,
-        msisdn: m.msisdn,
-        text: m.text,
-        at: m.at,
-        smsCount: m.smsCount,
-        charged: m.charged,
-        codes: [...m.codes],
-      }));
+    return ledger.allMessages().map((m) => ({
+      id: m.id,
+      username: m.username,
+      msisdn: m.msisdn,
+      text: m.text,
+      at: m.at,
+      smsCount: m.smsCount,
+      charged: m.charged,
+      codes: [...m.codes],
+    }));
   }
 
   async function handleAdmin(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {

@@ -291,17 +291,14 @@ describe('admin API', () => {
 
     it('PATCH changes settings and suspends/reactivates; a suspended tenant can still read its balance', async () => {
       const { tenantId, apiKey } = await createTenant(t, { balance: 500 });
-      const res = await t.http
-        .patch(`/v1/admin/tenants/${tenantId}`)
-        .set(admin)
-        .send({
-          name: 'Renamed Co',
-          status: 'suspended',
-          pricePerSegment: 420,
-          lowBalanceThreshold: 50,
-          rateLimitPerSecond: 3,
-          providerAccountId: otherPacId,
-        });
+      const res = await t.http.patch(`/v1/admin/tenants/${tenantId}`).set(admin).send({
+        name: 'Renamed Co',
+        status: 'suspended',
+        pricePerSegment: 420,
+        lowBalanceThreshold: 50,
+        rateLimitPerSecond: 3,
+        providerAccountId: otherPacId,
+      });
       expect(res.status).toBe(200);
       expect(res.body).toMatchObject({
         id: tenantId,

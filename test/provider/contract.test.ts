@@ -354,14 +354,14 @@ describe('report', () => {
 
 describe('balance', () => {
   it('decimal string and Jakarta expiry; it goes down by price × provider SMS count', async () => {
-    const expiresAt = new Date('2027-02-25T03:00:00.000Z');
+    const expiresAt = new Date('2099-02-25T03:00:00.000Z');
     sandbox.addAccount({ username: 'bal', password: PASSWORD, balance: '1000.50', expiresAt, pricePerSms: '300' });
     const c = client({ username: 'bal' });
     expect(await c.balance()).toEqual({
       kind: 'balance',
       balance: '1000.50',
       expiresAt,
-      raw: '1000.50, 2027/02/25-10:00:00',
+      raw: '1000.50, 2099/02/25-10:00:00',
     });
     expectKind(await c.send(NUMBER, 'a'.repeat(161)), 'accepted'); // 2 SMS by the provider's count
     expect(await c.balance()).toMatchObject({ balance: '400.50' });

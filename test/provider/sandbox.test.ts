@@ -14,7 +14,7 @@ let origin: string;
 beforeAll(async () => {
   sandbox = await startSandbox({
     seed: 1,
-    accounts: [{ username: 'u', password: 'p', balance: '1000', expiresAt: new Date('2027-02-25T03:00:00.000Z') }],
+    accounts: [{ username: 'u', password: 'p', balance: '1000', expiresAt: new Date('2099-02-25T03:00:00.000Z') }],
   });
   origin = sandbox.url.replace(/\/masking$/, '');
 });
@@ -63,7 +63,7 @@ describe('sandbox wire format', () => {
   });
 
   it('balance.php: `<decimal>, YYYY/MM/DD-HH:mm:ss` in Jakarta time; wrong credentials free text', async () => {
-    expect((await get('/masking/balance.php?username=u&password=p')).body).toBe('1000, 2027/02/25-10:00:00');
+    expect((await get('/masking/balance.php?username=u&password=p')).body).toBe('1000, 2099/02/25-10:00:00');
     expect((await get('/masking/balance.php?username=u&password=x')).body).toBe('Username atau Password salah');
   });
 

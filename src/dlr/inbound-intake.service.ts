@@ -90,11 +90,11 @@ export class InboundIntakeService {
           providerAccountId,
           now,
           rows.map((r) => r.id),
-          rows.map((r) => r.from),
-          rows.map((r) => r.item.text),
+          rows.map((r) => storable(r.from)),
+          rows.map((r) => storable(r.item.text)),
           rows.map((r) => r.item.receivedAt ?? null),
           rows.map((r) => r.key),
-          rows.map((r) => JSON.stringify(r.item.fields)),
+          rows.map((r) => JSON.stringify(storableFields(r.item.fields))),
           rows.map((r) => r.route.tenantId),
           rows.map((r) => r.route.route),
         ],
@@ -137,6 +137,19 @@ export class InboundIntakeService {
     }
     return { route: 'unrouted', tenantId: null };
   }
+}
+
+/**
+ * Provider text is stored as received, minus what PostgreSQL cannot store (NUL, lone surrogates):
+ * one such row must not make an account's inbox unstorable on every poll. The dedupe key is taken
+ * from the row as received, before this.
+ */
+function storable(text: string): string {
+  return text.replace(/\u0000/g, '').toWellFormed();
+}
+
+function storableFields(fields: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(fields).map(([k, v]) => [storable(k), storable(v)]));
 }
 
 /** `62…` digits for an Indonesian mobile number (as messages store recipients), else the provider's text. */

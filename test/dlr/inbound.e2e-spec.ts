@@ -158,6 +158,48 @@ describe('inbound SMS read from inbox.php (sandbox provider)', () => {
     const texts = (await inboundOf(tenant.apiKey)).map((m) => `${m.from as string} ${m.text as string}`).sort();
     expect(texts).toEqual(['6281299990001 STOP', '6281299990001 STOP', '6281299990002 INFO']);
     expect(events.length - before).toBe(3);
+    expect((await t.http.get('/metrics')).text).toMatch(/^gerbang_inbound_duplicates_total [1-9]/m);
+  });
+
+  it('stores a row with a NUL character (without it) instead of failing the inbox on every poll', async () => {
+    const tenant = await tenantOnSandbox();
+    sandbox.addInbox(tenant.username, '6281255550001', 'ya\u0000tidak');
+    expect(outcomeOf(await poller.pollDue(), tenant.providerAccountId)).toMatchObject([{ kind: 'polled', stored: 1 }]);
+    t.clock.advance(INTERVAL_MS);
+    expect(outcomeOf(await poller.pollDue(), tenant.providerAccountId)).toMatchObject([{ stored: 0, duplicates: 1 }]);
+    expect((await inboundOf(tenant.apiKey)).map((m) => m.text)).toEqual(['yatidak']);
+  });
+
+  it('stores a routed row and its event together: a failing event hook leaves nothing, the next poll stores both', async () => {
+    const tenant = await tenantOnSandbox();
+    sandbox.addInbox(tenant.username, '6281266660001', 'first try fails');
+    const emitter = t.app.get<InboundEventsEmitter>(INBOUND_EVENTS);
+    const failing = () => {
+      throw new Error('webhook outbox unavailable');
+    };
+    emitter.on('received', failing);
+    const before = events.length;
+    try {
+      expect(outcomeOf(await poller.pollDue(), tenant.providerAccountId)).toMatchObject([
+        { kind: 'failed', failures: 1, reason: 'webhook outbox unavailable' },
+      ]);
+    } finally {
+      emitter.off('received', failing);
+    }
+    expect(await inboundOf(tenant.apiKey)).toEqual([]);
+    expect(
+      (
+        await t.db.query(`SELECT count(*)::int AS n FROM inbound_messages WHERE provider_account_id = $1`, [
+          uuidOf(tenant.providerAccountId),
+        ])
+      )[0].n,
+    ).toBe(0);
+
+    t.clock.advance(2 * INTERVAL_MS); // the backoff after one failure
+    expect(outcomeOf(await poller.pollDue(), tenant.providerAccountId)).toMatchObject([{ kind: 'polled', stored: 1 }]);
+    expect((await inboundOf(tenant.apiKey)).map((m) => m.text)).toEqual(['first try fails']);
+    const announced = events.slice(before).filter((e) => e.tenantId === uuidOf(tenant.tenantId));
+    expect(announced.map((e) => e.message.text)).toEqual(['first try fails', 'first try fails']); // the rolled-back one, then the stored one
   });
 
   it('with several tenants on one account: routes to the last sender to that number within 7 days, else unrouted', async () => {

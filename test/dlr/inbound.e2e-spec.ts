@@ -219,11 +219,15 @@ describe('inbound SMS read from inbox.php (sandbox provider)', () => {
     expect((await inboundOf(b.apiKey)).map((m) => [m.from, m.text])).toEqual([['6281211110001', 'reply to B']]);
     expect((await inboundOf(a.apiKey)).map((m) => [m.from, m.text])).toEqual([['6281211110002', 'reply to A']]);
 
-    // Eight days later the same number writes again: B's message is out of the window.
-    t.clock.advance(8 * DAY_MS);
+    // Six days after B's message the number writes again: still B's.
+    t.clock.advance(6 * DAY_MS);
+    sandbox.addInbox(a.username, '6281211110001', 'six days later', t.clock.now());
+    expect(outcomeOf(await poller.pollDue(), a.providerAccountId)).toMatchObject([{ stored: 1, unrouted: 0 }]);
+    // Eight days after it: B's message is out of the window, and nobody else wrote to the number since.
+    t.clock.advance(2 * DAY_MS);
     sandbox.addInbox(a.username, '6281211110001', 'late reply', t.clock.now());
     expect(outcomeOf(await poller.pollDue(), a.providerAccountId)).toMatchObject([{ stored: 1, unrouted: 1 }]);
-    expect((await inboundOf(b.apiKey)).map((m) => m.text)).toEqual(['reply to B']);
+    expect((await inboundOf(b.apiKey)).map((m) => m.text)).toEqual(['six days later', 'reply to B']);
 
     const admin = bearer(t.adminToken);
     const unrouted = await t.http.get('/v1/admin/inbound-messages?unrouted=true&limit=500').set(admin);
@@ -244,6 +248,7 @@ describe('inbound SMS read from inbox.php (sandbox provider)', () => {
     expect(routedHere.sort()).toEqual([
       ['reply to A', a.tenantId, 'last_sender'],
       ['reply to B', b.tenantId, 'last_sender'],
+      ['six days later', b.tenantId, 'last_sender'],
     ]);
     const all = await t.http.get('/v1/admin/inbound-messages?limit=500').set(admin);
     expect((all.body.data as unknown[]).length).toBe(unrouted.body.data.length + routed.body.data.length);

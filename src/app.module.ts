@@ -1,10 +1,12 @@
 import { DynamicModule, Module } from '@nestjs/common';
+import { ScheduleModule } from '@nestjs/schedule';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AuthModule } from './auth/auth.module';
 import { BillingModule } from './billing/billing.module';
 import { MessagingModule } from './messaging/messaging.module';
 import { Clock } from './common/clock';
 import { CommonModule } from './common/common.module';
+import { DlrModule } from './dlr/dlr.module';
 import { AppConfig } from './config/config';
 import { dataSourceOptions } from './database/data-source';
 import { HealthController } from './health/health.controller';
@@ -30,6 +32,8 @@ export class AppModule {
         ProviderModule,
         BillingModule,
         MessagingModule,
+        ScheduleModule.forRoot(),
+        DlrModule,
       ],
       controllers: [HealthController, MetricsController],
     };

@@ -59,6 +59,11 @@ describe('loadConfig', () => {
       expect(c.adminEmail).toBeUndefined();
       expect(c.webhookAllowPrivate).toBe(false);
     });
+
+    it('reads each inbox every 60 s unless INBOX_POLL_SECONDS says otherwise', () => {
+      expect(load().inbox.pollSeconds).toBe(60);
+      expect(load({ INBOX_POLL_SECONDS: '15' }).inbox.pollSeconds).toBe(15);
+    });
   });
 
   describe('refuses bad values with a clear message', () => {
@@ -76,6 +81,9 @@ describe('loadConfig', () => {
       ['ENCRYPTION_KEY', 'correct horse battery staple', /ENCRYPTION_KEY must be 32 bytes, base64/],
       ['JWT_SECRET', 'short-secret', /JWT_SECRET must be at least 32 characters/],
       ['SANDBOX', 'maybe', /SANDBOX must be true or false/],
+      ['INBOX_POLL_SECONDS', '0', /INBOX_POLL_SECONDS must be between 1 and 86400/],
+      ['INBOX_POLL_SECONDS', '1.5', /INBOX_POLL_SECONDS must be an integer/],
+      ['INBOX_POLL_SECONDS', '86401', /INBOX_POLL_SECONDS must be between 1 and 86400/],
     ])('%s=%p', (name, value, message) => {
       const problems = problemsOf({ [name]: value });
       expect(problems).toHaveLength(1);

@@ -56,6 +56,10 @@ export interface AppConfig {
     breakerThreshold: number;
     breakerHalfOpenMs: number;
   };
+  inbox: {
+    /** INBOX_POLL_SECONDS: how often each provider account's inbox.php is read. */
+    pollSeconds: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -191,6 +195,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     breakerThreshold: int('PROVIDER_BREAKER_THRESHOLD', 5, 1, 1000),
     breakerHalfOpenMs: int('PROVIDER_BREAKER_HALF_OPEN_MS', 30_000, 100, 3_600_000),
   };
+  const inbox = { pollSeconds: int('INBOX_POLL_SECONDS', 60, 1, 86_400) };
   const embeddedPgPort = int('EMBEDDED_PG_PORT', 54329, 1, 65535);
   const workers = int('WORKERS', 1, 1, 64);
   if (dispatcher.leaseMs <= provider.totalTimeoutMs) {
@@ -230,6 +235,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     workers,
     dispatcher,
     provider,
+    inbox,
   };
 }
 

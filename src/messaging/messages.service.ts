@@ -23,7 +23,8 @@ import {
 } from './messages.dto';
 import { TenantSettingsCache } from './tenant-settings.cache';
 
-const MAX_SCHEDULE_AHEAD_MS = 35 * 86400_000;
+/** How far ahead `sendAt` may be. */
+export const MAX_SCHEDULE_AHEAD_MS = 35 * 86400_000;
 
 export interface HttpResult<T> {
   status: number;

@@ -9,6 +9,7 @@ import { IdempotencyService } from './idempotency.service';
 import { MessagesController } from './messages.controller';
 import { MessagesService } from './messages.service';
 import { TenantRateLimitGuard } from './rate-limit';
+import { RecentRecipientsService } from './recent-recipients.service';
 import { TenantSettingsCache } from './tenant-settings.cache';
 
 @Module({
@@ -22,7 +23,8 @@ import { TenantSettingsCache } from './tenant-settings.cache';
     TenantRateLimitGuard,
     DispatcherService,
     DeliveryReportsService,
+    RecentRecipientsService,
   ],
-  exports: [DispatcherService, AcceptService],
+  exports: [DispatcherService, AcceptService, RecentRecipientsService],
 })
 export class MessagingModule {}

@@ -70,6 +70,12 @@ export class ProviderAccountsService {
     return this.repo.findOneBy({ dlrToken: token });
   }
 
+  /** Ids (uuid) of the accounts in service (`status = 'active'`): the ones whose inbox is read. */
+  async activeIds(): Promise<string[]> {
+    const accounts = await this.repo.find({ select: { id: true }, where: { status: 'active' }, order: { id: 'ASC' } });
+    return accounts.map((a) => a.id);
+  }
+
   /** The decrypted credentials, for the provider client only. */
   clientConfig(account: ProviderAccount): ProviderAccountConfig {
     return {

@@ -80,6 +80,14 @@ export class TenantsService {
     return tenant;
   }
 
+  /** Ids (uuid) of every tenant on a provider account, suspended ones included: inbound SMS routing. */
+  async idsOnProviderAccount(providerAccountId: string): Promise<string[]> {
+    // TypeORM drops an undefined `where` value: that would list every tenant.
+    if (!providerAccountId) throw new Error('idsOnProviderAccount requires a provider account id');
+    const tenants = await this.repo.find({ select: { id: true }, where: { providerAccountId }, order: { id: 'ASC' } });
+    return tenants.map((t) => t.id);
+  }
+
   private async providerAccountUuid(publicId: string): Promise<string> {
     const id = fromPublicId('providerAccount', publicId);
     const exists = id ? await this.dataSource.getRepository(ProviderAccount).existsBy({ id }) : false;

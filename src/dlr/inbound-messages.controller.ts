@@ -1,0 +1,39 @@
+import { Controller, Get, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { CurrentTenant, Roles, TenantAuth, TenantPrincipal } from '../common/decorators';
+import { ListQueryDto, Page } from '../common/pagination';
+import { TenantScope } from '../common/tenant-scope';
+import { AdminInboundMessageDto, AdminInboundQueryDto, InboundMessageDto } from './inbound-messages.dto';
+import { InboundMessagesService } from './inbound-messages.service';
+
+@ApiTags('tenant: inbound messages')
+@ApiSecurity('api-key')
+@ApiBearerAuth('api-key-bearer')
+@TenantAuth()
+@Controller('v1/inbound-messages')
+export class InboundMessagesController {
+  constructor(private readonly inbound: InboundMessagesService) {}
+
+  /**
+   * SMS that handsets sent to your provider account's number and that were routed to you, newest
+   * first. Each is also delivered to your webhook as `message.received`.
+   */
+  @Get()
+  list(@CurrentTenant() tenant: TenantPrincipal, @Query() q: ListQueryDto): Promise<Page<InboundMessageDto>> {
+    return this.inbound.listForTenant(TenantScope.of(tenant.tenantId), q);
+  }
+}
+
+@ApiTags('admin: inbound messages')
+@ApiBearerAuth('admin-jwt')
+@Controller('v1/admin/inbound-messages')
+export class AdminInboundMessagesController {
+  constructor(private readonly inbound: InboundMessagesService) {}
+
+  /** Inbound SMS of all provider accounts, newest first; `unrouted=true` lists those no tenant could be chosen for. */
+  @Roles('admin')
+  @Get()
+  list(@Query() q: AdminInboundQueryDto): Promise<Page<AdminInboundMessageDto>> {
+    return this.inbound.listAll(q, q.unrouted === undefined ? undefined : q.unrouted === 'true');
+  }
+}

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { rows as sqlRows } from '../database/sql';
 import { DataSource } from 'typeorm';
+import { inTransaction } from '../database/transaction';
 import { LedgerService } from '../billing/ledger.service';
 import { Clock } from '../common/clock';
 import { fromPublicId } from '../common/ids';
@@ -237,11 +238,15 @@ export class MessagesService {
     };
   }
 
-  /** Cancels a `scheduled` message and refunds it, in one transaction. Anything else: 409. */
+  /**
+   * Cancels a `scheduled` message and refunds it, in one transaction. Anything else: 409.
+   * Lock order (docs/data-model.md): the message row, then the tenant row (FOR NO KEY UPDATE), then
+   * the inserts that reference them. Rerun on deadlock/serialization failure, never a 500.
+   */
   async cancel(scope: TenantScope, publicId: string): Promise<MessageDto> {
     const id = fromPublicId('message', publicId);
     if (!id) throw notFound('Message');
-    return this.dataSource.transaction(async (m) => {
+    return inTransaction(this.dataSource, async (m) => {
       const now = this.clock.now();
       const rows = await sqlRows<MessageRow>(
         m,
@@ -257,6 +262,7 @@ export class MessagesService {
         if (exists.length === 0) throw notFound('Message');
         throw new Problem('conflict', 'Only a scheduled message can be canceled');
       }
+      await this.ledger.lockTenants(m, [scope.tenantId]);
       await m.query(
         `INSERT INTO message_events (message_id, tenant_id, status, created_at) VALUES ($1, $2, 'canceled', $3)`,
         [id, scope.tenantId, now],

@@ -277,9 +277,11 @@ export class LedgerService {
     // All tenants are locked up front in ascending id order, whatever order the caller worked in, so
     // concurrent multi-tenant refunds (dispatcher outcomes, delivery reports, cancels) cannot deadlock.
     const locked = await this.lockTenants(m, [...byTenant.keys()]);
-    for (const tenant of locked) {
-      const tenantId = tenant.id;
+    for (const lockedTenant of locked) {
+      const tenantId = lockedTenant.id;
       const items = byTenant.get(tenantId)!;
+      // A due forfeiture first (one period row), so the refunds below never inflate it.
+      const tenant = await this.expireLocked(m, lockedTenant, now);
       let balance = tenant.balance;
       const ids: string[] = [];
       const after: number[] = [];
@@ -288,19 +290,68 @@ export class LedgerService {
         ids.push(uuidv7());
         after.push(balance);
       }
-      await m.query(
-        `INSERT INTO ledger_entries (id, tenant_id, kind, amount, balance_after, message_id, created_at)
-         SELECT u.id, $1, 'refund', u.amount, u.after, u.message_id, $2
-           FROM unnest($3::uuid[], $4::bigint[], $5::bigint[], $6::uuid[]) WITH ORDINALITY AS u(id, amount, after, message_id, ord)
-          ORDER BY u.ord`,
-        [tenantId, now, ids, items.map((i) => i.price), after, items.map((i) => i.id)],
+      await this.insertMessageRows(
+        m,
+        tenantId,
+        'refund',
+        now,
+        ids,
+        items.map((i) => i.price),
+        after,
+        items,
+        null,
       );
+      if (tenant.graceUntil && now >= tenant.graceUntil) {
+        // The validity period these messages were paid from has ended and its balance was forfeited: the
+        // refund is forfeited too, at once, by one expiry row per refunded message (the period's own
+        // expiry row is unique, docs/data-model.md).
+        const expIds: string[] = [];
+        const expAfter: number[] = [];
+        for (const it of items) {
+          balance -= it.price;
+          expIds.push(uuidv7());
+          expAfter.push(balance);
+        }
+        await this.insertMessageRows(
+          m,
+          tenantId,
+          'expiry',
+          now,
+          expIds,
+          items.map((i) => -i.price),
+          expAfter,
+          items,
+          tenant.graceUntil,
+        );
+        this.logger.log({ tenantId, forfeited: items.length }, 'late refunds forfeited: their period has ended');
+      }
       await m.query(`UPDATE tenants SET balance = $2 WHERE id = $1`, [tenantId, balance]);
     }
     return flipped.map((f) => f.id);
   }
 
   // ---- internals -------------------------------------------------------------------------
+
+  /** Ledger rows for messages, one statement, in the given order (seq follows it): a running chain. */
+  private async insertMessageRows(
+    m: EntityManager,
+    tenantId: string,
+    kind: 'refund' | 'expiry',
+    now: Date,
+    ids: string[],
+    amounts: number[],
+    after: number[],
+    items: { id: string }[],
+    graceUntil: Date | null,
+  ): Promise<void> {
+    await m.query(
+      `INSERT INTO ledger_entries (id, tenant_id, kind, amount, balance_after, message_id, grace_until, created_at)
+       SELECT u.id, $1, $2, u.amount, u.after, u.message_id, $3, $4
+         FROM unnest($5::uuid[], $6::bigint[], $7::bigint[], $8::uuid[]) WITH ORDINALITY AS u(id, amount, after, message_id, ord)
+        ORDER BY u.ord`,
+      [tenantId, kind, graceUntil, now, ids, amounts, after, items.map((i) => i.id)],
+    );
+  }
 
   private async expireLocked(m: EntityManager, tenant: LockedTenant, now: Date): Promise<LockedTenant> {
     if (!tenant.graceUntil || now < tenant.graceUntil || tenant.balance <= 0) return tenant;

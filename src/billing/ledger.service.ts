@@ -37,6 +37,12 @@ export interface BalanceView {
   state: BalanceState;
 }
 
+/** A top-up or adjustment: its ledger row and the balance right after it. */
+export interface Movement {
+  entry: LedgerEntry;
+  balance: BalanceView;
+}
+
 export interface LockedTenant {
   id: string;
   balance: number;
@@ -66,8 +72,18 @@ export class LedgerService {
     private readonly clock: Clock,
   ) {}
 
-  /** Credits a top-up and extends validity per the provider's rule (3 months + 1 month grace). */
-  async topUp(tenantId: string, amount: number, reference: string | null, adminUserId: string | null) {
+  /**
+   * Credits a top-up and extends validity per the provider's rule (3 months + 1 month grace).
+   * `within` runs inside the same transaction after the movement (e.g. completing an Idempotency-Key),
+   * so the credit and whatever it records commit together or not at all.
+   */
+  async topUp(
+    tenantId: string,
+    amount: number,
+    reference: string | null,
+    adminUserId: string | null,
+    within?: (m: EntityManager, result: Movement) => Promise<void>,
+  ): Promise<Movement> {
     this.assertAmount(amount, false);
     return inTransaction(this.dataSource, async (m) => {
       const now = this.clock.now();
@@ -90,15 +106,24 @@ export class LedgerService {
         createdBy: adminUserId,
         createdAt: now,
       });
-      return { entry, balance: this.view(now, newBalance, validUntil, graceUntil) };
+      const result = { entry, balance: this.view(now, newBalance, validUntil, graceUntil) };
+      await within?.(m, result);
+      return result;
     });
   }
 
   /**
    * A signed correction by an admin. It never changes validity and never drives the balance below
    * zero: a negative adjustment larger than the balance is refused with `insufficient_balance`.
+   * `within`: as for topUp.
    */
-  async adjust(tenantId: string, amount: number, reason: string, adminUserId: string | null) {
+  async adjust(
+    tenantId: string,
+    amount: number,
+    reason: string,
+    adminUserId: string | null,
+    within?: (m: EntityManager, result: Movement) => Promise<void>,
+  ): Promise<Movement> {
     this.assertAmount(amount, true);
     return inTransaction(this.dataSource, async (m) => {
       const now = this.clock.now();
@@ -123,7 +148,9 @@ export class LedgerService {
         createdBy: adminUserId,
         createdAt: now,
       });
-      return { entry, balance: this.view(now, newBalance, tenant.validUntil, tenant.graceUntil) };
+      const result = { entry, balance: this.view(now, newBalance, tenant.validUntil, tenant.graceUntil) };
+      await within?.(m, result);
+      return result;
     });
   }
 

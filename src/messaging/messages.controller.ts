@@ -4,7 +4,7 @@ import type { Request, Response } from 'express';
 import { CurrentTenant, TenantAuth, TenantPrincipal } from '../common/decorators';
 import { Page } from '../common/pagination';
 import { TenantScope } from '../common/tenant-scope';
-import { IdempotencyService } from './idempotency.service';
+import { IdempotencyService, sendIdempotent } from './idempotency.service';
 import { MessageDto } from './message.view';
 import {
   BatchResultDto,
@@ -17,15 +17,7 @@ import {
 import { HttpResult, MessagesService } from './messages.service';
 import { TenantRateLimitGuard } from './rate-limit';
 
-function reply(res: Response, r: HttpResult<unknown>): unknown {
-  res.status(r.status);
-  if (r.replayed) res.setHeader('Idempotent-Replayed', 'true');
-  if (r.status >= 400) {
-    res.type('application/problem+json').send(JSON.stringify(r.body));
-    return undefined;
-  }
-  return r.body;
-}
+const reply = sendIdempotent;
 
 @ApiTags('tenant: messages')
 @ApiSecurity('api-key')

@@ -94,13 +94,15 @@ export class MessagesService {
     idempotencyKey: string | undefined,
     requestHash: string,
   ): Promise<HttpResult<unknown>> {
-    const item = this.prepare(dto);
-    if (item instanceof Problem) throw item;
+    // The key is looked up before the body is judged: a replay returns the stored answer even if the
+    // same request would be refused now (e.g. its sendAt has passed meanwhile).
     return this.withIdempotency(
       scope,
       idempotencyKey,
       requestHash,
       async (completion) => {
+        const item = this.prepare(dto);
+        if (item instanceof Problem) throw item;
         const [result] = await this.accept.accept(scope.tenantId, [item], completion);
         return singleResponse(result);
       },
@@ -117,20 +119,21 @@ export class MessagesService {
     const prepared: AcceptItem[] = [];
     const indexes: number[] = [];
     const early: RejectedItemDto[] = [];
-    items.forEach((it, index) => {
-      const p = this.prepare(it);
-      if (p instanceof Problem) early.push({ index, code: p.code, detail: p.detail ?? p.title });
-      else {
-        prepared.push(p);
-        indexes.push(index);
-      }
-    });
     const respond = (results: ItemResult[]) => batchResponse(results, indexes, early);
     return this.withIdempotency(
       scope,
       idempotencyKey,
       requestHash,
       async (completion) => {
+        // Judged after the key lookup, as in send().
+        items.forEach((it, index) => {
+          const p = this.prepare(it);
+          if (p instanceof Problem) early.push({ index, code: p.code, detail: p.detail ?? p.title });
+          else {
+            prepared.push(p);
+            indexes.push(index);
+          }
+        });
         // With nothing to charge, the transaction still records the key's response so a retry replays it.
         const results =
           prepared.length > 0 || completion ? await this.accept.accept(scope.tenantId, prepared, completion) : [];
@@ -147,16 +150,10 @@ export class MessagesService {
     run: (completion?: IdempotencyCompletion) => Promise<HttpResult<unknown>>,
     respond: (r: ItemResult[]) => { status: number; body: unknown },
   ): Promise<HttpResult<unknown>> {
-    if (key === undefined) return run(undefined);
-    IdempotencyService.validateKey(key);
-    const start = await this.idempotency.begin(scope.tenantId, key, requestHash);
-    if (start.kind === 'replay') return { status: start.status, body: start.body, replayed: true };
-    try {
-      return await run({ key, owner: start.owner, respond });
-    } catch (e) {
-      await this.idempotency.abandon(scope.tenantId, key, start.owner).catch(() => undefined);
-      throw e;
-    }
+    if (key !== undefined) IdempotencyService.validateKey(key);
+    return this.idempotency.run(scope.tenantId, key, requestHash, (claim) =>
+      run(claim && { key: claim.key, owner: claim.owner, respond }),
+    );
   }
 
   async preview(scope: TenantScope, to: string | undefined, text: string): Promise<PreviewResultDto> {

@@ -167,5 +167,19 @@ describe('Idempotency-Key and money', () => {
       expect(replay.body).toEqual(refused.body);
       expect(await ledgerRows(tenantId, 'adjustment')).toBe(1);
     });
+
+    it('the OpenAPI document describes Idempotency-Key on both admin money routes, with its scope', async () => {
+      const doc = (await t.http.get('/docs-json')).body;
+      for (const route of ['topups', 'adjustments']) {
+        const op = doc.paths[`/v1/admin/tenants/{id}/${route}`].post;
+        const header = (op.parameters as { in: string; name: string; description?: string }[]).find(
+          (p) => p.in === 'header' && p.name === 'Idempotency-Key',
+        );
+        expect({ route, description: header?.description }).toEqual({
+          route,
+          description: expect.stringMatching(/Scoped to the tenant and this route/),
+        });
+      }
+    });
   });
 });

@@ -148,7 +148,8 @@ export class AdminBillingController {
     move: (within?: (m: EntityManager, r: Movement) => Promise<void>) => Promise<Movement>,
   ): Promise<LedgerMovementDto> {
     const key = idempotencyKey === undefined ? undefined : IdempotencyService.scopedKey(route, idempotencyKey);
-    const hash = key === undefined ? '' : IdempotencyService.hash('POST', `/v1/admin/tenants/{id}/${route}`, req.body);
+    const hash =
+      key === undefined ? '' : IdempotencyService.hashes('POST', `/v1/admin/tenants/{id}/${route}`, req.body);
     const r = await this.idempotency.run(
       tenantId,
       key,

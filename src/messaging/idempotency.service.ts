@@ -13,6 +13,9 @@ export const IDEMPOTENCY_RETENTION_MS = 48 * 3600_000;
 
 export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
+/** A request's hash (stored) and further hashes it also matches (see hashes()). */
+export type RequestHashes = string | readonly [string, ...string[]];
+
 export type IdempotencyStart = { kind: 'new'; owner: string } | { kind: 'replay'; status: number; body: unknown };
 
 /** A claimed key: only its owner may complete or release it. */
@@ -93,6 +96,18 @@ export class IdempotencyService implements OnApplicationBootstrap, OnApplication
       .digest('base64url');
   }
 
+  /**
+   * The request's hash, then the hash the previous release stored (body as sent, key order
+   * significant): a key stored before the deploy still replays. The second may go once every key
+   * from before the deploy has been purged (IDEMPOTENCY_RETENTION_MS).
+   */
+  static hashes(method: string, path: string, body: unknown): RequestHashes {
+    const legacy = createHash('sha256')
+      .update(`${method} ${path}\n${JSON.stringify(body ?? null)}`)
+      .digest('base64url');
+    return [IdempotencyService.hash(method, path, body), legacy];
+  }
+
   /** The stored key of an admin route's Idempotency-Key (validated first): per tenant and route. */
   static scopedKey(route: 'topups' | 'adjustments', key: string): string {
     IdempotencyService.validateKey(key);
@@ -109,7 +124,7 @@ export class IdempotencyService implements OnApplicationBootstrap, OnApplication
   async run(
     tenantId: string,
     key: string | undefined,
-    requestHash: string,
+    requestHash: RequestHashes,
     fn: (claim?: IdempotencyClaim) => Promise<IdempotentResult>,
     opts: { storeRefusals?: boolean } = {},
   ): Promise<IdempotentResult> {
@@ -154,7 +169,9 @@ export class IdempotencyService implements OnApplicationBootstrap, OnApplication
     }
   }
 
-  async begin(tenantId: string, key: string, requestHash: string): Promise<IdempotencyStart> {
+  async begin(tenantId: string, key: string, requestHashes: RequestHashes): Promise<IdempotencyStart> {
+    const accepted: readonly string[] = typeof requestHashes === 'string' ? [requestHashes] : requestHashes;
+    const requestHash = accepted[0];
     const now = this.clock.now();
     const lockedUntil = new Date(now.getTime() + IN_PROGRESS_LEASE_MS);
     const owner = randomUUID();
@@ -175,9 +192,9 @@ export class IdempotencyService implements OnApplicationBootstrap, OnApplication
       `SELECT request_hash, state, response_status, response_body, locked_until FROM idempotency_keys WHERE tenant_id = $1 AND key = $2`,
       [tenantId, key],
     );
-    if (rows.length === 0) return this.begin(tenantId, key, requestHash); // expired and deleted meanwhile
+    if (rows.length === 0) return this.begin(tenantId, key, requestHashes); // expired and deleted meanwhile
     const row = rows[0];
-    if (row.request_hash !== requestHash) {
+    if (!accepted.includes(row.request_hash)) {
       throw new Problem('idempotency_conflict', 'This Idempotency-Key was used with a different request');
     }
     if (row.state === 'done') return { kind: 'replay', status: row.response_status ?? 200, body: row.response_body };
@@ -200,7 +217,7 @@ export class IdempotencyService implements OnApplicationBootstrap, OnApplication
       [tenantId, key, row.locked_until, lockedUntil, owner],
     );
     if (taken.length === 1) return { kind: 'new', owner };
-    return this.begin(tenantId, key, requestHash);
+    return this.begin(tenantId, key, requestHashes);
   }
 
   /** Releases a claim whose request failed before anything was committed, so the client may retry. */

@@ -47,7 +47,7 @@ export class MessagesController {
     @Req() req: Request,
     @Res({ passthrough: true }) res: Response,
   ): Promise<MessageDto> {
-    const hash = idempotencyKey !== undefined ? IdempotencyService.hash('POST', '/v1/messages', req.body) : '';
+    const hash = idempotencyKey !== undefined ? IdempotencyService.hashes('POST', '/v1/messages', req.body) : '';
     const r = await this.messages.send(TenantScope.of(tenant.tenantId), body, idempotencyKey, hash);
     return reply(res, r) as MessageDto;
   }
@@ -67,7 +67,7 @@ export class MessagesController {
     @Req() req: Request,
     @Res({ passthrough: true }) res: Response,
   ): Promise<BatchResultDto> {
-    const hash = idempotencyKey !== undefined ? IdempotencyService.hash('POST', '/v1/messages/batch', req.body) : '';
+    const hash = idempotencyKey !== undefined ? IdempotencyService.hashes('POST', '/v1/messages/batch', req.body) : '';
     const r = await this.messages.sendBatch(TenantScope.of(tenant.tenantId), body.messages, idempotencyKey, hash);
     return reply(res, r) as BatchResultDto;
   }

@@ -12,7 +12,7 @@ import { APP_CONFIG, AppConfig } from '../config/config';
 import { AcceptItem, AcceptService, IdempotencyCompletion, ItemResult, problemResponse } from './accept.service';
 import { normalizeMsisdn } from './domain/msisdn';
 import { MAX_SEGMENTS_DEFAULT, countSegments } from './domain/segments';
-import { IdempotencyService } from './idempotency.service';
+import { IdempotencyService, RequestHashes } from './idempotency.service';
 import { MESSAGE_COLUMNS, MessageDto, MessageRow, messageDto } from './message.view';
 import {
   BatchItemDto,
@@ -92,7 +92,7 @@ export class MessagesService {
     scope: TenantScope,
     dto: SendMessageDto,
     idempotencyKey: string | undefined,
-    requestHash: string,
+    requestHash: RequestHashes,
   ): Promise<HttpResult<unknown>> {
     // The key is looked up before the body is judged: a replay returns the stored answer even if the
     // same request would be refused now (e.g. its sendAt has passed meanwhile).
@@ -114,7 +114,7 @@ export class MessagesService {
     scope: TenantScope,
     items: BatchItemDto[],
     idempotencyKey: string | undefined,
-    requestHash: string,
+    requestHash: RequestHashes,
   ): Promise<HttpResult<unknown>> {
     const prepared: AcceptItem[] = [];
     const indexes: number[] = [];
@@ -146,7 +146,7 @@ export class MessagesService {
   private async withIdempotency(
     scope: TenantScope,
     key: string | undefined,
-    requestHash: string,
+    requestHash: RequestHashes,
     run: (completion?: IdempotencyCompletion) => Promise<HttpResult<unknown>>,
     respond: (r: ItemResult[]) => { status: number; body: unknown },
   ): Promise<HttpResult<unknown>> {

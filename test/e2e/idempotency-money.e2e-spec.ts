@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { bearer, createTenant, expectProblem, startTestApp, TestApp, uuidOf } from '../support/app';
 
 /**
@@ -74,6 +75,25 @@ describe('Idempotency-Key and money', () => {
       );
       expectProblem(swapped, 422, 'idempotency_conflict');
       expect(await ledgerRows(tenantId, 'debit')).toBe(3);
+    });
+
+    it('a key stored before canonical hashing (hash of the body as sent) still replays across the deploy', async () => {
+      const { tenantId, apiKey } = await createTenant(t, { balance: 1000 });
+      const body = { to: '081234567890', text: 'across the deploy' };
+      const first = await t.http.post('/v1/messages').set(bearer(apiKey)).set('Idempotency-Key', 'legacy-1').send(body);
+      expect(first.status).toBe(202);
+      // What the previous release stored: sha256 of "POST /v1/messages\n" + JSON.stringify(body as sent).
+      const legacy = createHash('sha256')
+        .update(`POST /v1/messages\n${JSON.stringify(body)}`)
+        .digest('base64url');
+      await t.db.query(`UPDATE idempotency_keys SET request_hash = $3 WHERE tenant_id = $1 AND key = $2`, [
+        uuidOf(tenantId),
+        'legacy-1',
+        legacy,
+      ]);
+      const again = await t.http.post('/v1/messages').set(bearer(apiKey)).set('Idempotency-Key', 'legacy-1').send(body);
+      expect(`${again.status} ${again.headers['idempotent-replayed']}`).toBe('202 true');
+      expect(await ledgerRows(tenantId, 'debit')).toBe(1);
     });
   });
 

@@ -28,79 +28,113 @@ describe('money invariants enforced by PostgreSQL', () => {
     return { ...c, tenant: uuidOf(c.tenantId), message: uuidOf(r.body.id) };
   }
 
-  /** Inserts a ledger row through plain SQL; resolves to the SQLSTATE + message of the refusal, or 'inserted'. */
-  async function insertLedger(row: {
+  type Insert = (row: {
     tenant: string;
     kind: string;
     amount: number;
     balanceAfter?: number;
     message?: string | null;
     graceUntil?: Date | null;
-  }): Promise<string> {
+  }) => Promise<string>;
+
+  /**
+   * Gives `fn` a way to insert ledger rows through plain SQL, each resolving to 'inserted' or the SQLSTATE
+   * and message of the refusal; all of it in one transaction that is rolled back at the end, so the
+   * deliberately unbalanced rows never reach other tests' whole-database checks.
+   */
+  async function rawSql(
+    fn: (insert: Insert, sql: (text: string, params: unknown[]) => Promise<unknown>) => Promise<void>,
+  ) {
+    const qr = t.db.createQueryRunner();
+    await qr.connect();
+    await qr.startTransaction();
     try {
-      await t.db.query(
-        `INSERT INTO ledger_entries (id, tenant_id, kind, amount, balance_after, message_id, grace_until, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, now())`,
-        [
-          uuidv7(),
-          row.tenant,
-          row.kind,
-          row.amount,
-          row.balanceAfter ?? 0,
-          row.message ?? null,
-          row.graceUntil ?? null,
-        ],
+      await fn(
+        async (row) => {
+          await qr.query('SAVEPOINT attempt');
+          try {
+            await qr.query(
+              `INSERT INTO ledger_entries (id, tenant_id, kind, amount, balance_after, message_id, grace_until, created_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, now())`,
+              [
+                uuidv7(),
+                row.tenant,
+                row.kind,
+                row.amount,
+                row.balanceAfter ?? 0,
+                row.message ?? null,
+                row.graceUntil ?? null,
+              ],
+            );
+            await qr.query('RELEASE SAVEPOINT attempt');
+            return 'inserted';
+          } catch (e) {
+            await qr.query('ROLLBACK TO SAVEPOINT attempt');
+            const err = e as { driverError?: { code?: string }; message: string };
+            return `${err.driverError?.code} ${err.message}`;
+          }
+        },
+        (text, params) => qr.query(text, params),
       );
-      return 'inserted';
-    } catch (e) {
-      const err = e as { driverError?: { code?: string }; message: string };
-      return `${err.driverError?.code} ${err.message}`;
+    } finally {
+      await qr.rollbackTransaction();
+      await qr.release();
     }
   }
 
   it('refuses a refund booked to another tenant than its message’s', async () => {
     const a = await debitedMessage();
     const b = await createTenant(t);
-    const res = await insertLedger({ tenant: uuidOf(b.tenantId), kind: 'refund', amount: 100, message: a.message });
-    expect(res).toMatch(/^23514 .*tenant/);
+    await rawSql(async (insertLedger) => {
+      const res = await insertLedger({ tenant: uuidOf(b.tenantId), kind: 'refund', amount: 100, message: a.message });
+      expect(res).toMatch(/^23514 .*tenant/);
+    });
   });
 
   it('refuses a refund that is not exactly minus the message’s debit', async () => {
     const a = await debitedMessage(100);
-    expect(await insertLedger({ tenant: a.tenant, kind: 'refund', amount: 101, message: a.message })).toMatch(
-      /^23514 .*debit/,
-    );
-    expect(await insertLedger({ tenant: a.tenant, kind: 'refund', amount: 99, message: a.message })).toMatch(
-      /^23514 .*debit/,
-    );
-    // The right one is accepted (the schema does not refuse correct rows), once.
-    expect(await insertLedger({ tenant: a.tenant, kind: 'refund', amount: 100, message: a.message })).toBe('inserted');
-    expect(await insertLedger({ tenant: a.tenant, kind: 'refund', amount: 100, message: a.message })).toMatch(
-      /^23505 /,
-    );
+    await rawSql(async (insertLedger) => {
+      expect(await insertLedger({ tenant: a.tenant, kind: 'refund', amount: 101, message: a.message })).toMatch(
+        /^23514 .*debit/,
+      );
+      expect(await insertLedger({ tenant: a.tenant, kind: 'refund', amount: 99, message: a.message })).toMatch(
+        /^23514 .*debit/,
+      );
+      // The right one is accepted (the schema does not refuse correct rows), once.
+      expect(await insertLedger({ tenant: a.tenant, kind: 'refund', amount: 100, message: a.message })).toBe(
+        'inserted',
+      );
+      expect(await insertLedger({ tenant: a.tenant, kind: 'refund', amount: 100, message: a.message })).toMatch(
+        /^23505 /,
+      );
+    });
   });
 
   it('refuses a refund of a message that was never debited', async () => {
     const a = await debitedMessage();
     const orphan = uuidv7();
-    await t.db.query(
-      `INSERT INTO messages (id, tenant_id, provider_account_id, msisdn, text, status, segments, encoding, price)
-       SELECT $1, id, provider_account_id, '6281234567890', 'x', 'failed', 1, 'GSM-7', 100 FROM tenants WHERE id = $2`,
-      [orphan, a.tenant],
-    );
-    expect(await insertLedger({ tenant: a.tenant, kind: 'refund', amount: 100, message: orphan })).toMatch(
-      /^23514 .*debit/,
-    );
+    await rawSql(async (insertLedger, sql) => {
+      await sql(
+        `INSERT INTO messages (id, tenant_id, provider_account_id, msisdn, text, status, segments, encoding, price)
+         SELECT $1, id, provider_account_id, '6281234567890', 'x', 'failed', 1, 'GSM-7', 100 FROM tenants WHERE id = $2`,
+        [orphan, a.tenant],
+      );
+      expect(await insertLedger({ tenant: a.tenant, kind: 'refund', amount: 100, message: orphan })).toMatch(
+        /^23514 .*debit/,
+      );
+    });
   });
 
   it('one expiry per tenant and validity period (unique), and an expiry names its period', async () => {
     const a = await debitedMessage();
     const grace = new Date('2031-05-01T00:00:00Z');
-    expect(await insertLedger({ tenant: a.tenant, kind: 'expiry', amount: -5, graceUntil: grace })).toBe('inserted');
-    expect(await insertLedger({ tenant: a.tenant, kind: 'expiry', amount: -7, graceUntil: grace })).toMatch(
-      /^23505 .*ledger_one_expiry_per_period_uq/,
-    );
-    expect(await insertLedger({ tenant: a.tenant, kind: 'expiry', amount: -7, graceUntil: null })).toMatch(/^23514 /);
+    await rawSql(async (insertLedger) => {
+      expect(await insertLedger({ tenant: a.tenant, kind: 'expiry', amount: -5, graceUntil: grace })).toBe('inserted');
+      expect(await insertLedger({ tenant: a.tenant, kind: 'expiry', amount: -7, graceUntil: grace })).toMatch(
+        /^23505 .*ledger_one_expiry_per_period_uq/,
+      );
+      expect(await insertLedger({ tenant: a.tenant, kind: 'expiry', amount: -7, graceUntil: null })).toMatch(/^23514 /);
+    });
   });
 
   it('a refund that lands after its period ended is forfeited at once, with the period still expired only once', async () => {

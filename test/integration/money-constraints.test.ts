@@ -152,7 +152,7 @@ describe('money invariants enforced by PostgreSQL', () => {
     const canceled = await t.http.delete(`/v1/messages/${sched.body.id}`).set(bearer(apiKey));
     expect(canceled.status).toBe(200);
     expect((await t.http.get('/v1/balance').set(bearer(apiKey))).body).toMatchObject({ balance: 0, state: 'expired' });
-    await t.app.get(LedgerService).sweepExpired();
+    await t.app.get(LedgerService).expireIfDue(uuidOf(tenantId)); // what the sweep does for this tenant
     const rows = await t.db.query(
       `SELECT kind, amount, balance_after, message_id IS NOT NULL AS for_message FROM ledger_entries WHERE tenant_id = $1 ORDER BY seq`,
       [uuidOf(tenantId)],

@@ -1,5 +1,6 @@
 // Migrations are listed explicitly (no glob): the order is reviewed, and bundling/tests cannot miss one.
 import { Initial1764000000000 } from './1764000000000-Initial';
+import { MoneyConstraints1764100000000 } from './1764100000000-MoneyConstraints';
 import { Inbound1764600000000 } from './1764600000000-Inbound';
 
-export const migrations = [Initial1764000000000, Inbound1764600000000];
+export const migrations = [Initial1764000000000, MoneyConstraints1764100000000, Inbound1764600000000];

@@ -1,14 +1,33 @@
-import { Body, Controller, Get, Param, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, Get, Headers, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { ApiBearerAuth, ApiCreatedResponse, ApiHeader, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
 import { AdminPrincipal, CurrentAdmin, CurrentTenant, Roles, TenantAuth, TenantPrincipal } from '../common/decorators';
 import { toPublicId } from '../common/ids';
 import { decodeCursor, encodeCursor, ListQueryDto, Page } from '../common/pagination';
 import { Problem } from '../common/problem';
 import { TenantScope } from '../common/tenant-scope';
+import { IdempotencyService, sendIdempotent } from '../messaging/idempotency.service';
 import { TenantsService } from '../tenants/tenants.service';
 import { AdjustmentDto, BalanceDto, LedgerEntryDto, LedgerMovementDto, TopUpDto } from './billing.dto';
+import type { EntityManager } from 'typeorm';
 import { LedgerEntry } from './ledger-entry.entity';
-import { LedgerService } from './ledger.service';
+import { LedgerService, Movement } from './ledger.service';
+
+const ADMIN_IDEMPOTENCY_HEADER = {
+  name: 'Idempotency-Key',
+  required: false,
+  description:
+    'Up to 255 printable ASCII characters, kept at least 24 h. Scoped to the tenant and this route ' +
+    "(the same key on another tenant, on the other money route or on the tenant's own sends is a " +
+    'different request). The same key with the same body (compared as JSON, key order ignored) ' +
+    'returns the stored response with `Idempotent-Replayed: true` and credits once, a refusal ' +
+    '(e.g. 402) included; with a different body 422 `idempotency_conflict`; while the first request ' +
+    'runs, 409 `idempotency_in_progress` (retry later).',
+};
+
+function movementDto(r: Movement): LedgerMovementDto {
+  return { entry: ledgerEntryDto(r.entry), balance: r.balance };
+}
 
 export function ledgerEntryDto(e: LedgerEntry): LedgerEntryDto {
   const dto: LedgerEntryDto = {
@@ -72,32 +91,78 @@ export class AdminBillingController {
   constructor(
     private readonly ledger: LedgerService,
     private readonly tenants: TenantsService,
+    private readonly idempotency: IdempotencyService,
   ) {}
 
-  /** Credit a top-up. Validity becomes max(validUntil, now + 3 months); grace is one month more. */
+  /**
+   * Credit a top-up. Validity becomes max(validUntil, now + 3 months); grace is one month more.
+   * With `Idempotency-Key`, a billing system retrying after a timeout never credits twice.
+   */
   @Roles('admin')
   @Post('topups')
+  @ApiHeader(ADMIN_IDEMPOTENCY_HEADER)
+  @ApiCreatedResponse({ type: LedgerMovementDto })
   async topUp(
     @Param('id') id: string,
     @Body() body: TopUpDto,
     @CurrentAdmin() admin: AdminPrincipal,
+    @Headers('idempotency-key') idempotencyKey: string | undefined,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
   ): Promise<LedgerMovementDto> {
     const tenant = await this.tenants.findEntity(id);
-    const r = await this.ledger.topUp(tenant.id, body.amount, body.reference ?? null, admin.userId);
-    return { entry: ledgerEntryDto(r.entry), balance: r.balance };
+    return this.once(tenant.id, 'topups', idempotencyKey, req, res, (within) =>
+      this.ledger.topUp(tenant.id, body.amount, body.reference ?? null, admin.userId, within),
+    );
   }
 
-  /** A signed correction. Never drives the balance below zero (402 `insufficient_balance`). */
+  /**
+   * A signed correction. Never drives the balance below zero (402 `insufficient_balance`).
+   * `Idempotency-Key` as for top-ups.
+   */
   @Roles('admin')
   @Post('adjustments')
+  @ApiHeader(ADMIN_IDEMPOTENCY_HEADER)
+  @ApiCreatedResponse({ type: LedgerMovementDto })
   async adjust(
     @Param('id') id: string,
     @Body() body: AdjustmentDto,
     @CurrentAdmin() admin: AdminPrincipal,
+    @Headers('idempotency-key') idempotencyKey: string | undefined,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
   ): Promise<LedgerMovementDto> {
     const tenant = await this.tenants.findEntity(id);
-    const r = await this.ledger.adjust(tenant.id, body.amount, body.reason.trim(), admin.userId);
-    return { entry: ledgerEntryDto(r.entry), balance: r.balance };
+    return this.once(tenant.id, 'adjustments', idempotencyKey, req, res, (within) =>
+      this.ledger.adjust(tenant.id, body.amount, body.reason.trim(), admin.userId, within),
+    );
+  }
+
+  /** One money movement, at most once per Idempotency-Key (the key completes in the movement's transaction). */
+  private async once(
+    tenantId: string,
+    route: 'topups' | 'adjustments',
+    idempotencyKey: string | undefined,
+    req: Request,
+    res: Response,
+    move: (within?: (m: EntityManager, r: Movement) => Promise<void>) => Promise<Movement>,
+  ): Promise<LedgerMovementDto> {
+    const key = idempotencyKey === undefined ? undefined : IdempotencyService.scopedKey(route, idempotencyKey);
+    const hash =
+      key === undefined ? '' : IdempotencyService.hashes('POST', `/v1/admin/tenants/{id}/${route}`, req.body);
+    const r = await this.idempotency.run(
+      tenantId,
+      key,
+      hash,
+      async (claim) => {
+        const moved = await move(
+          claim && ((m, result) => this.idempotency.complete(m, claim, 201, movementDto(result))),
+        );
+        return { status: 201, body: movementDto(moved) };
+      },
+      { storeRefusals: true },
+    );
+    return sendIdempotent(res, r) as LedgerMovementDto;
   }
 
   /** A tenant's ledger, newest first. */

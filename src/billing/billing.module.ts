@@ -1,5 +1,6 @@
 import { Inject, Module, OnApplicationBootstrap, OnApplicationShutdown, Logger } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '../config/config';
+import { IdempotencyService } from '../messaging/idempotency.service';
 import { TenantsModule } from '../tenants/tenants.module';
 import { AdminBillingController, TenantBillingController } from './billing.controller';
 import { LedgerService } from './ledger.service';
@@ -7,8 +8,10 @@ import { LedgerService } from './ledger.service';
 @Module({
   imports: [TenantsModule],
   controllers: [TenantBillingController, AdminBillingController],
-  providers: [LedgerService],
-  exports: [LedgerService],
+  // IdempotencyService lives here (not in MessagingModule, which imports this one) so the admin money
+  // routes and the send path share one instance and one table.
+  providers: [LedgerService, IdempotencyService],
+  exports: [LedgerService, IdempotencyService],
 })
 export class BillingModule implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(BillingModule.name);

@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { rows } from '../database/sql';
 import { DataSource, EntityManager } from 'typeorm';
+import { inTransaction } from '../database/transaction';
 import { Clock } from '../common/clock';
 import { uuidv7 } from '../common/ids';
 import { Problem, notFound } from '../common/problem';
@@ -19,7 +20,14 @@ import { BalanceState, balanceState, validityAfterTopup } from './validity';
  *   retried or concurrent refund is a no-op, not a second credit;
  * - at graceUntil the remaining balance is forfeited by an `expiry` row (a late refund into an ended
  *   period is forfeited by the next sweep).
- * Writers lock the tenant row (`FOR UPDATE`) for the shortest possible time, inside one transaction.
+ *
+ * Locking (docs/data-model.md, "Lock order"): the tenant row is locked `FOR NO KEY UPDATE`, never
+ * `FOR UPDATE`: a balance update changes no key, and `FOR NO KEY UPDATE` does not conflict with the
+ * `FOR KEY SHARE` that every insert of a row referencing the tenant (message_events, ledger_entries,
+ * messages…) takes. So a transaction that inserted such a row first and locks the tenant second does
+ * not deadlock against another one doing the same. Rows are locked messages first (id ascending),
+ * then tenants (id ascending), for as short a time as possible, inside one transaction. The
+ * transactions this file opens are rerun on deadlock/serialization failure (database/transaction.ts).
  */
 
 export interface BalanceView {
@@ -29,7 +37,13 @@ export interface BalanceView {
   state: BalanceState;
 }
 
-interface LockedTenant {
+/** A top-up or adjustment: its ledger row and the balance right after it. */
+export interface Movement {
+  entry: LedgerEntry;
+  balance: BalanceView;
+}
+
+export interface LockedTenant {
   id: string;
   balance: number;
   validUntil: Date | null;
@@ -58,10 +72,20 @@ export class LedgerService {
     private readonly clock: Clock,
   ) {}
 
-  /** Credits a top-up and extends validity per the provider's rule (3 months + 1 month grace). */
-  async topUp(tenantId: string, amount: number, reference: string | null, adminUserId: string | null) {
+  /**
+   * Credits a top-up and extends validity per the provider's rule (3 months + 1 month grace).
+   * `within` runs inside the same transaction after the movement (e.g. completing an Idempotency-Key),
+   * so the credit and whatever it records commit together or not at all.
+   */
+  async topUp(
+    tenantId: string,
+    amount: number,
+    reference: string | null,
+    adminUserId: string | null,
+    within?: (m: EntityManager, result: Movement) => Promise<void>,
+  ): Promise<Movement> {
     this.assertAmount(amount, false);
-    return this.dataSource.transaction(async (m) => {
+    return inTransaction(this.dataSource, async (m) => {
       const now = this.clock.now();
       let tenant = await this.lockTenant(m, tenantId);
       tenant = await this.expireLocked(m, tenant, now);
@@ -82,17 +106,26 @@ export class LedgerService {
         createdBy: adminUserId,
         createdAt: now,
       });
-      return { entry, balance: this.view(now, newBalance, validUntil, graceUntil) };
+      const result = { entry, balance: this.view(now, newBalance, validUntil, graceUntil) };
+      await within?.(m, result);
+      return result;
     });
   }
 
   /**
    * A signed correction by an admin. It never changes validity and never drives the balance below
    * zero: a negative adjustment larger than the balance is refused with `insufficient_balance`.
+   * `within`: as for topUp.
    */
-  async adjust(tenantId: string, amount: number, reason: string, adminUserId: string | null) {
+  async adjust(
+    tenantId: string,
+    amount: number,
+    reason: string,
+    adminUserId: string | null,
+    within?: (m: EntityManager, result: Movement) => Promise<void>,
+  ): Promise<Movement> {
     this.assertAmount(amount, true);
-    return this.dataSource.transaction(async (m) => {
+    return inTransaction(this.dataSource, async (m) => {
       const now = this.clock.now();
       let tenant = await this.lockTenant(m, tenantId);
       tenant = await this.expireLocked(m, tenant, now);
@@ -115,7 +148,9 @@ export class LedgerService {
         createdBy: adminUserId,
         createdAt: now,
       });
-      return { entry, balance: this.view(now, newBalance, tenant.validUntil, tenant.graceUntil) };
+      const result = { entry, balance: this.view(now, newBalance, tenant.validUntil, tenant.graceUntil) };
+      await within?.(m, result);
+      return result;
     });
   }
 
@@ -137,7 +172,7 @@ export class LedgerService {
 
   /** Forfeits the remaining balance of a tenant whose grace period has ended. Safe to call any time, concurrently. */
   async expireIfDue(tenantId: string): Promise<void> {
-    await this.dataSource.transaction(async (m) => {
+    await inTransaction(this.dataSource, async (m) => {
       const tenant = await this.lockTenant(m, tenantId);
       await this.expireLocked(m, tenant, this.clock.now());
     });
@@ -183,7 +218,7 @@ export class LedgerService {
       provider_account_id: string;
     }[] = await m.query(
       `SELECT id, balance, valid_until, grace_until, status, price_per_segment, provider_account_id
-         FROM tenants WHERE id = $1 FOR UPDATE`,
+         FROM tenants WHERE id = $1 FOR NO KEY UPDATE`,
       [tenantId],
     );
     if (rows.length === 0) throw notFound('Tenant');
@@ -248,11 +283,16 @@ export class LedgerService {
    */
   async refundMessages(m: EntityManager, messageIds: string[], now: Date): Promise<string[]> {
     if (messageIds.length === 0) return [];
+    // Message rows are locked in id order (the subquery's ORDER BY comes before its row locks), so two
+    // refunds of overlapping sets cannot deadlock on them; a row refunded meanwhile fails the recheck.
     const flipped = await rows<{ id: string; tenant_id: string; price: string }>(
       m,
-      `UPDATE messages SET refunded = true
-        WHERE id = ANY($1::uuid[]) AND refunded = false AND price > 0
-        RETURNING id, tenant_id, price`,
+      `UPDATE messages m SET refunded = true
+         FROM (SELECT id FROM messages
+                WHERE id = ANY($1::uuid[]) AND refunded = false AND price > 0
+                ORDER BY id FOR NO KEY UPDATE) l
+        WHERE m.id = l.id AND m.refunded = false
+        RETURNING m.id, m.tenant_id, m.price`,
       [messageIds],
     );
     const byTenant = new Map<string, { id: string; price: number }[]>();
@@ -261,10 +301,14 @@ export class LedgerService {
       list.push({ id: f.id, price: Number(f.price) });
       byTenant.set(f.tenant_id, list);
     }
-    // Lock tenants in a fixed order so concurrent multi-tenant refunds cannot deadlock.
-    for (const tenantId of [...byTenant.keys()].sort()) {
+    // All tenants are locked up front in ascending id order, whatever order the caller worked in, so
+    // concurrent multi-tenant refunds (dispatcher outcomes, delivery reports, cancels) cannot deadlock.
+    const locked = await this.lockTenants(m, [...byTenant.keys()]);
+    for (const lockedTenant of locked) {
+      const tenantId = lockedTenant.id;
       const items = byTenant.get(tenantId)!;
-      const tenant = await this.lockTenant(m, tenantId);
+      // A due forfeiture first (one period row), so the refunds below never inflate it.
+      const tenant = await this.expireLocked(m, lockedTenant, now);
       let balance = tenant.balance;
       const ids: string[] = [];
       const after: number[] = [];
@@ -273,19 +317,68 @@ export class LedgerService {
         ids.push(uuidv7());
         after.push(balance);
       }
-      await m.query(
-        `INSERT INTO ledger_entries (id, tenant_id, kind, amount, balance_after, message_id, created_at)
-         SELECT u.id, $1, 'refund', u.amount, u.after, u.message_id, $2
-           FROM unnest($3::uuid[], $4::bigint[], $5::bigint[], $6::uuid[]) WITH ORDINALITY AS u(id, amount, after, message_id, ord)
-          ORDER BY u.ord`,
-        [tenantId, now, ids, items.map((i) => i.price), after, items.map((i) => i.id)],
+      await this.insertMessageRows(
+        m,
+        tenantId,
+        'refund',
+        now,
+        ids,
+        items.map((i) => i.price),
+        after,
+        items,
+        null,
       );
+      if (tenant.graceUntil && now >= tenant.graceUntil) {
+        // The validity period these messages were paid from has ended and its balance was forfeited: the
+        // refund is forfeited too, at once, by one expiry row per refunded message (the period's own
+        // expiry row is unique, docs/data-model.md).
+        const expIds: string[] = [];
+        const expAfter: number[] = [];
+        for (const it of items) {
+          balance -= it.price;
+          expIds.push(uuidv7());
+          expAfter.push(balance);
+        }
+        await this.insertMessageRows(
+          m,
+          tenantId,
+          'expiry',
+          now,
+          expIds,
+          items.map((i) => -i.price),
+          expAfter,
+          items,
+          tenant.graceUntil,
+        );
+        this.logger.log({ tenantId, forfeited: items.length }, 'late refunds forfeited: their period has ended');
+      }
       await m.query(`UPDATE tenants SET balance = $2 WHERE id = $1`, [tenantId, balance]);
     }
     return flipped.map((f) => f.id);
   }
 
   // ---- internals -------------------------------------------------------------------------
+
+  /** Ledger rows for messages, one statement, in the given order (seq follows it): a running chain. */
+  private async insertMessageRows(
+    m: EntityManager,
+    tenantId: string,
+    kind: 'refund' | 'expiry',
+    now: Date,
+    ids: string[],
+    amounts: number[],
+    after: number[],
+    items: { id: string }[],
+    graceUntil: Date | null,
+  ): Promise<void> {
+    await m.query(
+      `INSERT INTO ledger_entries (id, tenant_id, kind, amount, balance_after, message_id, grace_until, created_at)
+       SELECT u.id, $1, $2, u.amount, u.after, u.message_id, $3, $4
+         FROM unnest($5::uuid[], $6::bigint[], $7::bigint[], $8::uuid[]) WITH ORDINALITY AS u(id, amount, after, message_id, ord)
+        ORDER BY u.ord`,
+      [tenantId, kind, graceUntil, now, ids, amounts, after, items.map((i) => i.id)],
+    );
+  }
 
   private async expireLocked(m: EntityManager, tenant: LockedTenant, now: Date): Promise<LockedTenant> {
     if (!tenant.graceUntil || now < tenant.graceUntil || tenant.balance <= 0) return tenant;
@@ -304,9 +397,21 @@ export class LedgerService {
     return { ...tenant, balance: 0 };
   }
 
+  /**
+   * Locks several tenant rows `FOR NO KEY UPDATE` in ascending id order (the one order every
+   * multi-tenant transaction uses) and returns them in that order.
+   */
+  async lockTenants(m: EntityManager, tenantIds: string[]): Promise<LockedTenant[]> {
+    const sorted = [...new Set(tenantIds)].sort();
+    const out: LockedTenant[] = [];
+    // One statement per row: the order of the locks is then the order of the statements, by construction.
+    for (const id of sorted) out.push(await this.lockTenant(m, id));
+    return out;
+  }
+
   private async lockTenant(m: EntityManager, tenantId: string): Promise<LockedTenant> {
     const rows: { id: string; balance: string; valid_until: Date | null; grace_until: Date | null }[] = await m.query(
-      `SELECT id, balance, valid_until, grace_until FROM tenants WHERE id = $1 FOR UPDATE`,
+      `SELECT id, balance, valid_until, grace_until FROM tenants WHERE id = $1 FOR NO KEY UPDATE`,
       [tenantId],
     );
     if (rows.length === 0) throw notFound('Tenant');

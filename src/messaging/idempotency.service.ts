@@ -1,9 +1,10 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { rows as sqlRows } from '../database/sql';
 import { createHash, randomUUID } from 'node:crypto';
-import { DataSource } from 'typeorm';
+import type { Response } from 'express';
+import { DataSource, EntityManager } from 'typeorm';
 import { Clock } from '../common/clock';
-import { Problem } from '../common/problem';
+import { Problem, problemBody } from '../common/problem';
 
 /** How long an in-progress claim protects a key before a crashed holder's claim may be taken over. */
 const IN_PROGRESS_LEASE_MS = 60_000;
@@ -12,13 +13,60 @@ export const IDEMPOTENCY_RETENTION_MS = 48 * 3600_000;
 
 export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
+/** A request's hash (stored) and further hashes it also matches (see hashes()). */
+export type RequestHashes = string | readonly [string, ...string[]];
+
 export type IdempotencyStart = { kind: 'new'; owner: string } | { kind: 'replay'; status: number; body: unknown };
+
+/** A claimed key: only its owner may complete or release it. */
+export interface IdempotencyClaim {
+  tenantId: string;
+  key: string;
+  owner: string;
+}
+
+/** An HTTP answer that may be stored under a key and replayed. */
+export interface IdempotentResult<T = unknown> {
+  status: number;
+  body: T;
+  replayed?: boolean;
+}
+
+/** JSON with object keys sorted recursively (arrays keep their order): formatting-independent. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v === undefined ? null : v)).join(',')}]`;
+  if (value !== null && typeof value === 'object' && !(value instanceof Date)) {
+    const obj = value as Record<string, unknown>;
+    const keys = Object.keys(obj)
+      .filter((k) => obj[k] !== undefined)
+      .sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value ?? null);
+}
+
+/** Writes an idempotent result: its status, `Idempotent-Replayed: true` on a replay, problem+json for errors. */
+export function sendIdempotent(res: Response, r: IdempotentResult): unknown {
+  res.status(r.status);
+  if (r.replayed) res.setHeader('Idempotent-Replayed', 'true');
+  if (r.status >= 400) {
+    res.type('application/problem+json').send(JSON.stringify(r.body));
+    return undefined;
+  }
+  return r.body;
+}
 
 /**
  * Idempotency-Key, per tenant. A key is claimed with an insert (the primary key decides who wins a
  * race); the result is written by the same transaction that creates the messages and debits the
- * balance (accept.service.ts), so "charged" and "key completed" cannot be separated by a crash.
- * An `in_progress` row therefore always means "nothing committed yet".
+ * balance (accept.service.ts), or credits it (ledger.service.ts for admin top-ups and adjustments),
+ * so "charged" and "key completed" cannot be separated by a crash. An `in_progress` row therefore
+ * always means "nothing committed yet".
+ *
+ * Scopes: a tenant's own keys (POST /v1/messages, /batch) are stored as sent. Keys of admin routes on
+ * a tenant are stored under the same tenant as `admin:<route> <key>` (scopedKey): a space cannot occur
+ * in a client's key, so the scopes never collide. Requests compare by method, path and canonical JSON
+ * of the body (key order does not matter).
  */
 @Injectable()
 export class IdempotencyService implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -44,8 +92,73 @@ export class IdempotencyService implements OnApplicationBootstrap, OnApplication
 
   static hash(method: string, path: string, body: unknown): string {
     return createHash('sha256')
+      .update(`${method} ${path}\n${canonicalJson(body ?? null)}`)
+      .digest('base64url');
+  }
+
+  /**
+   * The request's hash, then the hash the previous release stored (body as sent, key order
+   * significant): a key stored before the deploy still replays. The second may go once every key
+   * from before the deploy has been purged (IDEMPOTENCY_RETENTION_MS).
+   */
+  static hashes(method: string, path: string, body: unknown): RequestHashes {
+    const legacy = createHash('sha256')
       .update(`${method} ${path}\n${JSON.stringify(body ?? null)}`)
       .digest('base64url');
+    return [IdempotencyService.hash(method, path, body), legacy];
+  }
+
+  /** The stored key of an admin route's Idempotency-Key (validated first): per tenant and route. */
+  static scopedKey(route: 'topups' | 'adjustments', key: string): string {
+    IdempotencyService.validateKey(key);
+    return `admin:${route} ${key}`;
+  }
+
+  /**
+   * Runs `fn` at most once per key: a completed key replays its stored answer (whatever the request
+   * would do now), a key in progress is 409 `idempotency_in_progress`, another body 422
+   * `idempotency_conflict`. `fn` must complete the claim (complete()) inside the transaction that
+   * commits its effect. With `storeRefusals`, a 4xx Problem thrown by `fn` (nothing committed) is
+   * stored as the key's answer too, like a refused send; other errors release the key for a retry.
+   */
+  async run(
+    tenantId: string,
+    key: string | undefined,
+    requestHash: RequestHashes,
+    fn: (claim?: IdempotencyClaim) => Promise<IdempotentResult>,
+    opts: { storeRefusals?: boolean } = {},
+  ): Promise<IdempotentResult> {
+    if (key === undefined) return fn(undefined);
+    const start = await this.begin(tenantId, key, requestHash);
+    if (start.kind === 'replay') return { status: start.status, body: start.body, replayed: true };
+    const claim: IdempotencyClaim = { tenantId, key, owner: start.owner };
+    try {
+      return await fn(claim);
+    } catch (e) {
+      if (opts.storeRefusals && e instanceof Problem && e.status < 500 && !e.code.startsWith('idempotency_')) {
+        const refusal = { status: e.status, body: problemBody(e) };
+        await this.complete(this.dataSource, claim, refusal.status, refusal.body);
+        return refusal;
+      }
+      await this.abandon(tenantId, key, start.owner).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /**
+   * Stores the answer of a claimed key, inside the caller's transaction. Throws (so that transaction
+   * rolls back) if the claim was taken over by a retry that presumed this holder dead.
+   */
+  async complete(m: EntityManager | DataSource, claim: IdempotencyClaim, status: number, body: unknown): Promise<void> {
+    const completed = await sqlRows<unknown>(
+      m,
+      `UPDATE idempotency_keys SET state = 'done', response_status = $4, response_body = $5
+        WHERE tenant_id = $1 AND key = $2 AND state = 'in_progress' AND owner = $3 RETURNING key`,
+      [claim.tenantId, claim.key, claim.owner, status, JSON.stringify(body)],
+    );
+    if (completed.length !== 1) {
+      throw new Problem('idempotency_in_progress', 'This Idempotency-Key was taken over by a newer request');
+    }
   }
 
   static validateKey(key: string): void {
@@ -56,7 +169,9 @@ export class IdempotencyService implements OnApplicationBootstrap, OnApplication
     }
   }
 
-  async begin(tenantId: string, key: string, requestHash: string): Promise<IdempotencyStart> {
+  async begin(tenantId: string, key: string, requestHashes: RequestHashes): Promise<IdempotencyStart> {
+    const accepted: readonly string[] = typeof requestHashes === 'string' ? [requestHashes] : requestHashes;
+    const requestHash = accepted[0];
     const now = this.clock.now();
     const lockedUntil = new Date(now.getTime() + IN_PROGRESS_LEASE_MS);
     const owner = randomUUID();
@@ -77,9 +192,9 @@ export class IdempotencyService implements OnApplicationBootstrap, OnApplication
       `SELECT request_hash, state, response_status, response_body, locked_until FROM idempotency_keys WHERE tenant_id = $1 AND key = $2`,
       [tenantId, key],
     );
-    if (rows.length === 0) return this.begin(tenantId, key, requestHash); // expired and deleted meanwhile
+    if (rows.length === 0) return this.begin(tenantId, key, requestHashes); // expired and deleted meanwhile
     const row = rows[0];
-    if (row.request_hash !== requestHash) {
+    if (!accepted.includes(row.request_hash)) {
       throw new Problem('idempotency_conflict', 'This Idempotency-Key was used with a different request');
     }
     if (row.state === 'done') return { kind: 'replay', status: row.response_status ?? 200, body: row.response_body };
@@ -102,7 +217,7 @@ export class IdempotencyService implements OnApplicationBootstrap, OnApplication
       [tenantId, key, row.locked_until, lockedUntil, owner],
     );
     if (taken.length === 1) return { kind: 'new', owner };
-    return this.begin(tenantId, key, requestHash);
+    return this.begin(tenantId, key, requestHashes);
   }
 
   /** Releases a claim whose request failed before anything was committed, so the client may retry. */

@@ -4,7 +4,7 @@ import type { Request, Response } from 'express';
 import { CurrentTenant, TenantAuth, TenantPrincipal } from '../common/decorators';
 import { Page } from '../common/pagination';
 import { TenantScope } from '../common/tenant-scope';
-import { IdempotencyService } from './idempotency.service';
+import { IdempotencyService, sendIdempotent } from './idempotency.service';
 import { MessageDto } from './message.view';
 import {
   BatchResultDto,
@@ -17,15 +17,7 @@ import {
 import { HttpResult, MessagesService } from './messages.service';
 import { TenantRateLimitGuard } from './rate-limit';
 
-function reply(res: Response, r: HttpResult<unknown>): unknown {
-  res.status(r.status);
-  if (r.replayed) res.setHeader('Idempotent-Replayed', 'true');
-  if (r.status >= 400) {
-    res.type('application/problem+json').send(JSON.stringify(r.body));
-    return undefined;
-  }
-  return r.body;
-}
+const reply = sendIdempotent;
 
 @ApiTags('tenant: messages')
 @ApiSecurity('api-key')
@@ -55,7 +47,7 @@ export class MessagesController {
     @Req() req: Request,
     @Res({ passthrough: true }) res: Response,
   ): Promise<MessageDto> {
-    const hash = idempotencyKey !== undefined ? IdempotencyService.hash('POST', '/v1/messages', req.body) : '';
+    const hash = idempotencyKey !== undefined ? IdempotencyService.hashes('POST', '/v1/messages', req.body) : '';
     const r = await this.messages.send(TenantScope.of(tenant.tenantId), body, idempotencyKey, hash);
     return reply(res, r) as MessageDto;
   }
@@ -75,7 +67,7 @@ export class MessagesController {
     @Req() req: Request,
     @Res({ passthrough: true }) res: Response,
   ): Promise<BatchResultDto> {
-    const hash = idempotencyKey !== undefined ? IdempotencyService.hash('POST', '/v1/messages/batch', req.body) : '';
+    const hash = idempotencyKey !== undefined ? IdempotencyService.hashes('POST', '/v1/messages/batch', req.body) : '';
     const r = await this.messages.sendBatch(TenantScope.of(tenant.tenantId), body.messages, idempotencyKey, hash);
     return reply(res, r) as BatchResultDto;
   }

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { rows as sqlRows } from '../database/sql';
 import { DataSource } from 'typeorm';
+import { inTransaction } from '../database/transaction';
 import { LedgerService } from '../billing/ledger.service';
 import { Clock } from '../common/clock';
 import { fromPublicId } from '../common/ids';
@@ -11,7 +12,7 @@ import { APP_CONFIG, AppConfig } from '../config/config';
 import { AcceptItem, AcceptService, IdempotencyCompletion, ItemResult, problemResponse } from './accept.service';
 import { normalizeMsisdn } from './domain/msisdn';
 import { MAX_SEGMENTS_DEFAULT, countSegments } from './domain/segments';
-import { IdempotencyService } from './idempotency.service';
+import { IdempotencyService, RequestHashes } from './idempotency.service';
 import { MESSAGE_COLUMNS, MessageDto, MessageRow, messageDto } from './message.view';
 import {
   BatchItemDto,
@@ -92,15 +93,17 @@ export class MessagesService {
     scope: TenantScope,
     dto: SendMessageDto,
     idempotencyKey: string | undefined,
-    requestHash: string,
+    requestHash: RequestHashes,
   ): Promise<HttpResult<unknown>> {
-    const item = this.prepare(dto);
-    if (item instanceof Problem) throw item;
+    // The key is looked up before the body is judged: a replay returns the stored answer even if the
+    // same request would be refused now (e.g. its sendAt has passed meanwhile).
     return this.withIdempotency(
       scope,
       idempotencyKey,
       requestHash,
       async (completion) => {
+        const item = this.prepare(dto);
+        if (item instanceof Problem) throw item;
         const [result] = await this.accept.accept(scope.tenantId, [item], completion);
         return singleResponse(result);
       },
@@ -112,25 +115,26 @@ export class MessagesService {
     scope: TenantScope,
     items: BatchItemDto[],
     idempotencyKey: string | undefined,
-    requestHash: string,
+    requestHash: RequestHashes,
   ): Promise<HttpResult<unknown>> {
     const prepared: AcceptItem[] = [];
     const indexes: number[] = [];
     const early: RejectedItemDto[] = [];
-    items.forEach((it, index) => {
-      const p = this.prepare(it);
-      if (p instanceof Problem) early.push({ index, code: p.code, detail: p.detail ?? p.title });
-      else {
-        prepared.push(p);
-        indexes.push(index);
-      }
-    });
     const respond = (results: ItemResult[]) => batchResponse(results, indexes, early);
     return this.withIdempotency(
       scope,
       idempotencyKey,
       requestHash,
       async (completion) => {
+        // Judged after the key lookup, as in send().
+        items.forEach((it, index) => {
+          const p = this.prepare(it);
+          if (p instanceof Problem) early.push({ index, code: p.code, detail: p.detail ?? p.title });
+          else {
+            prepared.push(p);
+            indexes.push(index);
+          }
+        });
         // With nothing to charge, the transaction still records the key's response so a retry replays it.
         const results =
           prepared.length > 0 || completion ? await this.accept.accept(scope.tenantId, prepared, completion) : [];
@@ -143,20 +147,14 @@ export class MessagesService {
   private async withIdempotency(
     scope: TenantScope,
     key: string | undefined,
-    requestHash: string,
+    requestHash: RequestHashes,
     run: (completion?: IdempotencyCompletion) => Promise<HttpResult<unknown>>,
     respond: (r: ItemResult[]) => { status: number; body: unknown },
   ): Promise<HttpResult<unknown>> {
-    if (key === undefined) return run(undefined);
-    IdempotencyService.validateKey(key);
-    const start = await this.idempotency.begin(scope.tenantId, key, requestHash);
-    if (start.kind === 'replay') return { status: start.status, body: start.body, replayed: true };
-    try {
-      return await run({ key, owner: start.owner, respond });
-    } catch (e) {
-      await this.idempotency.abandon(scope.tenantId, key, start.owner).catch(() => undefined);
-      throw e;
-    }
+    if (key !== undefined) IdempotencyService.validateKey(key);
+    return this.idempotency.run(scope.tenantId, key, requestHash, (claim) =>
+      run(claim && { key: claim.key, owner: claim.owner, respond }),
+    );
   }
 
   async preview(scope: TenantScope, to: string | undefined, text: string): Promise<PreviewResultDto> {
@@ -238,11 +236,15 @@ export class MessagesService {
     };
   }
 
-  /** Cancels a `scheduled` message and refunds it, in one transaction. Anything else: 409. */
+  /**
+   * Cancels a `scheduled` message and refunds it, in one transaction. Anything else: 409.
+   * Lock order (docs/data-model.md): the message row, then the tenant row (FOR NO KEY UPDATE), then
+   * the inserts that reference them. Rerun on deadlock/serialization failure, never a 500.
+   */
   async cancel(scope: TenantScope, publicId: string): Promise<MessageDto> {
     const id = fromPublicId('message', publicId);
     if (!id) throw notFound('Message');
-    return this.dataSource.transaction(async (m) => {
+    return inTransaction(this.dataSource, async (m) => {
       const now = this.clock.now();
       const rows = await sqlRows<MessageRow>(
         m,
@@ -258,6 +260,7 @@ export class MessagesService {
         if (exists.length === 0) throw notFound('Message');
         throw new Problem('conflict', 'Only a scheduled message can be canceled');
       }
+      await this.ledger.lockTenants(m, [scope.tenantId]);
       await m.query(
         `INSERT INTO message_events (message_id, tenant_id, status, created_at) VALUES ($1, $2, 'canceled', $3)`,
         [id, scope.tenantId, now],

@@ -5,7 +5,6 @@ import { AcceptService } from './accept.service';
 import { DeliveryReportsService } from './delivery-reports.service';
 import { DispatcherService } from './dispatcher.service';
 import { DlrController } from './dlr.controller';
-import { IdempotencyService } from './idempotency.service';
 import { MessagesController } from './messages.controller';
 import { MessagesService } from './messages.service';
 import { TenantRateLimitGuard } from './rate-limit';
@@ -18,7 +17,6 @@ import { TenantSettingsCache } from './tenant-settings.cache';
   providers: [
     AcceptService,
     MessagesService,
-    IdempotencyService,
     TenantSettingsCache,
     TenantRateLimitGuard,
     DispatcherService,

@@ -98,6 +98,11 @@ export class ProviderWalletService implements OnApplicationBootstrap, BeforeAppl
     await this.running?.catch(() => undefined);
   }
 
+  /** Resolves when the scheduled poll in progress (if any) has finished. */
+  async idle(): Promise<void> {
+    while (this.running) await this.running.catch(() => undefined);
+  }
+
   private tick(): void {
     if (this.running || this.stopped) return;
     this.running = this.pollDue()

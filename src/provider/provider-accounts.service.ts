@@ -71,6 +71,9 @@ export class ProviderAccountsService {
     if (dto.sendRatePerSecond !== undefined) patch.sendRatePerSecond = dto.sendRatePerSecond;
     if (dto.maxInFlight !== undefined) patch.maxInFlight = dto.maxInFlight;
     if (dto.lowBalanceThreshold !== undefined) patch.lowBalanceThreshold = dto.lowBalanceThreshold;
+    // New connection details: read the balance with them at the next tick rather than in up to a poll interval.
+    if (dto.baseUrl !== undefined || dto.username !== undefined || dto.password !== undefined)
+      patch.nextBalancePollAt = null;
     if (Object.keys(patch).length > 0) await this.repo.update({ id: account.id }, patch);
     return this.toDto(await this.repo.findOneByOrFail({ id: account.id }));
   }

@@ -221,10 +221,12 @@ export class ProviderWalletService implements OnApplicationBootstrap, BeforeAppl
         heldReason = null;
         if (heldByWallet) effect = 'released';
       }
-      // Next turn: soon while held; otherwise the interval, but right after the expiry if that comes first
-      // (a hold cannot be set in advance: dispatch only knows "held until").
+      // Next turn: the recheck while held (by us or by a 50/51 report: otherwise the claim would find a
+      // held account with a far turn due again at every tick); else the interval, but right after the
+      // expiry if that comes first (a hold cannot be set in advance: dispatch only knows "held until").
+      const heldAfter = heldUntil !== null && heldUntil > now;
       const expiresIn = reading.expiresAt.getTime() - now.getTime();
-      const nextIn = hold ? this.recheckMs : expiresIn > 0 ? Math.min(this.pollMs, expiresIn + 1000) : this.pollMs;
+      const nextIn = heldAfter ? this.recheckMs : expiresIn > 0 ? Math.min(this.pollMs, expiresIn + 1000) : this.pollMs;
       await m.query(
         `UPDATE provider_accounts
             SET last_balance = $2, last_balance_expires_at = $3, last_balance_checked_at = $4,
@@ -247,7 +249,7 @@ export class ProviderWalletService implements OnApplicationBootstrap, BeforeAppl
         [accountId, now, source, reading.balance, reading.expiresAt, effect],
       );
       const raised = reasons.filter((r) => !before.balance_alert_reasons.includes(r));
-      return { reasons, raised, effect, held: heldUntil !== null && heldUntil > now, heldReason };
+      return { reasons, raised, effect, held: heldAfter, heldReason };
     });
     if (!result) return { kind: 'error', reason: 'provider account not found' };
 

@@ -53,7 +53,7 @@ describe('provider wallet watch and per-account send settings (sandbox)', () => 
    * account for it, a tenant on it with credit, and an API key.
    */
   async function setup(
-    sandboxAccount: { balance: string; expiresAt?: Date },
+    sandboxAccount: { balance: string; expiresAt?: Date; pricePerSms?: string },
     accountFields: Record<string, unknown> = {},
   ) {
     const username = unique('w');
@@ -236,6 +236,48 @@ describe('provider wallet watch and per-account send settings (sandbox)', () => 
       (ms) => ms[0]?.status === 'delivered',
     );
     expect((await checks(a.pacUuid)).map((c) => c.effect).filter(Boolean)).toEqual(['held', 'released']);
+  });
+
+  it("a 50 report's hold: re-read soon, not lifted by a positive balance too small to send; an empty reading takes it over", async () => {
+    // 100 on the provider, 300 per SMS: balance.php says "credit", the send comes back 50.
+    const a = await setup({ balance: '100', pricePerSms: '300' });
+    await wallet.check(a.pacUuid, 'poll');
+    expect((await account(a.pac)).heldUntil).toBeNull();
+    await send(a.apiKey, unique('fifty'));
+    await waitFor(
+      'the 50',
+      () => messages(a.pacUuid),
+      (ms) => ms[0]?.provider_status_code === 50,
+    );
+    const dlrHeld = await account(a.pac);
+    expect(dlrHeld.heldReason).toBe('provider balance empty (50)');
+
+    // Held with its next turn far away: due at once (the scheduler or this call re-reads it), once.
+    const before = (await checks(a.pacUuid)).length;
+    await wallet.pollDue();
+    await waitFor(
+      'the re-read',
+      () => checks(a.pacUuid),
+      (cs) => cs.length === before + 1,
+    );
+    await wallet.idle();
+    await wallet.pollDue();
+    expect(await checks(a.pacUuid)).toHaveLength(before + 1);
+    // A positive balance does not lift a 50/51 hold: it lapses by itself.
+    expect(await account(a.pac)).toMatchObject({
+      heldReason: 'provider balance empty (50)',
+      heldUntil: dlrHeld.heldUntil,
+    });
+
+    sandbox.addAccount({ username: a.username, password: 'provider-secret-pw', balance: '0' });
+    t.clock.advance(wallet.recheckMs + 1000);
+    await wallet.pollDue();
+    const taken = await waitFor(
+      'the wallet hold',
+      () => account(a.pac),
+      (acc) => String(acc.heldReason).startsWith('balance.php: '),
+    );
+    expect(Date.parse(taken.heldUntil)).toBeGreaterThan(Date.parse(dlrHeld.heldUntil));
   });
 
   it('the scheduler polls a new account by itself; each turn is polled once even with concurrent pollers', async () => {

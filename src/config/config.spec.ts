@@ -59,6 +59,11 @@ describe('loadConfig', () => {
       expect(c.adminEmail).toBeUndefined();
       expect(c.webhookAllowPrivate).toBe(false);
     });
+
+    it("reads each provider account's balance.php every 900 s; no low-balance threshold by default", () => {
+      expect(load().provider).toMatchObject({ balancePollSeconds: 900, lowBalanceThreshold: 0 });
+      expect(load({ PROVIDER_BALANCE_POLL_SECONDS: '60' }).provider.balancePollSeconds).toBe(60);
+    });
   });
 
   describe('refuses bad values with a clear message', () => {
@@ -76,6 +81,9 @@ describe('loadConfig', () => {
       ['ENCRYPTION_KEY', 'correct horse battery staple', /ENCRYPTION_KEY must be 32 bytes, base64/],
       ['JWT_SECRET', 'short-secret', /JWT_SECRET must be at least 32 characters/],
       ['SANDBOX', 'maybe', /SANDBOX must be true or false/],
+      ['PROVIDER_BALANCE_POLL_SECONDS', '5', /PROVIDER_BALANCE_POLL_SECONDS must be between 10 and 604800/],
+      ['PROVIDER_BALANCE_POLL_SECONDS', '15m', /PROVIDER_BALANCE_POLL_SECONDS must be an integer/],
+      ['PROVIDER_LOW_BALANCE_THRESHOLD', '-1', /PROVIDER_LOW_BALANCE_THRESHOLD must be an integer/],
     ])('%s=%p', (name, value, message) => {
       const problems = problemsOf({ [name]: value });
       expect(problems).toHaveLength(1);

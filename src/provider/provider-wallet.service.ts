@@ -119,7 +119,14 @@ export class ProviderWalletService implements OnApplicationBootstrap, BeforeAppl
     while (!this.stopped) {
       const claimed = await this.claimDue();
       if (claimed.length === 0) break;
-      await Promise.all(claimed.map((id) => this.check(id, 'poll')));
+      // One account's failure (e.g. a lost connection mid-write) must not skip the others' turns.
+      await Promise.all(
+        claimed.map((id) =>
+          this.check(id, 'poll').catch((e: Error) =>
+            this.logger.error({ accountId: id, err: e.message }, 'provider balance check failed'),
+          ),
+        ),
+      );
       checked += claimed.length;
     }
     return checked;

@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { register } from 'prom-client';
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
 import { HttpProviderClient } from '../../src/provider/client/http-provider-client';
@@ -120,6 +121,11 @@ describe('provider wallet watch and per-account send settings (sandbox)', () => 
   it('low balance: alert flag, reasons and metric; raised once, kept in history; a PATCHed threshold shows at once', async () => {
     // Read before the account exists: the scheduler may poll it as soon as it does.
     const before = (await metricValue('gerbang_provider_balance_alerts_total', { reason: 'low_balance' })) ?? 0;
+    // The warn lines the wallet writes (recorded, then passed on to the real logger).
+    const logger = (wallet as unknown as { logger: Logger }).logger;
+    const warnLines: unknown[][] = [];
+    const realWarn = logger.warn.bind(logger);
+    logger.warn = (...args: unknown[]) => (warnLines.push(args), realWarn(...(args as [unknown])));
     const a = await setup({ balance: '1000' }, { lowBalanceThreshold: 5000 });
     expect(await wallet.check(a.pacUuid, 'poll')).toMatchObject({
       kind: 'balance',
@@ -138,6 +144,13 @@ describe('provider wallet watch and per-account send settings (sandbox)', () => 
     expect(await metricValue('gerbang_provider_balance', { account: a.pacUuid })).toBe(1000);
     // Both polls kept; the alert counted once (when it appeared), not on every poll.
     expect(await metricValue('gerbang_provider_balance_alerts_total', { reason: 'low_balance' })).toBe(before + 1);
+    logger.warn = realWarn;
+    const alertLines = warnLines.filter(
+      ([fields, msg]) => msg === 'provider balance alert' && (fields as { accountId: string }).accountId === a.pacUuid,
+    );
+    expect(alertLines).toEqual([
+      [expect.objectContaining({ reasons: ['low_balance'], balance: '1000' }), 'provider balance alert'],
+    ]);
     // (The scheduler may have made a first poll of its own before ours.)
     const polls = (await checks(a.pacUuid)).filter((c) => c.source === 'poll');
     expect(polls.length).toBeGreaterThanOrEqual(2);

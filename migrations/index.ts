@@ -2,5 +2,11 @@
 import { Initial1764000000000 } from './1764000000000-Initial';
 import { MoneyConstraints1764100000000 } from './1764100000000-MoneyConstraints';
 import { Inbound1764600000000 } from './1764600000000-Inbound';
+import { ProviderWallet1764700000000 } from './1764700000000-ProviderWallet';
 
-export const migrations = [Initial1764000000000, MoneyConstraints1764100000000, Inbound1764600000000];
+export const migrations = [
+  Initial1764000000000,
+  MoneyConstraints1764100000000,
+  Inbound1764600000000,
+  ProviderWallet1764700000000,
+];

@@ -64,6 +64,11 @@ describe('loadConfig', () => {
       expect(load().inbox.pollSeconds).toBe(60);
       expect(load({ INBOX_POLL_SECONDS: '15' }).inbox.pollSeconds).toBe(15);
     });
+
+    it("reads each provider account's balance.php every 900 s; no low-balance threshold by default", () => {
+      expect(load().provider).toMatchObject({ balancePollSeconds: 900, lowBalanceThreshold: 0 });
+      expect(load({ PROVIDER_BALANCE_POLL_SECONDS: '60' }).provider.balancePollSeconds).toBe(60);
+    });
   });
 
   describe('refuses bad values with a clear message', () => {
@@ -84,6 +89,9 @@ describe('loadConfig', () => {
       ['INBOX_POLL_SECONDS', '0', /INBOX_POLL_SECONDS must be between 1 and 86400/],
       ['INBOX_POLL_SECONDS', '1.5', /INBOX_POLL_SECONDS must be an integer/],
       ['INBOX_POLL_SECONDS', '86401', /INBOX_POLL_SECONDS must be between 1 and 86400/],
+      ['PROVIDER_BALANCE_POLL_SECONDS', '5', /PROVIDER_BALANCE_POLL_SECONDS must be between 10 and 604800/],
+      ['PROVIDER_BALANCE_POLL_SECONDS', '15m', /PROVIDER_BALANCE_POLL_SECONDS must be an integer/],
+      ['PROVIDER_LOW_BALANCE_THRESHOLD', '-1', /PROVIDER_LOW_BALANCE_THRESHOLD must be an integer/],
     ])('%s=%p', (name, value, message) => {
       const problems = problemsOf({ [name]: value });
       expect(problems).toHaveLength(1);

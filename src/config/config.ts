@@ -55,6 +55,10 @@ export interface AppConfig {
     sendRatePerSecond: number;
     breakerThreshold: number;
     breakerHalfOpenMs: number;
+    /** PROVIDER_BALANCE_POLL_SECONDS: how often each active account's balance.php is read. */
+    balancePollSeconds: number;
+    /** Default low-balance alert threshold of an account without its own (0 = alert only when empty). */
+    lowBalanceThreshold: number;
   };
   inbox: {
     /** INBOX_POLL_SECONDS: how often each provider account's inbox.php is read. */
@@ -194,6 +198,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
     sendRatePerSecond: int('PROVIDER_SEND_RATE_PER_SECOND', 100, 0, 1_000_000),
     breakerThreshold: int('PROVIDER_BREAKER_THRESHOLD', 5, 1, 1000),
     breakerHalfOpenMs: int('PROVIDER_BREAKER_HALF_OPEN_MS', 30_000, 100, 3_600_000),
+    balancePollSeconds: int('PROVIDER_BALANCE_POLL_SECONDS', 900, 10, 7 * 86_400),
+    lowBalanceThreshold: int('PROVIDER_LOW_BALANCE_THRESHOLD', 0, 0, Number.MAX_SAFE_INTEGER),
   };
   const inbox = { pollSeconds: int('INBOX_POLL_SECONDS', 60, 1, 86_400) };
   const embeddedPgPort = int('EMBEDDED_PG_PORT', 54329, 1, 65535);

@@ -1,5 +1,9 @@
-import { IsIn, IsOptional, IsString, IsUrl, Matches, MaxLength, MinLength } from 'class-validator';
-import { IsName } from '../common/validation';
+import { ApiProperty } from '@nestjs/swagger';
+import { IsIn, IsInt, IsOptional, IsString, IsUrl, Matches, Max, MaxLength, Min, MinLength } from 'class-validator';
+import { IsName, MAX_AMOUNT } from '../common/validation';
+import type { WalletAlertReason } from './wallet-rules';
+
+const ALERT_REASONS: WalletAlertReason[] = ['empty', 'expired', 'low_balance', 'expiring'];
 
 const URL_OPTS = { protocols: ['http', 'https'], require_protocol: true, require_tld: false, require_host: true };
 
@@ -29,6 +33,39 @@ export class CreateProviderAccountDto {
   @IsOptional()
   @IsIn(['post', 'get'])
   sendMethod?: 'post' | 'get';
+
+  /**
+   * Sends per second through this account (token bucket; `0` = no limit). Omitted or null: the
+   * environment's `PROVIDER_SEND_RATE_PER_SECOND`.
+   * @example 20
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(1_000_000)
+  sendRatePerSecond?: number | null;
+
+  /**
+   * Sends in flight at once through this account (1-10000). Omitted or null: the environment's
+   * `PROVIDER_MAX_IN_FLIGHT`.
+   * @example 10
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(10_000)
+  maxInFlight?: number | null;
+
+  /**
+   * Alert when the provider balance of this account falls below this (an integer in the provider's
+   * unit; 0 = alert only when empty). Omitted or null: the environment's `PROVIDER_LOW_BALANCE_THRESHOLD` (0).
+   * @example 50000
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(MAX_AMOUNT)
+  lowBalanceThreshold?: number | null;
 }
 
 export class UpdateProviderAccountDto {
@@ -62,6 +99,39 @@ export class UpdateProviderAccountDto {
   @IsOptional()
   @IsIn(['active', 'disabled'])
   status?: 'active' | 'disabled';
+
+  /**
+   * Sends per second through this account (token bucket; `0` = no limit). null puts back the
+   * environment's `PROVIDER_SEND_RATE_PER_SECOND`.
+   * @example 20
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(1_000_000)
+  sendRatePerSecond?: number | null;
+
+  /**
+   * Sends in flight at once through this account (1-10000). null puts back the environment's
+   * `PROVIDER_MAX_IN_FLIGHT`.
+   * @example 10
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(10_000)
+  maxInFlight?: number | null;
+
+  /**
+   * Alert when the provider balance of this account falls below this (an integer in the provider's
+   * unit; 0 = alert only when empty). null puts back the environment's `PROVIDER_LOW_BALANCE_THRESHOLD` (0).
+   * @example 50000
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(MAX_AMOUNT)
+  lowBalanceThreshold?: number | null;
 }
 
 export class ProviderAccountDto {
@@ -78,6 +148,20 @@ export class ProviderAccountDto {
   lastBalance: string | null;
   lastBalanceExpiresAt: Date | null;
   lastBalanceCheckedAt: Date | null;
+  /** True when the last polled balance is below `lowBalanceThreshold`, empty, expired or expiring within 14 days. */
+  alert: boolean;
+  /** Why `alert` is set (empty when it is not). */
+  @ApiProperty({ enum: ALERT_REASONS, isArray: true })
+  alertReasons: WalletAlertReason[];
+  /** Sends per second through this account (0 = no limit): its own setting or the environment's default. */
+  sendRatePerSecond: number;
+  /** Sends in flight at once through this account: its own setting or the environment's default. */
+  maxInFlight: number;
+  /** Low-balance alert threshold: its own setting or the environment's default. */
+  lowBalanceThreshold: number;
+  /** While set, dispatch holds this account's messages queued (the provider wallet is empty or lapsed, or a 50/51 came back). */
+  heldUntil: Date | null;
+  heldReason: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -91,6 +175,13 @@ export class ProviderBalanceDto {
   lastBalance: string | null;
   lastBalanceExpiresAt: Date | null;
   lastBalanceCheckedAt: Date | null;
+  /** The alert as of the last known value (see the provider account's `alert`). */
+  alert: boolean;
+  @ApiProperty({ enum: ALERT_REASONS, isArray: true })
+  alertReasons: WalletAlertReason[];
+  /** Set while dispatch holds this account's messages. */
+  heldUntil: Date | null;
+  heldReason: string | null;
 }
 
 export class ProviderReportQueryDto {

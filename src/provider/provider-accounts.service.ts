@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { Clock } from '../common/clock';
 import { randomBytes } from 'node:crypto';
 import { DataSource, Repository } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../config/config';
@@ -8,6 +9,13 @@ import { SecretBox } from '../common/secret-box';
 import { ProviderAccount } from './provider-account.entity';
 import { CreateProviderAccountDto, ProviderAccountDto, UpdateProviderAccountDto } from './provider-accounts.dto';
 import type { ProviderAccountConfig } from './client/provider-client';
+import type { ProviderSendLimits } from './client/provider-client-registry';
+import { assessWallet, type WalletAlertReason } from './wallet-rules';
+
+/** An account's effective settings: its own where set, else the environment's defaults. */
+export interface ProviderAccountSettings extends ProviderSendLimits {
+  lowBalanceThreshold: number;
+}
 
 @Injectable()
 export class ProviderAccountsService {
@@ -17,6 +25,7 @@ export class ProviderAccountsService {
     dataSource: DataSource,
     private readonly secrets: SecretBox,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly clock: Clock,
   ) {
     this.repo = dataSource.getRepository(ProviderAccount);
   }
@@ -32,6 +41,9 @@ export class ProviderAccountsService {
       // 192 random bits: the callback carries no signature, so the URL itself is the secret.
       dlrToken: randomBytes(24).toString('base64url'),
       status: 'active',
+      sendRatePerSecond: dto.sendRatePerSecond ?? null,
+      maxInFlight: dto.maxInFlight ?? null,
+      lowBalanceThreshold: dto.lowBalanceThreshold ?? null,
     });
     await this.repo.insert(account);
     return this.toDto(await this.repo.findOneByOrFail({ id: account.id }));
@@ -54,6 +66,14 @@ export class ProviderAccountsService {
     if (dto.password !== undefined) patch.passwordEnc = this.secrets.seal(dto.password);
     if (dto.sendMethod !== undefined) patch.sendMethod = dto.sendMethod;
     if (dto.status !== undefined) patch.status = dto.status;
+    // null puts a setting back to the environment's default. The update bumps updated_at, which is the
+    // version ProviderClients rebuilds an account's client (and its send gate) on: no restart needed.
+    if (dto.sendRatePerSecond !== undefined) patch.sendRatePerSecond = dto.sendRatePerSecond;
+    if (dto.maxInFlight !== undefined) patch.maxInFlight = dto.maxInFlight;
+    if (dto.lowBalanceThreshold !== undefined) patch.lowBalanceThreshold = dto.lowBalanceThreshold;
+    // New connection details: read the balance with them at the next tick rather than in up to a poll interval.
+    if (dto.baseUrl !== undefined || dto.username !== undefined || dto.password !== undefined)
+      patch.nextBalancePollAt = null;
     if (Object.keys(patch).length > 0) await this.repo.update({ id: account.id }, patch);
     return this.toDto(await this.repo.findOneByOrFail({ id: account.id }));
   }
@@ -87,11 +107,36 @@ export class ProviderAccountsService {
     };
   }
 
+  settingsOf(account: ProviderAccount): ProviderAccountSettings {
+    const env = this.config.provider;
+    return {
+      sendRatePerSecond: account.sendRatePerSecond ?? env.sendRatePerSecond,
+      maxInFlight: account.maxInFlight ?? env.maxInFlight,
+      lowBalanceThreshold: account.lowBalanceThreshold ?? env.lowBalanceThreshold,
+    };
+  }
+
+  /**
+   * The alert as of now, from the last polled balance and the account's current threshold (so a PATCH
+   * of the threshold shows at once). The poller raises logs and metrics from the same rules.
+   */
+  alertOf(account: ProviderAccount): WalletAlertReason[] {
+    if (account.lastBalance === null || account.lastBalanceExpiresAt === null) return [];
+    return assessWallet(
+      { balance: account.lastBalance, expiresAt: account.lastBalanceExpiresAt },
+      this.settingsOf(account).lowBalanceThreshold,
+      this.clock.now(),
+    ).reasons;
+  }
+
   dlrCallbackUrl(account: ProviderAccount): string {
     return `${this.config.publicBaseUrl}/v1/dlr/${account.dlrToken}`;
   }
 
   toDto(a: ProviderAccount): ProviderAccountDto {
+    const alertReasons = this.alertOf(a);
+    const now = this.clock.now();
+    const held = a.heldUntil !== null && a.heldUntil > now;
     return {
       id: toPublicId('providerAccount', a.id),
       name: a.name,
@@ -103,6 +148,11 @@ export class ProviderAccountsService {
       lastBalance: a.lastBalance,
       lastBalanceExpiresAt: a.lastBalanceExpiresAt,
       lastBalanceCheckedAt: a.lastBalanceCheckedAt,
+      alert: alertReasons.length > 0,
+      alertReasons,
+      ...this.settingsOf(a),
+      heldUntil: held ? a.heldUntil : null,
+      heldReason: held ? a.heldReason : null,
       createdAt: a.createdAt,
       updatedAt: a.updatedAt,
     };

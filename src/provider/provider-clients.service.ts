@@ -5,7 +5,13 @@ import { ProviderAccount } from './provider-account.entity';
 import { ProviderAccountsService } from './provider-accounts.service';
 import { ProviderAccountConfig, ProviderClient, ProviderClientRegistry } from './client';
 
-/** One ProviderClient per provider account, rebuilt when the account row changes (updatedAt). */
+/**
+ * One ProviderClient per provider account, rebuilt when the account row changes (updatedAt): new
+ * credentials, or new send settings (`sendRatePerSecond`, `maxInFlight`), whose gate is built from the
+ * account's own values (the PROVIDER_* environment defaults where the account has none). A PATCH reaches
+ * every process within the row cache's 2 s, without a restart. Balance polls write with plain SQL and
+ * do not move updated_at, so they never rebuild a client (nor reset its breaker and pool).
+ */
 @Injectable()
 export class ProviderClients implements OnApplicationShutdown {
   private readonly registry: ProviderClientRegistry;
@@ -24,9 +30,10 @@ export class ProviderClients implements OnApplicationShutdown {
       clientOptions: {
         connectTimeoutMs: p.connectTimeoutMs,
         totalTimeoutMs: p.totalTimeoutMs,
+        // Defaults only: each account's own sendRatePerSecond/maxInFlight (forAccount) override them.
+        // 0 = unlimited. The real provider publishes no limit; 100/s per account is a polite default.
         maxInFlight: p.maxInFlight,
         maxConnections: p.maxInFlight,
-        // 0 = unlimited. The real provider publishes no limit; 100/s per account is a polite default.
         sendRatePerSecond: p.sendRatePerSecond,
         breakerThreshold: p.breakerThreshold,
         breakerHalfOpenAfterMs: p.breakerHalfOpenMs,
@@ -46,7 +53,14 @@ export class ProviderClients implements OnApplicationShutdown {
       cached = { account, config, version, until: now + 2000 };
       this.accounts.set(accountId, cached);
     }
-    return { client: this.registry.get(cached.config, cached.version), account: cached.account };
+    const limits = this.providerAccounts.settingsOf(cached.account);
+    return {
+      client: this.registry.get(cached.config, cached.version, {
+        sendRatePerSecond: limits.sendRatePerSecond,
+        maxInFlight: limits.maxInFlight,
+      }),
+      account: cached.account,
+    };
   }
 
   async onApplicationShutdown(): Promise<void> {

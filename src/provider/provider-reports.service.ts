@@ -6,6 +6,7 @@ import { Problem } from '../common/problem';
 import { ProviderAccountsService } from './provider-accounts.service';
 import { ProviderBalanceDto, ProviderReportDto } from './provider-accounts.dto';
 import { ProviderClients } from './provider-clients.service';
+import { ProviderWalletService } from './provider-wallet.service';
 
 const ZONE = 'Asia/Jakarta';
 
@@ -16,32 +17,25 @@ export class ProviderReportsService {
     private readonly dataSource: DataSource,
     private readonly accounts: ProviderAccountsService,
     private readonly clients: ProviderClients,
+    private readonly wallet: ProviderWalletService,
   ) {}
 
+  /** A live read of balance.php, applied like a scheduled poll (history row, alert, hold/release). */
   async balance(publicId: string): Promise<ProviderBalanceDto> {
     const account = await this.accounts.findEntity(publicId);
-    const found = await this.clients.forAccount(account.id);
-    let live: ProviderBalanceDto['live'] = null;
-    let error: string | undefined;
-    try {
-      const r = await found!.client.balance();
-      if (r.kind === 'balance') {
-        live = { balance: r.balance, expiresAt: r.expiresAt };
-        await this.dataSource.query(
-          `UPDATE provider_accounts SET last_balance = $2, last_balance_expires_at = $3, last_balance_checked_at = now() WHERE id = $1`,
-          [account.id, r.balance, r.expiresAt],
-        );
-      } else error = r.reason;
-    } catch (e) {
-      error = (e as { code?: string }).code ?? 'provider_error';
-    }
+    const check = await this.wallet.check(account.id, 'live');
     const fresh = await this.accounts.findEntity(publicId);
+    const view = this.accounts.toDto(fresh);
     return {
-      live,
-      ...(error ? { error } : {}),
+      live: check.kind === 'balance' ? { balance: check.balance, expiresAt: check.expiresAt } : null,
+      ...(check.kind === 'error' ? { error: check.reason } : {}),
       lastBalance: fresh.lastBalance,
       lastBalanceExpiresAt: fresh.lastBalanceExpiresAt,
       lastBalanceCheckedAt: fresh.lastBalanceCheckedAt,
+      alert: view.alert,
+      alertReasons: view.alertReasons,
+      heldUntil: view.heldUntil,
+      heldReason: view.heldReason,
     };
   }
 

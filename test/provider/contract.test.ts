@@ -511,6 +511,22 @@ describe('lifecycle, registry, metrics', () => {
     expect(sandbox.sent()).toHaveLength(0);
   });
 
+  it('registry: per-account send limits override the defaults, and a change of them rebuilds the client', async () => {
+    const registry = new ProviderClientRegistry({ clientOptions: { sendRatePerSecond: 100, maxInFlight: 50 } });
+    const plain = registry.get(account()) as HttpProviderClient;
+    expect(plain.sendLimits).toEqual({ sendRatePerSecond: 100, maxInFlight: 50 });
+    const limited = registry.get(account(), undefined, { sendRatePerSecond: 2, maxInFlight: 3 }) as HttpProviderClient;
+    expect(limited).not.toBe(plain);
+    expect(limited.sendLimits).toEqual({ sendRatePerSecond: 2, maxInFlight: 3 });
+    expect(registry.get(account(), undefined, { sendRatePerSecond: 2, maxInFlight: 3 })).toBe(limited);
+    const unlimited = registry.get(account(), undefined, {
+      sendRatePerSecond: 0,
+      maxInFlight: 3,
+    }) as HttpProviderClient;
+    expect(unlimited.sendLimits).toEqual({ sendRatePerSecond: 0, maxInFlight: 3 });
+    await registry.closeAll();
+  });
+
   it('counts requests by operation and outcome class, and times them', async () => {
     const before = await register.getSingleMetricAsString('gerbang_provider_requests_total');
     const count = (text: string, labels: string) =>

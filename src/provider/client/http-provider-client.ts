@@ -104,6 +104,8 @@ export class HttpProviderClient implements ProviderClient {
     sendBurst?: number;
   };
   private breakerOpenedAt = 0;
+  /** The admission limits this client's send gate was built with (0 = no rate limit). */
+  readonly sendLimits: { sendRatePerSecond: number; maxInFlight: number };
   private closed = false;
   private closing?: Promise<void>;
 
@@ -149,6 +151,10 @@ export class HttpProviderClient implements ProviderClient {
       bodyTimeout: Math.max(this.opts.totalTimeoutMs, this.opts.downloadTimeoutMs) + 1_000,
     });
 
+    this.sendLimits = {
+      sendRatePerSecond: Number.isFinite(this.opts.sendRatePerSecond) ? this.opts.sendRatePerSecond : 0,
+      maxInFlight: this.opts.maxInFlight,
+    };
     this.gate = new SendGate({
       maxInFlight: this.opts.maxInFlight,
       ratePerSecond: this.opts.sendRatePerSecond,

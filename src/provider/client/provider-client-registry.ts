@@ -2,7 +2,14 @@ import { createHash } from 'node:crypto';
 import { HttpProviderClient, type HttpProviderClientOptions } from './http-provider-client';
 import type { ProviderAccountConfig, ProviderClient } from './provider-client';
 
-export type ProviderClientFactory = (config: ProviderAccountConfig) => ProviderClient;
+/** Send admission settings of one account (its own `sendRatePerSecond`/`maxInFlight`, or the defaults). */
+export interface ProviderSendLimits {
+  /** 0 = no rate limit. */
+  sendRatePerSecond: number;
+  maxInFlight: number;
+}
+
+export type ProviderClientFactory = (config: ProviderAccountConfig, limits?: ProviderSendLimits) => ProviderClient;
 
 interface Entry {
   version: string;
@@ -24,20 +31,47 @@ export class ProviderClientRegistry {
   private readonly factory: ProviderClientFactory;
 
   constructor(options: { clientOptions?: HttpProviderClientOptions; factory?: ProviderClientFactory } = {}) {
-    this.factory = options.factory ?? ((config) => new HttpProviderClient(config, options.clientOptions));
+    this.factory =
+      options.factory ??
+      ((config, limits) =>
+        new HttpProviderClient(
+          config,
+          limits
+            ? {
+                ...options.clientOptions,
+                sendRatePerSecond: limits.sendRatePerSecond,
+                maxInFlight: limits.maxInFlight,
+                maxConnections: limits.maxInFlight,
+              }
+            : options.clientOptions,
+        ));
   }
 
-  static fingerprint(config: ProviderAccountConfig): string {
+  static fingerprint(config: ProviderAccountConfig, limits?: ProviderSendLimits): string {
     return createHash('sha256')
-      .update(JSON.stringify([config.accountId, config.baseUrl, config.username, config.password, config.sendMethod]))
+      .update(
+        JSON.stringify([
+          config.accountId,
+          config.baseUrl,
+          config.username,
+          config.password,
+          config.sendMethod,
+          limits?.sendRatePerSecond,
+          limits?.maxInFlight,
+        ]),
+      )
       .digest('hex');
   }
 
-  get(config: ProviderAccountConfig, version?: string): ProviderClient {
-    const wanted = version ?? ProviderClientRegistry.fingerprint(config);
+  /**
+   * `limits` (optional) override the client options' rate and in-flight limit for this account; a change
+   * of them must change the version too (the fingerprint includes them), so the gate is rebuilt.
+   */
+  get(config: ProviderAccountConfig, version?: string, limits?: ProviderSendLimits): ProviderClient {
+    const wanted = version ?? ProviderClientRegistry.fingerprint(config, limits);
     const entry = this.clients.get(config.accountId);
     if (entry && entry.version === wanted) return entry.client;
-    const client = this.factory(config);
+    const client = this.factory(config, limits);
     this.clients.set(config.accountId, { version: wanted, client });
     if (entry) this.retire(entry.client);
     return client;

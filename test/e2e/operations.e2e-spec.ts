@@ -93,8 +93,8 @@ describe('operations: health, metrics, docs, OpenAPI lint', () => {
     writeFileSync(file, JSON.stringify(doc, null, 2));
     if (process.env.OPENAPI_DUMP) writeFileSync(process.env.OPENAPI_DUMP, JSON.stringify(doc, null, 2));
     const root = process.cwd();
-    let stdout = '';
-    let stderr = '';
+    let stdout: string;
+    let stderr: string;
     let exitCode = 0;
     try {
       ({ stdout, stderr } = await run(

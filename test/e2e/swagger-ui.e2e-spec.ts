@@ -43,7 +43,7 @@ async function tryItOut(
   await statusCell.waitFor({ state: 'visible', timeout: 15_000 });
   const status = Number((await statusCell.textContent())?.trim());
   const text = (await live.locator('tbody .response-col_description .microlight').first().textContent()) ?? '';
-  let body: Record<string, unknown> = {};
+  let body: Record<string, unknown>;
   try {
     body = JSON.parse(text) as Record<string, unknown>;
   } catch {

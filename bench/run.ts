@@ -50,8 +50,8 @@ function startProcess(script: string, env: Record<string, string>): ChildProcess
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  child.stdout!.on('data', () => undefined);
-  child.stderr!.on('data', (d: Buffer) => process.stderr.write(`[${script}] ${d}`));
+  child.stdout.on('data', () => undefined);
+  child.stderr.on('data', (d: Buffer) => process.stderr.write(`[${script}] ${d.toString()}`));
   return child;
 }
 

@@ -40,8 +40,8 @@ export class PinoNestLogger implements LoggerService {
     if (!this.root.isLevelEnabled(level)) return;
     const context = typeof params[params.length - 1] === 'string' ? (params.pop() as string) : undefined;
     if (message !== null && typeof message === 'object') {
-      const msg = typeof params[0] === 'string' ? (params.shift() as string) : undefined;
-      this.root[level]({ context, ...(message as object) }, msg);
+      const msg = typeof params[0] === 'string' ? String(params.shift()) : undefined;
+      this.root[level]({ context, ...message }, msg);
       return;
     }
     const extra = params.length && level === 'error' && typeof params[0] === 'string' ? { stack: params[0] } : {};

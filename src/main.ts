@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import type { INestApplication } from '@nestjs/common';
 import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
 import { AppConfig, ConfigError, loadConfig } from './config/config';
 import { startEmbeddedPostgres, EmbeddedDatabase } from './database/embedded';
 import { isSupervisor, runSupervisor } from './cluster';
@@ -36,7 +37,7 @@ async function main(): Promise<void> {
   if (isSupervisor(config)) return runSupervisor(config, log);
 
   let embedded: EmbeddedDatabase | undefined;
-  let app: INestApplication | undefined;
+  let app: INestApplication<Server> | undefined;
   let stopping = false;
   let startup: Promise<void> = Promise.resolve();
 

@@ -1,10 +1,12 @@
 import { Body, Controller, Get, HttpCode, Post } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiBody, ApiTags } from '@nestjs/swagger';
+import { ApiProblems } from '../common/api-problems.decorator';
 import { Public, Roles } from '../common/decorators';
-import { AdminUserDto, CreateAdminUserDto, LoginDto, TokenDto } from './auth.dto';
+import { AdminUserDto, AdminUserListDto, CreateAdminUserDto, LoginDto, TokenDto } from './auth.dto';
 import { AuthService } from './auth.service';
 
 @ApiTags('admin: auth')
+@ApiProblems(503)
 @Controller('v1')
 export class AuthController {
   constructor(private readonly auth: AuthService) {}
@@ -13,6 +15,11 @@ export class AuthController {
   @Public()
   @Post('auth/login')
   @HttpCode(200)
+  @ApiBody({
+    type: LoginDto,
+    examples: { admin: { summary: 'An admin', value: { email: 'admin@example.com', password: 'change-me-please' } } },
+  })
+  @ApiProblems(400, [401, 'Wrong email or password: `unauthorized`'])
   login(@Body() body: LoginDto): Promise<TokenDto> {
     return this.auth.login(body.email, body.password);
   }
@@ -21,6 +28,7 @@ export class AuthController {
   @ApiBearerAuth('admin-jwt')
   @Roles('admin')
   @Post('admin/users')
+  @ApiProblems(400, 401, [403, 'The role may not do this: `forbidden`'], [409, 'The email is taken: `conflict`'])
   createUser(@Body() body: CreateAdminUserDto): Promise<AdminUserDto> {
     return this.auth.createUser(body.email, body.password, body.role);
   }
@@ -29,7 +37,8 @@ export class AuthController {
   @ApiBearerAuth('admin-jwt')
   @Roles('admin')
   @Get('admin/users')
-  async listUsers(): Promise<{ data: AdminUserDto[] }> {
+  @ApiProblems(401, [403, 'The role may not do this: `forbidden`'])
+  async listUsers(): Promise<AdminUserListDto> {
     return { data: await this.auth.listUsers() };
   }
 }

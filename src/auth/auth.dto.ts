@@ -2,7 +2,10 @@ import { IsEmail, IsIn, IsString, MaxLength, MinLength } from 'class-validator';
 import type { AdminRole } from './admin-user.entity';
 
 export class LoginDto {
-  /** The admin's email address. */
+  /**
+   * The admin's email address.
+   * @example "admin@example.com"
+   */
   @IsEmail()
   @MaxLength(320)
   email: string;
@@ -43,4 +46,9 @@ export class AdminUserDto {
   email: string;
   role: AdminRole;
   createdAt: Date;
+}
+
+/** Every admin and billing user. */
+export class AdminUserListDto {
+  data: AdminUserDto[];
 }

@@ -1,15 +1,32 @@
 import { Body, Controller, Get, Headers, Param, Post, Query, Req, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiCreatedResponse, ApiHeader, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import {
+  ApiBearerAuth,
+  ApiBody,
+  ApiCreatedResponse,
+  ApiHeader,
+  ApiOperation,
+  ApiSecurity,
+  ApiTags,
+} from '@nestjs/swagger';
 import type { Request, Response } from 'express';
+import { ApiProblems } from '../common/api-problems.decorator';
 import { AdminPrincipal, CurrentAdmin, CurrentTenant, Roles, TenantAuth, TenantPrincipal } from '../common/decorators';
 import { toPublicId } from '../common/ids';
-import { decodeCursor, encodeCursor, ListQueryDto, Page } from '../common/pagination';
+import { ListQueryDto } from '../common/list-query.dto';
+import { decodeCursor, encodeCursor, Page } from '../common/pagination';
 import { Problem } from '../common/problem';
 import { TenantScope } from '../common/tenant-scope';
 import { IdempotencyService, sendIdempotent } from '../messaging/idempotency.service';
 import { TenantsService } from '../tenants/tenants.service';
-import { AdjustmentDto, BalanceDto, LedgerEntryDto, LedgerMovementDto, TopUpDto } from './billing.dto';
 import type { EntityManager } from 'typeorm';
+import {
+  AdjustmentDto,
+  BalanceDto,
+  LedgerEntryDto,
+  LedgerEntryPageDto,
+  LedgerMovementDto,
+  TopUpDto,
+} from './billing.dto';
 import { LedgerEntry } from './ledger-entry.entity';
 import { LedgerService, Movement } from './ledger.service';
 
@@ -64,6 +81,7 @@ async function ledgerPage(ledger: LedgerService, scope: TenantScope, q: ListQuer
 }
 
 @ApiTags('tenant: balance')
+@ApiProblems(401, 503)
 @ApiSecurity('api-key')
 @ApiBearerAuth('api-key-bearer')
 @TenantAuth()
@@ -79,12 +97,14 @@ export class TenantBillingController {
 
   /** Every movement of your balance, newest first. */
   @Get('ledger')
-  ledgerEntries(@CurrentTenant() tenant: TenantPrincipal, @Query() q: ListQueryDto): Promise<Page<LedgerEntryDto>> {
+  @ApiProblems(400)
+  ledgerEntries(@CurrentTenant() tenant: TenantPrincipal, @Query() q: ListQueryDto): Promise<LedgerEntryPageDto> {
     return ledgerPage(this.ledger, TenantScope.of(tenant.tenantId), q);
   }
 }
 
 @ApiTags('admin: billing')
+@ApiProblems(401, [403, 'The role may not do this: `forbidden`'], 404, 503)
 @ApiBearerAuth('admin-jwt')
 @Controller('v1/admin/tenants/:id')
 export class AdminBillingController {
@@ -102,6 +122,17 @@ export class AdminBillingController {
   @Post('topups')
   @ApiHeader(ADMIN_IDEMPOTENCY_HEADER)
   @ApiCreatedResponse({ type: LedgerMovementDto })
+  @ApiOperation({
+    description:
+      'Validity months are calendar months in Asia/Jakarta: a top-up at 2026-11-30 10:00 Jakarta time is valid until 2027-02-28 10:00 Jakarta time (the end of a shorter month is its last day).',
+  })
+  @ApiBody({
+    type: TopUpDto,
+    examples: {
+      topUp: { summary: 'A paid invoice', value: { amount: 500000, reference: 'INV-2026-0042' } },
+    },
+  })
+  @ApiProblems(400, 409, 422)
   async topUp(
     @Param('id') id: string,
     @Body() body: TopUpDto,
@@ -124,6 +155,7 @@ export class AdminBillingController {
   @Post('adjustments')
   @ApiHeader(ADMIN_IDEMPOTENCY_HEADER)
   @ApiCreatedResponse({ type: LedgerMovementDto })
+  @ApiProblems(400, [402, 'A negative adjustment larger than the balance: `insufficient_balance`'], 409, 422)
   async adjust(
     @Param('id') id: string,
     @Body() body: AdjustmentDto,
@@ -168,7 +200,8 @@ export class AdminBillingController {
   /** A tenant's ledger, newest first. */
   @Roles('admin', 'billing')
   @Get('ledger')
-  async ledgerEntries(@Param('id') id: string, @Query() q: ListQueryDto): Promise<Page<LedgerEntryDto>> {
+  @ApiProblems(400)
+  async ledgerEntries(@Param('id') id: string, @Query() q: ListQueryDto): Promise<LedgerEntryPageDto> {
     const tenant = await this.tenants.findEntity(id);
     return ledgerPage(this.ledger, TenantScope.of(tenant.id), q);
   }

@@ -4,11 +4,17 @@ import type { LedgerKind } from './ledger-entry.entity';
 import type { BalanceState } from './validity';
 
 export class TopUpDto {
-  /** Positive integer, in the smallest currency unit. */
+  /**
+   * Positive integer, in the smallest currency unit.
+   * @example 500000
+   */
   @IsAmount()
   amount: number;
 
-  /** Your reference, e.g. an invoice number. */
+  /**
+   * Your reference, e.g. an invoice number.
+   * @example "INV-2026-0042"
+   */
   @IsOptional()
   @IsString()
   @MaxLength(200)
@@ -16,11 +22,17 @@ export class TopUpDto {
 }
 
 export class AdjustmentDto {
-  /** Signed non-zero integer; a negative adjustment may not exceed the balance. */
+  /**
+   * Signed non-zero integer; a negative adjustment may not exceed the balance.
+   * @example -1500
+   */
   @IsAmount({ signed: true })
   amount: number;
 
-  /** Why: kept on the ledger entry as its reference. */
+  /**
+   * Why: kept on the ledger entry as its reference.
+   * @example "refund for a provider outage on 2026-11-29"
+   */
   @IsString()
   @MinLength(1)
   @MaxLength(500)
@@ -57,4 +69,11 @@ export class BalanceDto {
 export class LedgerMovementDto {
   entry: LedgerEntryDto;
   balance: BalanceDto;
+}
+
+/** A page of ledger entries, newest first. */
+export class LedgerEntryPageDto {
+  data: LedgerEntryDto[];
+  /** Pass as `cursor` for the next page; null on the last page. */
+  nextCursor: string | null;
 }

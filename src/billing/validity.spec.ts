@@ -36,7 +36,7 @@ describe('balanceState', () => {
     ['2026-04-20T00:00:00Z', 0, 'empty'],
     ['2026-06-01T00:00:00Z', 0, 'expired'],
   ])('at %s with balance %d is %s', (now, balance, state) => {
-    expect(balanceState(d(now), balance as number, valid, grace)).toBe(state);
+    expect(balanceState(d(now), balance, valid, grace)).toBe(state);
   });
   it('is empty without any top-up, and active for credit without validity (adjustments)', () => {
     expect(balanceState(d('2026-01-01T00:00:00Z'), 0, null, null)).toBe('empty');

@@ -1,22 +1,7 @@
-import { IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
-import { Type } from 'class-transformer';
 import { Problem } from './problem';
 
-export class ListQueryDto {
-  /** Page size, 1 to 500. */
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
-  @Max(500)
-  limit?: number = 50;
-
-  /** Opaque cursor from a previous page's `nextCursor`. */
-  @IsOptional()
-  @IsString()
-  @MaxLength(200)
-  cursor?: string;
-}
+/** Moved to list-query.dto.ts (the Swagger plugin reads only `*.dto.ts`); re-exported for existing imports. */
+export { ListQueryDto } from './list-query.dto';
 
 export interface Page<T> {
   data: T[];

@@ -52,6 +52,27 @@ describe('loadConfig', () => {
       expect(c.databaseUrl).toBe(url || undefined);
     });
 
+    it.each([
+      [undefined, undefined, false],
+      ['', '', false],
+      ['postgres://u:p@db:5432/gerbang', undefined, false],
+      [undefined, 'false', false],
+      [undefined, 'true', true],
+    ])(
+      'NODE_ENV=production DATABASE_URL=%p SANDBOX=%p → sandbox %p (never on by default)',
+      (url, sandbox, expected) => {
+        const c = load({
+          NODE_ENV: 'production',
+          JWT_SECRET: SECRET,
+          ENCRYPTION_KEY: KEY,
+          DATABASE_URL: url,
+          SANDBOX: sandbox,
+        });
+        expect(c.production).toBe(true);
+        expect(c.sandbox).toBe(expected);
+      },
+    );
+
     it('uses DATA_DIR, development mode and no admin bootstrap', () => {
       const c = load();
       expect(c.dataDir).toBe(dataDir);

@@ -160,7 +160,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
   }
 
   const webhookAllowPrivate = parseBool('WEBHOOK_ALLOW_PRIVATE', env.WEBHOOK_ALLOW_PRIVATE, false, problems);
-  const sandbox = parseBool('SANDBOX', env.SANDBOX, databaseUrl === undefined, problems);
+  // Never on by default in production: an image started without DATABASE_URL must not seed a demo
+  // tenant with credit and an API key. Production turns it on only by saying SANDBOX=true.
+  const sandbox = parseBool('SANDBOX', env.SANDBOX, databaseUrl === undefined && !production, problems);
   const jwtExpiresInSeconds = parseIntIn(
     'JWT_EXPIRES_IN_SECONDS',
     env.JWT_EXPIRES_IN_SECONDS,

@@ -25,7 +25,7 @@ export class HealthController {
       await this.dataSource.query('SELECT 1');
       checks.database = 'ok';
       checks.migrations = (await this.dataSource.showMigrations()) ? 'pending' : 'ok';
-    } catch (e) {
+    } catch {
       checks.database = 'unreachable';
     }
     const ok = Object.values(checks).every((v) => v === 'ok');

@@ -33,7 +33,8 @@ export class DlrController {
     // Provider text is stored as received, minus what PostgreSQL cannot store (NUL, lone surrogates).
     const str = (k: string) =>
       typeof params[k] === 'string'
-        ? (params[k] as string)
+        ? params[k]
+            // eslint-disable-next-line no-control-regex -- NUL is exactly what PostgreSQL text cannot store
             .replace(/\u0000/g, '')
             .toWellFormed()
             .trim()

@@ -1,4 +1,9 @@
 import { toPublicId } from '../common/ids';
+import type { MessageDto, PublicStatus } from './message.dto';
+
+// The DTO moved to message.dto.ts (the Swagger plugin reads only `*.dto.ts`); re-exported for existing imports.
+export { MessageDto } from './message.dto';
+export type { PublicStatus } from './message.dto';
 
 /** A messages row as selected by MESSAGE_COLUMNS. */
 export interface MessageRow {
@@ -24,9 +29,6 @@ export interface MessageRow {
 export const MESSAGE_COLUMNS = `id, tenant_id, msisdn, text, reference, status, segments, encoding, price, provider_message_id,
   provider_status_code, failure_reason, refunded, send_at, created_at, submitted_at, finalized_at`;
 
-export type PublicStatus =
-  'scheduled' | 'queued' | 'submitted' | 'pending' | 'delivered' | 'failed' | 'canceled' | 'expired';
-
 /**
  * Two internal dispatch states are not part of the API: `submitting` (claimed by a worker) is
  * still `queued` to the tenant, and `uncertain` (the provider may have it, we have no id) is
@@ -36,31 +38,6 @@ export function publicStatus(status: string): PublicStatus {
   if (status === 'submitting') return 'queued';
   if (status === 'uncertain') return 'submitted';
   return status as PublicStatus;
-}
-
-export class MessageDto {
-  /** `msg_…` */
-  id: string;
-  /** Normalised to `62…` digits. */
-  to: string;
-  text: string;
-  reference: string | null;
-  status: PublicStatus;
-  segments: number;
-  encoding: 'GSM-7' | 'UCS-2';
-  /** segments × the tenant's price per segment, charged at acceptance. */
-  price: number;
-  providerMessageId: string | null;
-  /** The provider's last delivery code (20, 22, 50, 51, 52). */
-  providerStatusCode: number | null;
-  /** For `failed`: invalid_number, provider_balance_empty, provider_validity_expired, submit_rejected, submit_failed. */
-  failureReason: string | null;
-  /** True once the price has been refunded (failures 50/51/52, submit failures, cancellation). */
-  refunded: boolean;
-  sendAt: Date | null;
-  createdAt: Date;
-  submittedAt: Date | null;
-  finalizedAt: Date | null;
 }
 
 export function messageDto(r: MessageRow): MessageDto {

@@ -23,7 +23,7 @@ describe('transitionFor', () => {
     ['queued', 22, null],
     ['submitted', 99, null],
   ])('%s + %d -> %s', (current, code, expected) => {
-    expect(transitionFor(current as string, code as number)?.status ?? null).toBe(expected);
+    expect(transitionFor(current, code)?.status ?? null).toBe(expected);
   });
   it('maps failure codes to reasons and refunds them', () => {
     expect(transitionFor('submitted', 50)).toEqual({

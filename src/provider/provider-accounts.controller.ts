@@ -1,9 +1,11 @@
 import { Body, Controller, Get, Param, Patch, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiProblems } from '../common/api-problems.decorator';
 import { Roles } from '../common/decorators';
 import {
   CreateProviderAccountDto,
   ProviderAccountDto,
+  ProviderAccountListDto,
   ProviderBalanceDto,
   ProviderReportDto,
   ProviderReportQueryDto,
@@ -13,6 +15,7 @@ import { ProviderReportsService } from './provider-reports.service';
 import { ProviderAccountsService } from './provider-accounts.service';
 
 @ApiTags('admin: provider accounts')
+@ApiProblems(401, [403, 'The role may not do this: `forbidden`'], 503)
 @ApiBearerAuth('admin-jwt')
 @Roles('admin')
 @Controller('v1/admin/provider-accounts')
@@ -24,24 +27,27 @@ export class ProviderAccountsController {
 
   /** Add a provider account (a "provider user id"). The response's `dlrCallbackUrl` is what to register with the provider. */
   @Post()
+  @ApiProblems(400)
   create(@Body() body: CreateProviderAccountDto): Promise<ProviderAccountDto> {
     return this.accounts.create(body);
   }
 
   /** List provider accounts (passwords are never returned). */
   @Get()
-  async list(): Promise<{ data: ProviderAccountDto[] }> {
+  async list(): Promise<ProviderAccountListDto> {
     return { data: await this.accounts.list() };
   }
 
   /** Get one provider account. */
   @Get(':id')
+  @ApiProblems(404)
   get(@Param('id') id: string): Promise<ProviderAccountDto> {
     return this.accounts.get(id);
   }
 
   /** Change a provider account; a new `password` replaces the stored one. */
   @Patch(':id')
+  @ApiProblems(400, 404)
   update(@Param('id') id: string, @Body() body: UpdateProviderAccountDto): Promise<ProviderAccountDto> {
     return this.accounts.update(id, body);
   }
@@ -49,6 +55,7 @@ export class ProviderAccountsController {
   /** The account's balance live from the provider's `balance.php`, with the last known value. */
   @Roles('admin', 'billing')
   @Get(':id/balance')
+  @ApiProblems(404)
   balance(@Param('id') id: string): Promise<ProviderBalanceDto> {
     return this.reports.balance(id);
   }
@@ -56,6 +63,11 @@ export class ProviderAccountsController {
   /** The provider's own report (`reports_post.php`) for a date range, reconciled against Gerbang's messages. */
   @Roles('admin', 'billing')
   @Get(':id/report')
+  @ApiOperation({
+    description:
+      '`start` and `end` are Asia/Jakarta calendar days (`YYYY-MM-DD`, `end` inclusive, at most 31 days): the provider reports by Jakarta day, and so does the reconciliation.',
+  })
+  @ApiProblems(400, 404, [409, 'The provider did not return a report: `conflict`'])
   report(@Param('id') id: string, @Query() q: ProviderReportQueryDto): Promise<ProviderReportDto> {
     return this.reports.report(id, q.start, q.end);
   }

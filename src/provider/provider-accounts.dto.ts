@@ -8,22 +8,34 @@ const ALERT_REASONS: WalletAlertReason[] = ['empty', 'expired', 'low_balance', '
 const URL_OPTS = { protocols: ['http', 'https'], require_protocol: true, require_tld: false, require_host: true };
 
 export class CreateProviderAccountDto {
-  /** A name for people, e.g. "masking-user-07". */
+  /**
+   * A name for people.
+   * @example "masking-user-07"
+   */
   @IsName()
   name: string;
 
-  /** The provider's base URL including `/masking`, e.g. `https://sms.example/masking`. http(s) only. */
+  /**
+   * The provider's base URL including `/masking`. http(s) only.
+   * @example "https://sms.example/masking"
+   */
   @IsUrl(URL_OPTS, { message: 'baseUrl must be an http(s) URL' })
   @MaxLength(500)
   baseUrl: string;
 
-  /** The provider user id. */
+  /**
+   * The provider user id.
+   * @example "gerbang07"
+   */
   @IsString()
   @MinLength(1)
   @MaxLength(200)
   username: string;
 
-  /** Stored encrypted (AES-256-GCM); never returned or logged. */
+  /**
+   * Stored encrypted (AES-256-GCM); never returned or logged.
+   * @example "provider-password"
+   */
   @IsString()
   @MinLength(1)
   @MaxLength(200)
@@ -185,11 +197,17 @@ export class ProviderBalanceDto {
 }
 
 export class ProviderReportQueryDto {
-  /** First day, `YYYY-MM-DD` (Asia/Jakarta). */
+  /**
+   * First day, `YYYY-MM-DD`, an Asia/Jakarta calendar day.
+   * @example "2026-11-01"
+   */
   @Matches(/^\d{4}-\d{2}-\d{2}$/, { message: 'start must be YYYY-MM-DD' })
   start: string;
 
-  /** Last day, inclusive, `YYYY-MM-DD` (Asia/Jakarta); at most 31 days after start. */
+  /**
+   * Last day, inclusive, `YYYY-MM-DD`, an Asia/Jakarta calendar day; at most 31 days after start.
+   * @example "2026-11-30"
+   */
   @Matches(/^\d{4}-\d{2}-\d{2}$/, { message: 'end must be YYYY-MM-DD' })
   end: string;
 }
@@ -209,4 +227,9 @@ export class ProviderReportDto {
   missingAtProvider: string[];
   /** The provider's rows as parsed (first 500). */
   rows: Array<Record<string, string>>;
+}
+
+/** Every provider account (there are few). */
+export class ProviderAccountListDto {
+  data: ProviderAccountDto[];
 }

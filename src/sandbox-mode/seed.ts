@@ -11,7 +11,7 @@ import { ProviderAccountsService } from '../provider/provider-accounts.service';
 import { ApiKeysService } from '../tenants/api-keys.service';
 import { TenantsService } from '../tenants/tenants.service';
 import { Tenant } from '../tenants/tenant.entity';
-import { startSandbox, SandboxHandle } from '../sandbox/sandbox';
+import { startSandbox, SandboxHandle } from '../sandbox';
 import { toPublicId } from '../common/ids';
 
 const DEMO_ACCOUNT = 'sandbox-demo';

@@ -1,19 +1,22 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiProblems } from '../common/api-problems.decorator';
 import { Roles } from '../common/decorators';
-import { ListQueryDto, Page } from '../common/pagination';
+import { ListQueryDto } from '../common/list-query.dto';
 import { ApiKeysService } from './api-keys.service';
 import {
-  ApiKeyDto,
+  ApiKeyListDto,
   CreateApiKeyDto,
   CreateTenantDto,
   CreatedApiKeyDto,
   TenantDto,
+  TenantPageDto,
   UpdateTenantDto,
 } from './tenants.dto';
 import { TenantsService } from './tenants.service';
 
 @ApiTags('admin: tenants')
+@ApiProblems(401, [403, 'The role may not do this: `forbidden`'], 503)
 @ApiBearerAuth('admin-jwt')
 @Controller('v1/admin/tenants')
 export class TenantsController {
@@ -25,6 +28,7 @@ export class TenantsController {
   /** Create a tenant on a provider account, with its price per segment. */
   @Roles('admin')
   @Post()
+  @ApiProblems([400, 'Invalid request, or an unknown `providerAccountId`: `validation_failed`'])
   create(@Body() body: CreateTenantDto): Promise<TenantDto> {
     return this.tenants.create(body);
   }
@@ -32,13 +36,15 @@ export class TenantsController {
   /** List tenants, newest first. */
   @Roles('admin', 'billing')
   @Get()
-  list(@Query() q: ListQueryDto): Promise<Page<TenantDto>> {
+  @ApiProblems(400)
+  list(@Query() q: ListQueryDto): Promise<TenantPageDto> {
     return this.tenants.list(q.limit ?? 50, q.cursor);
   }
 
   /** Get one tenant, with its balance and validity. */
   @Roles('admin', 'billing')
   @Get(':id')
+  @ApiProblems(404)
   get(@Param('id') id: string): Promise<TenantDto> {
     return this.tenants.get(id);
   }
@@ -46,6 +52,7 @@ export class TenantsController {
   /** Change settings; `status: "suspended"` stops new sends at once. */
   @Roles('admin')
   @Patch(':id')
+  @ApiProblems(400, 404)
   update(@Param('id') id: string, @Body() body: UpdateTenantDto): Promise<TenantDto> {
     return this.tenants.update(id, body);
   }
@@ -53,6 +60,7 @@ export class TenantsController {
   /** Create an API key. The key is in this response only. */
   @Roles('admin')
   @Post(':id/api-keys')
+  @ApiProblems(400, 404)
   async createKey(@Param('id') id: string, @Body() body: CreateApiKeyDto): Promise<CreatedApiKeyDto> {
     const tenant = await this.tenants.findEntity(id);
     return this.apiKeys.create(tenant.id, body.name?.trim() ?? null);
@@ -61,7 +69,8 @@ export class TenantsController {
   /** List a tenant's API keys (prefixes only; keys are never shown again). */
   @Roles('admin')
   @Get(':id/api-keys')
-  async listKeys(@Param('id') id: string): Promise<{ data: ApiKeyDto[] }> {
+  @ApiProblems(404)
+  async listKeys(@Param('id') id: string): Promise<ApiKeyListDto> {
     const tenant = await this.tenants.findEntity(id);
     return { data: await this.apiKeys.list(tenant.id) };
   }
@@ -70,6 +79,7 @@ export class TenantsController {
   @Roles('admin')
   @Delete(':id/api-keys/:keyId')
   @HttpCode(204)
+  @ApiProblems(404)
   async revokeKey(@Param('id') id: string, @Param('keyId') keyId: string): Promise<void> {
     const tenant = await this.tenants.findEntity(id);
     await this.apiKeys.revoke(tenant.id, keyId);

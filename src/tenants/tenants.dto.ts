@@ -3,16 +3,23 @@ import { IsIn, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min } from 
 import { IsAmount, IsName } from '../common/validation';
 
 export class CreateTenantDto {
+  /** @example "Toko Maju Jaya" */
   @IsName()
   name: string;
 
-  /** `pac_…` of the provider account this tenant's messages go through. */
+  /**
+   * `pac_…` of the provider account this tenant's messages go through.
+   * @example "pac_0f6b3c1e9a2d4b7c8e5f1a2b3c4d5e6f"
+   */
   @IsString()
   @MaxLength(64)
   @Matches(/^pac_/, { message: 'providerAccountId must be a provider account id (pac_…)' })
   providerAccountId: string;
 
-  /** Price of one SMS segment, in the smallest currency unit (integer). */
+  /**
+   * Price of one SMS segment, in the smallest currency unit (integer).
+   * @example 350
+   */
   @IsAmount({ allowZero: true })
   pricePerSegment: number;
 
@@ -54,7 +61,10 @@ export class TenantDto {
 }
 
 export class CreateApiKeyDto {
-  /** A label for people, e.g. "production server". */
+  /**
+   * A label for people.
+   * @example "production server"
+   */
   @IsOptional()
   @IsName(100)
   name?: string;
@@ -74,4 +84,16 @@ export class ApiKeyDto {
 export class CreatedApiKeyDto extends ApiKeyDto {
   /** The key itself. Shown only in this response: store it now. */
   key: string;
+}
+
+/** A page of tenants, newest first. */
+export class TenantPageDto {
+  data: TenantDto[];
+  /** Pass as `cursor` for the next page; null on the last page. */
+  nextCursor: string | null;
+}
+
+/** A tenant's API keys (all of them: a tenant has few). */
+export class ApiKeyListDto {
+  data: ApiKeyDto[];
 }

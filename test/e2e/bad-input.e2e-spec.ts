@@ -57,7 +57,7 @@ describe('bad input', () => {
             expect(e.message).toEqual(expect.any(String));
         }
       } catch (e) {
-        throw new Error(`case "${c.name}": ${(e as Error).message}`);
+        throw new Error(`case "${c.name}": ${(e as Error).message}`, { cause: e });
       }
     }
     expect(await snapshot()).toEqual(before);

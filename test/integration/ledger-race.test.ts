@@ -80,8 +80,7 @@ describe('ledger under concurrency', () => {
 
     const ok = results.flatMap((r, i) => (r.status === 'fulfilled' ? [amounts[i]] : []));
     const refused = results.filter((r) => r.status === 'rejected');
-    for (const r of refused)
-      expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'insufficient_balance' });
+    for (const r of refused) expect(r.reason).toMatchObject({ code: 'insufficient_balance' });
     expect(ok.length + refused.length).toBe(50);
     expect(refused.length).toBeGreaterThanOrEqual(5); // the -5000s can never fit: at most 1000 + 2500 is there
     expect(ok.filter((a) => a > 0)).toHaveLength(25); // credits always succeed

@@ -11,7 +11,8 @@
 import { randomBytes } from 'node:crypto';
 import { SandboxHandle, startSandbox } from '../../src/sandbox';
 import { createTenant, startTestApp, TEST_DATABASE_URL, TestApp, unique, uuidOf } from '../support/app';
-import { GatewayProcess, newEncryptionKey, sleep, snapshotDist, waitUntil } from '../support/processes';
+import { GatewayProcess, newEncryptionKey, sleep, snapshotDist } from '../support/processes';
+import { waitFor } from '../support/wait';
 
 const ENCRYPTION_KEY = newEncryptionKey();
 const JWT_SECRET = randomBytes(48).toString('base64url');
@@ -130,18 +131,20 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
   }
 
   async function messages(tid: string) {
-    return (await t.db.query(
+    return t.db.query<
+      {
+        id: string;
+        text: string;
+        status: string;
+        provider_message_id: string | null;
+        attempts: number;
+        last_error: string | null;
+        refunded: boolean;
+      }[]
+    >(
       `SELECT id, text, status, provider_message_id, attempts, last_error, refunded FROM messages WHERE tenant_id = $1`,
       [tid],
-    )) as {
-      id: string;
-      text: string;
-      status: string;
-      provider_message_id: string | null;
-      attempts: number;
-      last_error: string | null;
-      refunded: boolean;
-    }[];
+    );
   }
 
   async function money(tid: string) {
@@ -206,7 +209,7 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
     expect(takenByText(tenant.username).size).toBe(0);
 
     await t.db.query(`UPDATE provider_accounts SET held_until = NULL, held_reason = NULL WHERE id = $1`, [tenant.pac]);
-    await waitUntil(
+    await waitFor(
       'the queue to drain',
       () => statusCounts(tenant.tid),
       (c) => !c.queued && !c.submitting,
@@ -214,15 +217,15 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
     );
     await sleep(2_500); // every report is planned within dlrDelayMs of its send
     const settledCallbacks = () => sandbox.callbacks().filter((c) => c.target.includes(`:${a.port}/`));
-    const callbacks = await waitUntil(
+    const callbacks = await waitFor(
       'every callback answered',
-      async () => settledCallbacks(),
+      () => settledCallbacks(),
       (cs) => cs.every((c) => c.httpStatus !== undefined || c.error !== undefined),
       20_000,
     );
     const reported = new Set(callbacks.filter((c) => c.httpStatus === 200).map((c) => c.sessionId));
     expect(reported.size).toBeGreaterThan(50);
-    const final = await waitUntil(
+    const final = await waitFor(
       'the answered reports applied',
       () => statusCounts(tenant.tid),
       (c) => c.delivered >= reported.size,
@@ -317,7 +320,7 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
     };
     const first = gateway('worker-1', workerEnv);
     await first.ready();
-    await waitUntil(
+    await waitFor(
       'submits in flight',
       async () => ({
         taken: [...takenByText(tenant.username).values()].length,
@@ -341,14 +344,14 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
     const second = gateway('worker-2', workerEnv);
     await second.ready();
     // The second worker sends what was queued; its lease janitor (every 5 s) turns the dead claims uncertain.
-    await waitUntil(
+    await waitFor(
       'no claim or queued work left',
       () => statusCounts(tenant.tid),
       (c) => !c.queued && !c.submitting,
       30_000,
       100,
     );
-    const final = await waitUntil(
+    const final = await waitFor(
       'reports for every submitted message',
       () => statusCounts(tenant.tid),
       (c) => !c.submitted && !c.pending,

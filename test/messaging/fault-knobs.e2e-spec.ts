@@ -12,7 +12,8 @@
  */
 import { SandboxHandle, SandboxKnobs, startSandbox, DEFAULT_KNOBS } from '../../src/sandbox';
 import { createTenant, startTestApp, TestApp, unique, uuidOf } from '../support/app';
-import { closedPort, sleep, waitUntil } from '../support/processes';
+import { closedPort, sleep } from '../support/processes';
+import { waitFor } from '../support/wait';
 
 const PROVIDER_PASSWORD = 'provider-secret-pw';
 const TOPUP = 1000;
@@ -110,7 +111,7 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
 
   /** Waits until the dispatcher is done with the message (no longer queued or claimed). */
   const settled = (id: string, ms = 10_000) =>
-    waitUntil(
+    waitFor(
       `message ${id} to leave the queue`,
       () => row(id),
       (r) => r.status !== 'queued' && r.status !== 'submitting',
@@ -147,10 +148,10 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
   const callbacksFor = (sessionId: string) => sandbox.callbacks().filter((c) => c.sessionId === sessionId);
 
   async function reportsFor(ten: Tenant, providerMessageId: string) {
-    return (await t.db.query(
+    return t.db.query<{ code: number; message_id: string | null; applied_at: Date | null; received_at: Date }[]>(
       `SELECT code, message_id, applied_at, received_at FROM delivery_reports WHERE provider_account_id = $1 AND provider_message_id = $2 ORDER BY seq`,
       [ten.pac, providerMessageId],
-    )) as { code: number; message_id: string | null; applied_at: Date | null; received_at: Date }[];
+    );
   }
 
   /** Uncertain: charged, shown as submitted, no provider id, never resent (one attempt after many poll cycles). */
@@ -229,9 +230,9 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
     await expectUncertainNotResent(ten, m, /^HTTP 500 from the provider side/, 1);
     // The provider's report (22) came back, but no message carries that id: it is kept raw, unapplied.
     const pid = taken(ten, m.text)[0].id;
-    await waitUntil(
+    await waitFor(
       'the report callback',
-      async () => callbacksFor(pid),
+      () => callbacksFor(pid),
       (c) => c.length === 1 && c[0].httpStatus === 200,
       5_000,
     );
@@ -267,16 +268,16 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
     const ten = await tenant();
     sandbox.setKnobs({ duplicateDlrRate: 1 });
     const m = await send(ten, unique('kdup'));
-    const r = await waitUntil(
+    const r = await waitFor(
       'delivered',
       () => row(m.id),
       (x) => x.status === 'delivered',
     );
     const pid = r.provider_message_id!;
     expect(taken(ten, m.text).map((s) => s.id)).toEqual([pid]);
-    const cbs = await waitUntil(
+    const cbs = await waitFor(
       'both callbacks answered',
-      async () => callbacksFor(pid),
+      () => callbacksFor(pid),
       (c) => c.length === 2 && c.every((x) => x.httpStatus === 200),
       5_000,
     );
@@ -306,15 +307,15 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
     const ten = await tenant();
     sandbox.setKnobs({ outOfOrderDlr: 1 });
     const m = await send(ten, unique('kooo'));
-    const r = await waitUntil(
+    const r = await waitFor(
       'delivered',
       () => row(m.id),
       (x) => x.status === 'delivered',
     );
     const pid = r.provider_message_id!;
-    const cbs = await waitUntil(
+    const cbs = await waitFor(
       'both callbacks answered',
-      async () => callbacksFor(pid),
+      () => callbacksFor(pid),
       (c) => c.length === 2 && c.every((x) => x.httpStatus === 200),
       5_000,
     );
@@ -353,7 +354,7 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
     const ten = await tenant();
     sandbox.setKnobs({ dlrBeforeSendAnswer: 1 });
     const m = await send(ten, unique('kearly'));
-    const r = await waitUntil(
+    const r = await waitFor(
       'delivered',
       () => row(m.id),
       (x) => x.status === 'delivered',
@@ -377,7 +378,7 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
     const ten = await tenant({ baseUrl: `http://127.0.0.1:${port}/masking` });
     const m = await send(ten, unique('krefused'));
     // Attempt 1, backoff ~1 s, attempt 2 (= DISPATCH_MAX_ATTEMPTS) fails for good.
-    const r = await waitUntil(
+    const r = await waitFor(
       'failed',
       () => row(m.id),
       (x) => x.status === 'failed',
@@ -414,7 +415,7 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
     expect(taken(ten, m.text)).toHaveLength(0);
 
     await t.db.query(`UPDATE provider_accounts SET held_until = NULL, held_reason = NULL WHERE id = $1`, [ten.pac]);
-    const r = await waitUntil(
+    const r = await waitFor(
       'delivered',
       () => row(m.id),
       (x) => x.status === 'delivered',

@@ -3,15 +3,7 @@ import { DispatcherService } from '../../src/messaging/dispatcher.service';
 import { IdempotencyService } from '../../src/messaging/idempotency.service';
 import { AcceptService } from '../../src/messaging/accept.service';
 import { createTenant, jakartaDay, startTestApp, TestApp } from '../support/app';
-
-const waitFor = async <T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 10_000): Promise<T> => {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (ok(v) || Date.now() > end) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
+import { waitFor } from '../support/wait';
 
 describe('messaging against the sandbox provider', () => {
   let t: TestApp;
@@ -62,6 +54,7 @@ describe('messaging against the sandbox provider', () => {
     });
     expect(sent.headers['ratelimit-limit']).toBe('100');
     const done = await waitFor(
+      'the message to be final',
       () =>
         t.http
           .get(`/v1/messages/${sent.body.id}`)
@@ -89,6 +82,7 @@ describe('messaging against the sandbox provider', () => {
     const sent = await t.http.post('/v1/messages').set(auth).send({ to: '6289912345678', text: 'bad number' });
     expect(sent.status).toBe(202);
     const done = await waitFor(
+      'the message to be final',
       () =>
         t.http
           .get(`/v1/messages/${sent.body.id}`)
@@ -350,6 +344,7 @@ describe('messaging against the sandbox provider', () => {
       .set('Authorization', `Bearer ${apiKey}`)
       .send({ to: '081234567890', text: 'report me' });
     const done = await waitFor(
+      'the message to be final',
       () =>
         t.http
           .get(`/v1/messages/${sent.body.id}`)
@@ -385,6 +380,7 @@ describe('messaging against the sandbox provider', () => {
     t.clock.advance(601_000);
     try {
       const done = await waitFor(
+        'the scheduled message to be delivered',
         () =>
           t.http
             .get(`/v1/messages/${sched.body.id}`)
@@ -440,8 +436,7 @@ describe('messaging against the sandbox provider', () => {
     await blocker.connect();
     await blocker.startTransaction();
     await blocker.query(`SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE`, [tenantUuid]);
-    let results: { status: number; body: { accepted?: unknown[]; code?: string }; headers: Record<string, string> }[] =
-      [];
+    let results: { status: number; body: { accepted?: unknown[]; code?: string }; headers: Record<string, string> }[];
     try {
       let answered = 0;
       const pending = Array.from({ length: 23 }, () =>

@@ -6,7 +6,8 @@ import { ProviderClientRegistry } from '../../src/provider/client/provider-clien
 import type { ProviderAccountConfig, SendOutcome } from '../../src/provider/client/provider-client';
 import { ProviderError } from '../../src/provider/client/provider-error';
 import { startSandbox, type SandboxHandle } from '../../src/sandbox/sandbox';
-import { closedPort, sleep, waitFor } from './support';
+import { waitFor } from '../support/wait';
+import { closedPort, sleep } from './support';
 
 /**
  * The HttpProviderClient against the sandbox provider over real HTTP on 127.0.0.1: every operation,
@@ -146,7 +147,7 @@ describe('send', () => {
   it('latency beyond the total timeout: uncertain — and the provider did take it', async () => {
     sandbox.setKnobs({ latencyMs: [150, 150] });
     expectKind(await client({}, { totalTimeoutMs: 60 }).send(NUMBER, 'x'), 'uncertain');
-    await waitFor(() => sandbox.sent().length === 1, 1_000, 'the late message to be taken');
+    await waitFor('the late message to be taken', () => sandbox.sent().length === 1, undefined, 1_000);
   });
 
   it('blackhole (taken, never answered): uncertain after the total timeout; the message was taken once', async () => {

@@ -1,7 +1,8 @@
 import { HttpProviderClient } from '../../src/provider/client/http-provider-client';
 import type { SendOutcome } from '../../src/provider/client/provider-client';
 import { startSandbox, type SandboxHandle } from '../../src/sandbox/sandbox';
-import { closedPort, sleep, startCallbackReceiver, waitFor, type ReceivedCallback } from './support';
+import { waitFor } from '../support/wait';
+import { closedPort, sleep, startCallbackReceiver, type ReceivedCallback } from './support';
 
 /**
  * DLR callbacks of the sandbox provider, received by a real HTTP server on 127.0.0.1: the form of
@@ -58,7 +59,12 @@ const codesOf = (id: string) =>
 describe('DLR callbacks', () => {
   it('GET to the registered URL with session_id, error_code, error_message, msisdn (its own query kept)', async () => {
     const id = await send();
-    const [cb] = await waitFor(() => receiver.received.length === 1 && receiver.received, 2_000, 'a callback');
+    const [cb] = await waitFor(
+      'a callback',
+      () => receiver.received.length === 1 && receiver.received,
+      undefined,
+      2_000,
+    );
     expect(cb.path).toBe('/v1/dlr/tok_abc');
     expect(cb.query).toEqual({
       tenant: '1',
@@ -68,7 +74,7 @@ describe('DLR callbacks', () => {
       msisdn: NUMBER,
     });
     // The sandbox records the receiver's answer once it has read it, a moment after the receiver saw the request.
-    await waitFor(() => sandbox.callbacks()[0]?.httpStatus, 2_000, 'the callback answer');
+    await waitFor('the callback answer', () => sandbox.callbacks()[0]?.httpStatus, undefined, 2_000);
     expect(sandbox.callbacks()).toEqual([
       expect.objectContaining({ sessionId: id, code: 22, httpStatus: 200, target: `${receiver.url}/v1/dlr/tok_abc` }),
     ]);
@@ -79,7 +85,7 @@ describe('DLR callbacks', () => {
     ['6289812345678', ['20', '22'], 'Delivered'],
   ])('%s reports %p', async (msisdn, codes, lastMessage) => {
     const id = await send(msisdn);
-    await waitFor(() => codesOf(id).length === codes.length, 2_000, 'callbacks');
+    await waitFor('callbacks', () => codesOf(id).length === codes.length, undefined, 2_000);
     expect(codesOf(id)).toEqual(codes);
     expect(receiver.received.at(-1)?.query.error_message).toBe(lastMessage);
   });
@@ -93,14 +99,14 @@ describe('DLR callbacks', () => {
       callbackUrl: `${receiver.url}/dlr`,
     });
     const id = await send();
-    await waitFor(() => codesOf(id).length === 1, 2_000, 'a callback');
+    await waitFor('a callback', () => codesOf(id).length === 1, undefined, 2_000);
     expect(receiver.received[0].query).toMatchObject({ error_code: '51', error_message: 'Expiration Period' });
   });
 
   it('duplicateDlrRate: the same report arrives twice', async () => {
     sandbox.setKnobs({ duplicateDlrRate: 1 });
     const id = await send();
-    await waitFor(() => codesOf(id).length === 2, 2_000, 'two callbacks');
+    await waitFor('two callbacks', () => codesOf(id).length === 2, undefined, 2_000);
     expect(codesOf(id)).toEqual(['22', '22']);
     expect(sandbox.callbacks().map((c) => c.duplicate)).toEqual([false, true]);
   });
@@ -108,7 +114,7 @@ describe('DLR callbacks', () => {
   it('outOfOrderDlr: 22 first, then a stale 20; report.php still says 22', async () => {
     sandbox.setKnobs({ outOfOrderDlr: 1 });
     const id = await send();
-    await waitFor(() => codesOf(id).length === 2, 2_000, 'two callbacks');
+    await waitFor('two callbacks', () => codesOf(id).length === 2, undefined, 2_000);
     expect(codesOf(id)).toEqual(['22', '20']);
     expect(await client.report(id)).toMatchObject({ kind: 'report', code: 22 });
   });
@@ -116,7 +122,7 @@ describe('DLR callbacks', () => {
   it('outOfOrderDlr on a 20→22 message swaps them', async () => {
     sandbox.setKnobs({ outOfOrderDlr: 1 });
     const id = await send('6289812345678');
-    await waitFor(() => codesOf(id).length === 2, 2_000, 'two callbacks');
+    await waitFor('two callbacks', () => codesOf(id).length === 2, undefined, 2_000);
     expect(codesOf(id)).toEqual(['22', '20']);
   });
 
@@ -147,7 +153,12 @@ describe('DLR callbacks', () => {
   it('a failing receiver is recorded, not retried', async () => {
     sandbox.setCallbackUrl('dlr', `http://127.0.0.1:${await closedPort()}/unreachable`);
     const id = await send();
-    await waitFor(() => sandbox.callbacks().length === 1 && sandbox.callbacks()[0].error, 2_000, 'a failed attempt');
+    await waitFor(
+      'a failed attempt',
+      () => sandbox.callbacks().length === 1 && sandbox.callbacks()[0].error,
+      undefined,
+      2_000,
+    );
     await sleep(50);
     expect(sandbox.callbacks()).toEqual([expect.objectContaining({ sessionId: id, error: expect.any(String) })]);
   });

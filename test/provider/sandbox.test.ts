@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { request } from 'undici';
 import { startSandbox, type SandboxHandle } from '../../src/sandbox/sandbox';
-import { waitFor } from './support';
+import { waitFor } from '../support/wait';
 
 /**
  * The sandbox provider itself, over plain HTTP (no client): the wire format of PROVIDER.md, the
@@ -201,14 +201,15 @@ describe('standalone entry (src/sandbox/main.ts)', () => {
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     try {
       const ready = await waitFor(
+        'the sandbox to start',
         () =>
           stdout
             .split('\n')
             .filter(Boolean)
             .map((l) => JSON.parse(l) as { msg: string; url?: string })
             .find((l) => l.msg === 'sandbox: ready'),
+        undefined,
         20_000,
-        'the sandbox to start',
       );
       expect(ready.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/masking$/);
       const res = await request(`${ready.url}/balance.php?username=cli&password=clipass`);

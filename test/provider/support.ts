@@ -1,21 +1,6 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-/** Polls until `check` returns a truthy value (or throws after `timeoutMs`). */
-export async function waitFor<T>(
-  check: () => T | undefined | false | null,
-  timeoutMs = 3_000,
-  what = 'condition',
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export interface ReceivedCallback {
@@ -35,7 +20,7 @@ export async function startCallbackReceiver(onRequest?: (cb: ReceivedCallback) =
     const url = new URL(req.url ?? '/', 'http://receiver.invalid');
     const cb = { path: url.pathname, query: Object.fromEntries(url.searchParams), at: performance.now() };
     received.push(cb);
-    Promise.resolve(onRequest?.(cb)).finally(() => res.end('OK'));
+    void Promise.resolve(onRequest?.(cb)).finally(() => res.end('OK'));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;

@@ -1,4 +1,5 @@
-import { GatewayProcess, closedPort, httpGet, newEncryptionKey, snapshotDist, waitUntil } from '../support/processes';
+import { GatewayProcess, closedPort, httpGet, newEncryptionKey, snapshotDist } from '../support/processes';
+import { waitFor } from '../support/wait';
 
 /** WORKERS > 1: a supervisor with N gateway processes sharing one port (src/cluster.ts). */
 describe('cluster mode (WORKERS)', () => {
@@ -30,9 +31,9 @@ describe('cluster mode (WORKERS)', () => {
     const port = await closedPort();
     const gw = new GatewayProcess('cluster', env(port), dist.main);
     try {
-      await waitUntil(
+      await waitFor(
         'supervisor',
-        async () => gw.output(),
+        () => gw.output(),
         (o) => o.includes('gerbang supervisor running'),
         60_000,
       );
@@ -43,9 +44,9 @@ describe('cluster mode (WORKERS)', () => {
       expect(first).not.toContain(gw.pid);
 
       process.kill(first[0], 'SIGKILL');
-      await waitUntil(
+      await waitFor(
         'replacement worker',
-        async () => listeningPids(gw.output()),
+        () => listeningPids(gw.output()),
         (p) => p.length === 3,
         30_000,
       );

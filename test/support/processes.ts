@@ -107,25 +107,6 @@ export function httpGet(url: string, timeoutMs = 5_000): Promise<{ status: numbe
   });
 }
 
-/** Polls `fn` until `ok` holds; throws with the last value (and `label`) when `ms` pass. */
-export async function waitUntil<T>(
-  label: string,
-  fn: () => Promise<T>,
-  ok: (v: T) => boolean,
-  ms = 20_000,
-  everyMs = 50,
-): Promise<T> {
-  const end = Date.now() + ms;
-  let last: T;
-  for (;;) {
-    last = await fn();
-    if (ok(last)) return last;
-    if (Date.now() > end)
-      throw new Error(`timed out after ${ms} ms waiting for ${label}; last value: ${JSON.stringify(last)}`);
-    await sleep(everyMs);
-  }
-}
-
 /** Parses one counter of a Prometheus text exposition into `{ labelValue: value }` for `label`. */
 export function counterByLabel(metricsText: string, name: string, label: string): Record<string, number> {
   const out: Record<string, number> = {};

@@ -287,7 +287,14 @@ function itemFromFields(fields: Record<string, string>): ParsedInboxItem | undef
 function stringifyFields(value: Record<string, unknown>): Record<string, string> {
   const fields: Record<string, string> = {};
   for (const [k, v] of Object.entries(value))
-    fields[k] = v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
+    fields[k] =
+      v === null || v === undefined
+        ? ''
+        : typeof v === 'string'
+          ? v
+          : typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint'
+            ? String(v)
+            : (JSON.stringify(v) ?? '');
   return fields;
 }
 

@@ -73,7 +73,8 @@ export class ProviderClientRegistry {
     if (entry && entry.version === wanted) return entry.client;
     const client = this.factory(config, limits);
     this.clients.set(config.accountId, { version: wanted, client });
-    if (entry) this.retire(entry.client);
+    // The old client closes in the background; closeAll() awaits it through `closing`, and retire() never rejects.
+    if (entry) void this.retire(entry.client);
     return client;
   }
 

@@ -1,5 +1,5 @@
 import { IsIn, IsOptional } from 'class-validator';
-import { ListQueryDto } from '../common/pagination';
+import { ListQueryDto } from '../common/list-query.dto';
 
 /** An SMS a handset sent to a number of the provider account, routed to you. */
 export class InboundMessageDto {
@@ -42,4 +42,18 @@ export class AdminInboundQueryDto extends ListQueryDto {
   @IsOptional()
   @IsIn(['true', 'false'])
   unrouted?: 'true' | 'false';
+}
+
+/** A page of inbound SMS, newest first. */
+export class InboundMessagePageDto {
+  data: InboundMessageDto[];
+  /** Pass as `cursor` for the next page; null on the last page. */
+  nextCursor: string | null;
+}
+
+/** A page of inbound SMS as admins see them, newest first. */
+export class AdminInboundMessagePageDto {
+  data: AdminInboundMessageDto[];
+  /** Pass as `cursor` for the next page; null on the last page. */
+  nextCursor: string | null;
 }

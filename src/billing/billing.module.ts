@@ -2,13 +2,27 @@ import { Inject, Module, OnApplicationBootstrap, OnApplicationShutdown, Logger }
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { TenantsModule } from '../tenants/tenants.module';
 import { AdminBillingController, TenantBillingController } from './billing.controller';
+import { LedgerVerifyController } from './ledger-verify.controller';
+import { LedgerVerifyService } from './ledger-verify.service';
 import { LedgerService } from './ledger.service';
+import { AdminStatementController, TenantStatementController } from './statement.controller';
+import { StatementService } from './statement.service';
+import { AdminUsageController, TenantUsageController } from './usage.controller';
+import { UsageService } from './usage.service';
 
 @Module({
   imports: [TenantsModule],
-  controllers: [TenantBillingController, AdminBillingController],
-  providers: [LedgerService],
-  exports: [LedgerService],
+  controllers: [
+    TenantBillingController,
+    AdminBillingController,
+    TenantUsageController,
+    AdminUsageController,
+    TenantStatementController,
+    AdminStatementController,
+    LedgerVerifyController,
+  ],
+  providers: [LedgerService, UsageService, StatementService, LedgerVerifyService],
+  exports: [LedgerService, LedgerVerifyService],
 })
 export class BillingModule implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(BillingModule.name);

@@ -472,6 +472,21 @@ describe('usage records and statements', () => {
     expectProblem(await t.http.get('/v1/usage'), 401, 'unauthorized');
   });
 
+  it('the OpenAPI document names the calendar and offers JSON and CSV', async () => {
+    const doc = (await t.http.get('/docs-json')).body;
+    for (const path of ['/v1/usage', '/v1/admin/usage', '/v1/statement', '/v1/admin/tenants/{id}/statement']) {
+      const op = doc.paths[path]?.get;
+      expect({ path, described: op?.description }).toEqual({
+        path,
+        described: expect.stringContaining('Asia/Jakarta'),
+      });
+      expect(Object.keys(op.responses['200'].content).sort()).toEqual(['application/json', 'text/csv']);
+    }
+    const usage = doc.paths['/v1/usage'].get.parameters.map((p: { name: string }) => p.name).sort();
+    expect(usage).toEqual(['from', 'granularity', 'to']);
+    expect(doc.paths['/v1/admin/ledger/verify'].get).toBeDefined();
+  });
+
   it('streams a large admin CSV across several cursor batches and returns the connection', async () => {
     // 3,000 tenant-days of usage, written straight into the tables in one statement (the accept path is
     // tested elsewhere): more rows than one FETCH, so the response is several cursor batches.

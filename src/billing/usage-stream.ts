@@ -1,5 +1,4 @@
 import { Logger } from '@nestjs/common';
-import { once } from 'node:events';
 import type { Response } from 'express';
 import { csvLine } from './csv';
 
@@ -34,7 +33,7 @@ export async function streamRecords<T extends object>(
   res.setHeader('Cache-Control', 'no-store');
   let wroteOne = false;
   const write = async (chunk: string) => {
-    if (!res.write(chunk) && !gone) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    if (!res.write(chunk) && !gone) await drainOrClose(res);
   };
   try {
     await write(opts.csv ? csvLine([...opts.columns]) : '{"data":[');
@@ -63,4 +62,17 @@ export async function streamRecords<T extends object>(
     await batches.return(undefined).catch(() => undefined);
     res.destroy(err as Error);
   }
+}
+
+/** Resolves on the first 'drain' or 'close', and removes both listeners (one wait per full buffer). */
+function drainOrClose(res: Response): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }

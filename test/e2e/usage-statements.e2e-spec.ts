@@ -1,3 +1,4 @@
+import { request as httpRequest, IncomingMessage } from 'node:http';
 import { parse } from 'csv-parse/sync';
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
 import {
@@ -524,4 +525,73 @@ describe('usage records and statements', () => {
     );
     expect(open.n).toBe(0);
   });
+
+  it('backpressure: a client that stops reading holds the cursor open (not the rows in memory); one that leaves releases it', async () => {
+    // 40 tenants × 3,000 days = 120,000 usage records (~9 MB of CSV), far more than the socket buffers hold.
+    const { providerAccountId } = await createTenant(t);
+    await t.db.query(
+      `WITH ten AS (
+         INSERT INTO tenants (id, name, provider_account_id, price_per_segment)
+         SELECT gen_random_uuid(), 'bulk ' || g, $1, 0 FROM generate_series(1, 40) g RETURNING id),
+       m AS (
+         INSERT INTO messages (id, tenant_id, provider_account_id, msisdn, text, status, segments, encoding, price, created_at)
+         SELECT gen_random_uuid(), ten.id, $1, '6281234567890', 'bulk', 'delivered', 1, 'GSM-7', 0,
+                timestamptz '2050-01-01 00:00+07' + d * interval '1 day'
+           FROM ten, generate_series(0, 2999) d
+         RETURNING id, tenant_id, created_at)
+       INSERT INTO ledger_entries (id, tenant_id, kind, amount, balance_after, message_id, created_at)
+       SELECT gen_random_uuid(), m.tenant_id, 'debit', 0, 0, m.id, m.created_at FROM m`,
+      [uuidOf(providerAccountId)],
+    );
+    const port = (t.app.getHttpServer().address() as { port: number }).port;
+    const openCursors = async () =>
+      Number(
+        (
+          await t.db.query(
+            `SELECT count(*)::int AS n FROM pg_stat_activity
+              WHERE datname = current_database() AND state = 'idle in transaction' AND query LIKE 'FETCH%usage_records%'`,
+          )
+        )[0].n,
+      );
+    const get = () =>
+      new Promise<IncomingMessage>((resolve, reject) => {
+        const req = httpRequest(
+          {
+            host: '127.0.0.1',
+            port,
+            path: '/v1/admin/usage?from=2050-01-01&to=2059-12-31',
+            headers: { Authorization: `Bearer ${t.adminToken}`, Accept: 'text/csv' },
+          },
+          resolve,
+        );
+        req.on('error', reject);
+        req.end();
+      });
+
+    // 1. Read one chunk, then stop reading: the server waits for 'drain' with its cursor open.
+    const slow = await get();
+    expect(slow.statusCode).toBe(200);
+    slow.pause();
+    const held = await waitFor(openCursors, (n) => n === 1, 5000);
+    expect(held).toBe(1);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await openCursors()).toBe(1); // still waiting, not finished in the background
+    // Resume: everything arrives, and the cursor's transaction ends.
+    let body = '';
+    slow.setEncoding('utf8');
+    slow.on('data', (c: string) => (body += c));
+    slow.resume();
+    await new Promise((r) => slow.on('end', r));
+    const lines = body.split('\r\n').filter((l) => l.length > 0);
+    expect(lines[0]).toBe('tenantId,period,messages,segments,amount,delivered,failed,refunded,expired,pending');
+    expect(lines.length - 1).toBe(120_000);
+    expect(await waitFor(openCursors, (n) => n === 0, 5000)).toBe(0);
+
+    // 2. A client that goes away mid-stream: the transaction is rolled back and the connection returned.
+    const leaving = await get();
+    leaving.pause();
+    expect(await waitFor(openCursors, (n) => n === 1, 5000)).toBe(1);
+    leaving.destroy();
+    expect(await waitFor(openCursors, (n) => n === 0, 5000)).toBe(0);
+  }, 120_000);
 });

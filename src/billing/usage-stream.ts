@@ -18,11 +18,12 @@ export async function streamRecords<T extends object>(
   opts: { csv: boolean; columns: readonly (keyof T & string)[]; filename: string },
   batches: AsyncGenerator<T[]>,
 ): Promise<void> {
-  const first = await batches.next();
+  // Listen before the first (possibly slow) batch: a client gone by then must not leave us waiting for 'drain'.
   let gone = false;
   res.once('close', () => {
     gone = true;
   });
+  const first = await batches.next();
   res.status(200);
   if (opts.csv) {
     res.setHeader('Content-Type', 'text/csv; charset=utf-8');
@@ -33,7 +34,7 @@ export async function streamRecords<T extends object>(
   res.setHeader('Cache-Control', 'no-store');
   let wroteOne = false;
   const write = async (chunk: string) => {
-    if (!res.write(chunk) && !gone) await drainOrClose(res);
+    if (!res.write(chunk) && !gone && !res.destroyed) await drainOrClose(res);
   };
   try {
     await write(opts.csv ? csvLine([...opts.columns]) : '{"data":[');

@@ -291,8 +291,8 @@ describe('usage records and statements', () => {
     const adjust = (amount: number) =>
       t.http.post(`/v1/admin/tenants/${tenant.tenantId}/adjustments`).set(admin).send({ amount, reason: 'stmt' });
     expect((await adjust(-50)).status).toBe(201);
-    // 16:59:59 UTC is still 30 Nov in Jakarta; 17:00:01 UTC is 1 Dec.
-    t.clock.set(new Date('2031-11-30T16:59:59Z'));
+    // 16:59 UTC is still 30 Nov in Jakarta; 17:00:01 UTC is 1 Dec.
+    t.clock.set(new Date('2031-11-30T16:59:00Z')); // a minute of margin: the clock keeps running
     expect((await send(auth, { to: '081234567890', text: 'last of november' })).status).toBe(202);
     t.clock.set(new Date('2031-11-30T17:00:01Z'));
     expect((await send(auth, { to: '081234567890', text: 'first of december' })).status).toBe(202);
@@ -329,7 +329,7 @@ describe('usage records and statements', () => {
     const zero = { topups: 0, debits: 0, refunds: 0, adjustments: 0, expired: 0 };
     expect(statements).toEqual([
       { month: '2031-10', openingBalance: 0, ...zero, closingBalance: 0, validUntil: null, graceUntil: null },
-      // top-up 10,000; 5 charges (3 sent, 1 scheduled then canceled, 1 at 16:59:59 UTC); 1 refund; -50
+      // top-up 10,000; 5 charges (3 sent, 1 scheduled then canceled, 1 at 16:59 UTC); 1 refund; -50
       {
         month: '2031-11',
         openingBalance: 0,
@@ -419,6 +419,38 @@ describe('usage records and statements', () => {
 
     // The current month (April) is allowed, May is in the future.
     expectProblem(await t.http.get('/v1/statement').query({ month: '2032-05' }).set(auth), 400, 'validation_failed');
+  });
+
+  it('defaults follow the injected clock’s Jakarta date: at 17:00 UTC on 30 Nov it is already 1 Dec', async () => {
+    // 23:50 on 30 Nov in Jakarta (the clock keeps running: a margin for a slow machine; the exact instant
+    // 16:59:59.999 UTC is table-tested in billing-calendar.spec.ts).
+    t.clock.set(new Date('2035-11-30T16:50:00.000Z'));
+    const tenant = await tenantOnSandbox(10_000, 100);
+    expect((await send(tenant.auth, { to: '081234567890', text: 'november' })).status).toBe(202);
+    const november = await t.http.get('/v1/usage').set(tenant.auth);
+    expect(november.body.data.map((r: UsageRecord) => [r.period, r.messages])).toEqual([['2035-11-30', 1]]);
+
+    t.clock.set(new Date('2035-11-30T17:00:00.000Z')); // 00:00 on 1 Dec in Jakarta (later only moves further in)
+    expect((await send(tenant.auth, { to: '081234567890', text: 'december' })).status).toBe(202);
+    // Default range is now 1 Dec .. 1 Dec: November's message is outside it.
+    const december = await t.http.get('/v1/usage').set(tenant.auth);
+    expect(december.body.data.map((r: UsageRecord) => [r.period, r.messages])).toEqual([['2035-12-01', 1]]);
+    const months = await t.http
+      .get('/v1/usage')
+      .query({ from: '2035-11-01', to: '2035-12-31', granularity: 'month' })
+      .set(tenant.auth);
+    expect(months.body.data.map((r: UsageRecord) => [r.period, r.messages, r.amount])).toEqual([
+      ['2035-11', 1, 100],
+      ['2035-12', 1, 100],
+    ]);
+    // The statement of the current month (December) starts with November's closing balance.
+    const dec = await t.http.get('/v1/statement').query({ month: '2035-12' }).set(tenant.auth);
+    expect(dec.body).toMatchObject({ openingBalance: 9900, debits: -100, closingBalance: 9800 });
+    expectProblem(
+      await t.http.get('/v1/statement').query({ month: '2036-01' }).set(tenant.auth),
+      400,
+      'validation_failed',
+    );
   });
 
   it('bad parameters are 400 validation_failed; unknown tenants 404; roles enforced', async () => {

@@ -1,7 +1,10 @@
 import { Matches } from 'class-validator';
 
 export class StatementQueryDto {
-  /** The Asia/Jakarta calendar month, `YYYY-MM`, example `2031-11`. Not after the current month. */
+  /**
+   * The Asia/Jakarta calendar month, `YYYY-MM`. Not after the current month.
+   * @example 2031-11
+   */
   @Matches(/^\d{4}-\d{2}$/, { message: 'month must be YYYY-MM' })
   month: string;
 }

@@ -2,13 +2,19 @@ import { IsIn, IsOptional, IsString, Matches, MaxLength } from 'class-validator'
 import type { Granularity } from './billing-calendar';
 
 export class UsageQueryDto {
-  /** First Asia/Jakarta calendar day, `YYYY-MM-DD` (default: the first day of the current Jakarta month). */
+  /**
+   * First Asia/Jakarta calendar day, `YYYY-MM-DD` (default: the first day of the current Jakarta month).
+   * @example 2031-11-01
+   */
   @IsOptional()
   @IsString()
   @Matches(/^\d{4}-\d{2}-\d{2}$/, { message: 'from must be a date YYYY-MM-DD' })
   from?: string;
 
-  /** Last Asia/Jakarta calendar day, inclusive, `YYYY-MM-DD` (default: today in Jakarta). */
+  /**
+   * Last Asia/Jakarta calendar day, inclusive, `YYYY-MM-DD` (default: today in Jakarta).
+   * @example 2031-11-30
+   */
   @IsOptional()
   @IsString()
   @Matches(/^\d{4}-\d{2}-\d{2}$/, { message: 'to must be a date YYYY-MM-DD' })
@@ -21,7 +27,10 @@ export class UsageQueryDto {
 }
 
 export class AdminUsageQueryDto extends UsageQueryDto {
-  /** `ten_…`: one tenant; omitted: every tenant. */
+  /**
+   * `ten_…`: one tenant; omitted: every tenant.
+   * @example ten_0192f1a2b3c47d5e8f9a0b1c2d3e4f50
+   */
   @IsOptional()
   @IsString()
   @MaxLength(64)

@@ -3,15 +3,29 @@ import { APP_CONFIG, AppConfig } from '../config/config';
 import { IdempotencyService } from '../messaging/idempotency.service';
 import { TenantsModule } from '../tenants/tenants.module';
 import { AdminBillingController, TenantBillingController } from './billing.controller';
+import { LedgerVerifyController } from './ledger-verify.controller';
+import { LedgerVerifyService } from './ledger-verify.service';
 import { LedgerService } from './ledger.service';
+import { AdminStatementController, TenantStatementController } from './statement.controller';
+import { StatementService } from './statement.service';
+import { AdminUsageController, TenantUsageController } from './usage.controller';
+import { UsageService } from './usage.service';
 
 @Module({
   imports: [TenantsModule],
-  controllers: [TenantBillingController, AdminBillingController],
+  controllers: [
+    TenantBillingController,
+    AdminBillingController,
+    TenantUsageController,
+    AdminUsageController,
+    TenantStatementController,
+    AdminStatementController,
+    LedgerVerifyController,
+  ],
   // IdempotencyService lives here (not in MessagingModule, which imports this one) so the admin money
   // routes and the send path share one instance and one table.
-  providers: [LedgerService, IdempotencyService],
-  exports: [LedgerService, IdempotencyService],
+  providers: [LedgerService, IdempotencyService, UsageService, StatementService, LedgerVerifyService],
+  exports: [LedgerService, IdempotencyService, LedgerVerifyService],
 })
 export class BillingModule implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(BillingModule.name);

@@ -1,4 +1,5 @@
 import { LedgerService } from '../../src/billing/ledger.service';
+import { LedgerVerifyService } from '../../src/billing/ledger-verify.service';
 import { bearer, createTenant, startTestApp, TestApp, uuidOf } from '../support/app';
 
 interface ChainRow {
@@ -199,6 +200,15 @@ describe('ledger under concurrency', () => {
         WHERE t.balance <> coalesce(l.s, 0) OR t.balance < 0`,
     );
     expect(mismatched).toEqual([]);
+  });
+
+  it('the books verifier (GET /v1/admin/ledger/verify, npm run ledger:verify) finds nothing after these races', async () => {
+    const verified = await t.app.get(LedgerVerifyService).verify();
+    expect(verified.problems).toEqual([]);
+    expect(verified.ok).toBe(true);
+    const res = await t.http.get('/v1/admin/ledger/verify').set(bearer(t.adminToken));
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ ok: true, problems: [] });
   });
 
   describe('the ledger is append-only', () => {

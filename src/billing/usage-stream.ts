@@ -1,0 +1,79 @@
+import { Logger } from '@nestjs/common';
+import type { Response } from 'express';
+import { csvLine } from './csv';
+
+const logger = new Logger('UsageStream');
+
+/**
+ * Writes batches of records to the response as they come, as CSV (header row, RFC 4180) or as a
+ * `{ "data": [...] }` JSON document, waiting for 'drain' whenever the socket's buffer is full
+ * (backpressure: a slow client slows the cursor, it does not fill this process's memory).
+ *
+ * The first batch is read before anything is sent, so a failure to start (bad database, timeout)
+ * still becomes a problem+json response; a failure later can only cut the response short, and the
+ * truncated body (no closing `]}` in JSON) tells the client it is incomplete.
+ */
+export async function streamRecords<T extends object>(
+  res: Response,
+  opts: { csv: boolean; columns: readonly (keyof T & string)[]; filename: string },
+  batches: AsyncGenerator<T[]>,
+): Promise<void> {
+  // Listen before the first (possibly slow) batch: a client gone by then must not leave us waiting for 'drain'.
+  let gone = false;
+  res.once('close', () => {
+    gone = true;
+  });
+  const first = await batches.next();
+  res.status(200);
+  if (opts.csv) {
+    res.setHeader('Content-Type', 'text/csv; charset=utf-8');
+    res.setHeader('Content-Disposition', `attachment; filename="${opts.filename}"`);
+  } else {
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  }
+  res.setHeader('Cache-Control', 'no-store');
+  let wroteOne = false;
+  const write = async (chunk: string) => {
+    if (!res.write(chunk) && !gone && !res.destroyed) await drainOrClose(res);
+  };
+  try {
+    await write(opts.csv ? csvLine([...opts.columns]) : '{"data":[');
+    let step = first;
+    while (!step.done && !gone) {
+      let chunk = '';
+      for (const record of step.value) {
+        if (opts.csv) chunk += csvLine(opts.columns.map((c) => record[c] as string | number));
+        else {
+          const picked: Record<string, unknown> = {};
+          for (const c of opts.columns) picked[c] = record[c];
+          chunk += (wroteOne ? ',' : '') + JSON.stringify(picked);
+          wroteOne = true;
+        }
+      }
+      await write(chunk);
+      step = await batches.next();
+    }
+    if (gone) {
+      await batches.return(undefined);
+      return;
+    }
+    res.end(opts.csv ? '' : ']}');
+  } catch (err) {
+    logger.error({ err: (err as Error).message }, 'usage stream failed after the response started');
+    await batches.return(undefined).catch(() => undefined);
+    res.destroy(err as Error);
+  }
+}
+
+/** Resolves on the first 'drain' or 'close', and removes both listeners (one wait per full buffer). */
+function drainOrClose(res: Response): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}

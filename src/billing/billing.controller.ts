@@ -13,8 +13,7 @@ import { ApiProblems } from '../common/api-problems.decorator';
 import { AdminPrincipal, CurrentAdmin, CurrentTenant, Roles, TenantAuth, TenantPrincipal } from '../common/decorators';
 import { toPublicId } from '../common/ids';
 import { ListQueryDto } from '../common/list-query.dto';
-import { decodeCursor, encodeCursor, Page } from '../common/pagination';
-import { Problem } from '../common/problem';
+import { cursorField, decodeCursor, encodeCursor, Page } from '../common/pagination';
 import { TenantScope } from '../common/tenant-scope';
 import { IdempotencyService, sendIdempotent } from '../messaging/idempotency.service';
 import { TenantsService } from '../tenants/tenants.service';
@@ -65,13 +64,7 @@ export function ledgerEntryDto(e: LedgerEntry): LedgerEntryDto {
 
 async function ledgerPage(ledger: LedgerService, scope: TenantScope, q: ListQueryDto): Promise<Page<LedgerEntryDto>> {
   const limit = q.limit ?? 50;
-  const after = decodeCursor<{ seq: number }>(q.cursor, ['seq']);
-  // A forged cursor must not reach PostgreSQL as a non-integer seq (that would be a 500).
-  if (after && !(Number.isSafeInteger(after.seq) && after.seq > 0)) {
-    throw new Problem('validation_failed', 'cursor is not valid', [
-      { field: 'cursor', message: 'cursor is not valid' },
-    ]);
-  }
+  const after = decodeCursor<{ seq: number }>(q.cursor, { seq: cursorField.seq });
   const rows = await ledger.listEntries(scope.tenantId, limit + 1, after?.seq ?? null);
   const page = rows.slice(0, limit);
   return {

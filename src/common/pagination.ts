@@ -12,18 +12,50 @@ export function encodeCursor(value: Record<string, string | number>): string {
   return Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
 }
 
-/** Decodes a cursor made by encodeCursor; anything else is a 400, never a 500. */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+/** Cursors carry times of rows this gateway wrote: anything outside these years is forged. */
+const EARLIEST = Date.UTC(2000, 0, 1);
+const LATEST = Date.UTC(9999, 11, 31);
+
+/** What a cursor field may hold: checked before the value reaches PostgreSQL (a bad cast there would be a 500). */
+export const cursorField = {
+  uuid: (v: unknown): v is string => typeof v === 'string' && UUID.test(v),
+  /** A `Date.toISOString()` value (UTC, milliseconds) between 2000 and 9999. */
+  time: (v: unknown): v is string => {
+    if (typeof v !== 'string' || !ISO_UTC.test(v)) return false;
+    const ms = Date.parse(v);
+    return ms >= EARLIEST && ms <= LATEST && new Date(ms).toISOString() === v;
+  },
+  /** A positive integer PostgreSQL's bigint holds exactly. */
+  seq: (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v > 0,
+} as const;
+
+type FieldCheck = (v: unknown) => boolean;
+
+/**
+ * Decodes a cursor made by encodeCursor. It must be an object with exactly the keys of `fields`, each
+ * passing its check; anything else (garbage, another list's cursor, forged values) is a 400, never a 500.
+ */
 export function decodeCursor<T extends Record<string, string | number>>(
   cursor: string | undefined,
-  keys: (keyof T)[],
+  fields: Record<keyof T & string, FieldCheck>,
 ): T | null {
   if (!cursor) return null;
+  let value: unknown;
   try {
-    const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as T;
-    if (value && typeof value === 'object' && keys.every((k) => ['string', 'number'].includes(typeof value[k])))
-      return value;
+    value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
   } catch {
-    /* fall through */
+    value = undefined;
   }
+  const keys = Object.keys(fields);
+  if (
+    value !== null &&
+    typeof value === 'object' &&
+    !Array.isArray(value) &&
+    Object.keys(value).length === keys.length &&
+    keys.every((k) => Object.hasOwn(value as object, k) && fields[k as keyof T & string]((value as T)[k]))
+  )
+    return value as T;
   throw new Problem('validation_failed', 'cursor is not valid', [{ field: 'cursor', message: 'cursor is not valid' }]);
 }

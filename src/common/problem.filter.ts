@@ -1,6 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
+import { isConnectionError, isTransientConflict, UNAVAILABLE_RETRY_AFTER_S } from '../database/connection-errors';
 import { FieldError, Problem, ProblemCode, problemBody } from './problem';
 
 /**
@@ -31,6 +32,28 @@ export class ProblemFilter implements ExceptionFilter {
     const e = exception as { status?: number; expose?: boolean };
     if (e && typeof e === 'object' && e.expose === true && typeof e.status === 'number' && e.status < 500)
       return bodyParserProblem(exception);
+    // The database went away (restart, failover, network): a 503 the client may retry, not a 500.
+    // The pg pool reconnects by itself; nothing is logged as a bug.
+    if (isConnectionError(exception)) {
+      this.logger.warn(
+        { method: req.method, path: req.path, err: exception instanceof Error ? exception.message : String(exception) },
+        'database unavailable',
+      );
+      return new Problem('unavailable', 'The database is temporarily unreachable; retry later', undefined, {
+        'Retry-After': String(UNAVAILABLE_RETRY_AFTER_S),
+      });
+    }
+    // A deadlock or serialization failure that survived the retries: rolled back, nothing written, and
+    // retrying may succeed. 503 with a short Retry-After; logged as an error (a lock-order bug to fix).
+    if (isTransientConflict(exception)) {
+      this.logger.error(
+        { method: req.method, path: req.path, err: exception instanceof Error ? exception.message : String(exception) },
+        'transaction conflict (deadlock or serialization failure)',
+      );
+      return new Problem('unavailable', 'The request collided with another one and was rolled back; retry', undefined, {
+        'Retry-After': '1',
+      });
+    }
     const errorId = randomUUID();
     this.logger.error(
       {

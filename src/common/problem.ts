@@ -18,6 +18,8 @@ export type ProblemCode =
   | 'unsupported_media_type'
   | 'method_not_allowed'
   | 'not_acceptable'
+  | 'unavailable'
+  | 'provider_unavailable'
   | 'internal';
 
 export interface FieldError {
@@ -42,6 +44,8 @@ const TITLES: Record<ProblemCode, string> = {
   unsupported_media_type: 'Unsupported media type',
   method_not_allowed: 'Method not allowed',
   not_acceptable: 'Not acceptable',
+  unavailable: 'Service temporarily unavailable',
+  provider_unavailable: 'The provider could not be reached',
   internal: 'Internal server error',
 };
 
@@ -62,6 +66,8 @@ const STATUS: Record<ProblemCode, number> = {
   unsupported_media_type: HttpStatus.UNSUPPORTED_MEDIA_TYPE,
   method_not_allowed: HttpStatus.METHOD_NOT_ALLOWED,
   not_acceptable: HttpStatus.NOT_ACCEPTABLE,
+  unavailable: HttpStatus.SERVICE_UNAVAILABLE,
+  provider_unavailable: HttpStatus.BAD_GATEWAY,
   internal: HttpStatus.INTERNAL_SERVER_ERROR,
 };
 

@@ -5,7 +5,7 @@ import { inTransaction } from '../database/transaction';
 import { LedgerService } from '../billing/ledger.service';
 import { Clock } from '../common/clock';
 import { fromPublicId } from '../common/ids';
-import { decodeCursor, encodeCursor, Page } from '../common/pagination';
+import { cursorField, decodeCursor, encodeCursor, Page } from '../common/pagination';
 import { Problem, notFound } from '../common/problem';
 import { TenantScope } from '../common/tenant-scope';
 import { APP_CONFIG, AppConfig } from '../config/config';
@@ -213,13 +213,8 @@ export class MessagesService {
     if (q.reference) add('reference = ?', q.reference);
     if (q.createdFrom) add('created_at >= ?', new Date(q.createdFrom));
     if (q.createdTo) add('created_at <= ?', new Date(q.createdTo));
-    const cursor = decodeCursor<{ t: string; id: string }>(q.cursor, ['t', 'id']);
+    const cursor = decodeCursor<{ t: string; id: string }>(q.cursor, { t: cursorField.time, id: cursorField.uuid });
     if (cursor) {
-      if (!/^[0-9a-f-]{36}$/.test(cursor.id) || Number.isNaN(Date.parse(cursor.t))) {
-        throw new Problem('validation_failed', 'cursor is not valid', [
-          { field: 'cursor', message: 'cursor is not valid' },
-        ]);
-      }
       params.push(new Date(cursor.t), cursor.id);
       where.push(`(created_at, id) < ($${params.length - 1}, $${params.length})`);
     }

@@ -7,6 +7,7 @@ import { ProviderAccountsService } from './provider-accounts.service';
 import { ProviderBalanceDto, ProviderReportDto } from './provider-accounts.dto';
 import { ProviderClients } from './provider-clients.service';
 import { ProviderWalletService } from './provider-wallet.service';
+import { ProviderError } from './client';
 
 const ZONE = 'Asia/Jakarta';
 
@@ -50,7 +51,7 @@ export class ProviderReportsService {
     }
     const account = await this.accounts.findEntity(publicId);
     const found = await this.clients.forAccount(account.id);
-    const r = await found!.client.downloadReport(from.toJSDate(), to.toJSDate());
+    const r = await found!.client.downloadReport(from.toJSDate(), to.toJSDate()).catch(providerUnavailable);
     if (r.kind !== 'report') throw new Problem('conflict', `The provider did not return a report: ${r.reason}`);
     // The file's format is undocumented: the id column is the first whose name mentions an id/session.
     const idColumn = r.header.find((h) => /id|session|response/i.test(h)) ?? r.header[0];
@@ -82,4 +83,15 @@ export class ProviderReportsService {
       rows: r.rows.slice(0, 500),
     };
   }
+}
+
+/**
+ * A live read that got no answer from the provider (refused, timed out, connection lost: a thrown
+ * ProviderError) is a 502 `provider_unavailable` with the error's redacted code, never a 500.
+ */
+function providerUnavailable(e: unknown): never {
+  if (e instanceof ProviderError) {
+    throw new Problem('provider_unavailable', `The provider could not be reached (${e.code})`);
+  }
+  throw e;
 }

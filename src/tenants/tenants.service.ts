@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, Repository } from 'typeorm';
-import { decodeCursor, encodeCursor, Page } from '../common/pagination';
+import { cursorField, decodeCursor, encodeCursor, Page } from '../common/pagination';
 import { fromPublicId, toPublicId, uuidv7 } from '../common/ids';
 import { Problem, notFound } from '../common/problem';
 import { ProviderAccount } from '../provider/provider-account.entity';
@@ -31,16 +31,7 @@ export class TenantsService {
   }
 
   async list(limit: number, cursor?: string): Promise<Page<TenantDto>> {
-    const after = decodeCursor<{ id: string }>(cursor, ['id']);
-    // A forged cursor must not reach PostgreSQL as a non-uuid (that would be a 500).
-    if (
-      after &&
-      (typeof after.id !== 'string' || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(after.id))
-    ) {
-      throw new Problem('validation_failed', 'cursor is not valid', [
-        { field: 'cursor', message: 'cursor is not valid' },
-      ]);
-    }
+    const after = decodeCursor<{ id: string }>(cursor, { id: cursorField.uuid });
     const qb = this.repo
       .createQueryBuilder('t')
       .orderBy('t.id', 'DESC')

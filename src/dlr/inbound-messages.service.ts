@@ -2,7 +2,6 @@ import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { toPublicId } from '../common/ids';
 import { cursorField, decodeCursor, encodeCursor, ListQueryDto, Page } from '../common/pagination';
-import { Problem } from '../common/problem';
 import { TenantScope } from '../common/tenant-scope';
 import { inboundMessageDto } from './inbound-intake.service';
 import { AdminInboundMessageDto, InboundMessageDto } from './inbound-messages.dto';
@@ -20,7 +19,6 @@ interface InboundRow {
 }
 
 const COLUMNS = 'id, provider_account_id, tenant_id, route, msisdn, text, received_at, raw, created_at';
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Reads of `inbound_messages`, newest first (by when the gateway stored them), cursor-paginated. */
 @Injectable()

@@ -11,6 +11,7 @@ import { HealthController } from './health/health.controller';
 import { MetricsController } from './metrics/metrics.controller';
 import { ProviderModule } from './provider/provider.module';
 import { TenantsModule } from './tenants/tenants.module';
+import { WebhooksModule } from './webhooks/webhooks.module';
 
 @Module({})
 export class AppModule {
@@ -30,6 +31,7 @@ export class AppModule {
         ProviderModule,
         BillingModule,
         MessagingModule,
+        WebhooksModule,
       ],
       controllers: [HealthController, MetricsController],
     };

@@ -56,6 +56,18 @@ export interface AppConfig {
     breakerThreshold: number;
     breakerHalfOpenMs: number;
   };
+  webhooks: {
+    /** Run the webhook delivery worker and the message-status relay in this process. */
+    enabled: boolean;
+    /** Webhook requests in flight per process. */
+    concurrency: number;
+    /** Requests in flight per tenant endpoint, over all processes (a slow endpoint holds only these). */
+    perEndpoint: number;
+    /** Total time one webhook request may take (connect, headers, body). */
+    timeoutMs: number;
+    /** Idle poll interval of the delivery worker and of the relay. */
+    pollMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -191,6 +203,13 @@ export function loadConfig(env: Env = process.env): AppConfig {
     breakerThreshold: int('PROVIDER_BREAKER_THRESHOLD', 5, 1, 1000),
     breakerHalfOpenMs: int('PROVIDER_BREAKER_HALF_OPEN_MS', 30_000, 100, 3_600_000),
   };
+  const webhooks = {
+    enabled: parseBool('WEBHOOK_WORKER', env.WEBHOOK_WORKER, true, problems),
+    concurrency: int('WEBHOOK_CONCURRENCY', 32, 1, 1000),
+    perEndpoint: int('WEBHOOK_ENDPOINT_CONCURRENCY', 4, 1, 100),
+    timeoutMs: int('WEBHOOK_TIMEOUT_MS', 15_000, 100, 120_000),
+    pollMs: int('WEBHOOK_POLL_MS', 250, 10, 60_000),
+  };
   const embeddedPgPort = int('EMBEDDED_PG_PORT', 54329, 1, 65535);
   const workers = int('WORKERS', 1, 1, 64);
   if (dispatcher.leaseMs <= provider.totalTimeoutMs) {
@@ -230,6 +249,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     workers,
     dispatcher,
     provider,
+    webhooks,
   };
 }
 

@@ -38,8 +38,8 @@ interface EndpointForClaim {
  * deliveries each and lease them (`delivering`, lease_until, lease_owner). Holding the endpoint row
  * while counting its in-flight leases is what makes the per-endpoint cap hold across processes; an
  * endpoint at its cap is simply not chosen, so a slow or dead endpoint never blocks another
- * tenant's deliveries (no head-of-line blocking). A lease that outlives its worker (crash) is due
- * again when it expires.
+ * tenant's deliveries (no head-of-line blocking). A lease that outlives its worker (crash) is
+ * released by `releaseExpiredLeases` and the delivery is due again.
  *
  * Times: due/retry times use the injected Clock (tests move it); leases use the database's real
  * clock, because they guard against crashed processes in real time.
@@ -51,6 +51,7 @@ export class WebhookWorkerService {
   private loopDone: Promise<void> = Promise.resolve();
   private inFlight = new Set<Promise<void>>();
   private wakeUp: (() => void) | null = null;
+  private wokenWhileBusy = false;
   private stopController = new AbortController();
   private lastGauges = 0;
   private readonly secretErrorsLogged = new Map<string, number>();
@@ -87,10 +88,15 @@ export class WebhookWorkerService {
   wake(): void {
     const w = this.wakeUp;
     this.wakeUp = null;
-    w?.();
+    if (w) w();
+    else this.wokenWhileBusy = true; // the loop is claiming: it must not sleep after that
   }
 
   private sleep(ms: number): Promise<void> {
+    if (this.wokenWhileBusy) {
+      this.wokenWhileBusy = false;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.wakeUp = null;
@@ -109,7 +115,11 @@ export class WebhookWorkerService {
       try {
         const free = this.opts.concurrency - this.inFlight.size;
         if (free > 0) claimed = await this.claimAndStart(free);
-        if (Date.now() - this.lastGauges > 5000) await this.refreshGauges();
+        if (Date.now() - this.lastGauges > 5000) {
+          this.lastGauges = Date.now();
+          await this.releaseExpiredLeases();
+          await this.refreshGauges();
+        }
       } catch (e) {
         this.logger.error({ err: (e as Error).message }, 'webhook claim failed');
         await this.sleep(1000);
@@ -148,9 +158,7 @@ export class WebhookWorkerService {
            FROM webhook_endpoints e
           WHERE e.enabled
             AND EXISTS (SELECT 1 FROM webhook_deliveries d
-                         WHERE d.tenant_id = e.tenant_id
-                           AND ((d.status = 'pending' AND d.next_attempt_at <= $1)
-                             OR (d.status = 'delivering' AND d.lease_until <= clock_timestamp())))
+                         WHERE d.tenant_id = e.tenant_id AND d.status = 'pending' AND d.next_attempt_at <= $1)
           ORDER BY e.claimed_at NULLS FIRST, e.tenant_id
           LIMIT $2
           FOR UPDATE OF e SKIP LOCKED`,
@@ -186,9 +194,7 @@ export class WebhookWorkerService {
                    FROM unnest($1::uuid[], $2::int[]) AS q(tenant_id, n)
                    CROSS JOIN LATERAL (
                      SELECT x.id FROM webhook_deliveries x
-                      WHERE x.tenant_id = q.tenant_id
-                        AND ((x.status = 'pending' AND x.next_attempt_at <= $5)
-                          OR (x.status = 'delivering' AND x.lease_until <= clock_timestamp()))
+                      WHERE x.tenant_id = q.tenant_id AND x.status = 'pending' AND x.next_attempt_at <= $5
                       ORDER BY x.next_attempt_at, x.id
                       LIMIT q.n
                       FOR UPDATE SKIP LOCKED) c) pick
@@ -277,8 +283,24 @@ export class WebhookWorkerService {
     });
   }
 
+  /**
+   * A lease that ended without an outcome (its process crashed or hung) makes the delivery due
+   * again at once. The attempt is not counted: it may or may not have reached the receiver, which
+   * is what at-least-once allows. Any process does this every few seconds.
+   */
+  async releaseExpiredLeases(): Promise<number> {
+    const released = await sqlRows<{ id: string }>(
+      this.dataSource,
+      `UPDATE webhook_deliveries SET status = 'pending', lease_until = NULL, lease_owner = NULL,
+              last_error = 'lease expired without an outcome'
+        WHERE status = 'delivering' AND lease_until <= clock_timestamp()
+        RETURNING id`,
+    );
+    if (released.length) this.logger.warn({ count: released.length }, 'webhook leases expired: deliveries due again');
+    return released.length;
+  }
+
   private async refreshGauges(): Promise<void> {
-    this.lastGauges = Date.now();
     const now = this.clock.now();
     const [g] = await this.dataSource.query(
       `SELECT count(*)::int AS due, min(next_attempt_at) AS oldest

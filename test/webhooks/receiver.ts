@@ -10,7 +10,7 @@ export interface ReceivedWebhook {
 }
 
 /** How the receiver answers the next request: a status (with a body), or hang until the client gives up. */
-export type Answer = { status: number; body?: string } | 'hang';
+export type Answer = { status: number; body?: string; delayMs?: number } | 'hang';
 
 /** A real HTTP webhook receiver on 127.0.0.1 that records every request and answers as told. */
 export class Receiver {
@@ -37,8 +37,10 @@ export class Receiver {
           res.on('close', done);
           return;
         }
-        done();
-        res.writeHead(a.status, { 'content-type': 'text/plain' }).end(a.body ?? '');
+        setTimeout(() => {
+          done();
+          res.writeHead(a.status, { 'content-type': 'text/plain' }).end(a.body ?? '');
+        }, a.delayMs ?? 0);
       });
     });
     await new Promise<void>((resolve) => this.server.listen(port, '127.0.0.1', resolve));

@@ -145,6 +145,31 @@ describe('tenant webhooks', () => {
     expect(await deliveries(none.apiKey)).toEqual([]);
   });
 
+  it("enqueue joins the caller's transaction (rolled back: nothing) and dedupes by event id", async () => {
+    const r = await receiver();
+    const a = await tenantWithWebhook(r.url);
+    const webhooks = t.app.get(WebhooksService);
+    await expect(
+      t.db.transaction(async (m) => {
+        expect(await webhooks.enqueue(m, [lowBalance(a.uuid, 1)])).toBe(1);
+        throw new Error('the caller fails after enqueueing');
+      }),
+    ).rejects.toThrow('the caller fails');
+    const eventId = '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b';
+    expect(await enqueue([{ ...lowBalance(a.uuid, 2), eventId }])).toBe(1);
+    expect(await enqueue([{ ...lowBalance(a.uuid, 2), eventId }])).toBe(0);
+    await waitFor(
+      () => deliveries(a.apiKey),
+      (d) => d.length === 1 && d[0].status === 'succeeded',
+    );
+    await new Promise((res) => setTimeout(res, 100));
+    expect(r.received.map((h) => h.body.data)).toEqual([{ balance: 2, threshold: 100 }]);
+    expect(r.received[0].body.id).toBe('evt_0190a1b2c3d47e5f8a9b0c1d2e3f4a5b');
+    await expect(
+      t.db.transaction((m) => webhooks.enqueue(m, [{ ...lowBalance(a.uuid), tenantId: '' }])),
+    ).rejects.toThrow('TenantScope');
+  });
+
   it('signs with both secrets for 24 h after a rotation, then with the new one only', async () => {
     const r = await receiver();
     const a = await tenantWithWebhook(r.url);

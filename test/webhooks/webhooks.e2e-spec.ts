@@ -1,5 +1,6 @@
 import { WebhookVerificationError } from 'standardwebhooks';
 import { WebhooksService } from '../../src/webhooks/webhooks.service';
+import { WebhookWorkerService } from '../../src/webhooks/webhook-worker.service';
 import { WebhookEvent } from '../../src/webhooks/webhook-events';
 import { bearer, createTenant, expectProblem, startTestApp, TestApp, uuidOf } from '../support/app';
 import { Receiver, waitFor } from './receiver';
@@ -54,6 +55,33 @@ describe('tenant webhooks', () => {
       nextAttemptAt: string | null;
     }[];
   }
+
+  it('every webhook route needs a tenant API key and is in the OpenAPI document', async () => {
+    const routes: [string, string][] = [
+      ['put', '/v1/webhook'],
+      ['get', '/v1/webhook'],
+      ['delete', '/v1/webhook'],
+      ['post', '/v1/webhook/rotate-secret'],
+      ['get', '/v1/webhook/deliveries'],
+      ['post', '/v1/webhook/deliveries/whd_00000000000000000000000000000000/retry'],
+    ];
+    for (const [method, path] of routes) {
+      const req = (t.http as unknown as Record<string, (p: string) => import('supertest').Test>)[method](path);
+      expectProblem(await req, 401, 'unauthorized');
+      const asAdmin = (t.http as unknown as Record<string, (p: string) => import('supertest').Test>)[method](path);
+      expect((await asAdmin.set(bearer(t.adminToken))).status).toBe(401);
+    }
+    const doc = (await t.http.get('/docs-json')).body;
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining([
+        '/v1/webhook',
+        '/v1/webhook/rotate-secret',
+        '/v1/webhook/deliveries',
+        '/v1/webhook/deliveries/{id}/retry',
+      ]),
+    );
+    expect(Object.keys(doc.paths['/v1/webhook'])).toEqual(expect.arrayContaining(['put', 'get', 'delete']));
+  });
 
   it('registers, reads, updates and deletes the endpoint; the secret is shown on creation and rotation only', async () => {
     const tenant = await createTenant(t);
@@ -290,6 +318,32 @@ describe('tenant webhooks', () => {
     } finally {
       t.clock.reset();
     }
+  });
+
+  it('a delivery leased by a process that died is released when its lease expires, then delivered', async () => {
+    const r = await receiver();
+    const a = await tenantWithWebhook(r.url);
+    const webhooks = t.app.get(WebhooksService);
+    await t.db.transaction(async (m) => {
+      await webhooks.enqueue(m, [lowBalance(a.uuid, 7)]);
+      // what a claim by a process that then crashed leaves behind: leased, lease already over
+      await m.query(
+        `UPDATE webhook_deliveries SET status = 'delivering', lease_owner = gen_random_uuid(),
+                lease_until = now() - interval '1 second' WHERE tenant_id = $1`,
+        [a.uuid],
+      );
+    });
+    // Claims take only pending rows: without the release (here, or the worker's own sweep every
+    // 5 s, whichever comes first) this delivery would stay leased forever.
+    await t.app.get(WebhookWorkerService).releaseExpiredLeases();
+    const [hook] = await waitFor(
+      () => r.received,
+      (x) => x.length === 1,
+    );
+    expect(hook.body.data).toEqual({ balance: 7, threshold: 100 });
+    const metrics = await t.http.get('/metrics');
+    expect(metrics.text).toMatch(/gerbang_webhook_attempts_total\{outcome="delivered"\} [1-9]/);
+    expect(metrics.text).toContain('gerbang_webhook_queue_oldest_due_seconds');
   });
 
   it('a 410 answer disables the endpoint; new events are not queued until a PUT enables it again', async () => {

@@ -10,7 +10,7 @@ export interface ReceivedWebhook {
 }
 
 /** How the receiver answers the next request: a status (with a body), or hang until the client gives up. */
-export type Answer = { status: number; body?: string; delayMs?: number } | 'hang';
+export type Answer = { status: number; body?: string; delayMs?: number; headers?: Record<string, string> } | 'hang';
 
 /** A real HTTP webhook receiver on 127.0.0.1 that records every request and answers as told. */
 export class Receiver {
@@ -39,7 +39,7 @@ export class Receiver {
         }
         setTimeout(() => {
           done();
-          res.writeHead(a.status, { 'content-type': 'text/plain' }).end(a.body ?? '');
+          res.writeHead(a.status, { 'content-type': 'text/plain', ...a.headers }).end(a.body ?? '');
         }, a.delayMs ?? 0);
       });
     });

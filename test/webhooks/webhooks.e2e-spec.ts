@@ -346,6 +346,20 @@ describe('tenant webhooks', () => {
     expect(metrics.text).toContain('gerbang_webhook_queue_oldest_due_seconds');
   });
 
+  it('does not follow redirects: a 3xx is a failed attempt and the target is never called', async () => {
+    const r = await receiver();
+    const target = await receiver();
+    const a = await tenantWithWebhook(r.url);
+    r.answer = () => ({ status: 307, headers: { location: target.url } });
+    await enqueue([lowBalance(a.uuid)]);
+    const [d] = await waitFor(
+      () => deliveries(a.apiKey),
+      (x) => x[0]?.attempts.length === 1,
+    );
+    expect(d).toMatchObject({ status: 'pending', attempts: [{ outcome: 'rejected', statusCode: 307 }] });
+    expect(target.received).toHaveLength(0);
+  });
+
   it('a 410 answer disables the endpoint; new events are not queued until a PUT enables it again', async () => {
     const r = await receiver();
     const a = await tenantWithWebhook(r.url);

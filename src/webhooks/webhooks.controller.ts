@@ -86,7 +86,10 @@ export class WebhooksController {
     return this.webhooks.listDeliveries(TenantScope.of(tenant.tenantId), q);
   }
 
-  /** Schedules one more attempt now (also for a failed or succeeded delivery); 409 while an attempt is in flight. */
+  /**
+   * Schedules one more attempt now (also for a failed or succeeded delivery); 409 while an attempt is
+   * in flight or when no endpoint is registered.
+   */
   @Post('deliveries/:id/retry')
   @HttpCode(202)
   @ApiAcceptedResponse({ type: WebhookDeliveryDto })

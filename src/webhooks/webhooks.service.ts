@@ -121,7 +121,8 @@ export class WebhooksService {
   }
 
   /**
-   * One more attempt now, whatever the delivery's state except while an attempt is in flight (409).
+   * One more attempt now, whatever the delivery's state, except while an attempt is in flight or
+   * when the tenant has no endpoint (409).
    * If it fails, the retry schedule continues from the attempts made so far (a delivery that had
    * used all of them is `failed` again).
    */
@@ -131,15 +132,19 @@ export class WebhooksService {
     const updated = await sqlRows<DeliveryRow>(
       this.dataSource,
       `UPDATE webhook_deliveries d SET status = 'pending', next_attempt_at = $3
-        WHERE d.id = $1 AND d.tenant_id = $2 AND d.status <> 'delivering' RETURNING ${DELIVERY_COLUMNS}`,
+        WHERE d.id = $1 AND d.tenant_id = $2 AND d.status <> 'delivering'
+          AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.tenant_id = $2)
+        RETURNING ${DELIVERY_COLUMNS}`,
       [id, scope.tenantId, this.clock.now()],
     );
     if (updated.length === 1) return deliveryDto(updated[0]);
-    const exists = await this.dataSource.query(`SELECT 1 FROM webhook_deliveries WHERE id = $1 AND tenant_id = $2`, [
-      id,
-      scope.tenantId,
-    ]);
-    if (exists.length === 0) throw notFound('Webhook delivery');
+    const [found] = await this.dataSource.query(
+      `SELECT d.status, EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.tenant_id = d.tenant_id) AS has_endpoint
+         FROM webhook_deliveries d WHERE d.id = $1 AND d.tenant_id = $2`,
+      [id, scope.tenantId],
+    );
+    if (!found) throw notFound('Webhook delivery');
+    if (!found.has_endpoint) throw new Problem('conflict', 'No webhook endpoint is registered; PUT /v1/webhook first');
     throw new Problem('conflict', 'An attempt of this delivery is in flight; retry when it has finished');
   }
 }

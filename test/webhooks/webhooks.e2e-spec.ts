@@ -315,6 +315,13 @@ describe('tenant webhooks', () => {
         'not_found',
       );
       expectProblem(await t.http.post(`/v1/webhook/deliveries/whd_nope/retry`).set(bearer(a.apiKey)), 404, 'not_found');
+      // without an endpoint there is nowhere to send it
+      expect((await t.http.delete('/v1/webhook').set(bearer(a.apiKey))).status).toBe(204);
+      expectProblem(
+        await t.http.post(`/v1/webhook/deliveries/${failed.id}/retry`).set(bearer(a.apiKey)),
+        409,
+        'conflict',
+      );
     } finally {
       t.clock.reset();
     }

@@ -151,10 +151,7 @@ export class WebhookWorkerService {
     const leaseMs = this.opts.timeoutMs + 30_000;
     return this.dataSource.transaction(async (m) => {
       const endpoints: EndpointForClaim[] = await m.query(
-        `SELECT e.tenant_id, e.url, e.secret_enc, e.previous_secret_enc, e.previous_secret_until,
-                $3::int - (SELECT count(*) FROM webhook_deliveries x
-                            WHERE x.tenant_id = e.tenant_id AND x.status = 'delivering'
-                              AND x.lease_until > clock_timestamp())::int AS free
+        `SELECT e.tenant_id, e.url, e.secret_enc, e.previous_secret_enc, e.previous_secret_until
            FROM webhook_endpoints e
           WHERE e.enabled
             AND EXISTS (SELECT 1 FROM webhook_deliveries d
@@ -162,8 +159,22 @@ export class WebhookWorkerService {
           ORDER BY e.claimed_at NULLS FIRST, e.tenant_id
           LIMIT $2
           FOR UPDATE OF e SKIP LOCKED`,
-        [now, max, this.opts.perEndpoint],
+        [now, max],
       );
+      // Counted in a statement of its own, after the endpoint rows are locked: READ COMMITTED gives it
+      // a fresh snapshot, so it sees every lease committed by a claimer that held the lock before us.
+      // (Counted inside the locking statement, its snapshot predates the lock: measured 6 in flight
+      // with a cap of 4 under two processes.)
+      if (endpoints.length > 0) {
+        const counts: { tenant_id: string; n: number }[] = await m.query(
+          `SELECT tenant_id, count(*)::int AS n FROM webhook_deliveries
+            WHERE tenant_id = ANY ($1::uuid[]) AND status = 'delivering' AND lease_until > clock_timestamp()
+            GROUP BY tenant_id`,
+          [endpoints.map((e) => e.tenant_id)],
+        );
+        const inFlight = new Map(counts.map((c) => [c.tenant_id, c.n]));
+        for (const ep of endpoints) ep.free = this.opts.perEndpoint - (inFlight.get(ep.tenant_id) ?? 0);
+      }
       const take: { ep: EndpointForClaim; n: number; secrets: string[] }[] = [];
       let left = max;
       for (const ep of endpoints) {

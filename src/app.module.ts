@@ -13,6 +13,7 @@ import { HealthController } from './health/health.controller';
 import { MetricsController } from './metrics/metrics.controller';
 import { ProviderModule } from './provider/provider.module';
 import { TenantsModule } from './tenants/tenants.module';
+import { WebhooksModule } from './webhooks/webhooks.module';
 
 @Module({})
 export class AppModule {
@@ -34,6 +35,7 @@ export class AppModule {
         BillingModule,
         MessagingModule,
         DlrModule,
+        WebhooksModule,
       ],
       controllers: [HealthController, MetricsController],
     };

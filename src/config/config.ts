@@ -64,6 +64,18 @@ export interface AppConfig {
     /** INBOX_POLL_SECONDS: how often each provider account's inbox.php is read. */
     pollSeconds: number;
   };
+  webhooks: {
+    /** Run the webhook delivery worker and the message-status relay in this process. */
+    enabled: boolean;
+    /** Webhook requests in flight per process. */
+    concurrency: number;
+    /** Requests in flight per tenant endpoint, over all processes (a slow endpoint holds only these). */
+    perEndpoint: number;
+    /** Total time one webhook request may take (connect, headers, body). */
+    timeoutMs: number;
+    /** Idle poll interval of the delivery worker and of the relay. */
+    pollMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -204,6 +216,13 @@ export function loadConfig(env: Env = process.env): AppConfig {
     lowBalanceThreshold: int('PROVIDER_LOW_BALANCE_THRESHOLD', 0, 0, Number.MAX_SAFE_INTEGER),
   };
   const inbox = { pollSeconds: int('INBOX_POLL_SECONDS', 60, 1, 86_400) };
+  const webhooks = {
+    enabled: parseBool('WEBHOOK_WORKER', env.WEBHOOK_WORKER, true, problems),
+    concurrency: int('WEBHOOK_CONCURRENCY', 32, 1, 1000),
+    perEndpoint: int('WEBHOOK_ENDPOINT_CONCURRENCY', 4, 1, 100),
+    timeoutMs: int('WEBHOOK_TIMEOUT_MS', 15_000, 100, 120_000),
+    pollMs: int('WEBHOOK_POLL_MS', 250, 10, 60_000),
+  };
   const embeddedPgPort = int('EMBEDDED_PG_PORT', 54329, 1, 65535);
   const workers = int('WORKERS', 1, 1, 64);
   if (dispatcher.leaseMs <= provider.totalTimeoutMs) {
@@ -244,6 +263,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     dispatcher,
     provider,
     inbox,
+    webhooks,
   };
 }
 

@@ -1,0 +1,148 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Webhook } from 'standardwebhooks';
+import { Agent, request } from 'undici';
+import { APP_CONFIG, AppConfig } from '../config/config';
+import { WebhookUrlGuard } from './url-guard';
+
+/**
+ * The closed set of attempt outcomes (named like the provider client's send outcomes):
+ * - delivered: a 2xx answer.
+ * - rejected: any other status (3xx included: redirects are not followed).
+ * - gone: 410, the receiver says the endpoint no longer exists: it is disabled.
+ * - timeout: no complete answer within WEBHOOK_TIMEOUT_MS (15 s).
+ * - unreachable: DNS, connection or TLS failure.
+ * - blocked: the host resolved to an address the SSRF guard refuses; nothing was sent.
+ */
+export type AttemptOutcome = 'delivered' | 'rejected' | 'gone' | 'timeout' | 'unreachable' | 'blocked';
+
+export interface AttemptResult {
+  outcome: AttemptOutcome;
+  statusCode: number | null;
+  error: string | null;
+  durationMs: number;
+  /** The first EXCERPT_BYTES of the response body. */
+  responseExcerpt: string | null;
+}
+
+export const EXCERPT_BYTES = 1024;
+
+/**
+ * Signs one payload with the endpoint's secrets (Standard Webhooks): `v1,<sig>` per secret, space
+ * separated. The timestamp is wall-clock time, not the injectable Clock: receivers check it
+ * against their own clock (±5 min in the reference libraries) to refuse replays.
+ */
+export function signatureHeaders(eventId: string, body: string, secrets: string[], at = new Date()) {
+  return {
+    'webhook-id': eventId,
+    'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+    'webhook-signature': secrets.map((s) => new Webhook(s).sign(eventId, at, body)).join(' '),
+  };
+}
+
+@Injectable()
+export class WebhookSender {
+  private readonly agent: Agent;
+  private readonly timeoutMs: number;
+
+  constructor(
+    @Inject(APP_CONFIG) config: AppConfig,
+    private readonly guard: WebhookUrlGuard,
+  ) {
+    this.timeoutMs = config.webhooks.timeoutMs;
+    this.agent = new Agent({
+      // Every new connection resolves through the guard: the socket only opens to an address it accepted.
+      connect: { lookup: guard.lookup, timeout: this.timeoutMs } as Agent.Options['connect'],
+      headersTimeout: this.timeoutMs,
+      bodyTimeout: this.timeoutMs,
+      connections: config.webhooks.perEndpoint,
+      keepAliveTimeout: 4_000,
+    });
+  }
+
+  /** After the worker stopped (the module orders it): closes kept-alive connections. */
+  async close(): Promise<void> {
+    await this.agent.destroy();
+  }
+
+  async send(
+    url: string,
+    eventId: string,
+    body: string,
+    secrets: string[],
+    stop?: AbortSignal,
+  ): Promise<AttemptResult> {
+    const started = performance.now();
+    const elapsed = () => Math.round(performance.now() - started);
+    const signal = stop
+      ? AbortSignal.any([stop, AbortSignal.timeout(this.timeoutMs)])
+      : AbortSignal.timeout(this.timeoutMs);
+    try {
+      this.guard.checkLiteralHost(new URL(url));
+      const res = await request(url, {
+        method: 'POST',
+        dispatcher: this.agent,
+        signal,
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'Gerbang-Webhooks/1',
+          ...signatureHeaders(eventId, body, secrets),
+        },
+        body,
+      });
+      const excerpt = await readExcerpt(res.body);
+      const statusCode = res.statusCode;
+      const outcome: AttemptOutcome =
+        statusCode >= 200 && statusCode < 300 ? 'delivered' : statusCode === 410 ? 'gone' : 'rejected';
+      return {
+        outcome,
+        statusCode,
+        error: outcome === 'delivered' ? null : `HTTP ${statusCode}`,
+        durationMs: elapsed(),
+        responseExcerpt: excerpt,
+      };
+    } catch (e) {
+      return { ...classifyError(e), statusCode: null, durationMs: elapsed(), responseExcerpt: null };
+    }
+  }
+}
+
+async function readExcerpt(body: AsyncIterable<Buffer> & { destroy(): void }): Promise<string | null> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body) {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size >= EXCERPT_BYTES) break; // leaving the loop destroys the stream: the rest is not read
+    }
+  } finally {
+    body.destroy();
+  }
+  if (size === 0) return null;
+  // Cut at a character boundary: a multi-byte character split at 1 KiB is dropped, not mangled.
+  return new TextDecoder('utf-8', { fatal: false })
+    .decode(Buffer.concat(chunks).subarray(0, EXCERPT_BYTES))
+    .replace(/\uFFFD$/, '')
+    .replace(/\u0000/g, '');
+}
+
+function classifyError(e: unknown): { outcome: AttemptOutcome; error: string } {
+  const chain: { name?: string; code?: string; message?: string }[] = [];
+  for (let x = e as { cause?: unknown } | undefined, i = 0; x && i < 5; x = x.cause as typeof x, i++)
+    chain.push(x as never);
+  const has = (pred: (x: { name?: string; code?: string }) => boolean) => chain.some(pred);
+  const message = chain.map((x) => x.message).find(Boolean) ?? String(e);
+  if (has((x) => x.code === 'WEBHOOK_ADDRESS_BLOCKED')) return { outcome: 'blocked', error: message };
+  if (
+    has(
+      (x) =>
+        x.name === 'TimeoutError' ||
+        x.name === 'AbortError' ||
+        x.code === 'UND_ERR_HEADERS_TIMEOUT' ||
+        x.code === 'UND_ERR_BODY_TIMEOUT' ||
+        x.code === 'UND_ERR_CONNECT_TIMEOUT',
+    )
+  )
+    return { outcome: 'timeout', error: message.slice(0, 500) };
+  return { outcome: 'unreachable', error: message.slice(0, 500) };
+}

@@ -1,0 +1,99 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query, Res } from '@nestjs/common';
+import {
+  ApiAcceptedResponse,
+  ApiBearerAuth,
+  ApiCreatedResponse,
+  ApiNoContentResponse,
+  ApiOkResponse,
+  ApiSecurity,
+  ApiTags,
+} from '@nestjs/swagger';
+import type { Response } from 'express';
+import { CurrentTenant, TenantAuth, TenantPrincipal } from '../common/decorators';
+import { TenantScope } from '../common/tenant-scope';
+import { WebhookEndpointsService } from './webhook-endpoints.service';
+import {
+  ListDeliveriesQueryDto,
+  PutWebhookDto,
+  WebhookDeliveryDto,
+  WebhookDeliveryPageDto,
+  WebhookEndpointDto,
+} from './webhooks.dto';
+import { WebhooksService } from './webhooks.service';
+
+@ApiTags('tenant: webhook')
+@ApiSecurity('api-key')
+@ApiBearerAuth('api-key-bearer')
+@TenantAuth()
+@Controller('v1/webhook')
+export class WebhooksController {
+  constructor(
+    private readonly endpoints: WebhookEndpointsService,
+    private readonly webhooks: WebhooksService,
+  ) {}
+
+  /**
+   * Registers your webhook endpoint (201, with its `secret`, shown this once) or changes its URL or
+   * events (200, no secret). Also enables an endpoint that was disabled after answering 410.
+   * Events are signed per Standard Webhooks; see docs/webhooks.md for verification and retries.
+   */
+  @Put()
+  @ApiCreatedResponse({ type: WebhookEndpointDto, description: 'Created; `secret` included' })
+  @ApiOkResponse({ type: WebhookEndpointDto, description: 'Updated; no `secret`' })
+  async put(
+    @CurrentTenant() tenant: TenantPrincipal,
+    @Body() body: PutWebhookDto,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<WebhookEndpointDto> {
+    const r = await this.endpoints.put(TenantScope.of(tenant.tenantId), body);
+    res.status(r.created ? 201 : 200);
+    return r.endpoint;
+  }
+
+  /** Your webhook endpoint (never its secret); 404 if none is registered. */
+  @Get()
+  @ApiOkResponse({ type: WebhookEndpointDto })
+  get(@CurrentTenant() tenant: TenantPrincipal): Promise<WebhookEndpointDto> {
+    return this.endpoints.get(TenantScope.of(tenant.tenantId));
+  }
+
+  /** Removes the endpoint; deliveries still waiting become `failed`. */
+  @Delete()
+  @HttpCode(204)
+  @ApiNoContentResponse()
+  async delete(@CurrentTenant() tenant: TenantPrincipal): Promise<void> {
+    await this.endpoints.delete(TenantScope.of(tenant.tenantId));
+  }
+
+  /**
+   * A new secret (returned this once). For 24 h both secrets sign every event (two signatures in
+   * `webhook-signature`), so you can switch your verifier without losing events.
+   */
+  @Post('rotate-secret')
+  @HttpCode(200)
+  @ApiOkResponse({ type: WebhookEndpointDto })
+  rotateSecret(@CurrentTenant() tenant: TenantPrincipal): Promise<WebhookEndpointDto> {
+    return this.endpoints.rotateSecret(TenantScope.of(tenant.tenantId));
+  }
+
+  /** Deliveries, newest first, each with every attempt (outcome, status code, latency, response excerpt). */
+  @Get('deliveries')
+  @ApiOkResponse({ type: WebhookDeliveryPageDto })
+  deliveries(
+    @CurrentTenant() tenant: TenantPrincipal,
+    @Query() q: ListDeliveriesQueryDto,
+  ): Promise<WebhookDeliveryPageDto> {
+    return this.webhooks.listDeliveries(TenantScope.of(tenant.tenantId), q);
+  }
+
+  /**
+   * Schedules one more attempt now (also for a failed or succeeded delivery); 409 while an attempt is
+   * in flight or when no endpoint is registered.
+   */
+  @Post('deliveries/:id/retry')
+  @HttpCode(202)
+  @ApiAcceptedResponse({ type: WebhookDeliveryDto })
+  retry(@CurrentTenant() tenant: TenantPrincipal, @Param('id') id: string): Promise<WebhookDeliveryDto> {
+    return this.webhooks.retry(TenantScope.of(tenant.tenantId), id);
+  }
+}

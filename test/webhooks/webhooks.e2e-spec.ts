@@ -1,0 +1,423 @@
+import { WebhookVerificationError } from 'standardwebhooks';
+import { WebhooksService } from '../../src/webhooks/webhooks.service';
+import { WebhookWorkerService } from '../../src/webhooks/webhook-worker.service';
+import { WebhookEvent } from '../../src/webhooks/webhook-events';
+import { bearer, createTenant, expectProblem, startTestApp, TestApp, uuidOf } from '../support/app';
+import { Receiver, waitFor } from './receiver';
+
+/**
+ * Tenant webhooks end to end: real PostgreSQL, the real app and real HTTP receivers on 127.0.0.1
+ * (WEBHOOK_ALLOW_PRIVATE=true). Retries are driven by moving the app's Clock, not by sleeping.
+ */
+describe('tenant webhooks', () => {
+  let t: TestApp;
+  const receivers: Receiver[] = [];
+
+  beforeAll(async () => {
+    t = await startTestApp({ WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_POLL_MS: '20', WEBHOOK_TIMEOUT_MS: '2000' });
+  });
+  afterAll(async () => {
+    await t.close();
+    for (const r of receivers) await r.stop().catch(() => undefined);
+  });
+
+  async function receiver(): Promise<Receiver> {
+    const r = await new Receiver().start();
+    receivers.push(r);
+    return r;
+  }
+
+  async function tenantWithWebhook(url: string) {
+    const tenant = await createTenant(t);
+    const put = await t.http.put('/v1/webhook').set(bearer(tenant.apiKey)).send({ url });
+    expect(put.status).toBe(201);
+    return { ...tenant, secret: put.body.secret as string, uuid: uuidOf(tenant.tenantId) };
+  }
+
+  /** Queues events the way another module does: inside its own transaction. */
+  async function enqueue(events: WebhookEvent[]): Promise<number> {
+    const webhooks = t.app.get(WebhooksService);
+    return t.db.transaction((m) => webhooks.enqueue(m, events));
+  }
+  const lowBalance = (tenantUuid: string, balance = 10): WebhookEvent => ({
+    tenantId: tenantUuid,
+    type: 'balance.low',
+    data: { balance, threshold: 100 },
+  });
+
+  async function deliveries(apiKey: string, query = '') {
+    const res = await t.http.get(`/v1/webhook/deliveries${query}`).set(bearer(apiKey));
+    expect(res.status).toBe(200);
+    return res.body.data as {
+      id: string;
+      status: string;
+      attempts: { outcome: string; statusCode: number | null; responseExcerpt: string | null; durationMs: number }[];
+      nextAttemptAt: string | null;
+    }[];
+  }
+
+  it('every webhook route needs a tenant API key and is in the OpenAPI document', async () => {
+    const routes: [string, string][] = [
+      ['put', '/v1/webhook'],
+      ['get', '/v1/webhook'],
+      ['delete', '/v1/webhook'],
+      ['post', '/v1/webhook/rotate-secret'],
+      ['get', '/v1/webhook/deliveries'],
+      ['post', '/v1/webhook/deliveries/whd_00000000000000000000000000000000/retry'],
+    ];
+    for (const [method, path] of routes) {
+      const req = (t.http as unknown as Record<string, (p: string) => import('supertest').Test>)[method](path);
+      expectProblem(await req, 401, 'unauthorized');
+      const asAdmin = (t.http as unknown as Record<string, (p: string) => import('supertest').Test>)[method](path);
+      expect((await asAdmin.set(bearer(t.adminToken))).status).toBe(401);
+    }
+    const doc = (await t.http.get('/docs-json')).body;
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining([
+        '/v1/webhook',
+        '/v1/webhook/rotate-secret',
+        '/v1/webhook/deliveries',
+        '/v1/webhook/deliveries/{id}/retry',
+      ]),
+    );
+    expect(Object.keys(doc.paths['/v1/webhook'])).toEqual(expect.arrayContaining(['put', 'get', 'delete']));
+  });
+
+  it('registers, reads, updates and deletes the endpoint; the secret is shown on creation and rotation only', async () => {
+    const tenant = await createTenant(t);
+    const auth = bearer(tenant.apiKey);
+    expectProblem(await t.http.get('/v1/webhook').set(auth), 404, 'not_found');
+    expectProblem(await t.http.post('/v1/webhook/rotate-secret').set(auth), 404, 'not_found');
+
+    const created = await t.http.put('/v1/webhook').set(auth).send({ url: 'http://127.0.0.1:9/a' });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ url: 'http://127.0.0.1:9/a', enabled: true, events: expect.any(Array) });
+    expect(created.body.secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+    const stored = await t.db.query(`SELECT secret_enc FROM webhook_endpoints WHERE tenant_id = $1`, [
+      uuidOf(tenant.tenantId),
+    ]);
+    expect(stored[0].secret_enc).not.toContain(created.body.secret.slice(6)); // encrypted at rest
+
+    const read = await t.http.get('/v1/webhook').set(auth);
+    expect(read.status).toBe(200);
+    expect(read.body).not.toHaveProperty('secret');
+
+    const updated = await t.http
+      .put('/v1/webhook')
+      .set(auth)
+      .send({ url: 'https://127.0.0.1:9/b', events: ['message.status'] });
+    expect(updated.status).toBe(200);
+    expect(updated.body).toMatchObject({ url: 'https://127.0.0.1:9/b', events: ['message.status'] });
+    expect(updated.body).not.toHaveProperty('secret');
+
+    const rotated = await t.http.post('/v1/webhook/rotate-secret').set(auth);
+    expect(rotated.status).toBe(200);
+    expect(rotated.body.secret).toMatch(/^whsec_/);
+    expect(rotated.body.secret).not.toBe(created.body.secret);
+    expect(new Date(rotated.body.previousSecretExpiresAt).getTime() - t.clock.now().getTime()).toBeGreaterThan(
+      23.9 * 3600_000,
+    );
+
+    expectProblem(
+      await t.http.put('/v1/webhook').set(auth).send({ url: 'ftp://example.com/x' }),
+      400,
+      'validation_failed',
+    );
+    expectProblem(
+      await t.http
+        .put('/v1/webhook')
+        .set(auth)
+        .send({ url: 'https://e.com', events: ['nope'] }),
+      400,
+      'validation_failed',
+    );
+
+    expect((await t.http.delete('/v1/webhook').set(auth)).status).toBe(204);
+    expectProblem(await t.http.get('/v1/webhook').set(auth), 404, 'not_found');
+    expectProblem(await t.http.delete('/v1/webhook').set(auth), 404, 'not_found');
+  });
+
+  it('delivers a signed event the receiver verifies with the standardwebhooks package; no endpoint, no delivery', async () => {
+    const r = await receiver();
+    const a = await tenantWithWebhook(r.url);
+    const none = await createTenant(t);
+    expect(await enqueue([lowBalance(a.uuid), lowBalance(uuidOf(none.tenantId))])).toBe(1);
+
+    const [hook] = await waitFor(
+      () => r.received,
+      (x) => x.length === 1,
+    );
+    expect(Receiver.verify(hook, a.secret)).toMatchObject({
+      type: 'balance.low',
+      data: { balance: 10, threshold: 100 },
+    });
+    expect(hook.body.id).toMatch(/^evt_[0-9a-f]{32}$/);
+    expect(hook.headers['webhook-id']).toBe(hook.body.id);
+    expect(hook.headers['webhook-signature']).toMatch(/^v1,[A-Za-z0-9+/]+=*$/);
+    expect(() => Receiver.verify(hook, `whsec_${Buffer.alloc(32, 1).toString('base64')}`)).toThrow(
+      WebhookVerificationError,
+    );
+    // the body was not changed in flight: one flipped byte fails verification
+    const tampered = hook.raw.replace(/"balance": ?10/, '"balance": 11');
+    expect(tampered).not.toBe(hook.raw);
+    expect(() => Receiver.verify({ ...hook, raw: tampered }, a.secret)).toThrow(WebhookVerificationError);
+
+    const list = await waitFor(
+      () => deliveries(a.apiKey),
+      (d) => d[0]?.status === 'succeeded',
+    );
+    expect(list).toHaveLength(1);
+    expect(list[0].attempts).toEqual([
+      expect.objectContaining({ outcome: 'delivered', statusCode: 200, responseExcerpt: 'ok' }),
+    ]);
+    expect(await deliveries(none.apiKey)).toEqual([]);
+  });
+
+  it("enqueue joins the caller's transaction (rolled back: nothing) and dedupes by event id", async () => {
+    const r = await receiver();
+    const a = await tenantWithWebhook(r.url);
+    const webhooks = t.app.get(WebhooksService);
+    await expect(
+      t.db.transaction(async (m) => {
+        expect(await webhooks.enqueue(m, [lowBalance(a.uuid, 1)])).toBe(1);
+        throw new Error('the caller fails after enqueueing');
+      }),
+    ).rejects.toThrow('the caller fails');
+    const eventId = '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b';
+    expect(await enqueue([{ ...lowBalance(a.uuid, 2), eventId }])).toBe(1);
+    expect(await enqueue([{ ...lowBalance(a.uuid, 2), eventId }])).toBe(0);
+    await waitFor(
+      () => deliveries(a.apiKey),
+      (d) => d.length === 1 && d[0].status === 'succeeded',
+    );
+    await new Promise((res) => setTimeout(res, 100));
+    expect(r.received.map((h) => h.body.data)).toEqual([{ balance: 2, threshold: 100 }]);
+    expect(r.received[0].body.id).toBe('evt_0190a1b2c3d47e5f8a9b0c1d2e3f4a5b');
+    await expect(
+      t.db.transaction((m) => webhooks.enqueue(m, [{ ...lowBalance(a.uuid), tenantId: '' }])),
+    ).rejects.toThrow('TenantScope');
+  });
+
+  it('signs with both secrets for 24 h after a rotation, then with the new one only', async () => {
+    const r = await receiver();
+    const a = await tenantWithWebhook(r.url);
+    const rotated = await t.http.post('/v1/webhook/rotate-secret').set(bearer(a.apiKey));
+    const newSecret = rotated.body.secret as string;
+
+    await enqueue([lowBalance(a.uuid, 1)]);
+    const [during] = await waitFor(
+      () => r.received,
+      (x) => x.length === 1,
+    );
+    expect(String(during.headers['webhook-signature']).split(' ')).toHaveLength(2);
+    expect(Receiver.verify(during, a.secret)).toBeTruthy(); // a receiver not yet switched
+    expect(Receiver.verify(during, newSecret)).toBeTruthy(); // a receiver already switched
+
+    t.clock.advance(24 * 3600_000 + 60_000);
+    try {
+      await enqueue([lowBalance(a.uuid, 2)]);
+      const after = (
+        await waitFor(
+          () => r.received,
+          (x) => x.length === 2,
+        )
+      )[1];
+      expect(String(after.headers['webhook-signature']).split(' ')).toHaveLength(1);
+      expect(Receiver.verify(after, newSecret)).toBeTruthy();
+      expect(() => Receiver.verify(after, a.secret)).toThrow(WebhookVerificationError);
+    } finally {
+      t.clock.reset();
+    }
+  });
+
+  it('retries a receiver that is down (connection refused, then 503) until it is up, logging every attempt', async () => {
+    const r = await receiver();
+    const a = await tenantWithWebhook(r.url);
+    const port = r.port;
+    await r.stop(); // down: nothing listens
+    try {
+      await enqueue([lowBalance(a.uuid)]);
+      let list = await waitFor(
+        () => deliveries(a.apiKey),
+        (d) => d[0]?.attempts.length === 1,
+      );
+      expect(list[0]).toMatchObject({ status: 'pending', attempts: [{ outcome: 'unreachable', statusCode: null }] });
+      const wait1 = new Date(list[0].nextAttemptAt!).getTime() - t.clock.now().getTime();
+      expect(wait1).toBeGreaterThan(4_000); // about 5 s (±10 %)
+      expect(wait1).toBeLessThanOrEqual(5_500);
+
+      await r.start(port); // up, but answering 503 for now
+      r.answer = () => ({ status: 503, body: 'down for maintenance ' + 'x'.repeat(3000) });
+      t.clock.advance(6_000);
+      list = await waitFor(
+        () => deliveries(a.apiKey),
+        (d) => d[0]?.attempts.length === 2,
+      );
+      expect(list[0].attempts[1]).toMatchObject({ outcome: 'rejected', statusCode: 503 });
+      expect(list[0].attempts[1].responseExcerpt!.startsWith('down for maintenance')).toBe(true);
+      expect(Buffer.byteLength(list[0].attempts[1].responseExcerpt!)).toBe(1024); // capped
+      const wait2 = new Date(list[0].nextAttemptAt!).getTime() - t.clock.now().getTime();
+      expect(wait2).toBeGreaterThan(4.4 * 60_000); // about 5 min
+
+      // Not due yet: nothing happens before the next attempt time.
+      t.clock.advance(60_000);
+      await new Promise((res) => setTimeout(res, 200));
+      expect(r.received).toHaveLength(1);
+
+      r.answer = () => ({ status: 204 });
+      t.clock.advance(5 * 60_000);
+      list = await waitFor(
+        () => deliveries(a.apiKey),
+        (d) => d[0]?.status === 'succeeded',
+      );
+      expect(list[0].attempts.map((x) => x.outcome)).toEqual(['unreachable', 'rejected', 'delivered']);
+      expect(list[0].nextAttemptAt).toBeNull();
+      expect(r.received).toHaveLength(2);
+      expect(r.received[0].headers['webhook-id']).toBe(r.received[1].headers['webhook-id']); // same event id on retry
+      for (const h of r.received) expect(Receiver.verify(h, a.secret)).toBeTruthy();
+    } finally {
+      t.clock.reset();
+    }
+  });
+
+  it('gives up after the last scheduled attempt (failed), and a manual retry makes one more attempt', async () => {
+    const r = await receiver();
+    const a = await tenantWithWebhook(r.url);
+    r.answer = () => ({ status: 500, body: 'boom' });
+    await enqueue([lowBalance(a.uuid)]);
+    try {
+      for (let n = 1; n <= 10; n++) {
+        await waitFor(
+          () => deliveries(a.apiKey),
+          (d) => d[0]?.attempts.length === n,
+        );
+        t.clock.advance(26.5 * 3600_000); // past any delay of the schedule
+      }
+      const [failed] = await deliveries(a.apiKey);
+      expect(failed).toMatchObject({ status: 'failed', nextAttemptAt: null });
+      expect(failed.attempts).toHaveLength(10);
+
+      r.answer = () => ({ status: 200, body: 'ok' });
+      const retried = await t.http.post(`/v1/webhook/deliveries/${failed.id}/retry`).set(bearer(a.apiKey));
+      expect(retried.status).toBe(202);
+      expect(retried.body).toMatchObject({ id: failed.id, status: 'pending' });
+      const [done] = await waitFor(
+        () => deliveries(a.apiKey),
+        (d) => d[0]?.status === 'succeeded',
+      );
+      expect(done.attempts).toHaveLength(11);
+
+      // another tenant cannot see or retry it
+      const other = await createTenant(t);
+      expectProblem(
+        await t.http.post(`/v1/webhook/deliveries/${failed.id}/retry`).set(bearer(other.apiKey)),
+        404,
+        'not_found',
+      );
+      expectProblem(await t.http.post(`/v1/webhook/deliveries/whd_nope/retry`).set(bearer(a.apiKey)), 404, 'not_found');
+      // without an endpoint there is nowhere to send it
+      expect((await t.http.delete('/v1/webhook').set(bearer(a.apiKey))).status).toBe(204);
+      expectProblem(
+        await t.http.post(`/v1/webhook/deliveries/${failed.id}/retry`).set(bearer(a.apiKey)),
+        409,
+        'conflict',
+      );
+    } finally {
+      t.clock.reset();
+    }
+  });
+
+  it('a delivery leased by a process that died is released when its lease expires, then delivered', async () => {
+    const r = await receiver();
+    const a = await tenantWithWebhook(r.url);
+    const webhooks = t.app.get(WebhooksService);
+    await t.db.transaction(async (m) => {
+      await webhooks.enqueue(m, [lowBalance(a.uuid, 7)]);
+      // what a claim by a process that then crashed leaves behind: leased, lease already over
+      await m.query(
+        `UPDATE webhook_deliveries SET status = 'delivering', lease_owner = gen_random_uuid(),
+                lease_until = now() - interval '1 second' WHERE tenant_id = $1`,
+        [a.uuid],
+      );
+    });
+    // Claims take only pending rows: without the release (here, or the worker's own sweep every
+    // 5 s, whichever comes first) this delivery would stay leased forever.
+    await t.app.get(WebhookWorkerService).releaseExpiredLeases();
+    const [hook] = await waitFor(
+      () => r.received,
+      (x) => x.length === 1,
+    );
+    expect(hook.body.data).toEqual({ balance: 7, threshold: 100 });
+    const metrics = await t.http.get('/metrics');
+    expect(metrics.text).toMatch(/gerbang_webhook_attempts_total\{outcome="delivered"\} [1-9]/);
+    expect(metrics.text).toContain('gerbang_webhook_queue_oldest_due_seconds');
+  });
+
+  it('does not follow redirects: a 3xx is a failed attempt and the target is never called', async () => {
+    const r = await receiver();
+    const target = await receiver();
+    const a = await tenantWithWebhook(r.url);
+    r.answer = () => ({ status: 307, headers: { location: target.url } });
+    await enqueue([lowBalance(a.uuid)]);
+    const [d] = await waitFor(
+      () => deliveries(a.apiKey),
+      (x) => x[0]?.attempts.length === 1,
+    );
+    expect(d).toMatchObject({ status: 'pending', attempts: [{ outcome: 'rejected', statusCode: 307 }] });
+    expect(target.received).toHaveLength(0);
+  });
+
+  it('a 410 answer disables the endpoint; new events are not queued until a PUT enables it again', async () => {
+    const r = await receiver();
+    const a = await tenantWithWebhook(r.url);
+    r.answer = () => ({ status: 410, body: 'gone' });
+    await enqueue([lowBalance(a.uuid)]);
+    const [d] = await waitFor(
+      () => deliveries(a.apiKey),
+      (x) => x[0]?.status === 'failed',
+    );
+    expect(d.attempts).toEqual([expect.objectContaining({ outcome: 'gone', statusCode: 410 })]);
+    const ep = await t.http.get('/v1/webhook').set(bearer(a.apiKey));
+    expect(ep.body).toMatchObject({ enabled: false, disabledReason: 'gone' });
+    expect(await enqueue([lowBalance(a.uuid)])).toBe(0);
+
+    r.answer = () => ({ status: 200 });
+    const again = await t.http.put('/v1/webhook').set(bearer(a.apiKey)).send({ url: r.url });
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ enabled: true, disabledReason: null });
+    expect(await enqueue([lowBalance(a.uuid)])).toBe(1);
+    await waitFor(
+      () => r.received,
+      (x) => x.length === 2,
+    );
+  });
+
+  it("one tenant's hanging endpoint holds only its own slots: another tenant's webhooks keep flowing", async () => {
+    const slow = await receiver();
+    slow.answer = () => 'hang';
+    const fast = await receiver();
+    const s = await tenantWithWebhook(slow.url);
+    const f = await tenantWithWebhook(fast.url);
+
+    await enqueue(Array.from({ length: 20 }, () => lowBalance(s.uuid)));
+    await waitFor(
+      () => slow.received,
+      (x) => x.length >= 4,
+    );
+    const started = Date.now();
+    await enqueue(Array.from({ length: 30 }, (_, i) => lowBalance(f.uuid, i)));
+    await waitFor(
+      () => fast.received,
+      (x) => x.length === 30,
+      5_000,
+    );
+    // All 30 arrived while the slow endpoint was still hanging (its timeout is 2 s).
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(slow.maxInFlight).toBeLessThanOrEqual(4); // WEBHOOK_ENDPOINT_CONCURRENCY default
+    const attemptsOfSlow = await waitFor(
+      () => deliveries(s.apiKey, '?limit=500'),
+      (d) => d.filter((x) => x.attempts.length > 0).length >= 4,
+    );
+    expect(attemptsOfSlow.flatMap((x) => x.attempts).every((x) => x.outcome === 'timeout')).toBe(true);
+  });
+});

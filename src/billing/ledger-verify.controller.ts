@@ -3,9 +3,11 @@ import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Roles } from '../common/decorators';
 import { LedgerVerifyDto } from './ledger-verify.dto';
 import { LedgerVerifyService } from './ledger-verify.service';
+import { ApiProblems } from '../common/api-problems.decorator';
 
 @ApiTags('admin: billing')
 @ApiBearerAuth('admin-jwt')
+@ApiProblems(401, [403, 'The role may not do this: `forbidden`'], 503)
 @Controller('v1/admin/ledger/verify')
 export class LedgerVerifyController {
   constructor(private readonly verifier: LedgerVerifyService) {}

@@ -7,6 +7,7 @@ import { TenantsService } from '../tenants/tenants.service';
 import { csvLine, wantsCsv } from './csv';
 import { StatementDto, StatementQueryDto } from './statement.dto';
 import { STATEMENT_COLUMNS, StatementService } from './statement.service';
+import { ApiProblems } from '../common/api-problems.decorator';
 
 const STATEMENT_DESCRIPTION =
   'The month is an Asia/Jakarta calendar month (it starts at 00:00 UTC+7 on the 1st, i.e. 17:00 UTC the day ' +
@@ -34,6 +35,7 @@ function send(res: Response, accept: string | undefined, s: StatementDto, tenant
 @ApiSecurity('api-key')
 @ApiBearerAuth('api-key-bearer')
 @TenantAuth()
+@ApiProblems(400, 401, 503)
 @Controller('v1/statement')
 export class TenantStatementController {
   constructor(private readonly statements: StatementService) {}
@@ -55,6 +57,7 @@ export class TenantStatementController {
 
 @ApiTags('admin: billing')
 @ApiBearerAuth('admin-jwt')
+@ApiProblems(400, 401, [403, 'The role may not do this: `forbidden`'], 404, 503)
 @Controller('v1/admin/tenants/:id/statement')
 export class AdminStatementController {
   constructor(

@@ -10,6 +10,7 @@ import { wantsCsv } from './csv';
 import { streamRecords } from './usage-stream';
 import { AdminUsageListDto, AdminUsageQueryDto, AdminUsageRecordDto, UsageListDto, UsageQueryDto } from './usage.dto';
 import { USAGE_COLUMNS, UsageService } from './usage.service';
+import { ApiProblems } from '../common/api-problems.decorator';
 
 const USAGE_DESCRIPTION =
   'Days and months are Asia/Jakarta calendar days and months (UTC+7): a day runs from 17:00 UTC of the day ' +
@@ -22,6 +23,7 @@ const USAGE_DESCRIPTION =
 @ApiSecurity('api-key')
 @ApiBearerAuth('api-key-bearer')
 @TenantAuth()
+@ApiProblems(400, 401, 503)
 @Controller('v1/usage')
 export class TenantUsageController {
   constructor(private readonly usage: UsageService) {}
@@ -48,6 +50,7 @@ export class TenantUsageController {
 
 @ApiTags('admin: billing')
 @ApiBearerAuth('admin-jwt')
+@ApiProblems(400, 401, [403, 'The role may not do this: `forbidden`'], 404, 503)
 @Controller('v1/admin/usage')
 export class AdminUsageController {
   constructor(

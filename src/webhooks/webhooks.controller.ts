@@ -20,11 +20,13 @@ import {
   WebhookEndpointDto,
 } from './webhooks.dto';
 import { WebhooksService } from './webhooks.service';
+import { ApiProblems } from '../common/api-problems.decorator';
 
 @ApiTags('tenant: webhook')
 @ApiSecurity('api-key')
 @ApiBearerAuth('api-key-bearer')
 @TenantAuth()
+@ApiProblems(401, 503)
 @Controller('v1/webhook')
 export class WebhooksController {
   constructor(
@@ -38,6 +40,10 @@ export class WebhooksController {
    * Events are signed per Standard Webhooks; see docs/webhooks.md for verification and retries.
    */
   @Put()
+  @ApiProblems([
+    400,
+    'Invalid request, or a URL that is not allowed (not http(s), or a private/special address): `validation_failed`',
+  ])
   @ApiCreatedResponse({ type: WebhookEndpointDto, description: 'Created; `secret` included' })
   @ApiOkResponse({ type: WebhookEndpointDto, description: 'Updated; no `secret`' })
   async put(
@@ -52,6 +58,7 @@ export class WebhooksController {
 
   /** Your webhook endpoint (never its secret); 404 if none is registered. */
   @Get()
+  @ApiProblems([404, 'No webhook endpoint: `not_found`'])
   @ApiOkResponse({ type: WebhookEndpointDto })
   get(@CurrentTenant() tenant: TenantPrincipal): Promise<WebhookEndpointDto> {
     return this.endpoints.get(TenantScope.of(tenant.tenantId));
@@ -59,6 +66,7 @@ export class WebhooksController {
 
   /** Removes the endpoint; deliveries still waiting become `failed`. */
   @Delete()
+  @ApiProblems([404, 'No webhook endpoint: `not_found`'])
   @HttpCode(204)
   @ApiNoContentResponse()
   async delete(@CurrentTenant() tenant: TenantPrincipal): Promise<void> {
@@ -70,6 +78,7 @@ export class WebhooksController {
    * `webhook-signature`), so you can switch your verifier without losing events.
    */
   @Post('rotate-secret')
+  @ApiProblems([404, 'No webhook endpoint: `not_found`'])
   @HttpCode(200)
   @ApiOkResponse({ type: WebhookEndpointDto })
   rotateSecret(@CurrentTenant() tenant: TenantPrincipal): Promise<WebhookEndpointDto> {
@@ -78,6 +87,7 @@ export class WebhooksController {
 
   /** Deliveries, newest first, each with every attempt (outcome, status code, latency, response excerpt). */
   @Get('deliveries')
+  @ApiProblems(400)
   @ApiOkResponse({ type: WebhookDeliveryPageDto })
   deliveries(
     @CurrentTenant() tenant: TenantPrincipal,
@@ -91,6 +101,7 @@ export class WebhooksController {
    * in flight or when no endpoint is registered.
    */
   @Post('deliveries/:id/retry')
+  @ApiProblems(404, [409, 'An attempt is in flight, or there is no endpoint: `conflict`'])
   @HttpCode(202)
   @ApiAcceptedResponse({ type: WebhookDeliveryDto })
   retry(@CurrentTenant() tenant: TenantPrincipal, @Param('id') id: string): Promise<WebhookDeliveryDto> {

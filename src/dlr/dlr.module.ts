@@ -2,7 +2,9 @@ import { Module } from '@nestjs/common';
 import { MessagingModule } from '../messaging/messaging.module';
 import { ProviderModule } from '../provider/provider.module';
 import { TenantsModule } from '../tenants/tenants.module';
-import { INBOUND_EVENTS, InboundEventsEmitter } from './inbound-events';
+import { WebhooksModule } from '../webhooks/webhooks.module';
+import { WebhooksService } from '../webhooks/webhooks.service';
+import { INBOUND_EVENTS, InboundWebhookEvents } from './inbound-events';
 import { InboundIntakeService } from './inbound-intake.service';
 import { AdminInboundMessagesController, InboundMessagesController } from './inbound-messages.controller';
 import { InboundMessagesService } from './inbound-messages.service';
@@ -13,14 +15,18 @@ import { InboxPollerService } from './inbox-poller.service';
  * Needs ScheduleModule.forRoot() once in the application (AppModule).
  */
 @Module({
-  imports: [ProviderModule, TenantsModule, MessagingModule],
+  imports: [ProviderModule, TenantsModule, MessagingModule, WebhooksModule],
   controllers: [InboundMessagesController, AdminInboundMessagesController],
   providers: [
     InboundIntakeService,
     InboundMessagesService,
     InboxPollerService,
-    // The seam for tenant webhooks (`message.received`): see inbound-events.ts.
-    { provide: INBOUND_EVENTS, useClass: InboundEventsEmitter },
+    // Routed inbound SMS become `message.received` webhook events (inbound-events.ts).
+    {
+      provide: INBOUND_EVENTS,
+      inject: [WebhooksService],
+      useFactory: (w: WebhooksService) => new InboundWebhookEvents(w),
+    },
   ],
   exports: [InboxPollerService, INBOUND_EVENTS],
 })

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { EntityManager } from 'typeorm';
+import { WebhooksService } from '../webhooks/webhooks.service';
 import type { InboundMessageDto } from './inbound-messages.dto';
 
 /** A routed inbound SMS, the `message.received` event of API.md for one tenant. */
@@ -38,5 +39,29 @@ export class InboundEventsEmitter extends EventEmitter implements InboundEvents 
   received(_manager: EntityManager, event: InboundReceivedEvent): Promise<void> {
     this.emit('received', event);
     return Promise.resolve();
+  }
+}
+
+/**
+ * The production binding: every routed inbound SMS becomes a `message.received` webhook event for
+ * its tenant, queued in the storing transaction (one delivery per inbound row: its id is the event
+ * id), and is still announced in-process like InboundEventsEmitter.
+ */
+export class InboundWebhookEvents extends InboundEventsEmitter {
+  constructor(private readonly webhooks: WebhooksService) {
+    super();
+  }
+
+  override async received(manager: EntityManager, event: InboundReceivedEvent): Promise<void> {
+    await this.webhooks.enqueue(manager, [
+      {
+        tenantId: event.tenantId,
+        type: 'message.received',
+        eventId: event.inboundMessageId,
+        occurredAt: event.occurredAt,
+        data: event.message,
+      },
+    ]);
+    await super.received(manager, event);
   }
 }

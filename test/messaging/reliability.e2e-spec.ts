@@ -4,9 +4,10 @@
  * PostgreSQL; faults are injected in the database (a trigger that fails or kills the backend of a
  * transaction the first N times), never by mocking the gateway.
  */
+import { connect, createServer, Server, Socket } from 'node:net';
 import { register } from 'prom-client';
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
-import { createTenant, startTestApp, TestApp, unique, uuidOf } from '../support/app';
+import { createTenant, startTestApp, TEST_DATABASE_URL, TestApp, unique, uuidOf } from '../support/app';
 import { waitUntil } from '../support/processes';
 
 describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provider, real PostgreSQL)', () => {
@@ -119,6 +120,7 @@ describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provide
         END IF;
         RETURN NEW;
       END $$`);
+    await t.db.query(`DROP TRIGGER IF EXISTS test_fault ON ${table}`);
     await t.db.query(
       `CREATE TRIGGER test_fault BEFORE INSERT OR UPDATE ON ${table} FOR EACH ROW EXECUTE FUNCTION test_fault_fn()`,
     );
@@ -135,7 +137,7 @@ describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provide
     return v.values.filter((x) => x.labels.reason === 'msisdn_mismatch').reduce((a, x) => a + x.value, 0);
   }
 
-  it.skip('item 2: the transaction recording outcomes fails (lost connection, then errors): provider ids and refunds still land, once', async () => {
+  it('item 2: the transaction recording outcomes fails (lost connection, then errors): provider ids and refunds still land, once', async () => {
     const PRICE = 10;
     const tenant = await tenantOnSandbox(10_000, PRICE, false);
     // Every recording of an outcome for this tenant fails 4 times: killed backend, error, killed, error.
@@ -281,5 +283,190 @@ describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provide
     );
     expect(report).toEqual({ message_id: null, applied_at: null, flagged: 'msisdn_mismatch' });
     expect((await money(tenant.tid)).refunds).toBe(0);
+  });
+  /**
+   * A TCP proxy in front of PostgreSQL that can break the connection of the next COMMITs:
+   * 'after' forwards the COMMIT and drops the connection instead of passing on the answer (the
+   * commit happened, the gateway cannot know); 'before' drops it without forwarding (it did not).
+   */
+  async function commitBreaker(): Promise<{
+    url: string;
+    arm(mode: 'after' | 'before', times: number): void;
+    broken(): number;
+    close(): Promise<void>;
+  }> {
+    const target = new URL(TEST_DATABASE_URL);
+    let mode: 'after' | 'before' = 'after';
+    let armed = 0;
+    let broken = 0;
+    const sockets = new Set<Socket>();
+    const server: Server = createServer((client) => {
+      const upstream = connect(Number(target.port || 5432), target.hostname);
+      sockets.add(client).add(upstream);
+      let buf = Buffer.alloc(0);
+      let started = false;
+      let killOnAnswer = false;
+      const kill = () => {
+        broken++;
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('data', (chunk: Buffer) => {
+        buf = Buffer.concat([buf, chunk]);
+        // Frontend messages: the untyped startup message first, then type byte + int32 length.
+        for (;;) {
+          if (!started) {
+            if (buf.length < 4) return;
+            const len = buf.readInt32BE(0);
+            if (buf.length < len) return;
+            upstream.write(buf.subarray(0, len));
+            buf = buf.subarray(len);
+            started = true;
+            continue;
+          }
+          if (buf.length < 5) return;
+          const len = buf.readInt32BE(1) + 1;
+          if (buf.length < len) return;
+          const msg = buf.subarray(0, len);
+          buf = buf.subarray(len);
+          const isCommit =
+            msg[0] === 0x51 &&
+            msg
+              .subarray(5, len - 1)
+              .toString()
+              .trim()
+              .toUpperCase() === 'COMMIT';
+          if (isCommit && armed > 0) {
+            armed--;
+            if (mode === 'before') return kill();
+            killOnAnswer = true;
+          }
+          upstream.write(msg);
+        }
+      });
+      upstream.on('data', (chunk: Buffer) => {
+        if (killOnAnswer) return kill();
+        client.write(chunk);
+      });
+      const end = () => {
+        client.destroy();
+        upstream.destroy();
+        sockets.delete(client);
+        sockets.delete(upstream);
+      };
+      client.on('error', end).on('close', end);
+      upstream.on('error', end).on('close', end);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const url = new URL(TEST_DATABASE_URL);
+    url.hostname = '127.0.0.1';
+    url.port = String((server.address() as { port: number }).port);
+    return {
+      url: url.toString(),
+      arm(m, times) {
+        mode = m;
+        armed = times;
+      },
+      broken: () => broken,
+      close: async () => {
+        for (const s of sockets) s.destroy();
+        await new Promise<void>((r) => server.close(() => r()));
+      },
+    };
+  }
+
+  describe('item 4: a COMMIT whose answer is lost is resolved by looking up what it wrote', () => {
+    let proxy: Awaited<ReturnType<typeof commitBreaker>>;
+    let p: TestApp;
+
+    beforeAll(async () => {
+      proxy = await commitBreaker();
+      // Its own app, through the proxy, not dispatching: the next COMMITs are the accept transactions.
+      p = await startTestApp({ DATABASE_URL: proxy.url, DISPATCHER: 'false' });
+    });
+    afterAll(async () => {
+      await p?.close();
+      await proxy?.close();
+    });
+
+    async function tenant(balance: number) {
+      const created = await createTenant(p, { balance, pricePerSegment: 10 });
+      return { ...created, tid: uuidOf(created.tenantId) };
+    }
+
+    async function ledgerOf(tid: string) {
+      const [row] = await t.db.query(
+        `SELECT (SELECT balance FROM tenants WHERE id = $1)::bigint AS balance,
+                (SELECT count(*) FROM messages WHERE tenant_id = $1)::int AS messages,
+                (SELECT count(*) FROM ledger_entries WHERE tenant_id = $1 AND kind = 'debit')::int AS debits`,
+        [tid],
+      );
+      return { balance: Number(row.balance), messages: row.messages as number, debits: row.debits as number };
+    }
+
+    for (const mode of ['after', 'before'] as const) {
+      it(`one request, the connection lost ${mode} COMMIT reached the server: answered 202 once, one message, one debit`, async () => {
+        const ten = await tenant(1_000);
+        proxy.arm(mode, 1);
+        const broken = proxy.broken();
+        const r = await p.http
+          .post('/v1/messages')
+          .set('Authorization', `Bearer ${ten.apiKey}`)
+          .send({ to: '081234567890', text: unique('c1') });
+        expect(proxy.broken()).toBe(broken + 1);
+        expect(r.status).toBe(202);
+        const rows = await t.db.query(`SELECT id FROM messages WHERE tenant_id = $1`, [ten.tid]);
+        expect(rows.map((x: { id: string }) => `msg_${x.id.replace(/-/g, '')}`)).toEqual([r.body.id]);
+        expect(await ledgerOf(ten.tid)).toEqual({ balance: 990, messages: 1, debits: 1 });
+      });
+
+      it(`a group commit of keyed and unkeyed requests, connection lost ${mode} COMMIT: each answered once, no double charge, no false 409`, async () => {
+        const ten = await tenant(10_000);
+        const auth = { Authorization: `Bearer ${ten.apiKey}` };
+        // The tenant row held: the requests queue up and are charged by one transaction.
+        const blocker = t.db.createQueryRunner();
+        await blocker.connect();
+        await blocker.startTransaction();
+        await blocker.query(`SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE`, [ten.tid]);
+        let results: { status: number; body: { id?: string; code?: string } }[] = [];
+        const keys = [unique('k'), unique('k'), null, null, unique('k'), null];
+        try {
+          const pending = keys.map((key, i) => {
+            const req = p.http.post('/v1/messages').set(auth);
+            if (key) req.set('Idempotency-Key', key);
+            return req.send({ to: '081234567890', text: `group ${i}` }).then((x) => x);
+          });
+          await new Promise((r) => setTimeout(r, 1500));
+          // The first request's transaction (waiting on the lock) and then the group of the others.
+          proxy.arm(mode, 2);
+          await blocker.commitTransaction();
+          results = await Promise.all(pending);
+        } finally {
+          if (blocker.isTransactionActive) await blocker.rollbackTransaction();
+          await blocker.release();
+        }
+        expect(results.map((x) => x.status)).toEqual(keys.map(() => 202));
+        const ids = results.map((x) => x.body.id);
+        expect(new Set(ids).size).toBe(keys.length);
+        const rows: { id: string; text: string }[] = await t.db.query(
+          `SELECT id, text FROM messages WHERE tenant_id = $1 ORDER BY text`,
+          [ten.tid],
+        );
+        expect(rows.map((x) => `msg_${x.id.replace(/-/g, '')}`).sort()).toEqual([...ids].sort());
+        expect(await ledgerOf(ten.tid)).toEqual({
+          balance: 10_000 - 10 * keys.length,
+          messages: keys.length,
+          debits: keys.length,
+        });
+        // A retry with a key replays the same answer (the key was completed by the commit in doubt).
+        const again = await p.http
+          .post('/v1/messages')
+          .set(auth)
+          .set('Idempotency-Key', keys[0]!)
+          .send({ to: '081234567890', text: 'group 0' });
+        expect({ status: again.status, id: again.body.id }).toEqual({ status: 202, id: ids[0] });
+        expect((await ledgerOf(ten.tid)).debits).toBe(keys.length);
+      });
+    }
   });
 });

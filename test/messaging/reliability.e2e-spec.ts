@@ -6,6 +6,7 @@
  */
 import { connect, createServer, Server, Socket } from 'node:net';
 import { register } from 'prom-client';
+import { DispatcherService } from '../../src/messaging/dispatcher.service';
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
 import { createTenant, startTestApp, TEST_DATABASE_URL, TestApp, unique, uuidOf } from '../support/app';
 import { waitUntil } from '../support/processes';
@@ -154,6 +155,17 @@ describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provide
       .set('Authorization', `Bearer ${tenant.apiKey}`)
       .send({ messages: Array.from({ length: 5 }, (_, i) => ({ to: '081234567890', text: `${tag} ok ${i}` })) });
     expect(accepted.status).toBe(202);
+    // While the outcomes wait to be re-recorded, their claims cannot run out: the lease is renewed, and
+    // this process's janitor leaves them alone even ten minutes "later".
+    await waitUntil('a recording failed', fault.fired, (n) => n >= 1, 20_000, 5);
+    const dispatcher = t.app.get(DispatcherService);
+    expect(await dispatcher.renewLeases()).toBeGreaterThanOrEqual(1);
+    t.clock.advance(600_000);
+    try {
+      expect(await dispatcher.expireLeases()).toBe(0);
+    } finally {
+      t.clock.reset();
+    }
     const final = await waitUntil(
       'the accepted outcomes recorded',
       () => rows(tenant.tid),

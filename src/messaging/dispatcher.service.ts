@@ -9,23 +9,17 @@ import {
 import { setTimeout as delay } from 'node:timers/promises';
 import { rows as sqlRows } from '../database/sql';
 import { Counter, Gauge, register } from 'prom-client';
-import { DataSource, EntityManager } from 'typeorm';
+import { DataSource } from 'typeorm';
 import { LedgerService } from '../billing/ledger.service';
 import { Clock } from '../common/clock';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { SendOutcome } from '../provider/client';
 import { AcceptService } from './accept.service';
-import { DeliveryReportsService, lockReportKeys } from './delivery-reports.service';
+import { DeliveryReportsService } from './delivery-reports.service';
+import { ClaimedMessage, DispatchOutcomesWriter } from './dispatch-outcomes';
 import { ProviderClients } from '../provider/provider-clients.service';
 
-interface Claimed {
-  id: string;
-  tenant_id: string;
-  provider_account_id: string;
-  msisdn: string;
-  text: string;
-  attempts: number;
-}
+type Claimed = ClaimedMessage;
 
 /** A send whose answer is known: kept (in memory) until its recording committed. */
 interface Known {
@@ -73,7 +67,7 @@ export type DispatcherOptions = Omit<AppConfig['dispatcher'], 'enabled'>;
  * be run again: a failed recording keeps its outcomes in memory and is retried with backoff until it
  * lands, while the process lives. Meanwhile their leases are renewed (and this process's lease
  * janitor skips them); a recording that lands after another process's janitor gave up on the claim
- * still applies (see STILL_OURS).
+ * still applies (STILL_OURS in dispatch-outcomes.ts).
  *
  * A worker that dies mid-submit leaves rows in `submitting`; when the lease runs out they become
  * `uncertain`, never `queued`: the provider may have the message, so it is not resent blindly
@@ -101,7 +95,6 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
   private readonly held = new Map<string, Claimed>();
   /** Sends on the wire, per provider account. */
   private readonly onWire = new Map<string, number>();
-  private wire = 0;
   private readonly sends = new Set<Promise<void>>();
   /** Per provider account: the send rate's token bucket (mirrors the client's, so claims never wait on it). */
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
@@ -112,10 +105,10 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
 
   constructor(
     private readonly dataSource: DataSource,
-    private readonly ledger: LedgerService,
+    ledger: LedgerService,
     private readonly clients: ProviderClients,
     private readonly accept: AcceptService,
-    private readonly reports: DeliveryReportsService,
+    reports: DeliveryReportsService,
     private readonly clock: Clock,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
@@ -123,7 +116,9 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
     this.options = options;
     this.enabled = enabled;
     this.provider = config.provider;
+    this.writer = new DispatchOutcomesWriter(dataSource, ledger, reports, clock, options.maxAttempts);
   }
+  private readonly writer: DispatchOutcomesWriter;
 
   /** Sends this process may have on the wire at once. */
   get capacity(): number {
@@ -241,13 +236,11 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
 
   private launch(msg: Claimed): void {
     this.held.set(msg.id, msg);
-    this.wire++;
     this.onWire.set(msg.provider_account_id, (this.onWire.get(msg.provider_account_id) ?? 0) + 1);
     const bucket = this.bucket(msg.provider_account_id);
     if (bucket) bucket.tokens -= 1;
     const send: Promise<void> = this.submit(msg).then((result) => {
       outcomes.inc({ outcome: result.kind });
-      this.wire--;
       this.onWire.set(msg.provider_account_id, (this.onWire.get(msg.provider_account_id) ?? 1) - 1);
       this.sends.delete(send);
       this.known.push({ msg, result });
@@ -340,7 +333,7 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
     while (this.known.length > 0) {
       const batch = this.known.splice(0, MAX_OUTCOMES_PER_TX);
       try {
-        await this.record(
+        await this.writer.record(
           batch.map((k) => k.msg),
           batch.map((k) => k.result),
         );
@@ -376,119 +369,6 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
     return renewed.length;
   }
 
-  private async record(claimed: Claimed[], results: SendOutcome[]): Promise<void> {
-    const now = this.clock.now();
-    const accepted: { id: string; pid: string }[] = [];
-    const failed: { id: string; reason: string; error: string }[] = [];
-    const requeue: { id: string; at: Date; error: string; countAttempt: boolean }[] = [];
-    const uncertain: { id: string; error: string }[] = [];
-    claimed.forEach((msg, i) => {
-      const r = results[i];
-      switch (r.kind) {
-        case 'accepted':
-          accepted.push({ id: msg.id, pid: r.providerMessageId });
-          break;
-        case 'rejected':
-          failed.push({ id: msg.id, reason: 'submit_rejected', error: `${r.reason}: ${r.raw.slice(0, 200)}` });
-          break;
-        case 'notSent':
-          if (msg.attempts >= this.options.maxAttempts)
-            failed.push({ id: msg.id, reason: 'submit_failed', error: r.reason });
-          else
-            requeue.push({
-              id: msg.id,
-              at: new Date(now.getTime() + backoffMs(msg.attempts)),
-              error: r.reason,
-              countAttempt: true,
-            });
-          break;
-        case 'unavailable':
-          requeue.push({
-            id: msg.id,
-            at: new Date(now.getTime() + Math.max(100, r.retryAfterMs)),
-            error: r.reason,
-            countAttempt: false,
-          });
-          break;
-        case 'uncertain':
-          uncertain.push({ id: msg.id, error: r.reason });
-          break;
-      }
-    });
-
-    await this.dataSource.transaction(async (m) => {
-      // Refunds of this transaction are made in one call at the end: tenants locked once, in order.
-      const refunds: string[] = [];
-      if (accepted.length) {
-        const accountOf = new Map(claimed.map((c) => [c.id, c.provider_account_id]));
-        await lockReportKeys(
-          m,
-          accepted.map((a) => ({ accountId: accountOf.get(a.id)!, providerMessageId: a.pid })),
-        );
-        // From `uncertain` too: the lease janitor may have given up on a slow but live worker.
-        const rows = await sqlRows<{
-          id: string;
-          tenant_id: string;
-          provider_account_id: string;
-          provider_message_id: string;
-        }>(
-          m,
-          `UPDATE messages m SET status = 'submitted', provider_message_id = u.pid, submitted_at = $1, lease_until = NULL
-             FROM unnest($2::uuid[], $3::text[]) AS u(id, pid)
-            WHERE m.id = u.id AND m.status IN ('submitting', 'uncertain')
-            RETURNING m.id, m.tenant_id, m.provider_account_id, m.provider_message_id`,
-          [now, accepted.map((a) => a.id), accepted.map((a) => a.pid)],
-        );
-        await this.events(
-          m,
-          rows.map((r) => ({ id: r.id, tenant_id: r.tenant_id })),
-          'submitted',
-          now,
-        );
-        // A delivery report may have arrived before the send was answered (the provider is fast).
-        refunds.push(...(await this.reports.applyPendingFor(m, rows, now)));
-      }
-      if (failed.length) {
-        const rows = await sqlRows<{ id: string; tenant_id: string }>(
-          m,
-          `UPDATE messages m SET status = 'failed', failure_reason = u.reason, last_error = u.error, finalized_at = $1, lease_until = NULL
-             FROM unnest($2::uuid[], $3::text[], $4::text[]) AS u(id, reason, error)
-            WHERE m.id = u.id AND ${STILL_OURS}
-            RETURNING m.id, m.tenant_id`,
-          [now, failed.map((f) => f.id), failed.map((f) => f.reason), failed.map((f) => f.error)],
-        );
-        await this.events(m, rows, 'failed', now);
-        refunds.push(...rows.map((r) => r.id));
-      }
-      if (requeue.length) {
-        await m.query(
-          `UPDATE messages m SET status = 'queued', next_attempt_at = u.at, last_error = u.error, lease_until = NULL,
-                  attempts = CASE WHEN u.counts THEN m.attempts ELSE m.attempts - 1 END
-             FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::bool[]) AS u(id, at, error, counts)
-            WHERE m.id = u.id AND ${STILL_OURS}`,
-          [
-            requeue.map((r) => r.id),
-            requeue.map((r) => r.at),
-            requeue.map((r) => r.error),
-            requeue.map((r) => r.countAttempt),
-          ],
-        );
-      }
-      if (uncertain.length) {
-        const rows = await sqlRows<{ id: string; tenant_id: string }>(
-          m,
-          `UPDATE messages m SET status = 'uncertain', last_error = u.error, lease_until = NULL
-             FROM unnest($1::uuid[], $2::text[]) AS u(id, error)
-            WHERE m.id = u.id AND m.status = 'submitting'
-            RETURNING m.id, m.tenant_id`,
-          [uncertain.map((u) => u.id), uncertain.map((u) => u.error)],
-        );
-        await this.events(m, rows, 'submitted', now, { uncertain: true });
-      }
-      await this.ledger.refundMessages(m, refunds, now);
-    });
-  }
-
   /**
    * Claims whose worker died (lease over): `uncertain`, never back to `queued`. Never the claims this
    * process still holds (their outcome is on its way, or their send still on the wire).
@@ -510,32 +390,4 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
     if (rows.length) this.logger.warn({ count: rows.length }, 'claims expired: messages marked uncertain');
     return rows.length;
   }
-
-  private async events(
-    m: EntityManager,
-    rows: { id: string; tenant_id: string }[],
-    status: string,
-    now: Date,
-    detail?: object,
-  ) {
-    if (rows.length === 0) return;
-    await m.query(
-      `INSERT INTO message_events (message_id, tenant_id, status, detail, created_at)
-       SELECT u.id, u.tenant_id, $1, $2::jsonb, $3 FROM unnest($4::uuid[], $5::uuid[]) AS u(id, tenant_id)`,
-      [status, detail ? JSON.stringify(detail) : null, now, rows.map((r) => r.id), rows.map((r) => r.tenant_id)],
-    );
-  }
-}
-
-/**
- * A claim's outcome applies to a row still `submitting`, or to one the lease janitor already turned
- * `uncertain` while this worker was slow: when the worker then learns "rejected" or "never written",
- * that knowledge is better than the janitor's guess (no provider id was recorded either way).
- */
-const STILL_OURS = `(m.status = 'submitting' OR (m.status = 'uncertain' AND m.provider_message_id IS NULL))`;
-
-/** 1 s, 2 s, 4 s … capped at 60 s, with ±20 % jitter so retries of a burst spread out. */
-export function backoffMs(attempt: number): number {
-  const base = Math.min(60_000, 1000 * 2 ** Math.max(0, attempt - 1));
-  return Math.round(base * (0.8 + Math.random() * 0.4));
 }

@@ -1,6 +1,8 @@
 // Migrations are listed explicitly (no glob): the order is reviewed, and bundling/tests cannot miss one.
 import { Initial1764000000000 } from './1764000000000-Initial';
 import { MoneyConstraints1764100000000 } from './1764100000000-MoneyConstraints';
+import { DeliveryReportFlag1764200000000 } from './1764200000000-DeliveryReportFlag';
+import { DispatchAccountIndex1764200000001 } from './1764200000001-DispatchAccountIndex';
 import { Webhooks1764400000000 } from './1764400000000-Webhooks';
 import { UsageIndexes1764500000000 } from './1764500000000-UsageIndexes';
 import { Inbound1764600000000 } from './1764600000000-Inbound';
@@ -9,6 +11,8 @@ import { ProviderWallet1764700000000 } from './1764700000000-ProviderWallet';
 export const migrations = [
   Initial1764000000000,
   MoneyConstraints1764100000000,
+  DeliveryReportFlag1764200000000,
+  DispatchAccountIndex1764200000001,
   Webhooks1764400000000,
   UsageIndexes1764500000000,
   Inbound1764600000000,

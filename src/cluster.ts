@@ -46,7 +46,7 @@ export async function runSupervisor(config: AppConfig, log: Log): Promise<void> 
         });
         w.process.kill('SIGTERM');
       }
-      setTimeout(() => process.exit(1), 20_000).unref();
+      setTimeout(() => process.exit(1), config.shutdownTimeoutMs + 5_000).unref();
     });
   }
 

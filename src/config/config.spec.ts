@@ -125,6 +125,18 @@ describe('loadConfig', () => {
       expect(problemsOf({ PORT: '70000' })).toEqual(['PORT must be between 0 and 65535, got 70000']);
     });
 
+    it('a dispatch lease that a live send could outlast (DISPATCH_LEASE_MS < PROVIDER_TOTAL_TIMEOUT_MS + 1 s)', () => {
+      expect(problemsOf({ DISPATCH_LEASE_MS: '30500', PROVIDER_TOTAL_TIMEOUT_MS: '30000' })).toEqual([
+        'DISPATCH_LEASE_MS (30500) must be at least PROVIDER_TOTAL_TIMEOUT_MS + 1000 (31000): a live send must end before its lease',
+      ]);
+      expect(load({ DISPATCH_LEASE_MS: '31000', PROVIDER_TOTAL_TIMEOUT_MS: '30000' }).dispatcher.leaseMs).toBe(31000);
+    });
+
+    it('the shutdown grace covers a send on the wire: provider total timeout + 10 s', () => {
+      expect(load({ PROVIDER_TOTAL_TIMEOUT_MS: '2000' }).shutdownTimeoutMs).toBe(12_000);
+      expect(load().shutdownTimeoutMs).toBe(40_000);
+    });
+
     it('lists every problem at once, in the error message too', () => {
       let error: unknown;
       try {

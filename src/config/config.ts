@@ -31,18 +31,27 @@ export interface AppConfig {
   workers: number;
   /** Port tried first for the embedded PostgreSQL (a taken one falls back to a free port). */
   embeddedPgPort: number;
+  /**
+   * How long SIGTERM waits before the process exits anyway: a send on the wire may take the
+   * provider's total timeout, then it is recorded and the pool closes (SHUTDOWN_MARGIN_MS).
+   * docker-compose.yml's stop_grace_period is longer than this for the default timeout.
+   */
+  shutdownTimeoutMs: number;
   dispatcher: {
     /** Run the submit workers in this process. */
     enabled: boolean;
-    /** Concurrent claim loops per process. */
+    /** With `concurrency`: a process has loops × concurrency send slots (sends on the wire at once). */
     loops: number;
-    /** Messages claimed per loop iteration. */
+    /** Most messages one claim takes (a claim never takes more than the free send slots). */
     batchSize: number;
-    /** Sends in flight per loop. */
+    /** Send slots per loop (see `loops`). */
     concurrency: number;
     /** Idle poll interval (an accepted message wakes the loops at once in its own process). */
     pollMs: number;
-    /** A claim older than this is presumed dead (crashed worker): the message becomes `uncertain`. */
+    /**
+     * A claim older than this is presumed dead (crashed worker): the message becomes `uncertain`.
+     * At least PROVIDER_TOTAL_TIMEOUT_MS + 1 s; a live worker also renews its leases every third of it.
+     */
     leaseMs: number;
     /** notSent attempts before `failed/submit_failed`. */
     maxAttempts: number;
@@ -85,6 +94,11 @@ export class ConfigError extends Error {
 }
 
 type Env = Record<string, string | undefined>;
+
+/** A dispatch lease outlasts the longest send by at least this (the claim, the recording). */
+export const LEASE_MARGIN_MS = 1000;
+/** After the longest send: recording its outcome, closing HTTP and the pool. */
+export const SHUTDOWN_MARGIN_MS = 10_000;
 
 function parseBool(name: string, raw: string | undefined, fallback: boolean, problems: string[]): boolean {
   if (raw === undefined || raw === '') return fallback;
@@ -225,9 +239,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
   };
   const embeddedPgPort = int('EMBEDDED_PG_PORT', 54329, 1, 65535);
   const workers = int('WORKERS', 1, 1, 64);
-  if (dispatcher.leaseMs <= provider.totalTimeoutMs) {
+  if (dispatcher.leaseMs < provider.totalTimeoutMs + LEASE_MARGIN_MS) {
     problems.push(
-      'DISPATCH_LEASE_MS must be longer than PROVIDER_TOTAL_TIMEOUT_MS (a live worker must finish before its lease ends)',
+      `DISPATCH_LEASE_MS (${dispatcher.leaseMs}) must be at least PROVIDER_TOTAL_TIMEOUT_MS + ${LEASE_MARGIN_MS} (${provider.totalTimeoutMs + LEASE_MARGIN_MS}): a live send must end before its lease`,
     );
   }
 
@@ -259,6 +273,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     bodyLimit: env.BODY_LIMIT || '1mb',
     dbPoolSize,
     embeddedPgPort,
+    shutdownTimeoutMs: provider.totalTimeoutMs + SHUTDOWN_MARGIN_MS,
     workers,
     dispatcher,
     provider,

@@ -29,6 +29,21 @@ export interface IdempotencyCompletion {
   respond(results: ItemResult[]): { status: number; body: unknown };
 }
 
+/**
+ * What one transaction wrote, known once its work is done and before its COMMIT: if the COMMIT
+ * fails, these say whether it happened anyway (message ids are generated here, not by the database).
+ */
+interface Attempt {
+  results: ItemResult[][];
+  messageIds: string[];
+  keys: { key: string; owner: string }[];
+}
+
+/** Looking up an ambiguous commit: tries, with backoff, before the requests are failed unresolved. */
+const RESOLVE_TRIES = 8;
+/** Re-runs of a transaction whose COMMIT failed and, looked up, did not happen. */
+const MAX_RERUNS = 3;
+
 interface PendingRequest {
   items: AcceptItem[];
   idempotency?: IdempotencyCompletion;
@@ -133,15 +148,54 @@ export class AcceptService {
     }
   }
 
-  private async commitBatch(tenantId: string, batch: PendingRequest[]): Promise<void> {
+  private async commitBatch(tenantId: string, batch: PendingRequest[], reruns = 0): Promise<void> {
+    let attempt: Attempt | undefined;
     try {
       const end = txSeconds.startTimer();
-      const results = await this.dataSource.transaction((m) => this.chargeAndInsert(m, tenantId, batch));
+      const results = await this.dataSource.transaction(async (m) => {
+        attempt = undefined;
+        const out = await this.chargeAndInsert(m, tenantId, batch);
+        // Everything is written; only COMMIT is left. From here on a failure may be a commit in doubt.
+        attempt = {
+          results: out,
+          messageIds: out.flat().flatMap((r) => (r.ok ? [r.row.id] : [])),
+          keys: batch.flatMap((r) => (r.idempotency ? [{ key: r.idempotency.key, owner: r.idempotency.owner }] : [])),
+        };
+        return out;
+      });
       end();
       txItems.observe(batch.reduce((n, r) => n + r.items.length, 0));
       batch.forEach((req, i) => req.resolve(results[i]));
       this.events.emit('accepted');
     } catch (err) {
+      if (attempt) {
+        // The work was done and the COMMIT failed (e.g. the connection dropped while committing):
+        // it may have happened. Find out before anything is re-run, or a retry would charge twice.
+        let committed: boolean;
+        try {
+          committed = await this.resolveCommit(tenantId, attempt);
+        } catch (lookupErr) {
+          this.logger.error(
+            { tenantId, requests: batch.length, err: (lookupErr as Error).message },
+            'accept commit in doubt and could not be resolved; failing its requests without re-running them',
+          );
+          for (const req of batch) req.reject(err);
+          return;
+        }
+        this.logger.warn(
+          { tenantId, requests: batch.length, committed, err: (err as Error).message },
+          'accept commit failed in doubt; resolved by looking up what it wrote',
+        );
+        if (committed) {
+          const results = attempt.results;
+          txItems.observe(batch.reduce((n, r) => n + r.items.length, 0));
+          batch.forEach((req, i) => req.resolve(results[i]));
+          this.events.emit('accepted');
+          return;
+        }
+        // It did not commit: nothing of it exists, so running it again (with new ids) is safe.
+        if (reruns < MAX_RERUNS) return this.commitBatch(tenantId, batch, reruns + 1);
+      }
       if (batch.length === 1) {
         batch[0].reject(err);
         return;
@@ -153,6 +207,43 @@ export class AcceptService {
       );
       for (const req of batch) await this.commitBatch(tenantId, [req]);
     }
+  }
+
+  /**
+   * Did the transaction that wrote `attempt` commit? Its message rows (all or none: one transaction)
+   * or, with nothing charged, its idempotency completions tell. A transaction that wrote neither
+   * changed nothing worth keeping, so re-running it is safe (false). Retries the lookup with backoff
+   * (a dropped connection often means a restarting database); throws if it never answers.
+   */
+  private async resolveCommit(tenantId: string, attempt: Attempt): Promise<boolean> {
+    let lastErr: unknown;
+    for (let i = 0; i < RESOLVE_TRIES; i++) {
+      try {
+        if (attempt.messageIds.length > 0) {
+          const found = await sqlRows<{ n: number }>(
+            this.dataSource,
+            `SELECT count(*)::int AS n FROM messages WHERE id = ANY($1::uuid[])`,
+            [attempt.messageIds],
+          );
+          return found[0].n > 0;
+        }
+        if (attempt.keys.length > 0) {
+          const found = await sqlRows<{ n: number }>(
+            this.dataSource,
+            `SELECT count(*)::int AS n FROM idempotency_keys k JOIN unnest($2::text[], $3::uuid[]) AS u(key, owner)
+                ON k.key = u.key AND k.owner = u.owner
+              WHERE k.tenant_id = $1 AND k.state = 'done'`,
+            [tenantId, attempt.keys.map((k) => k.key), attempt.keys.map((k) => k.owner)],
+          );
+          return found[0].n > 0;
+        }
+        return false;
+      } catch (e) {
+        lastErr = e;
+        await new Promise((r) => setTimeout(r, Math.min(5_000, 100 * 2 ** i)));
+      }
+    }
+    throw lastErr;
   }
 
   private async chargeAndInsert(m: EntityManager, tenantId: string, batch: PendingRequest[]): Promise<ItemResult[][]> {

@@ -1,4 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { Counter, register } from 'prom-client';
 import { DataSource, EntityManager } from 'typeorm';
 import { LedgerService } from '../billing/ledger.service';
 import { Clock } from '../common/clock';
@@ -22,6 +23,34 @@ interface StoredReport {
   accountId: string;
   providerMessageId: string;
   code: number;
+  msisdn: string | null;
+}
+
+const flaggedReports =
+  (register.getSingleMetric('gerbang_dlr_flagged_total') as Counter<string> | undefined) ??
+  new Counter({
+    name: 'gerbang_dlr_flagged_total',
+    help: 'Delivery reports stored but not applied because they do not fit their message',
+    labelNames: ['reason'],
+  });
+
+/**
+ * The number a report names, in the form messages store (`62` + national number), or null when it
+ * is not a number at all. Cheap on purpose (every report): separators and a leading `+` dropped,
+ * `0062…` and a trunk `0…` read as `62…`.
+ */
+export function reportNumber(raw: string): string | null {
+  const digits = raw.replace(/[\s().-]/g, '').replace(/^\+/, '');
+  if (!/^[0-9]{5,20}$/.test(digits)) return null;
+  if (digits.startsWith('0062')) return digits.slice(2);
+  if (digits.startsWith('0')) return `62${digits.slice(1)}`;
+  return digits;
+}
+
+/** A report without a number (the poll answer has none) matches; one with a number must name the message's. */
+export function reportFitsNumber(reportMsisdn: string | null, messageMsisdn: string): boolean {
+  if (reportMsisdn === null || reportMsisdn === '') return true;
+  return reportNumber(reportMsisdn) === messageMsisdn;
 }
 
 interface PendingReport {
@@ -135,6 +164,7 @@ export class DeliveryReportsService {
         accountId: p.accountId,
         providerMessageId: p.report.sessionId,
         code: p.report.code,
+        msisdn: p.report.msisdn,
       })),
       now,
     );
@@ -152,13 +182,18 @@ export class DeliveryReportsService {
     now: Date,
   ): Promise<string[]> {
     if (messages.length === 0) return [];
-    const pending: { seq: string; provider_account_id: string; provider_message_id: string; code: number }[] =
-      await m.query(
-        `SELECT d.seq, d.provider_account_id, d.provider_message_id, d.code FROM delivery_reports d
+    const pending: {
+      seq: string;
+      provider_account_id: string;
+      provider_message_id: string;
+      code: number;
+      msisdn: string | null;
+    }[] = await m.query(
+      `SELECT d.seq, d.provider_account_id, d.provider_message_id, d.code, d.msisdn FROM delivery_reports d
          JOIN unnest($1::uuid[], $2::text[]) AS u(account, pid) ON d.provider_account_id = u.account AND d.provider_message_id = u.pid
-        WHERE d.applied_at IS NULL ORDER BY d.seq`,
-        [messages.map((x) => x.provider_account_id), messages.map((x) => x.provider_message_id)],
-      );
+        WHERE d.applied_at IS NULL AND d.flagged IS NULL ORDER BY d.seq`,
+      [messages.map((x) => x.provider_account_id), messages.map((x) => x.provider_message_id)],
+    );
     return this.applyReports(
       m,
       pending.map((p) => ({
@@ -166,6 +201,7 @@ export class DeliveryReportsService {
         accountId: p.provider_account_id,
         providerMessageId: p.provider_message_id,
         code: p.code,
+        msisdn: p.msisdn,
       })),
       now,
     );
@@ -184,8 +220,9 @@ export class DeliveryReportsService {
       status: string;
       provider_account_id: string;
       provider_message_id: string;
+      msisdn: string;
     }[] = await m.query(
-      `SELECT m.id, m.tenant_id, m.status, m.provider_account_id, m.provider_message_id FROM messages m
+      `SELECT m.id, m.tenant_id, m.status, m.provider_account_id, m.provider_message_id, m.msisdn FROM messages m
          JOIN (SELECT DISTINCT a, p FROM unnest($1::uuid[], $2::text[]) AS u(a, p)) k
            ON m.provider_account_id = k.a AND m.provider_message_id = k.p
         ORDER BY m.id
@@ -203,9 +240,15 @@ export class DeliveryReportsService {
     const events: { id: string; tenantId: string; status: string; code: number }[] = [];
     const refunds: string[] = [];
     const holds = new Map<string, number>();
+    const flagged: number[] = [];
     for (const r of [...reports].sort((a, b) => a.seq - b.seq)) {
       const msg = byKey.get(`${r.accountId}:${r.providerMessageId}`);
       if (!msg) continue;
+      if (!reportFitsNumber(r.msisdn, msg.msisdn)) {
+        // Not this message's report (a provider id reused, or a report for someone else): kept, never applied.
+        flagged.push(r.seq);
+        continue;
+      }
       applied.push({ seq: r.seq, messageId: msg.id });
       const t = transitionFor(msg.status, r.code);
       if (!t) {
@@ -223,6 +266,14 @@ export class DeliveryReportsService {
         refunds.push(msg.id);
         if (r.code === 50 || r.code === 51) holds.set(r.accountId, r.code);
       }
+    }
+    if (flagged.length) {
+      await m.query(`UPDATE delivery_reports SET flagged = 'msisdn_mismatch' WHERE seq = ANY($1::bigint[])`, [flagged]);
+      flaggedReports.inc({ reason: 'msisdn_mismatch' }, flagged.length);
+      this.logger.warn(
+        { reports: flagged, reason: 'msisdn_mismatch' },
+        'delivery report names another number than its message: stored, flagged, not applied',
+      );
     }
     await m.query(
       `UPDATE delivery_reports d SET message_id = u.message_id, applied_at = $1 FROM unnest($2::bigint[], $3::uuid[]) AS u(seq, message_id) WHERE d.seq = u.seq`,

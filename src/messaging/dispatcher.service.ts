@@ -1,27 +1,52 @@
-import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import {
+  BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  OnApplicationBootstrap,
+  OnApplicationShutdown,
+} from '@nestjs/common';
+import { setTimeout as delay } from 'node:timers/promises';
 import { rows as sqlRows } from '../database/sql';
-import { Counter, register } from 'prom-client';
-import { DataSource, EntityManager } from 'typeorm';
+import { Counter, Gauge, register } from 'prom-client';
+import { DataSource } from 'typeorm';
 import { LedgerService } from '../billing/ledger.service';
 import { Clock } from '../common/clock';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { SendOutcome } from '../provider/client';
 import { AcceptService } from './accept.service';
-import { DeliveryReportsService, lockReportKeys } from './delivery-reports.service';
+import { DeliveryReportsService } from './delivery-reports.service';
+import { ClaimedMessage, DispatchOutcomesWriter } from './dispatch-outcomes';
 import { ProviderClients } from '../provider/provider-clients.service';
 
-interface Claimed {
-  id: string;
-  tenant_id: string;
-  provider_account_id: string;
-  msisdn: string;
-  text: string;
-  attempts: number;
+type Claimed = ClaimedMessage;
+
+/** A send whose answer is known: kept (in memory) until its recording committed. */
+interface Known {
+  msg: Claimed;
+  result: SendOutcome;
 }
 
 const outcomes =
   (register.getSingleMetric('gerbang_dispatch_outcomes_total') as Counter<string> | undefined) ??
   new Counter({ name: 'gerbang_dispatch_outcomes_total', help: 'Submit outcomes by class', labelNames: ['outcome'] });
+const recordFailures =
+  (register.getSingleMetric('gerbang_dispatch_record_failures_total') as Counter<string> | undefined) ??
+  new Counter({
+    name: 'gerbang_dispatch_record_failures_total',
+    help: 'Failed transactions recording submit outcomes (retried until they land)',
+  });
+const unrecorded =
+  (register.getSingleMetric('gerbang_dispatch_unrecorded_outcomes') as Gauge<string> | undefined) ??
+  new Gauge({
+    name: 'gerbang_dispatch_unrecorded_outcomes',
+    help: 'Known submit outcomes waiting in memory for their recording to commit',
+  });
+
+/** Most outcomes written by one recording transaction. */
+const MAX_OUTCOMES_PER_TX = 500;
+/** Retry of a failed recording: 100 ms doubling to 5 s, with jitter. */
+const RECORD_RETRY_MAX_MS = 5_000;
 
 /** Dispatcher tuning (config.ts `dispatcher`, from the DISPATCH_* variables). */
 export type DispatcherOptions = Omit<AppConfig['dispatcher'], 'enabled'>;
@@ -29,40 +54,76 @@ export type DispatcherOptions = Omit<AppConfig['dispatcher'], 'enabled'>;
 /**
  * Submits queued messages to the provider, safely across several gateway processes.
  *
- * Claim: one statement moves a batch from `queued`/due `scheduled` to `submitting` with a lease
- * (`FOR UPDATE SKIP LOCKED`, so concurrent workers never claim the same row). After the HTTP
- * calls, all outcomes of the batch are written in one transaction, each update guarded by the
- * expected status. A worker that dies mid-submit leaves rows in `submitting`; when the lease runs
- * out they become `uncertain`, never `queued`: the provider may have the message, so it is not
- * resent blindly (reconciliation settles it from reports).
+ * Claim per free send slot: a process has `loops × concurrency` send slots; a claim moves at most as
+ * many due messages as there are free slots (and, per provider account, as the account's rate
+ * limit has tokens for and its in-flight limit has room for) from `queued`/due `scheduled` to
+ * `submitting` with a lease (`FOR UPDATE SKIP LOCKED`, so concurrent workers never claim the same
+ * row), and each claimed message goes on the wire at once. Nothing claimed waits behind a limit,
+ * so a process that dies leaves in `submitting` only the sends it had on the wire.
+ *
+ * Recording: each answer is recorded as soon as it is known; answers that arrive while a recording
+ * transaction runs are written together by the next one (group commit, a few ms). Every update is
+ * guarded by the expected status, so a recording that failed, or whose commit is in doubt, can simply
+ * be run again: a failed recording keeps its outcomes in memory and is retried with backoff until it
+ * lands, while the process lives. Meanwhile their leases are renewed (and this process's lease
+ * janitor skips them); a recording that lands after another process's janitor gave up on the claim
+ * still applies (STILL_OURS in dispatch-outcomes.ts).
+ *
+ * A worker that dies mid-submit leaves rows in `submitting`; when the lease runs out they become
+ * `uncertain`, never `queued`: the provider may have the message, so it is not resent blindly
+ * (reconciliation settles it from reports).
  *
  * Outcomes: accepted → `submitted`; rejected → `failed/submit_rejected` + refund; notSent → back to
  * `queued` with backoff, after maxAttempts `failed/submit_failed` + refund; unavailable (breaker
  * open, local limits) → back to `queued`, not counted as an attempt; uncertain → `uncertain`.
+ *
+ * Shutdown: no new claims; sends on the wire finish (each within the provider's total timeout) and
+ * are recorded before the pool closes.
  */
 @Injectable()
-export class DispatcherService implements OnApplicationBootstrap, OnApplicationShutdown {
+export class DispatcherService implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger(DispatcherService.name);
   private running = false;
-  private loops: Promise<void>[] = [];
+  private pump?: Promise<void>;
   private wakers: (() => void)[] = [];
   private janitor?: NodeJS.Timeout;
+  private renewer?: NodeJS.Timeout;
   readonly options: DispatcherOptions;
+  private readonly provider: AppConfig['provider'];
+  private readonly enabled: boolean;
+  /** Claimed by this process and not yet recorded (on the wire, or answered and waiting to be written). */
+  private readonly held = new Map<string, Claimed>();
+  /** Sends on the wire, per provider account. */
+  private readonly onWire = new Map<string, number>();
+  private readonly sends = new Set<Promise<void>>();
+  /** Per provider account: the send rate's token bucket (mirrors the client's, so claims never wait on it). */
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private known: Known[] = [];
+  private recorder?: Promise<void>;
+  /** Set when the pool is about to close: a failing recorder stops retrying. */
+  private abandoned = false;
 
   constructor(
     private readonly dataSource: DataSource,
-    private readonly ledger: LedgerService,
+    ledger: LedgerService,
     private readonly clients: ProviderClients,
     private readonly accept: AcceptService,
-    private readonly reports: DeliveryReportsService,
+    reports: DeliveryReportsService,
     private readonly clock: Clock,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
     const { enabled, ...options } = config.dispatcher;
     this.options = options;
     this.enabled = enabled;
+    this.provider = config.provider;
+    this.writer = new DispatchOutcomesWriter(dataSource, ledger, reports, clock, options.maxAttempts);
   }
-  private readonly enabled: boolean;
+  private readonly writer: DispatchOutcomesWriter;
+
+  /** Sends this process may have on the wire at once. */
+  get capacity(): number {
+    return this.options.loops * this.options.concurrency;
+  }
 
   onApplicationBootstrap(): void {
     if (this.enabled) this.start();
@@ -71,26 +132,58 @@ export class DispatcherService implements OnApplicationBootstrap, OnApplicationS
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.abandoned = false;
     this.accept.events.on('accepted', this.wakeAll);
-    for (let i = 0; i < this.options.loops; i++) this.loops.push(this.loop());
+    this.pump = this.loop();
     this.janitor = setInterval(
       () => void this.expireLeases().catch((e: Error) => this.logger.warn({ err: e.message }, 'lease janitor failed')),
       5000,
     );
     this.janitor.unref();
+    this.renewer = setInterval(
+      () => void this.renewLeases().catch((e: Error) => this.logger.warn({ err: e.message }, 'lease renewal failed')),
+      Math.max(200, Math.floor(this.options.leaseMs / 3)),
+    );
+    this.renewer.unref();
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops claiming, lets the sends on the wire finish (each ends within the provider's total timeout)
+   * and records their outcomes (retrying a failed recording until `recordWithinMs` has passed).
+   */
+  async stop(recordWithinMs = 10_000): Promise<void> {
+    const wasRunning = this.running;
     this.running = false;
     this.accept.events.off('accepted', this.wakeAll);
     if (this.janitor) clearInterval(this.janitor);
     this.wakeAll();
-    await Promise.all(this.loops);
-    this.loops = [];
+    await this.pump;
+    this.pump = undefined;
+    if (this.sends.size > 0) this.logger.log({ sends: this.sends.size }, 'shutdown: waiting for sends on the wire');
+    await Promise.all([...this.sends]);
+    const deadline = Date.now() + recordWithinMs;
+    while (this.recorder || this.known.length > 0) {
+      if (!this.recorder) this.startRecorder();
+      await Promise.race([this.recorder, delay(Math.max(0, deadline - Date.now()))]);
+      if (Date.now() >= deadline) break;
+    }
+    if (this.renewer) clearInterval(this.renewer);
+    if (this.known.length > 0 || this.recorder) {
+      this.logger.error(
+        { unrecorded: this.known.length },
+        'shutdown: outcomes could not be recorded in time; their leases will expire to uncertain',
+      );
+    } else if (wasRunning && this.held.size === 0) this.logger.log('dispatcher stopped: every outcome recorded');
+  }
+
+  /** Before the database pool and the provider clients close. */
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.stop();
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await this.stop();
+    await this.stop(0);
+    this.abandoned = true;
   }
 
   private readonly wakeAll = () => {
@@ -115,8 +208,17 @@ export class DispatcherService implements OnApplicationBootstrap, OnApplicationS
   private async loop(): Promise<void> {
     while (this.running) {
       try {
-        const n = await this.runOnce();
-        if (n === 0) await this.sleep(this.options.pollMs);
+        // A slot is free once its outcome is recorded (not when the answer arrives): a crash then
+        // exposes at most `capacity` claims, those on the wire and answers not yet written.
+        const free = this.capacity - this.held.size;
+        if (free <= 0) {
+          await this.sleep(this.options.pollMs); // a finished send wakes it
+          continue;
+        }
+        const n = await this.runOnce(free);
+        // Fewer than asked: the queue is empty or the rate limits are spent. A finished send, an
+        // accepted message or the poll interval (tokens refill) wakes it.
+        if (n < free) await this.sleep(this.options.pollMs);
       } catch (e) {
         this.logger.error({ err: (e as Error).message }, 'dispatch iteration failed');
         await this.sleep(1000);
@@ -124,33 +226,75 @@ export class DispatcherService implements OnApplicationBootstrap, OnApplicationS
     }
   }
 
-  /** Claims one batch, submits it, records the outcomes. Returns how many messages were claimed. */
-  async runOnce(): Promise<number> {
-    const claimed = await this.claim();
-    if (claimed.length === 0) return 0;
-    const results = new Array<SendOutcome>(claimed.length);
-    let next = 0;
-    const worker = async () => {
-      while (next < claimed.length) {
-        const i = next++;
-        results[i] = await this.submit(claimed[i]);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.options.concurrency, claimed.length) }, worker));
-    await this.record(claimed, results);
+  /** Claims up to `free` messages and puts each on the wire at once. Returns how many were claimed. */
+  async runOnce(free = this.capacity - this.held.size): Promise<number> {
+    if (free <= 0) return 0;
+    const claimed = await this.claim(Math.min(free, this.options.batchSize));
+    for (const msg of claimed) this.launch(msg);
     return claimed.length;
   }
 
-  private async claim(): Promise<Claimed[]> {
+  private launch(msg: Claimed): void {
+    this.held.set(msg.id, msg);
+    this.onWire.set(msg.provider_account_id, (this.onWire.get(msg.provider_account_id) ?? 0) + 1);
+    const bucket = this.bucket(msg.provider_account_id);
+    if (bucket) bucket.tokens -= 1;
+    const send: Promise<void> = this.submit(msg).then((result) => {
+      outcomes.inc({ outcome: result.kind });
+      this.onWire.set(msg.provider_account_id, (this.onWire.get(msg.provider_account_id) ?? 1) - 1);
+      this.sends.delete(send);
+      this.known.push({ msg, result });
+      unrecorded.set(this.known.length);
+      if (!this.recorder) this.startRecorder();
+      this.wakeAll();
+    });
+    this.sends.add(send);
+  }
+
+  /** The account's refilled token bucket, or undefined when sends are not rate limited. */
+  private bucket(accountId: string): { tokens: number; at: number } | undefined {
+    const rate = this.provider.sendRatePerSecond;
+    if (!(rate > 0)) return undefined;
+    const burst = Math.max(1, Math.ceil(rate));
+    const now = Date.now();
+    let b = this.buckets.get(accountId);
+    if (!b) {
+      b = { tokens: burst, at: now };
+      this.buckets.set(accountId, b);
+    }
+    b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * rate);
+    b.at = now;
+    return b;
+  }
+
+  /** How many sends an account may start now: its free in-flight room and its rate tokens. */
+  private quota(accountId: string): number {
+    const room = this.provider.maxInFlight - (this.onWire.get(accountId) ?? 0);
+    const b = this.bucket(accountId);
+    return Math.max(0, Math.min(room, b ? Math.floor(b.tokens) : room));
+  }
+
+  private async claim(limit: number): Promise<Claimed[]> {
     const now = this.clock.now();
+    const known = [...new Set([...this.onWire.keys(), ...this.buckets.keys()])];
+    const rate = this.provider.sendRatePerSecond;
+    const fresh = Math.min(this.provider.maxInFlight, rate > 0 ? Math.max(1, Math.ceil(rate)) : limit);
     return this.dataSource.query(
-      `WITH due AS (
-         SELECT m.id, m.status AS prev_status FROM messages m
-          WHERE m.status IN ('queued', 'scheduled') AND m.next_attempt_at <= $1
-            AND m.provider_account_id IN (SELECT id FROM provider_accounts WHERE status = 'active' AND (held_until IS NULL OR held_until <= $1))
-          ORDER BY m.next_attempt_at
+      `WITH quota AS (
+         SELECT a.id, COALESCE(q.n, $4) AS n FROM provider_accounts a
+           LEFT JOIN unnest($5::uuid[], $6::int[]) AS q(id, n) ON q.id = a.id
+          WHERE a.status = 'active' AND (a.held_until IS NULL OR a.held_until <= $1)
+       ), due AS (
+         SELECT d.id, d.prev_status FROM quota CROSS JOIN LATERAL (
+           SELECT m.id, m.status AS prev_status, m.next_attempt_at FROM messages m
+            WHERE m.provider_account_id = quota.id AND m.status IN ('queued', 'scheduled') AND m.next_attempt_at <= $1
+            ORDER BY m.next_attempt_at
+            LIMIT LEAST(quota.n, $2)
+            FOR UPDATE OF m SKIP LOCKED
+         ) d
+          WHERE quota.n > 0
+          ORDER BY d.next_attempt_at
           LIMIT $2
-          FOR UPDATE OF m SKIP LOCKED
        ), claimed AS (
          UPDATE messages m SET status = 'submitting', attempts = m.attempts + 1, lease_until = $3
            FROM due WHERE m.id = due.id
@@ -160,7 +304,7 @@ export class DispatcherService implements OnApplicationBootstrap, OnApplicationS
          SELECT id, tenant_id, 'queued', $1 FROM claimed WHERE prev_status = 'scheduled'
        )
        SELECT id, tenant_id, provider_account_id, msisdn, text, attempts FROM claimed`,
-      [now, this.options.batchSize, new Date(now.getTime() + this.options.leaseMs)],
+      [now, limit, new Date(now.getTime() + this.options.leaseMs), fresh, known, known.map((a) => this.quota(a))],
     );
   }
 
@@ -175,164 +319,75 @@ export class DispatcherService implements OnApplicationBootstrap, OnApplicationS
     }
   }
 
-  private async record(claimed: Claimed[], results: SendOutcome[]): Promise<void> {
-    const now = this.clock.now();
-    const accepted: { id: string; pid: string }[] = [];
-    const failed: { id: string; reason: string; error: string }[] = [];
-    const requeue: { id: string; at: Date; error: string; countAttempt: boolean }[] = [];
-    const uncertain: { id: string; error: string }[] = [];
-    claimed.forEach((msg, i) => {
-      const r = results[i];
-      outcomes.inc({ outcome: r.kind });
-      switch (r.kind) {
-        case 'accepted':
-          accepted.push({ id: msg.id, pid: r.providerMessageId });
-          break;
-        case 'rejected':
-          failed.push({ id: msg.id, reason: 'submit_rejected', error: `${r.reason}: ${r.raw.slice(0, 200)}` });
-          break;
-        case 'notSent':
-          if (msg.attempts >= this.options.maxAttempts)
-            failed.push({ id: msg.id, reason: 'submit_failed', error: r.reason });
-          else
-            requeue.push({
-              id: msg.id,
-              at: new Date(now.getTime() + backoffMs(msg.attempts)),
-              error: r.reason,
-              countAttempt: true,
-            });
-          break;
-        case 'unavailable':
-          requeue.push({
-            id: msg.id,
-            at: new Date(now.getTime() + Math.max(100, r.retryAfterMs)),
-            error: r.reason,
-            countAttempt: false,
-          });
-          break;
-        case 'uncertain':
-          uncertain.push({ id: msg.id, error: r.reason });
-          break;
-      }
-    });
-
-    await this.dataSource.transaction(async (m) => {
-      // Refunds of this transaction are made in one call at the end: tenants locked once, in order.
-      const refunds: string[] = [];
-      if (accepted.length) {
-        const accountOf = new Map(claimed.map((c) => [c.id, c.provider_account_id]));
-        await lockReportKeys(
-          m,
-          accepted.map((a) => ({ accountId: accountOf.get(a.id)!, providerMessageId: a.pid })),
-        );
-        // From `uncertain` too: the lease janitor may have given up on a slow but live worker.
-        const rows = await sqlRows<{
-          id: string;
-          tenant_id: string;
-          provider_account_id: string;
-          provider_message_id: string;
-        }>(
-          m,
-          `UPDATE messages m SET status = 'submitted', provider_message_id = u.pid, submitted_at = $1, lease_until = NULL
-             FROM unnest($2::uuid[], $3::text[]) AS u(id, pid)
-            WHERE m.id = u.id AND m.status IN ('submitting', 'uncertain')
-            RETURNING m.id, m.tenant_id, m.provider_account_id, m.provider_message_id`,
-          [now, accepted.map((a) => a.id), accepted.map((a) => a.pid)],
-        );
-        await this.events(
-          m,
-          rows.map((r) => ({ id: r.id, tenant_id: r.tenant_id })),
-          'submitted',
-          now,
-        );
-        // A delivery report may have arrived before the send was answered (the provider is fast).
-        refunds.push(...(await this.reports.applyPendingFor(m, rows, now)));
-      }
-      if (failed.length) {
-        const rows = await sqlRows<{ id: string; tenant_id: string }>(
-          m,
-          `UPDATE messages m SET status = 'failed', failure_reason = u.reason, last_error = u.error, finalized_at = $1, lease_until = NULL
-             FROM unnest($2::uuid[], $3::text[], $4::text[]) AS u(id, reason, error)
-            WHERE m.id = u.id AND ${STILL_OURS}
-            RETURNING m.id, m.tenant_id`,
-          [now, failed.map((f) => f.id), failed.map((f) => f.reason), failed.map((f) => f.error)],
-        );
-        await this.events(m, rows, 'failed', now);
-        refunds.push(...rows.map((r) => r.id));
-      }
-      if (requeue.length) {
-        await m.query(
-          `UPDATE messages m SET status = 'queued', next_attempt_at = u.at, last_error = u.error, lease_until = NULL,
-                  attempts = CASE WHEN u.counts THEN m.attempts ELSE m.attempts - 1 END
-             FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::bool[]) AS u(id, at, error, counts)
-            WHERE m.id = u.id AND ${STILL_OURS}`,
-          [
-            requeue.map((r) => r.id),
-            requeue.map((r) => r.at),
-            requeue.map((r) => r.error),
-            requeue.map((r) => r.countAttempt),
-          ],
-        );
-      }
-      if (uncertain.length) {
-        const rows = await sqlRows<{ id: string; tenant_id: string }>(
-          m,
-          `UPDATE messages m SET status = 'uncertain', last_error = u.error, lease_until = NULL
-             FROM unnest($1::uuid[], $2::text[]) AS u(id, error)
-            WHERE m.id = u.id AND m.status = 'submitting'
-            RETURNING m.id, m.tenant_id`,
-          [uncertain.map((u) => u.id), uncertain.map((u) => u.error)],
-        );
-        await this.events(m, rows, 'submitted', now, { uncertain: true });
-      }
-      await this.ledger.refundMessages(m, refunds, now);
-    });
+  private startRecorder(): void {
+    this.recorder = this.recordKnown().finally(() => (this.recorder = undefined));
   }
 
-  /** Claims whose worker died (lease over): `uncertain`, never back to `queued`. */
+  /**
+   * Writes known outcomes until none is left. A failed transaction (lost connection, database
+   * restart, deadlock, a commit in doubt) leaves its outcomes in memory, first in line, and is run
+   * again after a backoff: the guarded updates make a second run of a committed one a no-op.
+   */
+  private async recordKnown(): Promise<void> {
+    let failures = 0;
+    while (this.known.length > 0) {
+      const batch = this.known.splice(0, MAX_OUTCOMES_PER_TX);
+      try {
+        await this.writer.record(
+          batch.map((k) => k.msg),
+          batch.map((k) => k.result),
+        );
+        for (const k of batch) this.held.delete(k.msg.id);
+        failures = 0;
+        this.wakeAll(); // their slots are free
+      } catch (e) {
+        this.known.unshift(...batch);
+        failures++;
+        recordFailures.inc();
+        const wait = Math.round(Math.min(RECORD_RETRY_MAX_MS, 100 * 2 ** (failures - 1)) * (0.8 + Math.random() * 0.4));
+        this.logger.warn(
+          { outcomes: batch.length, failures, retryInMs: wait, err: (e as Error).message },
+          'recording submit outcomes failed; kept in memory, retrying',
+        );
+        if (this.abandoned) return;
+        await delay(wait);
+      } finally {
+        unrecorded.set(this.known.length);
+      }
+    }
+  }
+
+  /** Pushes the leases of everything this process holds (on the wire or waiting to be recorded). */
+  async renewLeases(): Promise<number> {
+    if (this.held.size === 0) return 0;
+    const until = new Date(this.clock.now().getTime() + this.options.leaseMs);
+    const renewed = await sqlRows<unknown>(
+      this.dataSource,
+      `UPDATE messages SET lease_until = $1 WHERE id = ANY($2::uuid[]) AND status = 'submitting' RETURNING id`,
+      [until, [...this.held.keys()]],
+    );
+    return renewed.length;
+  }
+
+  /**
+   * Claims whose worker died (lease over): `uncertain`, never back to `queued`. Never the claims this
+   * process still holds (their outcome is on its way, or their send still on the wire).
+   */
   async expireLeases(): Promise<number> {
     const now = this.clock.now();
     const rows: { id: string; tenant_id: string }[] = await this.dataSource.query(
       `WITH expired AS (
          UPDATE messages SET status = 'uncertain', last_error = 'worker lease expired during submit', lease_until = NULL
-          WHERE status = 'submitting' AND lease_until < $1
+          WHERE status = 'submitting' AND lease_until < $1 AND NOT (id = ANY($2::uuid[]))
          RETURNING id, tenant_id
        ), ev AS (
          INSERT INTO message_events (message_id, tenant_id, status, detail, created_at)
          SELECT id, tenant_id, 'submitted', '{"uncertain":true}'::jsonb, $1 FROM expired
        )
        SELECT id, tenant_id FROM expired`,
-      [now],
+      [now, [...this.held.keys()]],
     );
     if (rows.length) this.logger.warn({ count: rows.length }, 'claims expired: messages marked uncertain');
     return rows.length;
   }
-
-  private async events(
-    m: EntityManager,
-    rows: { id: string; tenant_id: string }[],
-    status: string,
-    now: Date,
-    detail?: object,
-  ) {
-    if (rows.length === 0) return;
-    await m.query(
-      `INSERT INTO message_events (message_id, tenant_id, status, detail, created_at)
-       SELECT u.id, u.tenant_id, $1, $2::jsonb, $3 FROM unnest($4::uuid[], $5::uuid[]) AS u(id, tenant_id)`,
-      [status, detail ? JSON.stringify(detail) : null, now, rows.map((r) => r.id), rows.map((r) => r.tenant_id)],
-    );
-  }
-}
-
-/**
- * A claim's outcome applies to a row still `submitting`, or to one the lease janitor already turned
- * `uncertain` while this worker was slow: when the worker then learns "rejected" or "never written",
- * that knowledge is better than the janitor's guess (no provider id was recorded either way).
- */
-const STILL_OURS = `(m.status = 'submitting' OR (m.status = 'uncertain' AND m.provider_message_id IS NULL))`;
-
-/** 1 s, 2 s, 4 s … capped at 60 s, with ±20 % jitter so retries of a burst spread out. */
-export function backoffMs(attempt: number): number {
-  const base = Math.min(60_000, 1000 * 2 ** Math.max(0, attempt - 1));
-  return Math.round(base * (0.8 + Math.random() * 0.4));
 }

@@ -22,8 +22,22 @@ export const SANDBOX_ZONE = 'Asia/Jakarta';
 export const VALIDITY_MONTHS = 3;
 export const GRACE_MONTHS = 1;
 export const PROVIDER_CHARS_PER_SMS = 160;
-/** The first id handed out (the provider document's example id). */
+/** The provider document's example id: the lowest id ever handed out. */
 export const FIRST_MESSAGE_ID = 18319370;
+/** Ids per millisecond of wall-clock time the counter may run ahead before a restart could reuse one. */
+const IDS_PER_MS = 100;
+
+/**
+ * Where a fresh sandbox starts counting: the wall clock × 100 (about 1.8e14, a safe integer).
+ * A restart (the demo on the same `.data`, whose database keeps the ids of the earlier run) must
+ * never hand out an id it issued before, or an old message would receive the new one's reports
+ * and `messages_provider_id_uq` would refuse the new one. 100 ids per ms of headroom is far more
+ * than the sandbox can issue (it would have to average 100,000 sends a second over its whole run).
+ * Within a run ids are consecutive.
+ */
+export function clockSeededId(nowMs = Date.now()): number {
+  return Math.max(FIRST_MESSAGE_ID, Math.floor(nowMs) * IDS_PER_MS);
+}
 
 export const CODE_TEXT: Readonly<Record<number, { callback: string; poll: string }>> = {
   22: { callback: 'Delivered', poll: '22, Delivered' },
@@ -147,8 +161,9 @@ export class SandboxLedger {
   private readonly inbox: InboxMessage[] = [];
   private nextId: number;
 
-  constructor(firstId = FIRST_MESSAGE_ID) {
-    this.nextId = firstId;
+  /** Without `firstId` the ids follow the wall clock (unique across restarts); tests may fix it. */
+  constructor(firstId?: number) {
+    this.nextId = firstId ?? clockSeededId();
   }
 
   /** Creates or replaces an account (same username = replaced). */

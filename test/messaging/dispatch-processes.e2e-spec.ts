@@ -427,4 +427,99 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
 
     expect(await second.stop('SIGTERM')).toEqual({ code: 0, signal: null });
   }, 120_000);
+  it('kill -9 under load (slow provider, rate limit): only the sends on the wire are exposed, none shown submitted that the provider never got', async () => {
+    const N = 300;
+    const PRICE = 3;
+    const CAPACITY = 10; // DISPATCH_LOOPS × DISPATCH_CONCURRENCY
+    sandbox.setKnobs({ latencyMs: [200, 400], dlrDelayMs: [20, 200] });
+    const tenant = await tenantOnSandbox(N * PRICE, PRICE, false);
+    const tag = unique('load');
+    const texts = Array.from({ length: N }, (_, i) => `${tag} #${i}`);
+    await enqueue(tenant.apiKey, texts);
+    const worker = gateway('worker-load', {
+      DISPATCH_LOOPS: '1',
+      DISPATCH_CONCURRENCY: String(CAPACITY),
+      DISPATCH_BATCH_SIZE: '200',
+      PROVIDER_SEND_RATE_PER_SECOND: '20',
+      DISPATCH_LEASE_MS: '3000',
+      PROVIDER_TOTAL_TIMEOUT_MS: '2000',
+    });
+    await worker.ready();
+    await waitFor(
+      'sends under way',
+      async () => [...takenByText(tenant.username).values()].length,
+      (n) => n >= 30,
+      30_000,
+      10,
+    );
+    worker.proc.kill('SIGKILL');
+    expect(await worker.exited).toEqual({ code: null, signal: 'SIGKILL' });
+    await sleep(1_000); // sends the provider was still answering are taken by now
+
+    const rows = await messages(tenant.tid);
+    const taken = takenByText(tenant.username);
+    const by = (st: string) => rows.filter((r) => r.status === st);
+    const exposed = by('submitting');
+    process.stdout.write(
+      `dispatch-processes: kill -9 under load: ${taken.size} at the provider, ${by('submitted').length + by('delivered').length} recorded, ${exposed.length} claimed and unrecorded (${exposed.filter((r) => !taken.has(r.text)).length} of them never reached the provider), ${by('queued').length} queued\n`,
+    );
+    // Only what was on the wire is left claimed: at most the send slots.
+    expect(exposed.length).toBeLessThanOrEqual(CAPACITY);
+    // Recorded as submitted = the provider has it, under that id; queued = the provider never got it.
+    expect(
+      [...by('submitted'), ...by('delivered')].filter((r) => taken.get(r.text)?.[0] !== r.provider_message_id),
+    ).toEqual([]);
+    expect(by('queued').filter((r) => taken.has(r.text))).toEqual([]);
+    expect(rows.filter((r) => !['submitting', 'queued', 'submitted', 'delivered'].includes(r.status))).toEqual([]);
+    // The provider has nothing we do not know of beyond the exposed claims.
+    const recordedTexts = new Set([...by('submitted'), ...by('delivered'), ...exposed].map((r) => r.text));
+    expect([...taken.keys()].filter((x) => !recordedTexts.has(x))).toEqual([]);
+    // What is left queued stays out of the next tests' workers.
+    await t.db.query(
+      `UPDATE provider_accounts SET held_until = now() + interval '1 hour', held_reason = 'test: done' WHERE id = $1`,
+      [tenant.pac],
+    );
+  }, 120_000);
+
+  it('SIGTERM under load: sends on the wire finish and are recorded, nothing new is claimed, nothing left submitting, exit 0', async () => {
+    const N = 60;
+    const PRICE = 5;
+    sandbox.setKnobs({ latencyMs: [4000, 4500], dlrDelayMs: [20, 200] });
+    const tenant = await tenantOnSandbox(N * PRICE, PRICE, false);
+    const tag = unique('term');
+    const texts = Array.from({ length: N }, (_, i) => `${tag} #${i}`);
+    await enqueue(tenant.apiKey, texts);
+    const worker = gateway('worker-term', {
+      DISPATCH_LOOPS: '1',
+      DISPATCH_CONCURRENCY: '10',
+      DISPATCH_BATCH_SIZE: '200',
+      PROVIDER_TOTAL_TIMEOUT_MS: '10000',
+      DISPATCH_LEASE_MS: '15000',
+    });
+    await worker.ready();
+    await waitFor(
+      'sends on the wire',
+      async () => [...takenByText(tenant.username).values()].length,
+      (n) => n >= 5,
+      30_000,
+      10,
+    );
+    const t0 = Date.now();
+    expect(await worker.stop('SIGTERM', 40_000)).toEqual({ code: 0, signal: null });
+    const took = Date.now() - t0;
+    const rows = await messages(tenant.tid);
+    const taken = takenByText(tenant.username);
+    const counts = await statusCounts(tenant.tid);
+    process.stdout.write(
+      `dispatch-processes: SIGTERM with ${taken.size} sends on the wire: exited in ${took} ms; ${JSON.stringify(counts)}\n`,
+    );
+    expect(counts.submitting ?? 0).toBe(0);
+    expect(counts.uncertain ?? 0).toBe(0);
+    // Every send the provider took is recorded with its id; everything else is still queued, unsent.
+    const sent = rows.filter((r) => taken.has(r.text));
+    expect(sent.length).toBe(taken.size);
+    expect(sent.filter((r) => r.status !== 'submitted' || r.provider_message_id !== taken.get(r.text)![0])).toEqual([]);
+    expect(rows.filter((r) => !taken.has(r.text) && r.status !== 'queued')).toEqual([]);
+    expect(counts.queued).toBeGreaterThan(0);
+  }, 120_000);
 });

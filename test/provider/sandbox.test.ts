@@ -186,6 +186,30 @@ describe('sandbox admin API', () => {
   });
 });
 
+describe('sandbox message ids across restarts', () => {
+  it('a restarted sandbox never hands out an id an earlier run issued (ids stay unique per account)', async () => {
+    const spec = { username: 'r', password: 'p', balance: '100000' };
+    const send = async (s: SandboxHandle) => {
+      const res = await request(`${s.url}/send_post.php`, {
+        method: 'POST',
+        body: 'username=r&password=p&hp=6281234567890&message=x',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+      return (await res.body.text()).trim();
+    };
+    const first = await startSandbox({ accounts: [spec] });
+    const before = [await send(first), await send(first), await send(first)];
+    await first.close();
+    const second = await startSandbox({ accounts: [spec] });
+    const after = [await send(second), await send(second)];
+    await second.close();
+    for (const id of [...before, ...after]) expect(id).toMatch(/^\d+$/);
+    expect(after.filter((id) => before.includes(id))).toEqual([]);
+    // Still increasing across the restart (the provider's ids are numeric and grow).
+    expect(BigInt(after[0]) > BigInt(before[2])).toBe(true);
+  });
+});
+
 describe('standalone entry (src/sandbox/main.ts)', () => {
   it('starts on 127.0.0.1 from env, logs JSON, serves the accounts, stops on SIGTERM with exit code 0', async () => {
     const child = spawn(process.execPath, ['-r', 'ts-node/register', 'src/sandbox/main.ts', '--port', '0'], {

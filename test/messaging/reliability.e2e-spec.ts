@@ -1,0 +1,484 @@
+/**
+ * Issue 7: outcomes of the provider are never lost (2), ambiguous accept commits are resolved (4),
+ * reports match the right message (6). One app with its dispatcher on, the sandbox provider, real
+ * PostgreSQL; faults are injected in the database (a trigger that fails or kills the backend of a
+ * transaction the first N times), never by mocking the gateway.
+ */
+import { connect, createServer, Server, Socket } from 'node:net';
+import { register } from 'prom-client';
+import { DispatcherService } from '../../src/messaging/dispatcher.service';
+import { startSandbox, SandboxHandle } from '../../src/sandbox';
+import { createTenant, startTestApp, TEST_DATABASE_URL, TestApp, unique, uuidOf } from '../support/app';
+import { waitFor } from '../support/wait';
+
+describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provider, real PostgreSQL)', () => {
+  let t: TestApp;
+  let sandbox: SandboxHandle;
+  let appPort: number;
+
+  beforeAll(async () => {
+    sandbox = await startSandbox({ knobs: { dlrDelayMs: [5, 20], latencyMs: [0, 0] } });
+    t = await startTestApp({ DISPATCH_POLL_MS: '50', PROVIDER_SEND_RATE_PER_SECOND: '0' });
+    await t.app.listen(0, '127.0.0.1');
+    appPort = (t.app.getHttpServer().address() as { port: number }).port;
+  });
+  afterEach(async () => {
+    sandbox.setKnobs({ htmlGarbageRate: 0, latencyMs: [0, 0] });
+    await t.db.query(`DROP TRIGGER IF EXISTS test_fault ON messages`);
+    await t.db.query(`DROP TRIGGER IF EXISTS test_fault ON ledger_entries`);
+  });
+  afterAll(async () => {
+    await t?.close();
+    await sandbox?.close();
+  });
+
+  async function tenantOnSandbox(balance: number, price: number, callbacks: boolean) {
+    const tenant = await createTenant(t, { balance, pricePerSegment: price, baseUrl: sandbox.url });
+    const callback = tenant.providerAccount.dlrCallbackUrl.replace(
+      /^http:\/\/localhost:\d+/,
+      `http://127.0.0.1:${appPort}`,
+    );
+    sandbox.addAccount({
+      username: tenant.providerAccount.username,
+      password: 'provider-secret-pw',
+      balance: '100000000',
+      callbackUrl: callbacks ? callback : undefined,
+    });
+    return {
+      ...tenant,
+      tid: uuidOf(tenant.tenantId),
+      pac: uuidOf(tenant.providerAccountId),
+      username: tenant.providerAccount.username as string,
+      callback,
+    };
+  }
+
+  async function money(tid: string) {
+    const [row] = await t.db.query(
+      `SELECT t.balance::bigint AS balance,
+              (SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE tenant_id = t.id)::bigint AS ledger,
+              (SELECT count(*) FROM ledger_entries WHERE tenant_id = t.id AND kind = 'refund')::int AS refunds,
+              (SELECT count(DISTINCT message_id) FROM ledger_entries WHERE tenant_id = t.id AND kind = 'refund')::int AS refunded_messages,
+              (SELECT count(*) FROM ledger_entries WHERE tenant_id = t.id AND kind = 'debit')::int AS debits
+         FROM tenants t WHERE t.id = $1`,
+      [tid],
+    );
+    return {
+      balance: Number(row.balance),
+      ledger: Number(row.ledger),
+      refunds: row.refunds as number,
+      refundedMessages: row.refunded_messages as number,
+      debits: row.debits as number,
+    };
+  }
+
+  async function rows(tid: string) {
+    return (await t.db.query(
+      `SELECT id, msisdn, text, status, provider_message_id, failure_reason, refunded, last_error FROM messages WHERE tenant_id = $1`,
+      [tid],
+    )) as {
+      id: string;
+      msisdn: string;
+      text: string;
+      status: string;
+      provider_message_id: string | null;
+      failure_reason: string | null;
+      refunded: boolean;
+      last_error: string | null;
+    }[];
+  }
+
+  /**
+   * A fault on `table` for one tenant, fired the first `times` times `when` holds: 'kill' terminates
+   * the transaction's own backend (the connection is lost mid-transaction), 'error' raises.
+   * The count lives in a sequence (not rolled back with the failed transaction).
+   */
+  async function injectFault(
+    table: 'messages' | 'ledger_entries',
+    tid: string,
+    when: string,
+    times: number,
+    kinds: ('kill' | 'error')[],
+  ) {
+    const seq = `test_fault_${Date.now()}`;
+    await t.db.query(`CREATE SEQUENCE ${seq}`);
+    const actions = kinds
+      .map((k, i) =>
+        k === 'kill'
+          ? `IF n % ${kinds.length} = ${(i + 1) % kinds.length} THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF;`
+          : `IF n % ${kinds.length} = ${(i + 1) % kinds.length} THEN RAISE EXCEPTION 'test: injected fault %', n; END IF;`,
+      )
+      .join('\n');
+    await t.db.query(`
+      CREATE OR REPLACE FUNCTION test_fault_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE n bigint;
+      BEGIN
+        IF NEW.tenant_id = '${tid}' AND (${when}) THEN
+          n := nextval('${seq}');
+          IF n <= ${times} THEN
+            ${actions}
+          END IF;
+        END IF;
+        RETURN NEW;
+      END $$`);
+    await t.db.query(`DROP TRIGGER IF EXISTS test_fault ON ${table}`);
+    await t.db.query(
+      `CREATE TRIGGER test_fault BEFORE INSERT OR UPDATE ON ${table} FOR EACH ROW EXECUTE FUNCTION test_fault_fn()`,
+    );
+    return {
+      fired: async () =>
+        Number((await t.db.query(`SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS n FROM ${seq}`))[0].n),
+    };
+  }
+
+  async function flaggedMetric(): Promise<number> {
+    const m = register.getSingleMetric('gerbang_dlr_flagged_total');
+    if (!m) return 0;
+    const v = await m.get();
+    return v.values.filter((x) => x.labels.reason === 'msisdn_mismatch').reduce((a, x) => a + x.value, 0);
+  }
+
+  it('item 2: the transaction recording outcomes fails (lost connection, then errors): provider ids and refunds still land, once', async () => {
+    const PRICE = 10;
+    const tenant = await tenantOnSandbox(10_000, PRICE, false);
+    // Every recording of an outcome for this tenant fails 4 times: killed backend, error, killed, error.
+    const fault = await injectFault(
+      'messages',
+      tenant.tid,
+      `TG_OP = 'UPDATE' AND OLD.status = 'submitting' AND NEW.status IN ('submitted', 'failed')`,
+      4,
+      ['kill', 'error'],
+    );
+    const tag = unique('rec');
+    const accepted = await t.http
+      .post('/v1/messages/batch')
+      .set('Authorization', `Bearer ${tenant.apiKey}`)
+      .send({ messages: Array.from({ length: 5 }, (_, i) => ({ to: '081234567890', text: `${tag} ok ${i}` })) });
+    expect(accepted.status).toBe(202);
+    // While the outcomes wait to be re-recorded, their claims cannot run out: the lease is renewed, and
+    // this process's janitor leaves them alone even ten minutes "later".
+    await waitFor('a recording failed', fault.fired, (n) => n >= 1, 20_000, 5);
+    const dispatcher = t.app.get(DispatcherService);
+    expect(await dispatcher.renewLeases()).toBeGreaterThanOrEqual(1);
+    t.clock.advance(600_000);
+    try {
+      expect(await dispatcher.expireLeases()).toBe(0);
+    } finally {
+      t.clock.reset();
+    }
+    const final = await waitFor(
+      'the accepted outcomes recorded',
+      () => rows(tenant.tid),
+      (rs) => rs.length === 5 && rs.every((r) => r.status === 'submitted'),
+      20_000,
+      100,
+    );
+    expect(await fault.fired()).toBeGreaterThanOrEqual(4);
+    const sent = new Map(
+      sandbox
+        .sent()
+        .filter((s) => s.username === tenant.username)
+        .map((s) => [s.text, s.id]),
+    );
+    expect(sent.size).toBe(5);
+    expect(final.filter((r) => sent.get(r.text) !== r.provider_message_id)).toEqual([]);
+
+    // Rejected sends (an HTML page instead of an id): failed and refunded exactly once despite the faults.
+    sandbox.setKnobs({ htmlGarbageRate: 1 });
+    const fault2 = await injectFault(
+      'messages',
+      tenant.tid,
+      `TG_OP = 'UPDATE' AND OLD.status = 'submitting' AND NEW.status IN ('submitted', 'failed')`,
+      3,
+      ['error', 'kill'],
+    );
+    const rejected = await t.http
+      .post('/v1/messages/batch')
+      .set('Authorization', `Bearer ${tenant.apiKey}`)
+      .send({ messages: Array.from({ length: 3 }, (_, i) => ({ to: '081234567890', text: `${tag} bad ${i}` })) });
+    expect(rejected.status).toBe(202);
+    await waitFor(
+      'the rejections recorded',
+      () => rows(tenant.tid),
+      (rs) => rs.filter((r) => r.status === 'failed').length === 3,
+      20_000,
+      100,
+    );
+    expect(await fault2.fired()).toBeGreaterThanOrEqual(3);
+    const failed = (await rows(tenant.tid)).filter((r) => r.status === 'failed');
+    expect(failed.map((r) => [r.failure_reason, r.refunded])).toEqual([
+      ['submit_rejected', true],
+      ['submit_rejected', true],
+      ['submit_rejected', true],
+    ]);
+    expect(await money(tenant.tid)).toEqual({
+      balance: 10_000 - 5 * PRICE,
+      ledger: 10_000 - 5 * PRICE,
+      refunds: 3,
+      refundedMessages: 3,
+      debits: 8,
+    });
+  }, 60_000);
+
+  it('item 6: a report whose msisdn is not the message number is stored and flagged, never applied', async () => {
+    const tenant = await tenantOnSandbox(1_000, 10, false);
+    const sent = await t.http
+      .post('/v1/messages')
+      .set('Authorization', `Bearer ${tenant.apiKey}`)
+      .send({ to: '081234567890', text: unique('mm') });
+    expect(sent.status).toBe(202);
+    const [msg] = await waitFor(
+      'submitted',
+      () => rows(tenant.tid),
+      (rs) => rs[0]?.status === 'submitted',
+    );
+    const pid = msg.provider_message_id!;
+    const path = new URL(tenant.callback).pathname;
+    const before = await flaggedMetric();
+
+    const wrong = await t.http
+      .get(path)
+      .query({ session_id: pid, error_code: '22', error_message: 'Delivered', msisdn: '6289999999999' });
+    expect(wrong.status).toBe(200);
+    const [flagged] = await t.db.query(
+      `SELECT msisdn, message_id, applied_at, flagged FROM delivery_reports WHERE provider_account_id = $1`,
+      [tenant.pac],
+    );
+    expect(flagged).toEqual({
+      msisdn: '6289999999999',
+      message_id: null,
+      applied_at: null,
+      flagged: 'msisdn_mismatch',
+    });
+    expect((await rows(tenant.tid))[0]).toMatchObject({ status: 'submitted', refunded: false });
+    expect(await flaggedMetric()).toBe(before + 1);
+
+    // The same number in another spelling is the same number: applied.
+    const right = await t.http
+      .get(path)
+      .query({ session_id: pid, error_code: '22', error_message: 'Delivered', msisdn: '+62 812-3456-7890' });
+    expect(right.status).toBe(200);
+    expect((await rows(tenant.tid))[0]).toMatchObject({ status: 'delivered' });
+    expect(await flaggedMetric()).toBe(before + 1);
+  });
+
+  it('item 6: an early report (before the provider id is recorded) with a wrong msisdn is not applied when the id lands', async () => {
+    const tenant = await tenantOnSandbox(1_000, 10, false);
+    const path = new URL(tenant.callback).pathname;
+    // The provider's next id for this account is not known yet: report every plausible one (a report
+    // for an id no message carries waits, unapplied, for the dispatcher to record it).
+    sandbox.setKnobs({ latencyMs: [300, 300] });
+    const sent = await t.http
+      .post('/v1/messages')
+      .set('Authorization', `Bearer ${tenant.apiKey}`)
+      .send({ to: '081234567890', text: unique('early') });
+    expect(sent.status).toBe(202);
+    const taken = await waitFor(
+      'the provider took it',
+      async () => sandbox.sent().filter((s) => s.username === tenant.username),
+      (s) => s.length === 1,
+    );
+    const pid = taken[0].id;
+    const r = await t.http
+      .get(path)
+      .query({ session_id: pid, error_code: '52', error_message: 'No Charge', msisdn: '6289999999999' });
+    expect(r.status).toBe(200);
+    const [msg] = await waitFor(
+      'submitted',
+      () => rows(tenant.tid),
+      (rs) => rs[0]?.status === 'submitted',
+    );
+    expect(msg).toMatchObject({ provider_message_id: pid, refunded: false });
+    const [report] = await t.db.query(
+      `SELECT message_id, applied_at, flagged FROM delivery_reports WHERE provider_account_id = $1`,
+      [tenant.pac],
+    );
+    expect(report).toEqual({ message_id: null, applied_at: null, flagged: 'msisdn_mismatch' });
+    expect((await money(tenant.tid)).refunds).toBe(0);
+  });
+  /**
+   * A TCP proxy in front of PostgreSQL that can break the connection of the next COMMITs:
+   * 'after' forwards the COMMIT and drops the connection instead of passing on the answer (the
+   * commit happened, the gateway cannot know); 'before' drops it without forwarding (it did not).
+   */
+  async function commitBreaker(): Promise<{
+    url: string;
+    arm(mode: 'after' | 'before', times: number): void;
+    broken(): number;
+    close(): Promise<void>;
+  }> {
+    const target = new URL(TEST_DATABASE_URL);
+    let mode: 'after' | 'before' = 'after';
+    let armed = 0;
+    let broken = 0;
+    const sockets = new Set<Socket>();
+    const server: Server = createServer((client) => {
+      const upstream = connect(Number(target.port || 5432), target.hostname);
+      sockets.add(client).add(upstream);
+      let buf = Buffer.alloc(0);
+      let started = false;
+      let killOnAnswer = false;
+      const kill = () => {
+        broken++;
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('data', (chunk: Buffer) => {
+        buf = Buffer.concat([buf, chunk]);
+        // Frontend messages: the untyped startup message first, then type byte + int32 length.
+        for (;;) {
+          if (!started) {
+            if (buf.length < 4) return;
+            const len = buf.readInt32BE(0);
+            if (buf.length < len) return;
+            upstream.write(buf.subarray(0, len));
+            buf = buf.subarray(len);
+            started = true;
+            continue;
+          }
+          if (buf.length < 5) return;
+          const len = buf.readInt32BE(1) + 1;
+          if (buf.length < len) return;
+          const msg = buf.subarray(0, len);
+          buf = buf.subarray(len);
+          const isCommit =
+            msg[0] === 0x51 &&
+            msg
+              .subarray(5, len - 1)
+              .toString()
+              .trim()
+              .toUpperCase() === 'COMMIT';
+          if (isCommit && armed > 0) {
+            armed--;
+            if (mode === 'before') return kill();
+            killOnAnswer = true;
+          }
+          upstream.write(msg);
+        }
+      });
+      upstream.on('data', (chunk: Buffer) => {
+        if (killOnAnswer) return kill();
+        client.write(chunk);
+      });
+      const end = () => {
+        client.destroy();
+        upstream.destroy();
+        sockets.delete(client);
+        sockets.delete(upstream);
+      };
+      client.on('error', end).on('close', end);
+      upstream.on('error', end).on('close', end);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const url = new URL(TEST_DATABASE_URL);
+    url.hostname = '127.0.0.1';
+    url.port = String((server.address() as { port: number }).port);
+    return {
+      url: url.toString(),
+      arm(m, times) {
+        mode = m;
+        armed = times;
+      },
+      broken: () => broken,
+      close: async () => {
+        for (const s of sockets) s.destroy();
+        await new Promise<void>((r) => server.close(() => r()));
+      },
+    };
+  }
+
+  describe('item 4: a COMMIT whose answer is lost is resolved by looking up what it wrote', () => {
+    let proxy: Awaited<ReturnType<typeof commitBreaker>>;
+    let p: TestApp;
+
+    beforeAll(async () => {
+      proxy = await commitBreaker();
+      // Its own app, through the proxy, not dispatching: the next COMMITs are the accept transactions.
+      p = await startTestApp({ DATABASE_URL: proxy.url, DISPATCHER: 'false' });
+    });
+    afterAll(async () => {
+      await p?.close();
+      await proxy?.close();
+    });
+
+    async function tenant(balance: number) {
+      const created = await createTenant(p, { balance, pricePerSegment: 10 });
+      return { ...created, tid: uuidOf(created.tenantId) };
+    }
+
+    async function ledgerOf(tid: string) {
+      const [row] = await t.db.query(
+        `SELECT (SELECT balance FROM tenants WHERE id = $1)::bigint AS balance,
+                (SELECT count(*) FROM messages WHERE tenant_id = $1)::int AS messages,
+                (SELECT count(*) FROM ledger_entries WHERE tenant_id = $1 AND kind = 'debit')::int AS debits`,
+        [tid],
+      );
+      return { balance: Number(row.balance), messages: row.messages as number, debits: row.debits as number };
+    }
+
+    for (const mode of ['after', 'before'] as const) {
+      it(`one request, the connection lost ${mode} COMMIT reached the server: answered 202 once, one message, one debit`, async () => {
+        const ten = await tenant(1_000);
+        proxy.arm(mode, 1);
+        const broken = proxy.broken();
+        const r = await p.http
+          .post('/v1/messages')
+          .set('Authorization', `Bearer ${ten.apiKey}`)
+          .send({ to: '081234567890', text: unique('c1') });
+        expect(proxy.broken()).toBe(broken + 1);
+        expect(r.status).toBe(202);
+        const rows = await t.db.query(`SELECT id FROM messages WHERE tenant_id = $1`, [ten.tid]);
+        expect(rows.map((x: { id: string }) => `msg_${x.id.replace(/-/g, '')}`)).toEqual([r.body.id]);
+        expect(await ledgerOf(ten.tid)).toEqual({ balance: 990, messages: 1, debits: 1 });
+      });
+
+      it(`a group commit of keyed and unkeyed requests, connection lost ${mode} COMMIT: each answered once, no double charge, no false 409`, async () => {
+        const ten = await tenant(10_000);
+        const auth = { Authorization: `Bearer ${ten.apiKey}` };
+        // The tenant row held: the requests queue up and are charged by one transaction.
+        const blocker = t.db.createQueryRunner();
+        await blocker.connect();
+        await blocker.startTransaction();
+        await blocker.query(`SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE`, [ten.tid]);
+        let results: { status: number; body: { id?: string; code?: string } }[] = [];
+        const keys = [unique('k'), unique('k'), null, null, unique('k'), null];
+        try {
+          const pending = keys.map((key, i) => {
+            const req = p.http.post('/v1/messages').set(auth);
+            if (key) req.set('Idempotency-Key', key);
+            return req.send({ to: '081234567890', text: `group ${i}` }).then((x) => x);
+          });
+          await new Promise((r) => setTimeout(r, 1500));
+          // The first request's transaction (waiting on the lock) and then the group of the others.
+          proxy.arm(mode, 2);
+          await blocker.commitTransaction();
+          results = await Promise.all(pending);
+        } finally {
+          if (blocker.isTransactionActive) await blocker.rollbackTransaction();
+          await blocker.release();
+        }
+        expect(results.map((x) => x.status)).toEqual(keys.map(() => 202));
+        const ids = results.map((x) => x.body.id);
+        expect(new Set(ids).size).toBe(keys.length);
+        const rows: { id: string; text: string }[] = await t.db.query(
+          `SELECT id, text FROM messages WHERE tenant_id = $1 ORDER BY text`,
+          [ten.tid],
+        );
+        expect(rows.map((x) => `msg_${x.id.replace(/-/g, '')}`).sort()).toEqual([...ids].sort());
+        expect(await ledgerOf(ten.tid)).toEqual({
+          balance: 10_000 - 10 * keys.length,
+          messages: keys.length,
+          debits: keys.length,
+        });
+        // A retry with a key replays the same answer (the key was completed by the commit in doubt).
+        const again = await p.http
+          .post('/v1/messages')
+          .set(auth)
+          .set('Idempotency-Key', keys[0]!)
+          .send({ to: '081234567890', text: 'group 0' });
+        expect({ status: again.status, id: again.body.id }).toEqual({ status: 202, id: ids[0] });
+        expect((await ledgerOf(ten.tid)).debits).toBe(keys.length);
+      });
+    }
+  });
+});

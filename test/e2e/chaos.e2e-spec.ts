@@ -36,6 +36,9 @@ describe('chaos: two SIGKILLs of the gateway and a PostgreSQL restart under load
 
   const GATEWAY_ENV = {
     DISPATCH_BATCH_SIZE: '20',
+    // 1 loop × 8 send slots: a SIGKILL can strand at most the 8 sends on the wire (issue 7 item 3)
+    DISPATCH_LOOPS: '1',
+    DISPATCH_CONCURRENCY: '8',
     DISPATCH_LEASE_MS: '3000', // a killed worker's claims settle as `uncertain` within seconds
     PROVIDER_TOTAL_TIMEOUT_MS: '2000',
     PROVIDER_CONNECT_TIMEOUT_MS: '1000',
@@ -204,14 +207,12 @@ describe('chaos: two SIGKILLs of the gateway and a PostgreSQL restart under load
     );
   }, 180_000);
 
-  // Spec (API.md): `uncertain` is shown as `submitted`, so a message in it must be one the provider may
-  // have. Claims the killed worker had not yet written to a socket (or whose `notSent`/`unavailable`
-  // outcome could not be recorded while the database was away) end up `uncertain` although the
-  // provider never got them: the crash-exposure fix (claims no larger than what is in flight; outcomes
-  // recorded before the lease matters) is another engineer's unmerged work in dispatcher.service.ts.
-  // Un-skip when it is merged. Last run: 62 uncertain, 10 never reached the provider.
-  it.skip('(waits for the dispatcher crash-exposure fix) no message is uncertain that the provider never took', () => {
+  // `uncertain` is shown as `submitted`, so it must be rare: a crash may strand only the sends that
+  // were on the wire (claims are taken per free send slot, outcomes recorded as soon as known and
+  // retried across a database restart). Two SIGKILLs of a process with 8 send slots: at most 16
+  // uncertain messages the provider never took (before the fix: 62 uncertain, 10 never sent, in one run).
+  it('a crash strands at most the sends in flight: uncertain-and-never-sent <= 2 kills x 8 slots', () => {
     expect(uncertainNeverSent).toBeDefined();
-    expect(uncertainNeverSent).toEqual([]);
+    expect(uncertainNeverSent!.length).toBeLessThanOrEqual(16);
   });
 });

@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { DataSource } from 'typeorm';
+import { Clock } from '../common/clock';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { MESSAGE_COLUMNS, MessageRow, messageDto, publicStatus } from '../messaging/message.view';
 import { WebhookEvent, derivedEventId } from './webhook-events';
@@ -54,6 +55,7 @@ export class MessageStatusRelay {
     private readonly dataSource: DataSource,
     private readonly webhooks: WebhooksService,
     @Inject(APP_CONFIG) config: AppConfig,
+    private readonly clock: Clock,
   ) {
     this.pollMs = config.webhooks.pollMs;
   }
@@ -139,7 +141,7 @@ export class MessageStatusRelay {
         }
         created = await this.webhooks.enqueue(m, events);
 
-        const nowMs = performance.now();
+        const nowMs = this.clock.now().getTime(); // the injected clock: tests move it past GAP_GRACE_MS
         let fresh = 0;
         for (const r of rows) {
           const seq = Number(r.seq);

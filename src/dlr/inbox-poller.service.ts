@@ -103,28 +103,33 @@ export class InboxPollerService implements OnApplicationBootstrap, BeforeApplica
        SELECT unnest($1::uuid[]), $2 ON CONFLICT (provider_account_id) DO NOTHING`,
       [accountIds, now],
     );
-    const claimId = uuidv7();
-    const claimed = await sqlRows<{ provider_account_id: string; failures: number }>(
-      this.dataSource,
-      `WITH due AS (
-         SELECT provider_account_id FROM inbox_polls
-          WHERE provider_account_id = ANY($1::uuid[]) AND next_poll_at <= $2
-          ORDER BY next_poll_at
-          LIMIT $3
-          FOR UPDATE SKIP LOCKED)
-       UPDATE inbox_polls p SET next_poll_at = $4, claim_id = $5, last_polled_at = $2
-         FROM due WHERE p.provider_account_id = due.provider_account_id
-       RETURNING p.provider_account_id, p.failures`,
-      [accountIds, now, CLAIM_BATCH, new Date(now.getTime() + this.leaseMs), claimId],
-    );
+    // Claim due accounts a batch at a time until none is left due (a claim moves next_poll_at past
+    // `now`, so no account is read twice in one round, however many accounts there are).
     const outcomes: InboxPollOutcome[] = [];
-    const queue = [...claimed];
-    const worker = async () => {
-      for (let next = queue.shift(); next; next = queue.shift()) {
-        outcomes.push(await this.pollAccount(next.provider_account_id, next.failures, claimId, now));
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(CONCURRENCY, queue.length) }, worker));
+    for (;;) {
+      const claimId = uuidv7();
+      const claimed = await sqlRows<{ provider_account_id: string; failures: number }>(
+        this.dataSource,
+        `WITH due AS (
+           SELECT provider_account_id FROM inbox_polls
+            WHERE provider_account_id = ANY($1::uuid[]) AND next_poll_at <= $2
+            ORDER BY next_poll_at
+            LIMIT $3
+            FOR UPDATE SKIP LOCKED)
+         UPDATE inbox_polls p SET next_poll_at = $4, claim_id = $5, last_polled_at = $2
+           FROM due WHERE p.provider_account_id = due.provider_account_id
+         RETURNING p.provider_account_id, p.failures`,
+        [accountIds, now, CLAIM_BATCH, new Date(now.getTime() + this.leaseMs), claimId],
+      );
+      const queue = [...claimed];
+      const worker = async () => {
+        for (let next = queue.shift(); next; next = queue.shift()) {
+          outcomes.push(await this.pollAccount(next.provider_account_id, next.failures, claimId, now));
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(CONCURRENCY, queue.length) }, worker));
+      if (claimed.length < CLAIM_BATCH) break;
+    }
     return outcomes;
   }
 

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { promises as dns, LookupAddress } from 'node:dns';
 import { BlockList, isIP } from 'node:net';
 import { Problem } from '../common/problem';
-import { APP_CONFIG, AppConfig } from '../config/config';
+import { APP_CONFIG, type AppConfig } from '../config/config';
 
 /**
  * SSRF guard for tenant webhook URLs (docs/webhooks.md "SSRF"). A URL is checked at registration

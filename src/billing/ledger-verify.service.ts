@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { toPublicId } from '../common/ids';
+import { rows as sqlRows } from '../database/sql';
 import { LedgerProblemCode, LedgerProblemDto, LedgerVerifyDto } from './ledger-verify.dto';
 
 /** Per check, at most this many problems are listed (a badly broken database would list millions). */
@@ -133,10 +134,12 @@ export class LedgerVerifyService {
       await runner.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       const problems: LedgerProblemDto[] = [];
       for (const check of CHECKS) {
-        const found: { tenant_id: string; message_id: string | null; ledger_id: string | null; detail: string }[] =
-          await runner.query(
-            `SELECT * FROM (${check.sql}) p ORDER BY tenant_id, detail LIMIT ${MAX_PROBLEMS_PER_CHECK}`,
-          );
+        const found = await sqlRows<{
+          tenant_id: string;
+          message_id: string | null;
+          ledger_id: string | null;
+          detail: string;
+        }>(runner.manager, `SELECT * FROM (${check.sql}) p ORDER BY tenant_id, detail LIMIT ${MAX_PROBLEMS_PER_CHECK}`);
         for (const f of found) {
           const problem: LedgerProblemDto = {
             code: check.code,
@@ -148,7 +151,8 @@ export class LedgerVerifyService {
           problems.push(problem);
         }
       }
-      const [counts]: { tenants: string; entries: string }[] = await runner.query(
+      const [counts] = await sqlRows<{ tenants: string; entries: string }>(
+        runner.manager,
         `SELECT (SELECT count(*) FROM tenants) AS tenants, (SELECT count(*) FROM ledger_entries) AS entries`,
       );
       await runner.query('COMMIT');

@@ -3,6 +3,7 @@ import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
 import { toPublicId } from '../common/ids';
 import { Problem } from '../common/problem';
+import { rows as sqlRows } from '../database/sql';
 import { BILLING_ZONE } from './validity';
 import { Granularity, jakartaDayRange, jakartaMonth, jakartaToday, PG_PERIOD_FORMAT } from './billing-calendar';
 import { AdminUsageRecordDto, UsageQueryDto } from './usage.dto';
@@ -127,7 +128,7 @@ export class UsageService {
       open = true;
       await runner.query(`DECLARE usage_records NO SCROLL CURSOR FOR ${sql}`, params);
       for (;;) {
-        const rows: UsageRow[] = await runner.query(`FETCH ${USAGE_FETCH_ROWS} FROM usage_records`);
+        const rows = await sqlRows<UsageRow>(runner.manager, `FETCH ${USAGE_FETCH_ROWS} FROM usage_records`);
         if (rows.length === 0) break;
         yield rows.map(toRecord);
         if (rows.length < USAGE_FETCH_ROWS) break;

@@ -54,7 +54,7 @@ export function decodeCursor<T extends Record<string, string | number>>(
     typeof value === 'object' &&
     !Array.isArray(value) &&
     Object.keys(value).length === keys.length &&
-    keys.every((k) => Object.hasOwn(value as object, k) && fields[k as keyof T & string]((value as T)[k]))
+    keys.every((k) => Object.hasOwn(value, k) && fields[k as keyof T & string]((value as T)[k]))
   )
     return value as T;
   throw new Problem('validation_failed', 'cursor is not valid', [{ field: 'cursor', message: 'cursor is not valid' }]);

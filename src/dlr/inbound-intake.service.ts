@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { toPublicId, uuidv7 } from '../common/ids';
-import { normalizeMsisdn } from '../messaging/domain/msisdn';
+import { normalizeMsisdn } from '../messaging';
 import { RecentRecipientsService } from '../messaging/recent-recipients.service';
 import type { InboxItem } from '../provider/client';
 import { TenantsService } from '../tenants/tenants.service';
@@ -145,7 +145,7 @@ export class InboundIntakeService {
  * from the row as received, before this.
  */
 function storable(text: string): string {
-  return text.replace(/\u0000/g, '').toWellFormed();
+  return text.replaceAll('\u0000', '').toWellFormed();
 }
 
 function storableFields(fields: Record<string, string>): Record<string, string> {

@@ -1,4 +1,4 @@
-import { parseInboxBody } from '../provider/client/parsers';
+import { parseInboxBody } from '../provider/client';
 import { inboxDedupeKeys } from './inbox-dedupe';
 
 const row = (fields: Record<string, string>) => ({ fields });

@@ -35,7 +35,7 @@ import {
   SendBatchDto,
   SendMessageDto,
 } from './messages.dto';
-import { HttpResult, MessagesService } from './messages.service';
+import { MessagesService } from './messages.service';
 import { TenantRateLimitGuard } from './rate-limit';
 
 const reply = sendIdempotent;

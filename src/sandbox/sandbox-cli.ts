@@ -62,7 +62,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): SandboxCliCon
     try {
       knobs = normalizeKnobs(JSON.parse(knobsJson));
     } catch (err) {
-      throw new RangeError(`knobs: ${err instanceof Error ? err.message : String(err)}`);
+      throw new RangeError(`knobs: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
   }
   return {

@@ -2,7 +2,8 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
 import { APP_CONFIG, AppConfig } from '../config/config';
-import { MESSAGE_COLUMNS, MessageRow, messageDto, publicStatus } from '../messaging/message.view';
+import { rows as sqlRows } from '../database/sql';
+import { MESSAGE_COLUMNS, MessageRow, messageDto, publicStatus } from '../messaging';
 import { WebhookEvent, derivedEventId } from './webhook-events';
 import { webhookRelayLag } from './webhook-metrics';
 import { WebhooksService } from './webhooks.service';
@@ -171,7 +172,8 @@ export class MessageStatusRelay {
   }
 
   private async refreshLag(): Promise<void> {
-    const [r] = await this.dataSource.query(
+    const [r] = await sqlRows<{ lag: string }>(
+      this.dataSource,
       `SELECT coalesce((SELECT max(seq) FROM message_events), 0) - c.last_seq AS lag
          FROM webhook_relay_cursors c WHERE c.name = $1`,
       [CURSOR],

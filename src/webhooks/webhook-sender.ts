@@ -123,7 +123,7 @@ async function readExcerpt(body: AsyncIterable<Buffer> & { destroy(): void }): P
   return new TextDecoder('utf-8', { fatal: false })
     .decode(Buffer.concat(chunks).subarray(0, EXCERPT_BYTES))
     .replace(/\uFFFD$/, '')
-    .replace(/\u0000/g, '');
+    .replaceAll('\u0000', '');
 }
 
 function classifyError(e: unknown): { outcome: AttemptOutcome; error: string } {

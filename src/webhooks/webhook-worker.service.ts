@@ -313,7 +313,8 @@ export class WebhookWorkerService {
 
   private async refreshGauges(): Promise<void> {
     const now = this.clock.now();
-    const [g] = await this.dataSource.query(
+    const [g] = await sqlRows<{ due: number; oldest: Date | null }>(
+      this.dataSource,
       `SELECT count(*)::int AS due, min(next_attempt_at) AS oldest
          FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1`,
       [now],

@@ -138,7 +138,8 @@ export class WebhooksService {
       [id, scope.tenantId, this.clock.now()],
     );
     if (updated.length === 1) return deliveryDto(updated[0]);
-    const [found] = await this.dataSource.query(
+    const [found] = await sqlRows<{ status: string; has_endpoint: boolean }>(
+      this.dataSource,
       `SELECT d.status, EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.tenant_id = d.tenant_id) AS has_endpoint
          FROM webhook_deliveries d WHERE d.id = $1 AND d.tenant_id = $2`,
       [id, scope.tenantId],

@@ -83,7 +83,7 @@ describe('chaos: two SIGKILLs of the gateway and a PostgreSQL restart under load
       const from = accepted.size;
       return waitFor(
         label,
-        async () => accepted.size,
+        () => accepted.size,
         (v) => v >= from + by,
         30_000,
         50,

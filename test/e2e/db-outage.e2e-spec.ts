@@ -61,7 +61,7 @@ describe('database outage under load (own PostgreSQL server, gateway process, sa
     try {
       await waitFor(
         'load before the outage',
-        async () => accepted.size,
+        () => accepted.size,
         (v) => v >= 50,
         20_000,
       );
@@ -76,7 +76,7 @@ describe('database outage under load (own PostgreSQL server, gateway process, sa
       liveDuring = await rig.http('GET', '/health/live');
       await waitFor(
         '503s under load during the outage',
-        async () => unavailable.length,
+        () => unavailable.length,
         (v) => v >= 5,
         15_000,
       );
@@ -90,7 +90,7 @@ describe('database outage under load (own PostgreSQL server, gateway process, sa
       );
       await waitFor(
         'accepts again',
-        async () => accepted.size,
+        () => accepted.size,
         (v) => v >= acceptedBeforeRestart + 50,
         20_000,
       );
@@ -102,11 +102,11 @@ describe('database outage under load (own PostgreSQL server, gateway process, sa
 
     expect(gw.alive).toBe(true); // the same process: it reconnected by itself
     expect(others).toEqual([]); // only 202 and 503: never a 500, never a dropped connection
-    expect(readyDuring!.body).toMatchObject({ status: 'unavailable' });
-    expect(liveDuring!.status).toBe(200);
-    expect(listDuring!.status).toBe(503);
-    expect(listDuring!.headers!.get('content-type')).toMatch(/^application\/problem\+json/);
-    expect(listDuring!.body).toMatchObject({ status: 503, code: 'unavailable' });
+    expect(readyDuring.body).toMatchObject({ status: 'unavailable' });
+    expect(liveDuring.status).toBe(200);
+    expect(listDuring.status).toBe(503);
+    expect(listDuring.headers!.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(listDuring.body).toMatchObject({ status: 503, code: 'unavailable' });
     expect(unavailable.length).toBeGreaterThanOrEqual(5);
     for (const u of unavailable) {
       expect(u.code).toBe('unavailable');

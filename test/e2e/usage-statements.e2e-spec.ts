@@ -247,7 +247,7 @@ describe('usage records and statements', () => {
     expect(csv.status).toBe(200);
     expect(csv.headers['content-disposition']).toMatch(/attachment; filename="usage-2033-06-15-2033-06-17.csv"/);
     const rows = csvRecords(csv.text).filter((r) => r.tenantId === a.tenantId || r.tenantId === b.tenantId);
-    const key = (r: Record<string, unknown>) => `${r.tenantId} ${r.period}`;
+    const key = (r: Record<string, string | number>) => `${r.tenantId} ${r.period}`;
     expect(rows.map((r) => [r.tenantId, r.period, r.messages, r.amount]).sort()).toEqual(
       [
         [a.tenantId, '2033-06-15', 1, 100],

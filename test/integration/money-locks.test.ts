@@ -159,9 +159,7 @@ describe('money transactions under contention', () => {
     it('a transaction PostgreSQL aborts with a deadlock (40P01) is rerun and both commit', async () => {
       // Without retries the same schedule really deadlocks: one of the two fails with 40P01.
       const bare = await crossedLocks(1);
-      expect(
-        bare.results.filter((r) => r.status === 'rejected').map((r) => sqlState((r as PromiseRejectedResult).reason)),
-      ).toEqual(['40P01']);
+      expect(bare.results.filter((r) => r.status === 'rejected').map((r) => sqlState(r.reason))).toEqual(['40P01']);
 
       const retried = await crossedLocks(5);
       expect(retried.results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled']);

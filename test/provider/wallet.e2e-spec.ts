@@ -5,6 +5,7 @@ import { HttpProviderClient } from '../../src/provider/client/http-provider-clie
 import { ProviderClients } from '../../src/provider/provider-clients.service';
 import { ProviderWalletService } from '../../src/provider/provider-wallet.service';
 import { bearer, expectProblem, startTestApp, TestApp, unique, uuidOf } from '../support/app';
+import { waitFor as waitForCondition } from '../support/wait';
 
 /**
  * The provider's wallet watch and per-account send settings, end to end: the real app on real
@@ -12,15 +13,9 @@ import { bearer, expectProblem, startTestApp, TestApp, unique, uuidOf } from '..
  * Time moves with the injected Clock; waits are on conditions.
  */
 
-const waitFor = async <T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, ms = 20_000): Promise<T> => {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
+/** The one `waitFor` (test/support/wait.ts), with this suite's longer default for a loaded machine. */
+const waitFor = <T>(what: string, probe: () => T | Promise<T>, done: (v: T) => boolean, ms = 20_000): Promise<T> =>
+  waitForCondition(what, probe, done, ms);
 
 async function metricValue(name: string, labels: Record<string, string>): Promise<number | undefined> {
   const metric = register.getSingleMetric(name);
@@ -83,17 +78,16 @@ describe('provider wallet watch and per-account send settings (sandbox)', () => 
 
   const account = async (pac: string) => (await t.http.get(`/v1/admin/provider-accounts/${pac}`).set(admin)).body;
   const checks = (pacUuid: string) =>
-    t.db.query(
+    t.db.query<{ source: string; outcome: string; balance: string | null; effect: string | null }[]>(
       `SELECT source, outcome, balance, effect FROM provider_balance_checks WHERE provider_account_id = $1 ORDER BY id`,
       [pacUuid],
-    ) as Promise<{ source: string; outcome: string; balance: string | null; effect: string | null }[]>;
+    );
   const messages = (pacUuid: string) =>
-    t.db.query(
-      `SELECT status, attempts, failure_reason, provider_status_code FROM messages WHERE provider_account_id = $1`,
-      [pacUuid],
-    ) as Promise<
+    t.db.query<
       { status: string; attempts: number; failure_reason: string | null; provider_status_code: number | null }[]
-    >;
+    >(`SELECT status, attempts, failure_reason, provider_status_code FROM messages WHERE provider_account_id = $1`, [
+      pacUuid,
+    ]);
   const send = async (apiKey: string, text: string) => {
     const r = await t.http.post('/v1/messages').set(bearer(apiKey)).send({ to: '081234567890', text });
     expect(r.status).toBe(202);
@@ -338,7 +332,7 @@ describe('provider wallet watch and per-account send settings (sandbox)', () => 
     for (let i = 0; i < 6; i++) await send(a.apiKey, unique('rate'));
     await waitFor(
       'six submits',
-      async () => sandbox.sent().filter((s) => s.username === a.username),
+      () => sandbox.sent().filter((s) => s.username === a.username),
       (s) => s.length === 6,
       30_000,
     );

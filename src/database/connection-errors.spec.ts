@@ -13,6 +13,13 @@ describe('isConnectionError', () => {
     ['wrapped by TypeORM', Object.assign(new Error('q'), { driverError: sqlstate('57P01') })],
     ['as a cause', new Error('outer', { cause: sqlstate('ECONNREFUSED') })],
     ['AggregateError', new AggregateError([sqlstate('ECONNREFUSED')], 'all failed')],
+    // TypeORM, when a transaction's connection died under it and the runner was released
+    [
+      'runner released',
+      Object.assign(new Error('Query runner already released. Cannot run queries anymore.'), {
+        name: 'QueryRunnerAlreadyReleasedError',
+      }),
+    ],
   ])('%s is a connection error', (_, e) => expect(isConnectionError(e)).toBe(true));
 
   it.each([

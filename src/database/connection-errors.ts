@@ -31,6 +31,8 @@ const MESSAGES = [
   /Connection is not established/i,
   /connect ECONNREFUSED/i,
   /read ECONNRESET/i,
+  // TypeORM: the transaction's connection died under it (an outage) and the runner was released.
+  /Query runner already released/i,
 ];
 
 export function isConnectionError(e: unknown, depth = 0): boolean {

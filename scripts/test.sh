@@ -17,7 +17,7 @@ status=0
 checks_failed=0
 
 # Static checks first: each failing check counts as one failed test.
-for check in typecheck format:check; do
+for check in typecheck lint format:check; do
   echo "== npm run $check"
   npm run --silent "$check" || { checks_failed=$((checks_failed + 1)); status=1; }
 done

@@ -124,7 +124,12 @@ export class DeliveryReportsService {
             'report group commit failed; retrying one by one',
           );
           for (const p of batch) {
-            await this.dataSource.transaction((m) => this.storeAndApply(m, [p])).then(p.resolve, p.reject);
+            await this.dataSource
+              .transaction((m) => this.storeAndApply(m, [p]))
+              .then(
+                () => p.resolve(),
+                (e: unknown) => p.reject(e),
+              );
           }
         }
       }

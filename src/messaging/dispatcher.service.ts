@@ -194,13 +194,12 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const t = setTimeout(done, ms);
-      const self = this;
-      function done() {
+      const done = (): void => {
         clearTimeout(t);
-        self.wakers = self.wakers.filter((f) => f !== done);
+        this.wakers = this.wakers.filter((f) => f !== done);
         resolve();
-      }
+      };
+      const t = setTimeout(done, ms);
       this.wakers.push(done);
     });
   }

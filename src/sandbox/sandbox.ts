@@ -329,7 +329,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       case 'GET /_sandbox/knobs':
         return json(res, 200, handle.knobs());
       case 'POST /_sandbox/knobs':
-        return json(res, 200, handle.setKnobs(input as Partial<SandboxKnobs>));
+        return json(res, 200, handle.setKnobs(input));
       case 'GET /_sandbox/sent':
         return json(res, 200, handle.sent());
       case 'GET /_sandbox/callbacks':

@@ -447,7 +447,7 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
     await worker.ready();
     await waitFor(
       'sends under way',
-      async () => [...takenByText(tenant.username).values()].length,
+      () => [...takenByText(tenant.username).values()].length,
       (n) => n >= 30,
       30_000,
       10,
@@ -499,7 +499,7 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
     await worker.ready();
     await waitFor(
       'sends on the wire',
-      async () => [...takenByText(tenant.username).values()].length,
+      () => [...takenByText(tenant.username).values()].length,
       (n) => n >= 5,
       30_000,
       10,

@@ -73,19 +73,21 @@ describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provide
   }
 
   async function rows(tid: string) {
-    return (await t.db.query(
+    return t.db.query<
+      {
+        id: string;
+        msisdn: string;
+        text: string;
+        status: string;
+        provider_message_id: string | null;
+        failure_reason: string | null;
+        refunded: boolean;
+        last_error: string | null;
+      }[]
+    >(
       `SELECT id, msisdn, text, status, provider_message_id, failure_reason, refunded, last_error FROM messages WHERE tenant_id = $1`,
       [tid],
-    )) as {
-      id: string;
-      msisdn: string;
-      text: string;
-      status: string;
-      provider_message_id: string | null;
-      failure_reason: string | null;
-      refunded: boolean;
-      last_error: string | null;
-    }[];
+    );
   }
 
   /**
@@ -275,7 +277,7 @@ describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provide
     expect(sent.status).toBe(202);
     const taken = await waitFor(
       'the provider took it',
-      async () => sandbox.sent().filter((s) => s.username === tenant.username),
+      () => sandbox.sent().filter((s) => s.username === tenant.username),
       (s) => s.length === 1,
     );
     const pid = taken[0].id;
@@ -440,7 +442,7 @@ describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provide
         await blocker.connect();
         await blocker.startTransaction();
         await blocker.query(`SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE`, [ten.tid]);
-        let results: { status: number; body: { id?: string; code?: string } }[] = [];
+        let results: { status: number; body: { id?: string; code?: string } }[];
         const keys = [unique('k'), unique('k'), null, null, unique('k'), null];
         try {
           const pending = keys.map((key, i) => {

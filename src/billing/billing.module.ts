@@ -2,6 +2,7 @@ import { Inject, Module, OnApplicationBootstrap, OnApplicationShutdown, Logger }
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { IdempotencyService } from '../messaging/idempotency.service';
 import { TenantsModule } from '../tenants/tenants.module';
+import { WebhooksModule } from '../webhooks/webhooks.module';
 import { AdminBillingController, TenantBillingController } from './billing.controller';
 import { LedgerVerifyController } from './ledger-verify.controller';
 import { LedgerVerifyService } from './ledger-verify.service';
@@ -12,7 +13,7 @@ import { AdminUsageController, TenantUsageController } from './usage.controller'
 import { UsageService } from './usage.service';
 
 @Module({
-  imports: [TenantsModule],
+  imports: [TenantsModule, WebhooksModule],
   controllers: [
     TenantBillingController,
     AdminBillingController,

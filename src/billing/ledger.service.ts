@@ -8,6 +8,7 @@ import { Problem, notFound } from '../common/problem';
 import { MAX_AMOUNT } from '../common/validation';
 import { LedgerEntry, LedgerKind } from './ledger-entry.entity';
 import { BalanceState, balanceState, validityAfterTopup } from './validity';
+import { WebhooksService } from '../webhooks/webhooks.service';
 
 /**
  * Every movement of a tenant's money happens in this file.
@@ -70,6 +71,7 @@ export class LedgerService {
   constructor(
     private readonly dataSource: DataSource,
     private readonly clock: Clock,
+    private readonly webhooks: WebhooksService,
   ) {}
 
   /**
@@ -91,10 +93,7 @@ export class LedgerService {
       tenant = await this.expireLocked(m, tenant, now);
       const newBalance = this.checkedSum(tenant.balance, amount);
       const { validUntil, graceUntil } = validityAfterTopup(now, tenant.validUntil);
-      await m.query(
-        `UPDATE tenants SET balance = $2, valid_until = $3, grace_until = $4, updated_at = $5 WHERE id = $1`,
-        [tenantId, newBalance, validUntil, graceUntil, now],
-      );
+      await this.writeBalance(m, tenantId, newBalance, now, { validUntil, graceUntil });
       const entry = await this.insertEntry(m, {
         tenantId,
         kind: 'topup',
@@ -138,7 +137,7 @@ export class LedgerService {
       if (newBalance < 0) {
         throw new Problem('insufficient_balance', `Adjustment of ${amount} exceeds the balance of ${tenant.balance}`);
       }
-      await m.query(`UPDATE tenants SET balance = $2, updated_at = $3 WHERE id = $1`, [tenantId, newBalance, now]);
+      await this.writeBalance(m, tenantId, newBalance, now);
       const entry = await this.insertEntry(m, {
         tenantId,
         kind: 'adjustment',
@@ -271,7 +270,7 @@ export class LedgerService {
         ORDER BY u.ord`,
       [tenantId, now, ids, amounts, after, messageIds],
     );
-    await m.query(`UPDATE tenants SET balance = $2 WHERE id = $1`, [tenantId, balance]);
+    await this.writeBalance(m, tenantId, balance, now);
     return balance;
   }
 
@@ -352,12 +351,50 @@ export class LedgerService {
         );
         this.logger.log({ tenantId, forfeited: items.length }, 'late refunds forfeited: their period has ended');
       }
-      await m.query(`UPDATE tenants SET balance = $2 WHERE id = $1`, [tenantId, balance]);
+      await this.writeBalance(m, tenantId, balance, now);
     }
     return flipped.map((f) => f.id);
   }
 
   // ---- internals -------------------------------------------------------------------------
+
+  /**
+   * The one write of `tenants.balance` (the caller holds the tenant's lock and writes the ledger rows that
+   * explain it). It also keeps the `balance.low` state in the same statement: the write that takes the
+   * balance below the tenant's `lowBalanceThreshold` while the notice is armed queues one `balance.low` in
+   * this transaction and disarms it; a write at or above the threshold re-arms it. So a run of debits below
+   * the threshold notifies once, and a top-up above it then a debit below again notifies again.
+   */
+  private async writeBalance(
+    m: EntityManager,
+    tenantId: string,
+    balance: number,
+    now: Date,
+    validity?: { validUntil: Date; graceUntil: Date },
+  ): Promise<void> {
+    const params: unknown[] = [tenantId, balance, now];
+    let setValidity = '';
+    if (validity) {
+      params.push(validity.validUntil, validity.graceUntil);
+      setValidity = ', valid_until = $4, grace_until = $5';
+    }
+    // `was` reads the row this transaction already holds locked: the state before this write.
+    const [state] = await rows<{ was_low: boolean; is_low: boolean; threshold: string }>(
+      m,
+      `UPDATE tenants t
+          SET balance = $2::bigint, low_balance_notified = $2::bigint < t.low_balance_threshold,
+              updated_at = $3${setValidity}
+         FROM (SELECT low_balance_notified FROM tenants WHERE id = $1) was
+        WHERE t.id = $1
+        RETURNING was.low_balance_notified AS was_low, t.low_balance_notified AS is_low, t.low_balance_threshold AS threshold`,
+      params,
+    );
+    if (state && state.is_low && !state.was_low) {
+      await this.webhooks.enqueue(m, [
+        { tenantId, type: 'balance.low', data: { balance, threshold: Number(state.threshold) }, occurredAt: now },
+      ]);
+    }
+  }
 
   /** Ledger rows for messages, one statement, in the given order (seq follows it): a running chain. */
   private async insertMessageRows(
@@ -382,7 +419,7 @@ export class LedgerService {
 
   private async expireLocked(m: EntityManager, tenant: LockedTenant, now: Date): Promise<LockedTenant> {
     if (!tenant.graceUntil || now < tenant.graceUntil || tenant.balance <= 0) return tenant;
-    await m.query(`UPDATE tenants SET balance = 0, updated_at = $2 WHERE id = $1`, [tenant.id, now]);
+    await this.writeBalance(m, tenant.id, 0, now);
     await this.insertEntry(m, {
       tenantId: tenant.id,
       kind: 'expiry',

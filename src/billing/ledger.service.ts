@@ -20,7 +20,7 @@ import { WebhooksService } from '../webhooks/webhooks.service';
  * - a message is debited at most once and refunded at most once (partial unique indexes), so a
  *   retried or concurrent refund is a no-op, not a second credit;
  * - at graceUntil the remaining balance is forfeited by an `expiry` row (a late refund into an ended
- *   period is forfeited by the next sweep).
+ *   period is forfeited at once, in its own transaction: refundMessages).
  *
  * Locking (docs/data-model.md, "Lock order"): the tenant row is locked `FOR NO KEY UPDATE`, never
  * `FOR UPDATE`: a balance update changes no key, and `FOR NO KEY UPDATE` does not conflict with the
@@ -169,23 +169,45 @@ export class LedgerService {
     return this.view(now, Number(r.balance), r.valid_until, r.grace_until);
   }
 
-  /** Forfeits the remaining balance of a tenant whose grace period has ended. Safe to call any time, concurrently. */
-  async expireIfDue(tenantId: string): Promise<void> {
-    await inTransaction(this.dataSource, async (m) => {
+  /**
+   * Forfeits the remaining balance of a tenant whose grace period has ended. Safe to call any time,
+   * concurrently: the decision is re-made under the tenant's lock, so a second caller (another process's
+   * sweep, a read) finds the balance already 0, and a top-up that committed first (new validity) leaves
+   * nothing due. `ledger_one_expiry_per_period_uq` is the backstop. Returns whether it forfeited now.
+   */
+  async expireIfDue(tenantId: string): Promise<boolean> {
+    return inTransaction(this.dataSource, async (m) => {
       const tenant = await this.lockTenant(m, tenantId);
-      await this.expireLocked(m, tenant, this.clock.now());
+      const after = await this.expireLocked(m, tenant, this.clock.now());
+      return after !== tenant;
     });
   }
 
-  /** Finds tenants past graceUntil with money left and forfeits it. Returns how many were expired. */
-  async sweepExpired(limit = 100): Promise<number> {
+  /**
+   * The scheduled forfeiture sweep: every tenant past graceUntil with money left, in batches (keyset on id,
+   * candidates read without locks, each decided by expireIfDue). One tenant's failure is logged and left to
+   * the next run. Returns how many this call forfeited.
+   */
+  async sweepExpired(batch = 100): Promise<number> {
     const now = this.clock.now();
-    const due: { id: string }[] = await this.dataSource.query(
-      `SELECT id FROM tenants WHERE grace_until <= $1 AND balance > 0 ORDER BY grace_until LIMIT $2`,
-      [now, limit],
-    );
-    for (const { id } of due) await this.expireIfDue(id);
-    return due.length;
+    let expired = 0;
+    let after = '00000000-0000-0000-0000-000000000000';
+    for (;;) {
+      const due = await rows<{ id: string }>(
+        this.dataSource,
+        `SELECT id FROM tenants WHERE grace_until <= $1 AND balance > 0 AND id > $2 ORDER BY id LIMIT $3`,
+        [now, after, batch],
+      );
+      for (const { id } of due) {
+        try {
+          if (await this.expireIfDue(id)) expired++;
+        } catch (e) {
+          this.logger.error({ tenantId: id, err: (e as Error).message }, 'forfeiture failed');
+        }
+      }
+      if (due.length < batch) return expired;
+      after = due[due.length - 1].id;
+    }
   }
 
   async listEntries(tenantId: string, limit: number, afterSeq: number | null): Promise<LedgerEntry[]> {

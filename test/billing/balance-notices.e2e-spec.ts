@@ -1,7 +1,10 @@
+import { BillingJobsService } from '../../src/billing/billing-jobs.service';
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
 import { bearer, createTenant, startTestApp, TestApp } from '../support/app';
 import { waitFor } from '../support/wait';
 import { Receiver } from '../webhooks/receiver';
+
+const DAY = 86_400_000;
 
 /**
  * balance.low and balance.expiring (API.md "Webhook events"): recorded by billing in the transaction that
@@ -104,5 +107,88 @@ describe('balance notices', () => {
     expect((await send(tenant.apiKey)).status).toBe(202);
     expect((await send(tenant.apiKey)).status).toBe(202);
     expect(await deliveries(tenant.apiKey, 'balance.low')).toHaveLength(0);
+  });
+
+  it('balance.expiring 7 days and 1 day before validUntil, once each per validity period, even with jobs racing', async () => {
+    const jobs = t.app.get(BillingJobsService);
+    t.clock.set(new Date('2033-01-10T05:00:00Z'));
+    const tenant = await tenantWithHook({ balance: 5_000 });
+    const balance = await t.http.get('/v1/balance').set(bearer(tenant.apiKey));
+    const validUntil = new Date(balance.body.validUntil as string);
+    const graceUntil = balance.body.graceUntil as string;
+    const expiring = () => deliveries(tenant.apiKey, 'balance.expiring');
+    const at = (ms: number) => t.clock.set(new Date(validUntil.getTime() - ms));
+    /** Two gateway processes' jobs at the same moment. */
+    const race = () => Promise.all([jobs.runOnce(), jobs.runOnce(), jobs.runOnce()]);
+
+    at(7 * DAY + 60_000);
+    await race();
+    expect(await expiring()).toHaveLength(0);
+
+    at(7 * DAY);
+    await race();
+    await race();
+    const first = await expiring();
+    expect(first).toHaveLength(1);
+    expect(first[0].payload.data).toEqual({ balance: 5_000, validUntil: validUntil.toISOString(), graceUntil });
+
+    at(3 * DAY);
+    await race();
+    expect(await expiring()).toHaveLength(1);
+
+    at(DAY - 1000);
+    await race();
+    at(3600_000);
+    await race();
+    const both = await expiring();
+    expect(both).toHaveLength(2);
+    expect(new Set(both.map((d) => d.payload.id)).size).toBe(2);
+
+    // At validUntil the balance is in grace: no more notices of this period.
+    t.clock.set(validUntil);
+    await race();
+    expect(await expiring()).toHaveLength(2);
+
+    // Both reach the receiver, signed.
+    const ids = new Set(both.map((d) => d.payload.id));
+    const hooks = await waitFor(
+      'two balance.expiring at the receiver',
+      () => receiver.received.filter((h) => h.body.type === 'balance.expiring' && ids.has(h.body.id)),
+      (x) => x.length >= 2,
+    );
+    for (const h of hooks) expect(Receiver.verify(h, tenant.secret)).toMatchObject({ type: 'balance.expiring' });
+  });
+
+  it('a top-up starts a new validity period with its own two notices; a tenant with nothing left gets none', async () => {
+    const jobs = t.app.get(BillingJobsService);
+    t.clock.set(new Date('2034-03-01T05:00:00Z'));
+    const tenant = await tenantWithHook({ balance: 1_000 });
+    const empty = await tenantWithHook({ balance: 100 });
+    expect((await send(empty.apiKey)).status).toBe(202); // 100 → 0
+    const firstValidity = new Date((await t.http.get('/v1/balance').set(bearer(tenant.apiKey))).body.validUntil);
+
+    t.clock.set(new Date(firstValidity.getTime() - 2 * DAY));
+    await jobs.runOnce();
+    expect(await deliveries(tenant.apiKey, 'balance.expiring')).toHaveLength(1);
+    expect(await deliveries(empty.apiKey, 'balance.expiring')).toHaveLength(0);
+
+    expect((await topUp(tenant.tenantId, 500)).status).toBe(201); // validity: now + 3 months
+    const secondValidity = new Date((await t.http.get('/v1/balance').set(bearer(tenant.apiKey))).body.validUntil);
+    expect(secondValidity.getTime()).toBeGreaterThan(firstValidity.getTime());
+    await jobs.runOnce();
+    expect(await deliveries(tenant.apiKey, 'balance.expiring')).toHaveLength(1);
+
+    t.clock.set(new Date(secondValidity.getTime() - 7 * DAY));
+    await jobs.runOnce();
+    t.clock.set(new Date(secondValidity.getTime() - DAY));
+    await jobs.runOnce();
+    const all = await deliveries(tenant.apiKey, 'balance.expiring');
+    expect(all).toHaveLength(3);
+    expect(all.map((d) => d.payload.data.validUntil)).toEqual([
+      secondValidity.toISOString(),
+      secondValidity.toISOString(),
+      firstValidity.toISOString(),
+    ]);
+    expect(await deliveries(empty.apiKey, 'balance.expiring')).toHaveLength(0);
   });
 });

@@ -8,6 +8,7 @@ import { Problem, notFound } from '../common/problem';
 import { MAX_AMOUNT } from '../common/validation';
 import { LedgerEntry, LedgerKind } from './ledger-entry.entity';
 import { BalanceState, balanceState, validityAfterTopup } from './validity';
+import { WebhooksService } from '../webhooks/webhooks.service';
 
 /**
  * Every movement of a tenant's money happens in this file.
@@ -19,7 +20,7 @@ import { BalanceState, balanceState, validityAfterTopup } from './validity';
  * - a message is debited at most once and refunded at most once (partial unique indexes), so a
  *   retried or concurrent refund is a no-op, not a second credit;
  * - at graceUntil the remaining balance is forfeited by an `expiry` row (a late refund into an ended
- *   period is forfeited by the next sweep).
+ *   period is forfeited at once, in its own transaction: refundMessages).
  *
  * Locking (docs/data-model.md, "Lock order"): the tenant row is locked `FOR NO KEY UPDATE`, never
  * `FOR UPDATE`: a balance update changes no key, and `FOR NO KEY UPDATE` does not conflict with the
@@ -70,6 +71,7 @@ export class LedgerService {
   constructor(
     private readonly dataSource: DataSource,
     private readonly clock: Clock,
+    private readonly webhooks: WebhooksService,
   ) {}
 
   /**
@@ -91,10 +93,7 @@ export class LedgerService {
       tenant = await this.expireLocked(m, tenant, now);
       const newBalance = this.checkedSum(tenant.balance, amount);
       const { validUntil, graceUntil } = validityAfterTopup(now, tenant.validUntil);
-      await m.query(
-        `UPDATE tenants SET balance = $2, valid_until = $3, grace_until = $4, updated_at = $5 WHERE id = $1`,
-        [tenantId, newBalance, validUntil, graceUntil, now],
-      );
+      await this.writeBalance(m, tenantId, newBalance, now, { validUntil, graceUntil });
       const entry = await this.insertEntry(m, {
         tenantId,
         kind: 'topup',
@@ -138,7 +137,7 @@ export class LedgerService {
       if (newBalance < 0) {
         throw new Problem('insufficient_balance', `Adjustment of ${amount} exceeds the balance of ${tenant.balance}`);
       }
-      await m.query(`UPDATE tenants SET balance = $2, updated_at = $3 WHERE id = $1`, [tenantId, newBalance, now]);
+      await this.writeBalance(m, tenantId, newBalance, now);
       const entry = await this.insertEntry(m, {
         tenantId,
         kind: 'adjustment',
@@ -170,23 +169,45 @@ export class LedgerService {
     return this.view(now, Number(r.balance), r.valid_until, r.grace_until);
   }
 
-  /** Forfeits the remaining balance of a tenant whose grace period has ended. Safe to call any time, concurrently. */
-  async expireIfDue(tenantId: string): Promise<void> {
-    await inTransaction(this.dataSource, async (m) => {
+  /**
+   * Forfeits the remaining balance of a tenant whose grace period has ended. Safe to call any time,
+   * concurrently: the decision is re-made under the tenant's lock, so a second caller (another process's
+   * sweep, a read) finds the balance already 0, and a top-up that committed first (new validity) leaves
+   * nothing due. `ledger_one_expiry_per_period_uq` is the backstop. Returns whether it forfeited now.
+   */
+  async expireIfDue(tenantId: string): Promise<boolean> {
+    return inTransaction(this.dataSource, async (m) => {
       const tenant = await this.lockTenant(m, tenantId);
-      await this.expireLocked(m, tenant, this.clock.now());
+      const after = await this.expireLocked(m, tenant, this.clock.now());
+      return after !== tenant;
     });
   }
 
-  /** Finds tenants past graceUntil with money left and forfeits it. Returns how many were expired. */
-  async sweepExpired(limit = 100): Promise<number> {
+  /**
+   * The scheduled forfeiture sweep: every tenant past graceUntil with money left, in batches (keyset on id,
+   * candidates read without locks, each decided by expireIfDue). One tenant's failure is logged and left to
+   * the next run. Returns how many this call forfeited.
+   */
+  async sweepExpired(batch = 100): Promise<number> {
     const now = this.clock.now();
-    const due: { id: string }[] = await this.dataSource.query(
-      `SELECT id FROM tenants WHERE grace_until <= $1 AND balance > 0 ORDER BY grace_until LIMIT $2`,
-      [now, limit],
-    );
-    for (const { id } of due) await this.expireIfDue(id);
-    return due.length;
+    let expired = 0;
+    let after = '00000000-0000-0000-0000-000000000000';
+    for (;;) {
+      const due = await rows<{ id: string }>(
+        this.dataSource,
+        `SELECT id FROM tenants WHERE grace_until <= $1 AND balance > 0 AND id > $2 ORDER BY id LIMIT $3`,
+        [now, after, batch],
+      );
+      for (const { id } of due) {
+        try {
+          if (await this.expireIfDue(id)) expired++;
+        } catch (e) {
+          this.logger.error({ tenantId: id, err: (e as Error).message }, 'forfeiture failed');
+        }
+      }
+      if (due.length < batch) return expired;
+      after = due[due.length - 1].id;
+    }
   }
 
   async listEntries(tenantId: string, limit: number, afterSeq: number | null): Promise<LedgerEntry[]> {
@@ -271,7 +292,7 @@ export class LedgerService {
         ORDER BY u.ord`,
       [tenantId, now, ids, amounts, after, messageIds],
     );
-    await m.query(`UPDATE tenants SET balance = $2 WHERE id = $1`, [tenantId, balance]);
+    await this.writeBalance(m, tenantId, balance, now);
     return balance;
   }
 
@@ -352,12 +373,50 @@ export class LedgerService {
         );
         this.logger.log({ tenantId, forfeited: items.length }, 'late refunds forfeited: their period has ended');
       }
-      await m.query(`UPDATE tenants SET balance = $2 WHERE id = $1`, [tenantId, balance]);
+      await this.writeBalance(m, tenantId, balance, now);
     }
     return flipped.map((f) => f.id);
   }
 
   // ---- internals -------------------------------------------------------------------------
+
+  /**
+   * The one write of `tenants.balance` (the caller holds the tenant's lock and writes the ledger rows that
+   * explain it). It also keeps the `balance.low` state in the same statement: the write that takes the
+   * balance below the tenant's `lowBalanceThreshold` while the notice is armed queues one `balance.low` in
+   * this transaction and disarms it; a write at or above the threshold re-arms it. So a run of debits below
+   * the threshold notifies once, and a top-up above it then a debit below again notifies again.
+   */
+  private async writeBalance(
+    m: EntityManager,
+    tenantId: string,
+    balance: number,
+    now: Date,
+    validity?: { validUntil: Date; graceUntil: Date },
+  ): Promise<void> {
+    const params: unknown[] = [tenantId, balance, now];
+    let setValidity = '';
+    if (validity) {
+      params.push(validity.validUntil, validity.graceUntil);
+      setValidity = ', valid_until = $4, grace_until = $5';
+    }
+    // `was` reads the row this transaction already holds locked: the state before this write.
+    const [state] = await rows<{ was_low: boolean; is_low: boolean; threshold: string }>(
+      m,
+      `UPDATE tenants t
+          SET balance = $2::bigint, low_balance_notified = $2::bigint < t.low_balance_threshold,
+              updated_at = $3${setValidity}
+         FROM (SELECT low_balance_notified FROM tenants WHERE id = $1) was
+        WHERE t.id = $1
+        RETURNING was.low_balance_notified AS was_low, t.low_balance_notified AS is_low, t.low_balance_threshold AS threshold`,
+      params,
+    );
+    if (state && state.is_low && !state.was_low) {
+      await this.webhooks.enqueue(m, [
+        { tenantId, type: 'balance.low', data: { balance, threshold: Number(state.threshold) }, occurredAt: now },
+      ]);
+    }
+  }
 
   /** Ledger rows for messages, one statement, in the given order (seq follows it): a running chain. */
   private async insertMessageRows(
@@ -382,7 +441,7 @@ export class LedgerService {
 
   private async expireLocked(m: EntityManager, tenant: LockedTenant, now: Date): Promise<LockedTenant> {
     if (!tenant.graceUntil || now < tenant.graceUntil || tenant.balance <= 0) return tenant;
-    await m.query(`UPDATE tenants SET balance = 0, updated_at = $2 WHERE id = $1`, [tenant.id, now]);
+    await this.writeBalance(m, tenant.id, 0, now);
     await this.insertEntry(m, {
       tenantId: tenant.id,
       kind: 'expiry',

@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { EventEmitter } from 'node:events';
 import { Histogram, register } from 'prom-client';
 import { DataSource, EntityManager } from 'typeorm';
+import { ChargePolicy, messagePrice } from '../billing';
 import { LedgerService } from '../billing/ledger.service';
 import { Clock } from '../common/clock';
 import { uuidv7 } from '../common/ids';
@@ -255,23 +256,19 @@ export class AcceptService {
     const now = this.clock.now();
     const tenant = await this.ledger.lockForCharging(m, tenantId, now);
     let balance = tenant.balance;
-    // Validity lapsed: in grace the balance is kept but not spendable; after grace it is forfeited.
-    const lapsed =
-      tenant.state === 'grace' ||
-      tenant.state === 'expired' ||
-      (tenant.validUntil !== null && now >= tenant.validUntil);
+    const policy = new ChargePolicy(tenant, now);
 
     const results: ItemResult[][] = [];
     const rows: MessageRow[] = [];
     for (const req of batch) {
       const out: ItemResult[] = [];
       for (const item of req.items) {
-        const refusal = this.refusal(tenant.status, lapsed, balance, item, tenant.pricePerSegment);
+        const price = messagePrice(item.segments, tenant.pricePerSegment);
+        const refusal = policy.refusal(balance, price);
         if (refusal) {
           out.push({ ok: false, problem: refusal });
           continue;
         }
-        const price = item.segments * tenant.pricePerSegment;
         balance -= price;
         const row: MessageRow = {
           id: uuidv7(),
@@ -351,27 +348,6 @@ export class AcceptService {
       }
     }
     return results;
-  }
-
-  /** The one place that decides whether a tenant may be charged for a message now. */
-  private refusal(
-    status: string,
-    lapsed: boolean,
-    balance: number,
-    item: AcceptItem,
-    pricePerSegment: number,
-  ): Problem | null {
-    if (status !== 'active') return new Problem('tenant_suspended', 'This tenant is suspended; sending is disabled');
-    if (lapsed) {
-      return new Problem('balance_expired', 'The balance validity has lapsed; top up to restore it');
-    }
-    const price = item.segments * pricePerSegment;
-    if (!Number.isSafeInteger(price))
-      return new Problem('validation_failed', 'The price of this message is out of range');
-    if (price > balance) {
-      return new Problem('insufficient_balance', `This message costs ${price}; the balance is ${balance}`);
-    }
-    return null;
   }
 }
 

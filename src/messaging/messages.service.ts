@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { rows as sqlRows } from '../database/sql';
 import { DataSource } from 'typeorm';
 import { inTransaction } from '../database/transaction';
+import { messagePrice } from '../billing';
 import { LedgerService } from '../billing/ledger.service';
 import { Clock } from '../common/clock';
 import { fromPublicId } from '../common/ids';
@@ -169,7 +170,7 @@ export class MessagesService {
     return {
       encoding: count.encoding,
       segments: count.billedSegments,
-      price: count.billedSegments * pricePerSegment,
+      price: messagePrice(count.billedSegments, pricePerSegment),
       characters: count.characters,
       nonGsmCharacters: count.nonGsmCharacters.slice(0, 100),
       ...result,

@@ -28,6 +28,7 @@ SUITES=(
   test/provider/contract.test.ts
   test/provider/sandbox.test.ts
   src/billing/
+  test/billing/
   src/sandbox/sandbox-state.spec.ts
   src/provider/client/parsers.spec.ts
 )

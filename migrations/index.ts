@@ -7,6 +7,7 @@ import { Webhooks1764400000000 } from './1764400000000-Webhooks';
 import { UsageIndexes1764500000000 } from './1764500000000-UsageIndexes';
 import { Inbound1764600000000 } from './1764600000000-Inbound';
 import { ProviderWallet1764700000000 } from './1764700000000-ProviderWallet';
+import { ReportPolling1764800000000 } from './1764800000000-ReportPolling';
 
 export const migrations = [
   Initial1764000000000,
@@ -17,4 +18,5 @@ export const migrations = [
   UsageIndexes1764500000000,
   Inbound1764600000000,
   ProviderWallet1764700000000,
+  ReportPolling1764800000000,
 ];

@@ -9,6 +9,7 @@ import { InboundIntakeService } from './inbound-intake.service';
 import { AdminInboundMessagesController, InboundMessagesController } from './inbound-messages.controller';
 import { InboundMessagesService } from './inbound-messages.service';
 import { InboxPollerService } from './inbox-poller.service';
+import { ReportPollerService } from './report-poller.service';
 
 /**
  * What the provider sends us: inbound SMS read from each account's inbox.php (docs/dlr.md).
@@ -21,6 +22,7 @@ import { InboxPollerService } from './inbox-poller.service';
     InboundIntakeService,
     InboundMessagesService,
     InboxPollerService,
+    ReportPollerService,
     // Routed inbound SMS become `message.received` webhook events (inbound-events.ts).
     {
       provide: INBOUND_EVENTS,
@@ -28,6 +30,6 @@ import { InboxPollerService } from './inbox-poller.service';
       useFactory: (w: WebhooksService) => new InboundWebhookEvents(w),
     },
   ],
-  exports: [InboxPollerService, INBOUND_EVENTS],
+  exports: [InboxPollerService, ReportPollerService, INBOUND_EVENTS],
 })
 export class DlrModule {}

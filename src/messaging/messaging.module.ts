@@ -5,6 +5,7 @@ import { AcceptService } from './accept.service';
 import { DeliveryReportsService } from './delivery-reports.service';
 import { DispatcherService } from './dispatcher.service';
 import { DlrController } from './dlr.controller';
+import { MessageFollowUpService } from './message-follow-up.service';
 import { MessagesController } from './messages.controller';
 import { MessagesService } from './messages.service';
 import { TenantRateLimitGuard } from './rate-limit';
@@ -22,7 +23,8 @@ import { TenantSettingsCache } from './tenant-settings.cache';
     DispatcherService,
     DeliveryReportsService,
     RecentRecipientsService,
+    MessageFollowUpService,
   ],
-  exports: [DispatcherService, AcceptService, RecentRecipientsService],
+  exports: [DispatcherService, AcceptService, RecentRecipientsService, DeliveryReportsService, MessageFollowUpService],
 })
 export class MessagingModule {}

@@ -21,7 +21,7 @@ export class ReportPolling1764800000000 implements MigrationInterface {
         ADD COLUMN next_reconcile_at timestamptz NULL,
         ADD COLUMN reconcile_looks integer NOT NULL DEFAULT 0 CHECK (reconcile_looks >= 0),
         ADD COLUMN first_absent_at timestamptz NULL;
-      CREATE INDEX messages_poll_due_idx ON messages (next_poll_at) WHERE status IN ('submitted', 'pending');
+      CREATE INDEX messages_poll_due_idx ON messages (provider_account_id, next_poll_at) WHERE status IN ('submitted', 'pending');
       CREATE INDEX messages_uncertain_idx ON messages (next_reconcile_at) WHERE status = 'uncertain';
     `);
   }

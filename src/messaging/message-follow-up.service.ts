@@ -59,20 +59,29 @@ export class MessageFollowUpService {
       polls: number;
     }>(
       this.dataSource,
-      `WITH due AS (
-         SELECT id, provider_account_id FROM messages
+      // Every account with due work gets its turn (at most perAccount each), so one account's backlog
+      // never starves the others; the rows are locked and skipped as in every claim.
+      `WITH due_accounts AS (
+         SELECT DISTINCT provider_account_id FROM messages
           WHERE status IN ('submitted', 'pending') AND provider_message_id IS NOT NULL
-            AND (next_poll_at <= $1 OR (next_poll_at IS NULL AND submitted_at <= $2))
-          ORDER BY COALESCE(next_poll_at, submitted_at)
-          LIMIT $3
-          FOR UPDATE SKIP LOCKED),
-       ranked AS (SELECT id, row_number() OVER (PARTITION BY provider_account_id ORDER BY id) AS rn FROM due)
+            AND (next_poll_at <= $1 OR (next_poll_at IS NULL AND submitted_at <= $2))),
+       due AS (
+         SELECT x.id FROM due_accounts a
+          CROSS JOIN LATERAL (
+            SELECT id FROM messages
+             WHERE provider_account_id = a.provider_account_id
+               AND status IN ('submitted', 'pending') AND provider_message_id IS NOT NULL
+               AND (next_poll_at <= $1 OR (next_poll_at IS NULL AND submitted_at <= $2))
+             ORDER BY COALESCE(next_poll_at, submitted_at)
+             LIMIT $5
+               FOR UPDATE SKIP LOCKED) x
+          LIMIT $3)
        UPDATE messages m SET next_poll_at = $4
-         FROM ranked r WHERE m.id = r.id AND r.rn <= $5
+         FROM due WHERE m.id = due.id
        RETURNING m.id, m.provider_account_id, m.provider_message_id, m.polls`,
-      [now, new Date(now.getTime() - opts.pollAfterMs), opts.limit * 4, opts.claimUntil, opts.perAccount],
+      [now, new Date(now.getTime() - opts.pollAfterMs), opts.limit, opts.claimUntil, opts.perAccount],
     );
-    return claimed.slice(0, opts.limit).map((r) => ({
+    return claimed.map((r) => ({
       id: r.id,
       providerAccountId: r.provider_account_id,
       providerMessageId: r.provider_message_id,

@@ -291,4 +291,33 @@ describe('issue 9: polling, expiry and reconciliation of reports (sandbox provid
     );
     expect(perMessage.map((r: { n: number }) => r.n)).toEqual(ids.map(() => 1));
   });
+  it('polls at most 20 messages of one provider account per round; other accounts are not starved', async () => {
+    const busy = await tenantOnSandbox();
+    const quiet = await tenantOnSandbox();
+    sandbox.setKnobs({ dropDlrRate: 1 });
+    const many = await Promise.all(
+      Array.from({ length: 22 }, (_, i) =>
+        t.http
+          .post('/v1/messages')
+          .set(bearer(busy.apiKey))
+          .send({ to: `628130000${String(i).padStart(4, '0')}`, text: `busy ${i}` }),
+      ),
+    );
+    const busyIds = many.map((r) => uuidOf(r.body.id as string));
+    await waitFor(
+      'busy account submitted',
+      () =>
+        t.db.query(`SELECT count(*)::int AS n FROM messages WHERE id = ANY($1::uuid[]) AND status = 'submitted'`, [
+          busyIds,
+        ]),
+      (r: { n: number }[]) => r[0].n === 22,
+    );
+    const quietId = uuidOf(await send(quiet.apiKey, '6281300009999', 'quiet'));
+    t.clock.advance(10 * MIN + 1000);
+    const first = await poller.pollDue();
+    expect(first.filter((o) => busyIds.includes(o.messageId))).toHaveLength(20);
+    expect(first.filter((o) => o.messageId === quietId)).toHaveLength(1);
+    const second = await poller.pollDue();
+    expect(second.filter((o) => busyIds.includes(o.messageId))).toHaveLength(2);
+  });
 });

@@ -1,5 +1,5 @@
 import { parseJakartaDateTime } from '../provider/client';
-import { reportNumber } from '../messaging/delivery-reports.service';
+import { reportNumber } from '../messaging/message-reports.service';
 
 /** One send as the provider's report download lists it. */
 export interface ReportedSend {

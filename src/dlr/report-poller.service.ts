@@ -2,10 +2,10 @@ import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBoo
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { Clock } from '../common/clock';
 import { APP_CONFIG, AppConfig } from '../config/config';
-import { DeliveryReportsService } from '../messaging/delivery-reports.service';
 import { MessageFollowUpService, PollTarget, UncertainTarget } from '../messaging/message-follow-up.service';
 import { ProviderError } from '../provider/client';
 import { ProviderClients } from '../provider/provider-clients.service';
+import { DeliveryReportsService } from './delivery-reports.service';
 import { messagesExpired, reconcileLooks, reportPolls } from './report-metrics';
 import { findSubmit, reportedSends } from './report-match';
 

@@ -3,7 +3,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import { LedgerService } from '../billing/ledger.service';
 import { inTransaction } from '../database/transaction';
 import { rows as sqlRows } from '../database/sql';
-import { DeliveryReportsService, lockReportKeys } from './delivery-reports.service';
+import { lockReportKeys, MessageReportsService } from './message-reports.service';
 
 /** A submitted message without a final report, claimed for one report.php poll. */
 export interface PollTarget {
@@ -40,7 +40,7 @@ export class MessageFollowUpService {
   constructor(
     private readonly dataSource: DataSource,
     private readonly ledger: LedgerService,
-    private readonly reports: DeliveryReportsService,
+    private readonly reports: MessageReportsService,
   ) {}
 
   /**

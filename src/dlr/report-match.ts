@@ -1,3 +1,4 @@
+/* Pure rules of the report loop: reading the provider's report download, matching, poll backoff. */
 import { parseJakartaDateTime } from '../provider/client';
 import { reportNumber } from '../messaging/message-reports.service';
 
@@ -63,4 +64,13 @@ export function findSubmit(sends: ReportedSend[], want: SubmitToFind, taken: Set
         s.sentAt.getTime() <= to,
     )
     .sort((a, b) => a.sentAt!.getTime() - b.sentAt!.getTime())[0];
+}
+
+/** Longest wait between two polls of one message. */
+export const MAX_POLL_GAP_MS = 6 * 3_600_000;
+
+/** pollAfter × 2^polls (10 min, 20, 40 … for the default), capped at 6 h, ±20 % jitter. */
+export function nextPollDelayMs(pollAfterMs: number, pollsMade: number, random = Math.random): number {
+  const base = Math.min(MAX_POLL_GAP_MS, pollAfterMs * 2 ** Math.min(pollsMade, 30));
+  return Math.round(base * (0.8 + random() * 0.4));
 }

@@ -7,7 +7,7 @@ import { ProviderError } from '../provider/client';
 import { ProviderClients } from '../provider/provider-clients.service';
 import { DeliveryReportsService } from './delivery-reports.service';
 import { messagesExpired, reconcileLooks, reportPolls } from './report-metrics';
-import { findSubmit, reportedSends } from './report-match';
+import { findSubmit, nextPollDelayMs, reportedSends } from './report-match';
 
 export type PollOutcome = { messageId: string; outcome: 'final' | 'progress' | 'none' | 'error' };
 export type ReconcileOutcome = { messageId: string; result: 'found' | 'absent' | 'failed' | 'gone' | 'error' };
@@ -22,15 +22,6 @@ const RECONCILE_BATCH = 100;
 const CONCURRENCY = 8;
 /** No final report this long after submission → `expired` (API.md). */
 export const EXPIRE_AFTER_MS = 72 * 3_600_000;
-/** Longest wait between two polls of one message. */
-export const MAX_POLL_GAP_MS = 6 * 3_600_000;
-
-/** pollAfter × 2^polls (10 min, 20, 40 … for the default), capped at 6 h, ±20 % jitter. */
-export function nextPollDelayMs(pollAfterMs: number, pollsMade: number, random = Math.random): number {
-  const base = Math.min(MAX_POLL_GAP_MS, pollAfterMs * 2 ** Math.min(pollsMade, 30));
-  return Math.round(base * (0.8 + random() * 0.4));
-}
-
 /**
  * Closes the report loop (docs/dlr.md "Report pipeline"): polls report.php for submitted messages whose
  * callback did not come, expires those still open after 72 h, and looks uncertain submits up in

@@ -8,6 +8,7 @@ import { UsageIndexes1764500000000 } from './1764500000000-UsageIndexes';
 import { Inbound1764600000000 } from './1764600000000-Inbound';
 import { ProviderWallet1764700000000 } from './1764700000000-ProviderWallet';
 import { ReportPolling1764800000000 } from './1764800000000-ReportPolling';
+import { DailyReportReconcile1764800000001 } from './1764800000001-DailyReportReconcile';
 
 export const migrations = [
   Initial1764000000000,
@@ -19,4 +20,5 @@ export const migrations = [
   Inbound1764600000000,
   ProviderWallet1764700000000,
   ReportPolling1764800000000,
+  DailyReportReconcile1764800000001,
 ];

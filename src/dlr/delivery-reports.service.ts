@@ -25,7 +25,7 @@ const flaggedReports =
 interface PendingReport {
   accountId: string;
   report: IncomingReport;
-  source: 'callback' | 'poll';
+  source: 'callback' | 'poll' | 'report';
   resolve(): void;
   reject(err: unknown): void;
 }
@@ -72,7 +72,11 @@ export class DeliveryReportsService {
   }
 
   /** Resolves once the report is durably stored (and applied, if its message is known). */
-  receive(accountId: string, report: IncomingReport, source: 'callback' | 'poll' = 'callback'): Promise<void> {
+  receive(
+    accountId: string,
+    report: IncomingReport,
+    source: 'callback' | 'poll' | 'report' = 'callback',
+  ): Promise<void> {
     return new Promise((resolve, reject) => {
       this.pending.push({ accountId, report, source, resolve, reject });
       if (!this.flushing) void this.drain();

@@ -8,6 +8,9 @@ export interface ReportedSend {
   msisdn: string;
   text: string;
   sentAt: Date | undefined;
+  /** The provider's status code and text, when the row has them. */
+  statusCode?: string;
+  statusText?: string;
 }
 
 /** What is looked for: an uncertain submit, sent between its creation and when it became uncertain. */
@@ -40,7 +43,16 @@ export function reportedSends(rows: Array<Record<string, string>>): ReportedSend
     const text = pick(row, ['message', 'text', 'msg', 'sms']);
     const when = pick(row, ['sent_at', 'date', 'time', 'datetime', 'created_at', 'send_date', 'tanggal']);
     if (!id || !/^\d{1,32}$/.test(id) || msisdn === undefined || text === undefined) continue;
-    out.push({ providerMessageId: id, msisdn, text, sentAt: when ? parseJakartaDateTime(when) : undefined });
+    const statusCode = pick(row, ['status_code', 'error_code', 'code']);
+    const statusText = pick(row, ['status', 'error_message', 'keterangan']);
+    out.push({
+      providerMessageId: id,
+      msisdn,
+      text,
+      sentAt: when ? parseJakartaDateTime(when) : undefined,
+      ...(statusCode !== undefined ? { statusCode } : {}),
+      ...(statusText !== undefined ? { statusText } : {}),
+    });
   }
   return out;
 }

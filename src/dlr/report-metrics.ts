@@ -18,3 +18,9 @@ export const messagesExpired = counter(
   'gerbang_messages_expired_total',
   'Messages expired without a final report 72 hours after submission',
 );
+/** Daily reconciliations (one provider account, one Jakarta day) by outcome: `done` or `failed`. */
+export const dailyReconciles = counter(
+  'gerbang_dlr_daily_reconcile_total',
+  'Daily report reconciliations per provider account by outcome',
+  ['outcome'],
+);

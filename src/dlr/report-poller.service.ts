@@ -1,15 +1,29 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
+import { DateTime } from 'luxon';
+import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { MessageFollowUpService, PollTarget, UncertainTarget } from '../messaging/message-follow-up.service';
 import { ProviderError } from '../provider/client';
+import { ProviderAccountsService } from '../provider/provider-accounts.service';
 import { ProviderClients } from '../provider/provider-clients.service';
 import { DeliveryReportsService } from './delivery-reports.service';
-import { messagesExpired, reconcileLooks, reportPolls } from './report-metrics';
+import { dailyReconciles, messagesExpired, reconcileLooks, reportPolls } from './report-metrics';
 import { findSubmit, nextPollDelayMs, reportedSends } from './report-match';
 
 export type PollOutcome = { messageId: string; outcome: 'final' | 'progress' | 'none' | 'error' };
+export type DayOutcome =
+  | {
+      providerAccountId: string;
+      day: string;
+      kind: 'done';
+      listed: number;
+      applied: number;
+      unknown: number;
+      missing: number;
+    }
+  | { providerAccountId: string; day: string; kind: 'failed'; reason: string };
 export type ReconcileOutcome = { messageId: string; result: 'found' | 'absent' | 'failed' | 'gone' | 'error' };
 
 const INTERVAL_NAME = 'dlr.report-poll';
@@ -42,6 +56,8 @@ export class ReportPollerService implements OnApplicationBootstrap, BeforeApplic
     private readonly messages: MessageFollowUpService,
     private readonly reports: DeliveryReportsService,
     private readonly clients: ProviderClients,
+    private readonly dataSource: DataSource,
+    private readonly providerAccounts: ProviderAccountsService,
     private readonly scheduler: SchedulerRegistry,
     private readonly clock: Clock,
     @Inject(APP_CONFIG) config: AppConfig,
@@ -82,11 +98,101 @@ export class ReportPollerService implements OnApplicationBootstrap, BeforeApplic
       .finally(() => (this.inFlight = undefined));
   }
 
-  /** One full round: reconcile, poll, expire. */
+  /** One full round: reconcile, poll, expire; once a Jakarta day, the previous day's reports. */
   async round(): Promise<void> {
     await this.reconcileDue();
     await this.pollDue();
     await this.expireDue();
+    const day = previousJakartaDay(this.clock.now());
+    if (this.lastDayDone !== day) {
+      const outcomes = await this.reconcileYesterday();
+      if (outcomes.every((o) => o.kind === 'done')) this.lastDayDone = day;
+    }
+  }
+  private lastDayDone: string | undefined;
+
+  /**
+   * Daily reconciliation: for every active provider account, once (claimed in `report_days`, several
+   * processes never do one account's day twice), the previous Asia/Jakarta day's reports_post.php is
+   * compared with our records. Final codes (22, 50, 51, 52) of messages still open (or expired) go
+   * through the report path (source 'report'): stored raw, applied like a callback. Counted: `listed`,
+   * `applied`, `unknown` (ids the provider lists and no message carries), `missing` (our messages
+   * submitted that day that the provider does not list). A failed download is claimed again later.
+   */
+  async reconcileYesterday(): Promise<DayOutcome[]> {
+    const now = this.clock.now();
+    const day = previousJakartaDay(now);
+    const accountIds = await this.providerAccounts.activeIds();
+    if (accountIds.length === 0) return [];
+    const claimed: { provider_account_id: string }[] = await this.dataSource.query(
+      `INSERT INTO report_days (provider_account_id, day, claimed_until)
+       SELECT unnest($1::uuid[]), $2::date, $3
+       ON CONFLICT (provider_account_id, day) DO UPDATE SET claimed_until = EXCLUDED.claimed_until
+         WHERE report_days.done_at IS NULL AND report_days.claimed_until <= $4
+       RETURNING provider_account_id`,
+      [accountIds, day, new Date(now.getTime() + this.leaseMs), now],
+    );
+    const outcomes: DayOutcome[] = [];
+    for (const { provider_account_id: accountId } of claimed) outcomes.push(await this.reconcileDay(accountId, day));
+    return outcomes;
+  }
+
+  private async reconcileDay(accountId: string, day: string): Promise<DayOutcome> {
+    const start = DateTime.fromISO(day, { zone: JAKARTA });
+    try {
+      const found = await this.clients.forAccount(accountId);
+      if (!found) throw new Error('provider account not found');
+      const report = await found.client.downloadReport(
+        start.plus({ hours: 12 }).toJSDate(),
+        start.plus({ hours: 12 }).toJSDate(),
+      );
+      if (report.kind !== 'report') throw new Error(`reports_post.php: ${report.reason.slice(0, 200)}`);
+      const sends = reportedSends(report.rows);
+      const listed = new Set(sends.map((s) => s.providerMessageId));
+      const known = await this.messages.takenProviderIds(accountId, [...listed]);
+      const open = await this.messages.openProviderIds(accountId, [...listed]);
+      let applied = 0;
+      for (const send of sends) {
+        const code = finalCode(send.statusCode);
+        if (code === undefined || !open.has(send.providerMessageId)) continue;
+        await this.reports.receive(
+          accountId,
+          { sessionId: send.providerMessageId, code, text: send.statusText ?? null, msisdn: send.msisdn },
+          'report',
+        );
+        applied++;
+      }
+      const ours = await this.messages.providerIdsSubmittedBetween(
+        accountId,
+        start.toJSDate(),
+        start.plus({ days: 1 }).toJSDate(),
+      );
+      const missing = ours.filter((pid) => !listed.has(pid)).length;
+      const unknown = [...listed].filter((pid) => !known.has(pid)).length;
+      await this.dataSource.query(
+        `UPDATE report_days SET done_at = $3, listed = $4, applied = $5, unknown = $6, missing = $7, last_error = NULL
+          WHERE provider_account_id = $1 AND day = $2::date`,
+        [accountId, day, this.clock.now(), listed.size, applied, unknown, missing],
+      );
+      dailyReconciles.inc({ outcome: 'done' });
+      if (unknown > 0 || missing > 0)
+        this.logger.warn(
+          { accountId, day, listed: listed.size, applied, unknown, missing },
+          'daily report differs from our records',
+        );
+      return { providerAccountId: accountId, day, kind: 'done', listed: listed.size, applied, unknown, missing };
+    } catch (e) {
+      const reason = (e as Error).message.slice(0, 500);
+      dailyReconciles.inc({ outcome: 'failed' });
+      this.logger.warn({ accountId, day, err: reason }, 'daily report reconciliation failed; claimed again later');
+      await this.dataSource
+        .query(
+          `UPDATE report_days SET last_error = $3, claimed_until = $4 WHERE provider_account_id = $1 AND day = $2::date`,
+          [accountId, day, reason, new Date(this.clock.now().getTime() + 15 * 60_000)],
+        )
+        .catch(() => undefined);
+      return { providerAccountId: accountId, day, kind: 'failed', reason };
+    }
   }
 
   /** Polls report.php for the due open messages; one outcome per claimed message. */
@@ -211,4 +317,17 @@ export class ReportPollerService implements OnApplicationBootstrap, BeforeApplic
     }
     return outcomes;
   }
+}
+
+const JAKARTA = 'Asia/Jakarta';
+
+/** The Asia/Jakarta calendar day before `now`, as YYYY-MM-DD. */
+export function previousJakartaDay(now: Date): string {
+  return DateTime.fromJSDate(now, { zone: JAKARTA }).minus({ days: 1 }).toISODate()!;
+}
+
+/** A final provider code as a report row writes it, else undefined (20, empty, unknown). */
+function finalCode(raw: string | undefined): number | undefined {
+  const code = Number(raw?.trim());
+  return [22, 50, 51, 52].includes(code) ? code : undefined;
 }

@@ -258,6 +258,29 @@ export class MessageFollowUpService {
     ]);
   }
 
+  /** Of these provider ids, those whose message is still open to a final report (submitted, pending, expired). */
+  async openProviderIds(providerAccountId: string, providerMessageIds: string[]): Promise<Set<string>> {
+    const found = await sqlRows<{ provider_message_id: string }>(
+      this.dataSource,
+      `SELECT provider_message_id FROM messages
+        WHERE provider_account_id = $1 AND provider_message_id = ANY($2::text[])
+          AND status IN ('submitted', 'pending', 'expired')`,
+      [providerAccountId, providerMessageIds],
+    );
+    return new Set(found.map((r) => r.provider_message_id));
+  }
+
+  /** Provider ids of the account's messages submitted in [from, to). */
+  async providerIdsSubmittedBetween(providerAccountId: string, from: Date, to: Date): Promise<string[]> {
+    const found = await sqlRows<{ provider_message_id: string }>(
+      this.dataSource,
+      `SELECT provider_message_id FROM messages
+        WHERE provider_account_id = $1 AND provider_message_id IS NOT NULL AND submitted_at >= $2 AND submitted_at < $3`,
+      [providerAccountId, from, to],
+    );
+    return found.map((r) => r.provider_message_id);
+  }
+
   private async events(
     m: EntityManager,
     rows: { id: string; tenant_id: string }[],

@@ -320,4 +320,25 @@ describe('issue 9: polling, expiry and reconciliation of reports (sandbox provid
     const second = await poller.pollDue();
     expect(second.filter((o) => busyIds.includes(o.messageId))).toHaveLength(2);
   });
+  it("reconciles the previous Jakarta day's report once per account: open messages get their final codes (source 'report')", async () => {
+    const tenant = await tenantOnSandbox();
+    sandbox.setKnobs({ dropDlrRate: 1 });
+    const id = await send(tenant.apiKey, '6281400000001', 'daily');
+    const pid = (await row(id)).provider_message_id!;
+    await providerSays(pid, ['22']);
+    const pac = uuidOf(tenant.providerAccountId);
+
+    // The next Jakarta day: yesterday's report lists the send, final; our record is still open.
+    t.clock.advance(24 * HOUR);
+    const outcomes = (await poller.reconcileYesterday()).filter((o) => o.providerAccountId === pac);
+    expect(outcomes).toEqual([
+      expect.objectContaining({ kind: 'done', listed: 1, applied: 1, unknown: 0, missing: 0 }),
+    ]);
+    expect((await row(id)).status).toBe('delivered');
+    const reports = await t.db.query(`SELECT source FROM delivery_reports WHERE message_id = $1`, [uuidOf(id)]);
+    expect(reports).toEqual([{ source: 'report' }]);
+    // Once per account and day, also with another process racing.
+    const again = await Promise.all([poller.reconcileYesterday(), poller.reconcileYesterday()]);
+    expect(again.flat().filter((o) => o.providerAccountId === pac)).toEqual([]);
+  });
 });

@@ -7,6 +7,8 @@ import { Webhooks1764400000000 } from './1764400000000-Webhooks';
 import { UsageIndexes1764500000000 } from './1764500000000-UsageIndexes';
 import { Inbound1764600000000 } from './1764600000000-Inbound';
 import { ProviderWallet1764700000000 } from './1764700000000-ProviderWallet';
+import { ReportPolling1764800000000 } from './1764800000000-ReportPolling';
+import { DailyReportReconcile1764800000001 } from './1764800000001-DailyReportReconcile';
 import { BalanceNotices1764900000000 } from './1764900000000-BalanceNotices';
 
 export const migrations = [
@@ -18,5 +20,7 @@ export const migrations = [
   UsageIndexes1764500000000,
   Inbound1764600000000,
   ProviderWallet1764700000000,
+  ReportPolling1764800000000,
+  DailyReportReconcile1764800000001,
   BalanceNotices1764900000000,
 ];

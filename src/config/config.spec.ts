@@ -86,6 +86,14 @@ describe('loadConfig', () => {
       expect(load({ INBOX_POLL_SECONDS: '15' }).inbox.pollSeconds).toBe(15);
     });
 
+    it('polls reports after 600 s and reconciles uncertain submits after 120 s unless the environment says otherwise', () => {
+      expect(load().dlr).toEqual({ pollAfterSeconds: 600, reconcileAfterSeconds: 120 });
+      expect(load({ DLR_POLL_AFTER_SECONDS: '30', RECONCILE_AFTER_SECONDS: '5' }).dlr).toEqual({
+        pollAfterSeconds: 30,
+        reconcileAfterSeconds: 5,
+      });
+    });
+
     it("reads each provider account's balance.php every 900 s; no low-balance threshold by default", () => {
       expect(load().provider).toMatchObject({ balancePollSeconds: 900, lowBalanceThreshold: 0 });
       expect(load({ PROVIDER_BALANCE_POLL_SECONDS: '60' }).provider.balancePollSeconds).toBe(60);
@@ -108,6 +116,8 @@ describe('loadConfig', () => {
       ['JWT_SECRET', 'short-secret', /JWT_SECRET must be at least 32 characters/],
       ['SANDBOX', 'maybe', /SANDBOX must be true or false/],
       ['INBOX_POLL_SECONDS', '0', /INBOX_POLL_SECONDS must be between 1 and 86400/],
+      ['DLR_POLL_AFTER_SECONDS', '0', /DLR_POLL_AFTER_SECONDS must be between 1 and 86400/],
+      ['RECONCILE_AFTER_SECONDS', 'x', /RECONCILE_AFTER_SECONDS must be an integer/],
       ['INBOX_POLL_SECONDS', '1.5', /INBOX_POLL_SECONDS must be an integer/],
       ['INBOX_POLL_SECONDS', '86401', /INBOX_POLL_SECONDS must be between 1 and 86400/],
       ['PROVIDER_BALANCE_POLL_SECONDS', '5', /PROVIDER_BALANCE_POLL_SECONDS must be between 10 and 604800/],

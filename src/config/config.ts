@@ -73,6 +73,12 @@ export interface AppConfig {
     /** INBOX_POLL_SECONDS: how often each provider account's inbox.php is read. */
     pollSeconds: number;
   };
+  dlr: {
+    /** DLR_POLL_AFTER_SECONDS: a submitted message without a final report is polled (report.php) after this long. */
+    pollAfterSeconds: number;
+    /** RECONCILE_AFTER_SECONDS: an `uncertain` submit is looked up in reports_post.php after this long (and again as long later). */
+    reconcileAfterSeconds: number;
+  };
   webhooks: {
     /** Run the webhook delivery worker and the message-status relay in this process. */
     enabled: boolean;
@@ -230,6 +236,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
     lowBalanceThreshold: int('PROVIDER_LOW_BALANCE_THRESHOLD', 0, 0, Number.MAX_SAFE_INTEGER),
   };
   const inbox = { pollSeconds: int('INBOX_POLL_SECONDS', 60, 1, 86_400) };
+  const dlr = {
+    pollAfterSeconds: int('DLR_POLL_AFTER_SECONDS', 600, 1, 86_400),
+    reconcileAfterSeconds: int('RECONCILE_AFTER_SECONDS', 120, 1, 86_400),
+  };
   const webhooks = {
     enabled: parseBool('WEBHOOK_WORKER', env.WEBHOOK_WORKER, true, problems),
     concurrency: int('WEBHOOK_CONCURRENCY', 32, 1, 1000),
@@ -278,6 +288,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     dispatcher,
     provider,
     inbox,
+    dlr,
     webhooks,
   };
 }

@@ -1,26 +1,32 @@
 import { Module } from '@nestjs/common';
+import { BillingModule } from '../billing/billing.module';
 import { MessagingModule } from '../messaging/messaging.module';
 import { ProviderModule } from '../provider/provider.module';
 import { TenantsModule } from '../tenants/tenants.module';
 import { WebhooksModule } from '../webhooks/webhooks.module';
 import { WebhooksService } from '../webhooks/webhooks.service';
+import { DeliveryReportsService } from './delivery-reports.service';
+import { DlrController } from './dlr-callback.controller';
 import { INBOUND_EVENTS, InboundWebhookEvents } from './inbound-events';
 import { InboundIntakeService } from './inbound-intake.service';
 import { AdminInboundMessagesController, InboundMessagesController } from './inbound-messages.controller';
 import { InboundMessagesService } from './inbound-messages.service';
 import { InboxPollerService } from './inbox-poller.service';
+import { ReportPollerService } from './report-poller.service';
 
 /**
  * What the provider sends us: inbound SMS read from each account's inbox.php (docs/dlr.md).
  * Needs ScheduleModule.forRoot() once in the application (AppModule).
  */
 @Module({
-  imports: [ProviderModule, TenantsModule, MessagingModule, WebhooksModule],
-  controllers: [InboundMessagesController, AdminInboundMessagesController],
+  imports: [BillingModule, ProviderModule, TenantsModule, MessagingModule, WebhooksModule],
+  controllers: [InboundMessagesController, AdminInboundMessagesController, DlrController],
   providers: [
     InboundIntakeService,
     InboundMessagesService,
     InboxPollerService,
+    DeliveryReportsService,
+    ReportPollerService,
     // Routed inbound SMS become `message.received` webhook events (inbound-events.ts).
     {
       provide: INBOUND_EVENTS,
@@ -28,6 +34,6 @@ import { InboxPollerService } from './inbox-poller.service';
       useFactory: (w: WebhooksService) => new InboundWebhookEvents(w),
     },
   ],
-  exports: [InboxPollerService, INBOUND_EVENTS],
+  exports: [InboxPollerService, ReportPollerService, DeliveryReportsService, INBOUND_EVENTS],
 })
 export class DlrModule {}

@@ -3,7 +3,7 @@ import { LedgerService } from '../billing/ledger.service';
 import { Clock } from '../common/clock';
 import { rows as sqlRows } from '../database/sql';
 import { SendOutcome } from '../provider/client';
-import { DeliveryReportsService, lockReportKeys } from './delivery-reports.service';
+import { lockReportKeys, MessageReportsService } from './message-reports.service';
 
 /** A message a dispatcher claimed (status `submitting`, under its lease). */
 export interface ClaimedMessage {
@@ -25,7 +25,7 @@ export class DispatchOutcomesWriter {
   constructor(
     private readonly dataSource: DataSource,
     private readonly ledger: LedgerService,
-    private readonly reports: DeliveryReportsService,
+    private readonly reports: MessageReportsService,
     private readonly clock: Clock,
     private readonly maxAttempts: number,
   ) {}

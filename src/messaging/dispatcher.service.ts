@@ -15,7 +15,7 @@ import { Clock } from '../common/clock';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { SendOutcome } from '../provider/client';
 import { AcceptService } from './accept.service';
-import { DeliveryReportsService } from './delivery-reports.service';
+import { MessageReportsService } from './message-reports.service';
 import { ClaimedMessage, DispatchOutcomesWriter } from './dispatch-outcomes';
 import { ProviderClients } from '../provider/provider-clients.service';
 
@@ -108,7 +108,7 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
     ledger: LedgerService,
     private readonly clients: ProviderClients,
     private readonly accept: AcceptService,
-    reports: DeliveryReportsService,
+    reports: MessageReportsService,
     private readonly clock: Clock,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {

@@ -2,9 +2,9 @@ import { Module } from '@nestjs/common';
 import { BillingModule } from '../billing/billing.module';
 import { ProviderModule } from '../provider/provider.module';
 import { AcceptService } from './accept.service';
-import { DeliveryReportsService } from './delivery-reports.service';
 import { DispatcherService } from './dispatcher.service';
-import { DlrController } from './dlr.controller';
+import { MessageFollowUpService } from './message-follow-up.service';
+import { MessageReportsService } from './message-reports.service';
 import { MessagesController } from './messages.controller';
 import { MessagesService } from './messages.service';
 import { TenantRateLimitGuard } from './rate-limit';
@@ -13,16 +13,17 @@ import { TenantSettingsCache } from './tenant-settings.cache';
 
 @Module({
   imports: [BillingModule, ProviderModule],
-  controllers: [MessagesController, DlrController],
+  controllers: [MessagesController],
   providers: [
     AcceptService,
     MessagesService,
     TenantSettingsCache,
     TenantRateLimitGuard,
     DispatcherService,
-    DeliveryReportsService,
+    MessageReportsService,
     RecentRecipientsService,
+    MessageFollowUpService,
   ],
-  exports: [DispatcherService, AcceptService, RecentRecipientsService],
+  exports: [DispatcherService, AcceptService, RecentRecipientsService, MessageReportsService, MessageFollowUpService],
 })
 export class MessagingModule {}

@@ -1,0 +1,26 @@
+import { Counter, register } from 'prom-client';
+
+function counter(name: string, help: string, labelNames: string[] = []): Counter<string> {
+  return (register.getSingleMetric(name) as Counter<string> | undefined) ?? new Counter({ name, help, labelNames });
+}
+
+/** report.php polls by outcome: `final` (a final code), `progress` (20), `none` (no status yet), `error`. */
+export const reportPolls = counter('gerbang_dlr_polls_total', 'report.php polls of open messages by outcome', [
+  'outcome',
+]);
+/** Looks for uncertain submits in reports_post.php: `found`, `absent` (first look), `failed` (second), `error`. */
+export const reconcileLooks = counter(
+  'gerbang_dlr_reconcile_total',
+  'Uncertain submits looked up in the provider report, by result',
+  ['result'],
+);
+export const messagesExpired = counter(
+  'gerbang_messages_expired_total',
+  'Messages expired without a final report 72 hours after submission',
+);
+/** Daily reconciliations (one provider account, one Jakarta day) by outcome: `done` or `failed`. */
+export const dailyReconciles = counter(
+  'gerbang_dlr_daily_reconcile_total',
+  'Daily report reconciliations per provider account by outcome',
+  ['outcome'],
+);

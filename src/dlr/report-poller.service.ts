@@ -1,0 +1,333 @@
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { DateTime } from 'luxon';
+import { DataSource } from 'typeorm';
+import { Clock } from '../common/clock';
+import { APP_CONFIG, AppConfig } from '../config/config';
+import { MessageFollowUpService, PollTarget, UncertainTarget } from '../messaging/message-follow-up.service';
+import { ProviderError } from '../provider/client';
+import { ProviderAccountsService } from '../provider/provider-accounts.service';
+import { ProviderClients } from '../provider/provider-clients.service';
+import { DeliveryReportsService } from './delivery-reports.service';
+import { dailyReconciles, messagesExpired, reconcileLooks, reportPolls } from './report-metrics';
+import { findSubmit, nextPollDelayMs, reportedSends } from './report-match';
+
+export type PollOutcome = { messageId: string; outcome: 'final' | 'progress' | 'none' | 'error' };
+export type DayOutcome =
+  | {
+      providerAccountId: string;
+      day: string;
+      kind: 'done';
+      listed: number;
+      applied: number;
+      unknown: number;
+      missing: number;
+    }
+  | { providerAccountId: string; day: string; kind: 'failed'; reason: string };
+export type ReconcileOutcome = { messageId: string; result: 'found' | 'absent' | 'failed' | 'gone' | 'error' };
+
+const INTERVAL_NAME = 'dlr.report-poll';
+const TICK_MS = 5_000;
+/** Messages claimed per round, and per provider account per round (the per-account rate limit). */
+const POLL_BATCH = 200;
+const POLL_PER_ACCOUNT = 20;
+const RECONCILE_BATCH = 100;
+/** report.php requests one process has in flight at once. */
+const CONCURRENCY = 8;
+/** No final report this long after submission → `expired` (API.md). */
+export const EXPIRE_AFTER_MS = 72 * 3_600_000;
+/**
+ * Closes the report loop (docs/dlr.md "Report pipeline"): polls report.php for submitted messages whose
+ * callback did not come, expires those still open after 72 h, and looks uncertain submits up in
+ * reports_post.php. Messages are claimed through MessageFollowUpService (FOR UPDATE SKIP LOCKED plus a
+ * lease in next_poll_at / next_reconcile_at), so several gateway processes never poll one message for
+ * the same turn. Poll answers go through DeliveryReportsService like callbacks (stored raw with source
+ * 'poll', then applied). Time is the injected Clock.
+ */
+@Injectable()
+export class ReportPollerService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger(ReportPollerService.name);
+  private readonly pollAfterMs: number;
+  private readonly reconcileAfterMs: number;
+  private readonly leaseMs: number;
+  private inFlight: Promise<unknown> | undefined;
+
+  constructor(
+    private readonly messages: MessageFollowUpService,
+    private readonly reports: DeliveryReportsService,
+    private readonly clients: ProviderClients,
+    private readonly dataSource: DataSource,
+    private readonly providerAccounts: ProviderAccountsService,
+    private readonly scheduler: SchedulerRegistry,
+    private readonly clock: Clock,
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
+    this.pollAfterMs = config.dlr.pollAfterSeconds * 1000;
+    this.reconcileAfterMs = config.dlr.reconcileAfterSeconds * 1000;
+    // Longer than any one provider request (a download may take longer: its own timeout is bounded too).
+    this.leaseMs = config.provider.totalTimeoutMs + 5 * 60_000;
+    this.nodeEnv = config.nodeEnv;
+  }
+  private readonly nodeEnv: string;
+
+  onApplicationBootstrap(): void {
+    if (this.nodeEnv === 'test') return; // tests call the rounds, or start()
+    this.start();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.stop();
+  }
+
+  start(tickMs = TICK_MS): void {
+    if (this.scheduler.doesExist('interval', INTERVAL_NAME)) return;
+    const timer = setInterval(() => this.tick(), tickMs);
+    timer.unref();
+    this.scheduler.addInterval(INTERVAL_NAME, timer);
+  }
+
+  async stop(): Promise<void> {
+    if (this.scheduler.doesExist('interval', INTERVAL_NAME)) this.scheduler.deleteInterval(INTERVAL_NAME);
+    await this.inFlight;
+  }
+
+  private tick(): void {
+    if (this.inFlight) return;
+    this.inFlight = this.round()
+      .catch((e: Error) => this.logger.warn({ err: e.message }, 'report poll round failed'))
+      .finally(() => (this.inFlight = undefined));
+  }
+
+  /** One full round: reconcile, poll, expire; once a Jakarta day, the previous day's reports. */
+  async round(): Promise<void> {
+    await this.reconcileDue();
+    await this.pollDue();
+    await this.expireDue();
+    const day = previousJakartaDay(this.clock.now());
+    if (this.lastDayDone !== day) {
+      const outcomes = await this.reconcileYesterday();
+      if (outcomes.every((o) => o.kind === 'done')) this.lastDayDone = day;
+    }
+  }
+  private lastDayDone: string | undefined;
+
+  /**
+   * Daily reconciliation: for every active provider account, once (claimed in `report_days`, several
+   * processes never do one account's day twice), the previous Asia/Jakarta day's reports_post.php is
+   * compared with our records. Final codes (22, 50, 51, 52) of messages still open (or expired) go
+   * through the report path (source 'report'): stored raw, applied like a callback. Counted: `listed`,
+   * `applied`, `unknown` (ids the provider lists and no message carries), `missing` (our messages
+   * submitted that day that the provider does not list). A failed download is claimed again later.
+   */
+  async reconcileYesterday(): Promise<DayOutcome[]> {
+    const now = this.clock.now();
+    const day = previousJakartaDay(now);
+    const accountIds = await this.providerAccounts.activeIds();
+    if (accountIds.length === 0) return [];
+    const claimed: { provider_account_id: string }[] = await this.dataSource.query(
+      `INSERT INTO report_days (provider_account_id, day, claimed_until)
+       SELECT unnest($1::uuid[]), $2::date, $3
+       ON CONFLICT (provider_account_id, day) DO UPDATE SET claimed_until = EXCLUDED.claimed_until
+         WHERE report_days.done_at IS NULL AND report_days.claimed_until <= $4
+       RETURNING provider_account_id`,
+      [accountIds, day, new Date(now.getTime() + this.leaseMs), now],
+    );
+    const outcomes: DayOutcome[] = [];
+    for (const { provider_account_id: accountId } of claimed) outcomes.push(await this.reconcileDay(accountId, day));
+    return outcomes;
+  }
+
+  private async reconcileDay(accountId: string, day: string): Promise<DayOutcome> {
+    const start = DateTime.fromISO(day, { zone: JAKARTA });
+    try {
+      const found = await this.clients.forAccount(accountId);
+      if (!found) throw new Error('provider account not found');
+      const report = await found.client.downloadReport(
+        start.plus({ hours: 12 }).toJSDate(),
+        start.plus({ hours: 12 }).toJSDate(),
+      );
+      if (report.kind !== 'report') throw new Error(`reports_post.php: ${report.reason.slice(0, 200)}`);
+      const sends = reportedSends(report.rows);
+      const listed = new Set(sends.map((s) => s.providerMessageId));
+      const known = await this.messages.takenProviderIds(accountId, [...listed]);
+      const open = await this.messages.openProviderIds(accountId, [...listed]);
+      let applied = 0;
+      for (const send of sends) {
+        const code = finalCode(send.statusCode);
+        if (code === undefined || !open.has(send.providerMessageId)) continue;
+        await this.reports.receive(
+          accountId,
+          { sessionId: send.providerMessageId, code, text: send.statusText ?? null, msisdn: send.msisdn },
+          'report',
+        );
+        applied++;
+      }
+      const ours = await this.messages.providerIdsSubmittedBetween(
+        accountId,
+        start.toJSDate(),
+        start.plus({ days: 1 }).toJSDate(),
+      );
+      const missing = ours.filter((pid) => !listed.has(pid)).length;
+      const unknown = [...listed].filter((pid) => !known.has(pid)).length;
+      await this.dataSource.query(
+        `UPDATE report_days SET done_at = $3, listed = $4, applied = $5, unknown = $6, missing = $7, last_error = NULL
+          WHERE provider_account_id = $1 AND day = $2::date`,
+        [accountId, day, this.clock.now(), listed.size, applied, unknown, missing],
+      );
+      dailyReconciles.inc({ outcome: 'done' });
+      if (unknown > 0 || missing > 0)
+        this.logger.warn(
+          { accountId, day, listed: listed.size, applied, unknown, missing },
+          'daily report differs from our records',
+        );
+      return { providerAccountId: accountId, day, kind: 'done', listed: listed.size, applied, unknown, missing };
+    } catch (e) {
+      const reason = (e as Error).message.slice(0, 500);
+      dailyReconciles.inc({ outcome: 'failed' });
+      this.logger.warn({ accountId, day, err: reason }, 'daily report reconciliation failed; claimed again later');
+      await this.dataSource
+        .query(
+          `UPDATE report_days SET last_error = $3, claimed_until = $4 WHERE provider_account_id = $1 AND day = $2::date`,
+          [accountId, day, reason, new Date(this.clock.now().getTime() + 15 * 60_000)],
+        )
+        .catch(() => undefined);
+      return { providerAccountId: accountId, day, kind: 'failed', reason };
+    }
+  }
+
+  /** Polls report.php for the due open messages; one outcome per claimed message. */
+  async pollDue(): Promise<PollOutcome[]> {
+    const now = this.clock.now();
+    const claimed = await this.messages.claimForPoll(now, {
+      pollAfterMs: this.pollAfterMs,
+      claimUntil: new Date(now.getTime() + this.leaseMs),
+      limit: POLL_BATCH,
+      perAccount: POLL_PER_ACCOUNT,
+    });
+    const outcomes: PollOutcome[] = [];
+    const queue = [...claimed];
+    const worker = async () => {
+      for (let next = queue.shift(); next; next = queue.shift()) outcomes.push(await this.pollOne(next));
+    };
+    await Promise.all(Array.from({ length: Math.min(CONCURRENCY, queue.length) }, worker));
+    return outcomes;
+  }
+
+  private async pollOne(target: PollTarget): Promise<PollOutcome> {
+    let outcome: PollOutcome['outcome'] = 'error';
+    try {
+      const found = await this.clients.forAccount(target.providerAccountId);
+      if (!found) throw new Error('provider account not found');
+      const answer = await found.client.report(target.providerMessageId);
+      if (answer.kind === 'report') {
+        // The same path as a callback: stored raw (source 'poll'), then applied under the same rules.
+        await this.reports.receive(
+          target.providerAccountId,
+          { sessionId: target.providerMessageId, code: answer.resolvedCode, text: answer.text, msisdn: null },
+          'poll',
+        );
+        outcome = answer.resolvedCode === 20 ? 'progress' : 'final';
+      } else if (answer.kind === 'none') outcome = 'none';
+      else this.logger.warn({ messageId: target.id, reason: answer.reason.slice(0, 200) }, 'report.php error');
+    } catch (e) {
+      const category = e instanceof ProviderError ? e.code : 'internal';
+      this.logger.warn({ messageId: target.id, category, err: (e as Error).message }, 'report poll failed');
+    }
+    reportPolls.inc({ outcome });
+    const delay = nextPollDelayMs(this.pollAfterMs, target.polls + 1);
+    await this.messages
+      .polled(target, new Date(this.clock.now().getTime() + delay))
+      .catch((e: Error) => this.logger.warn({ messageId: target.id, err: e.message }, 'poll not recorded'));
+    return { messageId: target.id, outcome };
+  }
+
+  /** Expires messages without a final report 72 h after submission; returns how many. */
+  async expireDue(): Promise<number> {
+    const n = await this.messages.expireOverdue(this.clock.now(), EXPIRE_AFTER_MS);
+    if (n > 0) {
+      messagesExpired.inc(n);
+      this.logger.log({ expired: n }, 'messages expired without a final report');
+    }
+    return n;
+  }
+
+  /** Looks the due uncertain submits up in their accounts' report downloads (one download per account). */
+  async reconcileDue(): Promise<ReconcileOutcome[]> {
+    const now = this.clock.now();
+    const claimed = await this.messages.claimUncertain(now, {
+      afterMs: this.reconcileAfterMs,
+      claimUntil: new Date(now.getTime() + this.leaseMs),
+      limit: RECONCILE_BATCH,
+    });
+    const byAccount = new Map<string, UncertainTarget[]>();
+    for (const c of claimed) byAccount.set(c.providerAccountId, [...(byAccount.get(c.providerAccountId) ?? []), c]);
+    const outcomes: ReconcileOutcome[] = [];
+    for (const [accountId, targets] of byAccount) outcomes.push(...(await this.reconcileAccount(accountId, targets)));
+    return outcomes;
+  }
+
+  private async reconcileAccount(accountId: string, targets: UncertainTarget[]): Promise<ReconcileOutcome[]> {
+    const outcomes: ReconcileOutcome[] = [];
+    const retryAt = () => new Date(this.clock.now().getTime() + this.reconcileAfterMs);
+    let rows: Array<Record<string, string>>;
+    try {
+      const found = await this.clients.forAccount(accountId);
+      if (!found) throw new Error('provider account not found');
+      const start = new Date(Math.min(...targets.map((t) => t.createdAt.getTime())) - 60_000);
+      const end = new Date(Math.max(...targets.map((t) => t.uncertainAt.getTime())) + 60_000);
+      const report = await found.client.downloadReport(start, end);
+      if (report.kind !== 'report') throw new Error(`reports_post.php: ${report.reason.slice(0, 200)}`);
+      rows = report.rows;
+    } catch (e) {
+      this.logger.warn({ accountId, err: (e as Error).message }, 'report download failed; looking again later');
+      for (const t of targets) {
+        await this.messages.lookFailed(t.id, retryAt());
+        reconcileLooks.inc({ result: 'error' });
+        outcomes.push({ messageId: t.id, result: 'error' });
+      }
+      return outcomes;
+    }
+    const sends = reportedSends(rows);
+    const taken = await this.messages.takenProviderIds(
+      accountId,
+      sends.map((s) => s.providerMessageId),
+    );
+    for (const t of targets) {
+      let result: ReconcileOutcome['result'];
+      try {
+        const match = findSubmit(sends, t, taken);
+        if (match) {
+          taken.add(match.providerMessageId);
+          const ok = await this.messages.markFound(
+            t.id,
+            accountId,
+            match.providerMessageId,
+            match.sentAt ?? t.uncertainAt,
+            this.clock.now(),
+          );
+          result = ok ? 'found' : 'gone';
+        } else result = await this.messages.markAbsent(t.id, this.clock.now(), this.reconcileAfterMs);
+      } catch (e) {
+        this.logger.warn({ messageId: t.id, err: (e as Error).message }, 'reconcile not recorded');
+        await this.messages.lookFailed(t.id, retryAt()).catch(() => undefined);
+        result = 'error';
+      }
+      if (result !== 'gone') reconcileLooks.inc({ result });
+      outcomes.push({ messageId: t.id, result });
+    }
+    return outcomes;
+  }
+}
+
+const JAKARTA = 'Asia/Jakarta';
+
+/** The Asia/Jakarta calendar day before `now`, as YYYY-MM-DD. */
+export function previousJakartaDay(now: Date): string {
+  return DateTime.fromJSDate(now, { zone: JAKARTA }).minus({ days: 1 }).toISODate()!;
+}
+
+/** A final provider code as a report row writes it, else undefined (20, empty, unknown). */
+function finalCode(raw: string | undefined): number | undefined {
+  const code = Number(raw?.trim());
+  return [22, 50, 51, 52].includes(code) ? code : undefined;
+}

@@ -1,0 +1,298 @@
+import { Injectable } from '@nestjs/common';
+import { DataSource, EntityManager } from 'typeorm';
+import { LedgerService } from '../billing/ledger.service';
+import { inTransaction } from '../database/transaction';
+import { rows as sqlRows } from '../database/sql';
+import { lockReportKeys, MessageReportsService } from './message-reports.service';
+
+/** A submitted message without a final report, claimed for one report.php poll. */
+export interface PollTarget {
+  id: string;
+  providerAccountId: string;
+  providerMessageId: string;
+  /** Polls made before this one (the backoff exponent). */
+  polls: number;
+  /** The claim: the poll's result is recorded only while next_poll_at still holds it. */
+  claimUntil: Date;
+}
+
+/** An `uncertain` submit, claimed for one look in the provider's report download. */
+export interface UncertainTarget {
+  id: string;
+  providerAccountId: string;
+  msisdn: string;
+  text: string;
+  createdAt: Date;
+  /** When the submit became uncertain (its last event): the attempt was at most a send timeout before. */
+  uncertainAt: Date;
+  reconcileLooks: number;
+}
+
+export type AbsentResult = 'absent' | 'failed' | 'gone';
+
+/**
+ * What the DLR module needs of `messages` to close the report loop (docs/dlr.md "Report pipeline").
+ * Messaging stays the only writer of `messages` and `message_events`; every write here is guarded by
+ * the status it expects, so a poller or reconciler that lost a race changes nothing.
+ */
+@Injectable()
+export class MessageFollowUpService {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly ledger: LedgerService,
+    private readonly reports: MessageReportsService,
+  ) {}
+
+  /**
+   * Claims up to `limit` submitted messages whose poll is due (first `pollAfterMs` after submission,
+   * then `next_poll_at`), at most `perAccount` per provider account, moving next_poll_at to `claimUntil`
+   * (FOR UPDATE SKIP LOCKED: two processes never claim one message for the same turn).
+   */
+  async claimForPoll(
+    now: Date,
+    opts: { pollAfterMs: number; claimUntil: Date; limit: number; perAccount: number },
+  ): Promise<PollTarget[]> {
+    const claimed = await sqlRows<{
+      id: string;
+      provider_account_id: string;
+      provider_message_id: string;
+      polls: number;
+    }>(
+      this.dataSource,
+      // Every account with due work gets its turn (at most perAccount each), so one account's backlog
+      // never starves the others; the rows are locked and skipped as in every claim.
+      `WITH due_accounts AS (
+         SELECT DISTINCT provider_account_id FROM messages
+          WHERE status IN ('submitted', 'pending') AND provider_message_id IS NOT NULL
+            AND (next_poll_at <= $1 OR (next_poll_at IS NULL AND submitted_at <= $2))),
+       due AS (
+         SELECT x.id FROM due_accounts a
+          CROSS JOIN LATERAL (
+            SELECT id FROM messages
+             WHERE provider_account_id = a.provider_account_id
+               AND status IN ('submitted', 'pending') AND provider_message_id IS NOT NULL
+               AND (next_poll_at <= $1 OR (next_poll_at IS NULL AND submitted_at <= $2))
+             ORDER BY COALESCE(next_poll_at, submitted_at)
+             LIMIT $5
+               FOR UPDATE SKIP LOCKED) x
+          LIMIT $3)
+       UPDATE messages m SET next_poll_at = $4
+         FROM due WHERE m.id = due.id
+       RETURNING m.id, m.provider_account_id, m.provider_message_id, m.polls`,
+      [now, new Date(now.getTime() - opts.pollAfterMs), opts.limit, opts.claimUntil, opts.perAccount],
+    );
+    return claimed.map((r) => ({
+      id: r.id,
+      providerAccountId: r.provider_account_id,
+      providerMessageId: r.provider_message_id,
+      polls: r.polls,
+      claimUntil: opts.claimUntil,
+    }));
+  }
+
+  /** Records a poll that left the message open: one more poll, the next at `nextPollAt` (only while claimed). */
+  async polled(target: PollTarget, nextPollAt: Date): Promise<void> {
+    await this.dataSource.query(
+      `UPDATE messages SET polls = polls + 1, next_poll_at = $2
+        WHERE id = $1 AND status IN ('submitted', 'pending') AND next_poll_at = $3`,
+      [target.id, nextPollAt, target.claimUntil],
+    );
+  }
+
+  /**
+   * Submitted messages without a final report `maxAgeMs` after submission become `expired` (final, not
+   * refunded; a late 22 still turns them `delivered`). Returns how many.
+   */
+  async expireOverdue(now: Date, maxAgeMs: number, limit = 1000): Promise<number> {
+    return inTransaction(this.dataSource, async (m) => {
+      const expired = await sqlRows<{ id: string; tenant_id: string }>(
+        m,
+        `WITH due AS (
+           SELECT id FROM messages
+            WHERE status IN ('submitted', 'pending') AND submitted_at <= $2
+            ORDER BY submitted_at LIMIT $3
+            FOR UPDATE SKIP LOCKED)
+         UPDATE messages m SET status = 'expired', finalized_at = $1, next_poll_at = NULL
+           FROM due WHERE m.id = due.id
+         RETURNING m.id, m.tenant_id`,
+        [now, new Date(now.getTime() - maxAgeMs), limit],
+      );
+      await this.events(m, expired, 'expired', now, { reason: 'no_final_report' });
+      return expired.length;
+    });
+  }
+
+  /**
+   * Claims up to `limit` uncertain submits whose look is due (first `afterMs` after they became
+   * uncertain, then next_reconcile_at), moving next_reconcile_at to `claimUntil`.
+   */
+  async claimUncertain(
+    now: Date,
+    opts: { afterMs: number; claimUntil: Date; limit: number },
+  ): Promise<UncertainTarget[]> {
+    const claimed = await sqlRows<{
+      id: string;
+      provider_account_id: string;
+      msisdn: string;
+      text: string;
+      created_at: Date;
+      uncertain_at: Date | null;
+      reconcile_looks: number;
+    }>(
+      this.dataSource,
+      `WITH due AS (
+         SELECT m.id, (SELECT max(e.created_at) FROM message_events e WHERE e.message_id = m.id) AS uncertain_at
+           FROM messages m
+          WHERE m.status = 'uncertain' AND m.provider_message_id IS NULL
+            AND (m.next_reconcile_at <= $1
+                 OR (m.next_reconcile_at IS NULL
+                     AND COALESCE((SELECT max(e.created_at) FROM message_events e WHERE e.message_id = m.id), m.created_at) <= $2))
+          ORDER BY m.id
+          LIMIT $3
+          FOR UPDATE OF m SKIP LOCKED)
+       UPDATE messages m SET next_reconcile_at = $4
+         FROM due WHERE m.id = due.id
+       RETURNING m.id, m.provider_account_id, m.msisdn, m.text, m.created_at, due.uncertain_at, m.reconcile_looks`,
+      [now, new Date(now.getTime() - opts.afterMs), opts.limit, opts.claimUntil],
+    );
+    return claimed.map((r) => ({
+      id: r.id,
+      providerAccountId: r.provider_account_id,
+      msisdn: r.msisdn,
+      text: r.text,
+      createdAt: new Date(r.created_at),
+      uncertainAt: new Date(r.uncertain_at ?? r.created_at),
+      reconcileLooks: r.reconcile_looks,
+    }));
+  }
+
+  /** Provider ids of these already recorded on some message of the account (a report row taken by another message). */
+  async takenProviderIds(providerAccountId: string, providerMessageIds: string[]): Promise<Set<string>> {
+    const found = await sqlRows<{ provider_message_id: string }>(
+      this.dataSource,
+      `SELECT provider_message_id FROM messages WHERE provider_account_id = $1 AND provider_message_id = ANY($2::text[])`,
+      [providerAccountId, providerMessageIds],
+    );
+    return new Set(found.map((r) => r.provider_message_id));
+  }
+
+  /**
+   * The provider has the uncertain submit under `providerMessageId`: it becomes `submitted` with that id
+   * (submitted at `submittedAt`, the provider's time), and reports stored before the id was known apply
+   * now, in the same transaction (refunding a failure once). Returns false if it was no longer uncertain.
+   */
+  async markFound(
+    messageId: string,
+    providerAccountId: string,
+    providerMessageId: string,
+    submittedAt: Date,
+    now: Date,
+  ) {
+    return inTransaction(this.dataSource, async (m) => {
+      await lockReportKeys(m, [{ accountId: providerAccountId, providerMessageId }]);
+      const updated = await sqlRows<{
+        id: string;
+        tenant_id: string;
+        provider_account_id: string;
+        provider_message_id: string;
+      }>(
+        m,
+        `UPDATE messages SET status = 'submitted', provider_message_id = $2, submitted_at = $3, next_reconcile_at = NULL,
+                last_error = NULL
+          WHERE id = $1 AND status = 'uncertain' AND provider_message_id IS NULL
+          RETURNING id, tenant_id, provider_account_id, provider_message_id`,
+        [messageId, providerMessageId, submittedAt],
+      );
+      if (updated.length === 0) return false;
+      await this.events(m, updated, 'submitted', now, { reconciled: true });
+      const refunds = await this.reports.applyPendingFor(m, updated, now);
+      await this.ledger.refundMessages(m, refunds, now);
+      return true;
+    });
+  }
+
+  /**
+   * One look did not find the uncertain submit. The first such look is remembered and another is due
+   * `afterMs` later; a look at least `afterMs` after the first absent one fails the message
+   * (`failed`/`submit_failed`, refunded exactly once, never resent). 'gone': no longer uncertain.
+   */
+  async markAbsent(messageId: string, now: Date, afterMs: number): Promise<AbsentResult> {
+    return inTransaction(this.dataSource, async (m) => {
+      const [row] = await sqlRows<{ first_absent_at: Date | null; tenant_id: string }>(
+        m,
+        `SELECT first_absent_at, tenant_id FROM messages
+          WHERE id = $1 AND status = 'uncertain' AND provider_message_id IS NULL FOR NO KEY UPDATE`,
+        [messageId],
+      );
+      if (!row) return 'gone';
+      if (row.first_absent_at && now.getTime() - new Date(row.first_absent_at).getTime() >= afterMs) {
+        await m.query(
+          `UPDATE messages SET status = 'failed', failure_reason = 'submit_failed', finalized_at = $2,
+                  next_reconcile_at = NULL, reconcile_looks = reconcile_looks + 1,
+                  last_error = 'not in the provider''s report after two looks'
+            WHERE id = $1`,
+          [messageId, now],
+        );
+        await this.events(m, [{ id: messageId, tenant_id: row.tenant_id }], 'failed', now, {
+          reason: 'submit_failed',
+          reconciled: true,
+        });
+        await this.ledger.refundMessages(m, [messageId], now);
+        return 'failed';
+      }
+      await m.query(
+        `UPDATE messages SET reconcile_looks = reconcile_looks + 1, first_absent_at = COALESCE(first_absent_at, $2),
+                next_reconcile_at = $3
+          WHERE id = $1`,
+        [messageId, now, new Date(now.getTime() + afterMs)],
+      );
+      return 'absent';
+    });
+  }
+
+  /** A look that could not be made (download failed): tried again at `nextAt`, nothing else changes. */
+  async lookFailed(messageId: string, nextAt: Date): Promise<void> {
+    await this.dataSource.query(`UPDATE messages SET next_reconcile_at = $2 WHERE id = $1 AND status = 'uncertain'`, [
+      messageId,
+      nextAt,
+    ]);
+  }
+
+  /** Of these provider ids, those whose message is still open to a final report (submitted, pending, expired). */
+  async openProviderIds(providerAccountId: string, providerMessageIds: string[]): Promise<Set<string>> {
+    const found = await sqlRows<{ provider_message_id: string }>(
+      this.dataSource,
+      `SELECT provider_message_id FROM messages
+        WHERE provider_account_id = $1 AND provider_message_id = ANY($2::text[])
+          AND status IN ('submitted', 'pending', 'expired')`,
+      [providerAccountId, providerMessageIds],
+    );
+    return new Set(found.map((r) => r.provider_message_id));
+  }
+
+  /** Provider ids of the account's messages submitted in [from, to). */
+  async providerIdsSubmittedBetween(providerAccountId: string, from: Date, to: Date): Promise<string[]> {
+    const found = await sqlRows<{ provider_message_id: string }>(
+      this.dataSource,
+      `SELECT provider_message_id FROM messages
+        WHERE provider_account_id = $1 AND provider_message_id IS NOT NULL AND submitted_at >= $2 AND submitted_at < $3`,
+      [providerAccountId, from, to],
+    );
+    return found.map((r) => r.provider_message_id);
+  }
+
+  private async events(
+    m: EntityManager,
+    rows: { id: string; tenant_id: string }[],
+    status: string,
+    now: Date,
+    detail: object,
+  ): Promise<void> {
+    if (rows.length === 0) return;
+    await m.query(
+      `INSERT INTO message_events (message_id, tenant_id, status, detail, created_at)
+       SELECT u.id, u.tenant_id, $1, $2::jsonb, $3 FROM unnest($4::uuid[], $5::uuid[]) AS u(id, tenant_id)`,
+      [status, JSON.stringify(detail), now, rows.map((r) => r.id), rows.map((r) => r.tenant_id)],
+    );
+  }
+}

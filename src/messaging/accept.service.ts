@@ -7,6 +7,7 @@ import { Clock } from '../common/clock';
 import { uuidv7 } from '../common/ids';
 import { Problem, problemBody } from '../common/problem';
 import { MessageRow } from './message.view';
+import { MessageEventsService } from './message-events.service';
 import { rows as sqlRows } from '../database/sql';
 
 /** One message to accept, already validated, normalised and counted. */
@@ -95,6 +96,7 @@ export class AcceptService {
   constructor(
     private readonly dataSource: DataSource,
     private readonly ledger: LedgerService,
+    private readonly messageEvents: MessageEventsService,
     private readonly clock: Clock,
   ) {}
 
@@ -323,10 +325,10 @@ export class AcceptService {
         rows.map((r) => ({ messageId: r.id, price: Number(r.price) })),
         now,
       );
-      await m.query(
-        `INSERT INTO message_events (message_id, tenant_id, status, created_at)
-         SELECT u.id, $1, u.status, $2 FROM unnest($3::uuid[], $4::text[]) WITH ORDINALITY AS u(id, status, ord) ORDER BY u.ord`,
-        [tenantId, now, rows.map((r) => r.id), rows.map((r) => r.status)],
+      await this.messageEvents.record(
+        m,
+        rows.map((r) => ({ messageId: r.id, tenantId, status: r.status })),
+        now,
       );
     }
 

@@ -4,6 +4,7 @@ import { Clock } from '../common/clock';
 import { rows as sqlRows } from '../database/sql';
 import { SendOutcome } from '../provider/client';
 import { DeliveryReportsService, lockReportKeys } from './delivery-reports.service';
+import { MessageEventsService } from './message-events.service';
 
 /** A message a dispatcher claimed (status `submitting`, under its lease). */
 export interface ClaimedMessage {
@@ -26,6 +27,7 @@ export class DispatchOutcomesWriter {
     private readonly dataSource: DataSource,
     private readonly ledger: LedgerService,
     private readonly reports: DeliveryReportsService,
+    private readonly messageEvents: MessageEventsService,
     private readonly clock: Clock,
     private readonly maxAttempts: number,
   ) {}
@@ -149,11 +151,10 @@ export class DispatchOutcomesWriter {
     now: Date,
     detail?: object,
   ) {
-    if (rows.length === 0) return;
-    await m.query(
-      `INSERT INTO message_events (message_id, tenant_id, status, detail, created_at)
-       SELECT u.id, u.tenant_id, $1, $2::jsonb, $3 FROM unnest($4::uuid[], $5::uuid[]) AS u(id, tenant_id)`,
-      [status, detail ? JSON.stringify(detail) : null, now, rows.map((r) => r.id), rows.map((r) => r.tenant_id)],
+    await this.messageEvents.record(
+      m,
+      rows.map((r) => ({ messageId: r.id, tenantId: r.tenant_id, status, detail })),
+      now,
     );
   }
 }

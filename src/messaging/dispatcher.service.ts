@@ -17,6 +17,7 @@ import { SendOutcome } from '../provider/client';
 import { AcceptService } from './accept.service';
 import { DeliveryReportsService } from './delivery-reports.service';
 import { ClaimedMessage, DispatchOutcomesWriter } from './dispatch-outcomes';
+import { MessageEventsService } from './message-events.service';
 import { ProviderClients } from '../provider/provider-clients.service';
 
 type Claimed = ClaimedMessage;
@@ -109,6 +110,7 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
     private readonly clients: ProviderClients,
     private readonly accept: AcceptService,
     reports: DeliveryReportsService,
+    messageEvents: MessageEventsService,
     private readonly clock: Clock,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
@@ -116,7 +118,7 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
     this.options = options;
     this.enabled = enabled;
     this.provider = config.provider;
-    this.writer = new DispatchOutcomesWriter(dataSource, ledger, reports, clock, options.maxAttempts);
+    this.writer = new DispatchOutcomesWriter(dataSource, ledger, reports, messageEvents, clock, options.maxAttempts);
   }
   private readonly writer: DispatchOutcomesWriter;
 

@@ -23,6 +23,7 @@ import {
   SendMessageDto,
 } from './messages.dto';
 import { TenantSettingsCache } from './tenant-settings.cache';
+import { MessageEventsService } from './message-events.service';
 
 /** How far ahead `sendAt` may be. */
 export const MAX_SCHEDULE_AHEAD_MS = 35 * 86400_000;
@@ -43,6 +44,7 @@ export class MessagesService {
     private readonly idempotency: IdempotencyService,
     private readonly ledger: LedgerService,
     private readonly settings: TenantSettingsCache,
+    private readonly messageEvents: MessageEventsService,
     private readonly clock: Clock,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
@@ -256,10 +258,7 @@ export class MessagesService {
         throw new Problem('conflict', 'Only a scheduled message can be canceled');
       }
       await this.ledger.lockTenants(m, [scope.tenantId]);
-      await m.query(
-        `INSERT INTO message_events (message_id, tenant_id, status, created_at) VALUES ($1, $2, 'canceled', $3)`,
-        [id, scope.tenantId, now],
-      );
+      await this.messageEvents.record(m, [{ messageId: id, tenantId: scope.tenantId, status: 'canceled' }], now);
       const refunded = await this.ledger.refundMessages(m, [id], now);
       return messageDto({ ...rows[0], refunded: rows[0].refunded || refunded.length === 1 });
     });

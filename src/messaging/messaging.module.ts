@@ -5,6 +5,7 @@ import { AcceptService } from './accept.service';
 import { DeliveryReportsService } from './delivery-reports.service';
 import { DispatcherService } from './dispatcher.service';
 import { DlrController } from './dlr.controller';
+import { MessageEventsService } from './message-events.service';
 import { MessagesController } from './messages.controller';
 import { MessagesService } from './messages.service';
 import { TenantRateLimitGuard } from './rate-limit';
@@ -22,6 +23,7 @@ import { TenantSettingsCache } from './tenant-settings.cache';
     DispatcherService,
     DeliveryReportsService,
     RecentRecipientsService,
+    MessageEventsService,
   ],
   exports: [DispatcherService, AcceptService, RecentRecipientsService],
 })

@@ -276,15 +276,13 @@ export class LedgerService {
   }
 
   /**
-   * Refunds messages in full, exactly once each, inside the caller's transaction.
-   * Exactly-once comes from a guarded flip `messages.refunded false -> true` (a concurrent second
-   * refund waits on the row lock and then matches nothing) and, as a backstop, the unique index
-   * ledger_one_refund_per_message_uq. Returns the ids actually refunded now.
+   * @deprecated The guarded flip of `messages.refunded` belongs to messaging: call
+   * `MessageRefundsService.refund` (messaging/message-refunds.service.ts), which flips and then calls
+   * creditRefunds. Kept only for messaging/delivery-reports.service.ts until that file moves over
+   * (issue 8); same SQL and lock order as MessageRefundsService.markRefunded.
    */
   async refundMessages(m: EntityManager, messageIds: string[], now: Date): Promise<string[]> {
     if (messageIds.length === 0) return [];
-    // Message rows are locked in id order (the subquery's ORDER BY comes before its row locks), so two
-    // refunds of overlapping sets cannot deadlock on them; a row refunded meanwhile fails the recheck.
     const flipped = await rows<{ id: string; tenant_id: string; price: string }>(
       m,
       `UPDATE messages m SET refunded = true
@@ -295,11 +293,32 @@ export class LedgerService {
         RETURNING m.id, m.tenant_id, m.price`,
       [messageIds],
     );
+    await this.creditRefunds(
+      m,
+      flipped.map((f) => ({ messageId: f.id, tenantId: f.tenant_id, price: Number(f.price) })),
+      now,
+    );
+    return flipped.map((f) => f.id);
+  }
+
+  /**
+   * Credits refunds of messages in full, inside the caller's transaction. The caller has already
+   * decided, exactly once, which messages are refunded now: messaging's guarded flip of
+   * `messages.refunded` (MessageRefundsService.markRefunded), which locked those message rows in id
+   * order; the unique index ledger_one_refund_per_message_uq is the backstop. This locks the tenants
+   * next, ascending (docs/data-model.md, "Lock order").
+   */
+  async creditRefunds(
+    m: EntityManager,
+    refunds: { messageId: string; tenantId: string; price: number }[],
+    now: Date,
+  ): Promise<void> {
+    if (refunds.length === 0) return;
     const byTenant = new Map<string, { id: string; price: number }[]>();
-    for (const f of flipped) {
-      const list = byTenant.get(f.tenant_id) ?? [];
-      list.push({ id: f.id, price: Number(f.price) });
-      byTenant.set(f.tenant_id, list);
+    for (const r of refunds) {
+      const list = byTenant.get(r.tenantId) ?? [];
+      list.push({ id: r.messageId, price: r.price });
+      byTenant.set(r.tenantId, list);
     }
     // All tenants are locked up front in ascending id order, whatever order the caller worked in, so
     // concurrent multi-tenant refunds (dispatcher outcomes, delivery reports, cancels) cannot deadlock.
@@ -354,7 +373,6 @@ export class LedgerService {
       }
       await m.query(`UPDATE tenants SET balance = $2 WHERE id = $1`, [tenantId, balance]);
     }
-    return flipped.map((f) => f.id);
   }
 
   // ---- internals -------------------------------------------------------------------------

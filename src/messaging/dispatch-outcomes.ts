@@ -1,10 +1,10 @@
 import { DataSource, EntityManager } from 'typeorm';
-import { LedgerService } from '../billing/ledger.service';
 import { Clock } from '../common/clock';
 import { rows as sqlRows } from '../database/sql';
 import { SendOutcome } from '../provider/client';
 import { DeliveryReportsService, lockReportKeys } from './delivery-reports.service';
 import { MessageEventsService } from './message-events.service';
+import { MessageRefundsService } from './message-refunds.service';
 
 /** A message a dispatcher claimed (status `submitting`, under its lease). */
 export interface ClaimedMessage {
@@ -25,7 +25,7 @@ export interface ClaimedMessage {
 export class DispatchOutcomesWriter {
   constructor(
     private readonly dataSource: DataSource,
-    private readonly ledger: LedgerService,
+    private readonly refunds: MessageRefundsService,
     private readonly reports: DeliveryReportsService,
     private readonly messageEvents: MessageEventsService,
     private readonly clock: Clock,
@@ -140,7 +140,7 @@ export class DispatchOutcomesWriter {
         );
         await this.events(m, rows, 'submitted', now, { uncertain: true });
       }
-      await this.ledger.refundMessages(m, refunds, now);
+      await this.refunds.refund(m, refunds, now);
     });
   }
 

@@ -10,7 +10,6 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { rows as sqlRows } from '../database/sql';
 import { Counter, Gauge, register } from 'prom-client';
 import { DataSource } from 'typeorm';
-import { LedgerService } from '../billing/ledger.service';
 import { Clock } from '../common/clock';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { SendOutcome } from '../provider/client';
@@ -18,6 +17,7 @@ import { AcceptService } from './accept.service';
 import { DeliveryReportsService } from './delivery-reports.service';
 import { ClaimedMessage, DispatchOutcomesWriter } from './dispatch-outcomes';
 import { MessageEventsService } from './message-events.service';
+import { MessageRefundsService } from './message-refunds.service';
 import { ProviderClients } from '../provider/provider-clients.service';
 
 type Claimed = ClaimedMessage;
@@ -106,7 +106,7 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
 
   constructor(
     private readonly dataSource: DataSource,
-    ledger: LedgerService,
+    refunds: MessageRefundsService,
     private readonly clients: ProviderClients,
     private readonly accept: AcceptService,
     reports: DeliveryReportsService,
@@ -118,7 +118,7 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
     this.options = options;
     this.enabled = enabled;
     this.provider = config.provider;
-    this.writer = new DispatchOutcomesWriter(dataSource, ledger, reports, messageEvents, clock, options.maxAttempts);
+    this.writer = new DispatchOutcomesWriter(dataSource, refunds, reports, messageEvents, clock, options.maxAttempts);
   }
   private readonly writer: DispatchOutcomesWriter;
 

@@ -24,6 +24,7 @@ import {
 } from './messages.dto';
 import { TenantSettingsCache } from './tenant-settings.cache';
 import { MessageEventsService } from './message-events.service';
+import { MessageRefundsService } from './message-refunds.service';
 
 /** How far ahead `sendAt` may be. */
 export const MAX_SCHEDULE_AHEAD_MS = 35 * 86400_000;
@@ -45,6 +46,7 @@ export class MessagesService {
     private readonly ledger: LedgerService,
     private readonly settings: TenantSettingsCache,
     private readonly messageEvents: MessageEventsService,
+    private readonly refunds: MessageRefundsService,
     private readonly clock: Clock,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
@@ -259,7 +261,7 @@ export class MessagesService {
       }
       await this.ledger.lockTenants(m, [scope.tenantId]);
       await this.messageEvents.record(m, [{ messageId: id, tenantId: scope.tenantId, status: 'canceled' }], now);
-      const refunded = await this.ledger.refundMessages(m, [id], now);
+      const refunded = await this.refunds.refund(m, [id], now);
       return messageDto({ ...rows[0], refunded: rows[0].refunded || refunded.length === 1 });
     });
   }

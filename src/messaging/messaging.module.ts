@@ -6,6 +6,7 @@ import { DeliveryReportsService } from './delivery-reports.service';
 import { DispatcherService } from './dispatcher.service';
 import { DlrController } from './dlr.controller';
 import { MessageEventsService } from './message-events.service';
+import { MessageRefundsService } from './message-refunds.service';
 import { MessagesController } from './messages.controller';
 import { MessagesService } from './messages.service';
 import { TenantRateLimitGuard } from './rate-limit';
@@ -24,6 +25,7 @@ import { TenantSettingsCache } from './tenant-settings.cache';
     DeliveryReportsService,
     RecentRecipientsService,
     MessageEventsService,
+    MessageRefundsService,
   ],
   exports: [DispatcherService, AcceptService, RecentRecipientsService],
 })

@@ -96,6 +96,33 @@ export class ProviderAccountsService {
     return accounts.map((a) => a.id);
   }
 
+  /** Whether an account with this id (uuid) exists: a tenant's foreign key, checked before insert for a 400. */
+  async exists(id: string): Promise<boolean> {
+    // TypeORM drops an undefined `where` value: that would match any account.
+    if (!id) throw new Error('exists requires a provider account id');
+    return this.repo.existsBy({ id });
+  }
+
+  async findByName(name: string): Promise<ProviderAccount | null> {
+    if (!name) throw new Error('findByName requires a name');
+    return this.repo.findOneBy({ name });
+  }
+
+  /**
+   * Ids (uuid) of the accounts dispatch may send through at `now`: in service and not held (a 50/51
+   * report or the wallet watch sets `held_until`). The dispatcher claims only their messages.
+   */
+  async dispatchableIds(now: Date): Promise<string[]> {
+    const accounts = await this.repo
+      .createQueryBuilder('a')
+      .select('a.id', 'id')
+      .where(`a.status = 'active'`)
+      .andWhere('(a.held_until IS NULL OR a.held_until <= :now)', { now })
+      .orderBy('a.id')
+      .getRawMany<{ id: string }>();
+    return accounts.map((a) => a.id);
+  }
+
   /** The decrypted credentials, for the provider client only. */
   clientConfig(account: ProviderAccount): ProviderAccountConfig {
     return {

@@ -3,7 +3,7 @@ import { DataSource, Repository } from 'typeorm';
 import { cursorField, decodeCursor, encodeCursor, Page } from '../common/pagination';
 import { fromPublicId, toPublicId, uuidv7 } from '../common/ids';
 import { Problem, notFound } from '../common/problem';
-import { ProviderAccount } from '../provider/provider-account.entity';
+import { ProviderAccountsService } from '../provider/provider-accounts.service';
 import { Tenant } from './tenant.entity';
 import { CreateTenantDto, TenantDto, UpdateTenantDto } from './tenants.dto';
 
@@ -11,7 +11,10 @@ import { CreateTenantDto, TenantDto, UpdateTenantDto } from './tenants.dto';
 export class TenantsService {
   private readonly repo: Repository<Tenant>;
 
-  constructor(private readonly dataSource: DataSource) {
+  constructor(
+    dataSource: DataSource,
+    private readonly providerAccounts: ProviderAccountsService,
+  ) {
     this.repo = dataSource.getRepository(Tenant);
   }
 
@@ -79,9 +82,14 @@ export class TenantsService {
     return tenants.map((t) => t.id);
   }
 
+  async existsByName(name: string): Promise<boolean> {
+    if (!name) throw new Error('existsByName requires a name');
+    return this.repo.existsBy({ name });
+  }
+
   private async providerAccountUuid(publicId: string): Promise<string> {
     const id = fromPublicId('providerAccount', publicId);
-    const exists = id ? await this.dataSource.getRepository(ProviderAccount).existsBy({ id }) : false;
+    const exists = id ? await this.providerAccounts.exists(id) : false;
     if (!exists || !id) {
       throw new Problem('validation_failed', 'providerAccountId does not exist', [
         { field: 'providerAccountId', message: 'providerAccountId does not exist' },

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { BillingModule } from '../billing/billing.module';
 import { ProviderModule } from '../provider/provider.module';
+import { TenantsModule } from '../tenants/tenants.module';
 import { AcceptService } from './accept.service';
 import { DeliveryReportsService } from './delivery-reports.service';
 import { DispatcherService } from './dispatcher.service';
@@ -14,7 +15,7 @@ import { RecentRecipientsService } from './recent-recipients.service';
 import { TenantSettingsCache } from './tenant-settings.cache';
 
 @Module({
-  imports: [BillingModule, ProviderModule],
+  imports: [BillingModule, ProviderModule, TenantsModule],
   controllers: [MessagesController, DlrController],
   providers: [
     AcceptService,

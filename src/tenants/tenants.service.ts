@@ -1,11 +1,19 @@
 import { Injectable } from '@nestjs/common';
-import { DataSource, Repository } from 'typeorm';
+import { DataSource, EntityManager, Repository } from 'typeorm';
 import { cursorField, decodeCursor, encodeCursor, Page } from '../common/pagination';
 import { fromPublicId, toPublicId, uuidv7 } from '../common/ids';
 import { Problem, notFound } from '../common/problem';
 import { ProviderAccountsService } from '../provider/provider-accounts.service';
-import { Tenant } from './tenant.entity';
+import { Tenant, TenantStatus } from './tenant.entity';
 import { CreateTenantDto, TenantDto, UpdateTenantDto } from './tenants.dto';
+
+/** A tenant's sending settings: what the send path reads on every request (and, locked, when charging). */
+export interface TenantSettings {
+  status: TenantStatus;
+  pricePerSegment: number;
+  rateLimitPerSecond: number;
+  providerAccountId: string;
+}
 
 @Injectable()
 export class TenantsService {
@@ -80,6 +88,31 @@ export class TenantsService {
     if (!providerAccountId) throw new Error('idsOnProviderAccount requires a provider account id');
     const tenants = await this.repo.find({ select: { id: true }, where: { providerAccountId }, order: { id: 'ASC' } });
     return tenants.map((t) => t.id);
+  }
+
+  /**
+   * The sending settings of a tenant, or null if there is none. With `m`, read inside the caller's
+   * transaction: the ledger reads them right after locking the tenant row for a charge, so they cannot
+   * change before it commits (an admin's PATCH waits for that row lock).
+   */
+  async settings(tenantId: string, m?: EntityManager): Promise<TenantSettings | null> {
+    if (!tenantId) throw new Error('settings requires a tenant id');
+    const rows: {
+      status: TenantStatus;
+      price_per_segment: string;
+      rate_limit_per_second: number;
+      provider_account_id: string;
+    }[] = await (m ?? this.repo.manager).query(
+      `SELECT status, price_per_segment, rate_limit_per_second, provider_account_id FROM tenants WHERE id = $1`,
+      [tenantId],
+    );
+    if (rows.length === 0) return null;
+    return {
+      status: rows[0].status,
+      pricePerSegment: Number(rows[0].price_per_segment),
+      rateLimitPerSecond: rows[0].rate_limit_per_second,
+      providerAccountId: rows[0].provider_account_id,
+    };
   }
 
   async existsByName(name: string): Promise<boolean> {

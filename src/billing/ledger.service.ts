@@ -6,6 +6,7 @@ import { Clock } from '../common/clock';
 import { uuidv7 } from '../common/ids';
 import { Problem, notFound } from '../common/problem';
 import { MAX_AMOUNT } from '../common/validation';
+import { TenantsService } from '../tenants/tenants.service';
 import { LedgerEntry, LedgerKind } from './ledger-entry.entity';
 import { BalanceState, balanceState, validityAfterTopup } from './validity';
 
@@ -70,6 +71,7 @@ export class LedgerService {
   constructor(
     private readonly dataSource: DataSource,
     private readonly clock: Clock,
+    private readonly tenants: TenantsService,
   ) {}
 
   /**
@@ -208,31 +210,19 @@ export class LedgerService {
    * charges many messages at once: one hot-row update per batch, not per message.
    */
   async lockForCharging(m: EntityManager, tenantId: string, now: Date) {
-    const rows: {
-      id: string;
-      balance: string;
-      valid_until: Date | null;
-      grace_until: Date | null;
-      status: string;
-      price_per_segment: string;
-      provider_account_id: string;
-    }[] = await m.query(
-      `SELECT id, balance, valid_until, grace_until, status, price_per_segment, provider_account_id
-         FROM tenants WHERE id = $1 FOR NO KEY UPDATE`,
-      [tenantId],
-    );
-    if (rows.length === 0) throw notFound('Tenant');
-    const r = rows[0];
-    const tenant = await this.expireLocked(
-      m,
-      { id: r.id, balance: Number(r.balance), validUntil: r.valid_until, graceUntil: r.grace_until },
-      now,
-    );
+    // The money lock: billing's own columns (balance, validity) under FOR NO KEY UPDATE. The settings
+    // (status, price, provider account) belong to tenants and are read through TenantsService after
+    // the lock, in this transaction: an admin's PATCH of them waits for this row lock, so they cannot
+    // change before the charge commits.
+    const locked = await this.lockTenant(m, tenantId);
+    const settings = await this.tenants.settings(tenantId, m);
+    if (!settings) throw notFound('Tenant');
+    const tenant = await this.expireLocked(m, locked, now);
     return {
       ...tenant,
-      status: r.status as 'active' | 'suspended',
-      pricePerSegment: Number(r.price_per_segment),
-      providerAccountId: r.provider_account_id,
+      status: settings.status,
+      pricePerSegment: settings.pricePerSegment,
+      providerAccountId: settings.providerAccountId,
       state: balanceState(now, tenant.balance, tenant.validUntil, tenant.graceUntil),
     };
   }

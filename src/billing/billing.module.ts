@@ -1,6 +1,6 @@
 import { Inject, Module, OnApplicationBootstrap, OnApplicationShutdown, Logger } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '../config/config';
-import { IdempotencyService } from '../messaging/idempotency.service';
+import { IdempotencyModule } from '../idempotency/idempotency.module';
 import { TenantsModule } from '../tenants/tenants.module';
 import { AdminBillingController, TenantBillingController } from './billing.controller';
 import { LedgerVerifyController } from './ledger-verify.controller';
@@ -12,7 +12,7 @@ import { AdminUsageController, TenantUsageController } from './usage.controller'
 import { UsageService } from './usage.service';
 
 @Module({
-  imports: [TenantsModule],
+  imports: [TenantsModule, IdempotencyModule],
   controllers: [
     TenantBillingController,
     AdminBillingController,
@@ -22,10 +22,8 @@ import { UsageService } from './usage.service';
     AdminStatementController,
     LedgerVerifyController,
   ],
-  // IdempotencyService lives here (not in MessagingModule, which imports this one) so the admin money
-  // routes and the send path share one instance and one table.
-  providers: [LedgerService, IdempotencyService, UsageService, StatementService, LedgerVerifyService],
-  exports: [LedgerService, IdempotencyService, LedgerVerifyService],
+  providers: [LedgerService, UsageService, StatementService, LedgerVerifyService],
+  exports: [LedgerService, LedgerVerifyService],
 })
 export class BillingModule implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(BillingModule.name);

@@ -12,7 +12,7 @@ import { APP_CONFIG, AppConfig } from '../config/config';
 import { AcceptItem, AcceptService, IdempotencyCompletion, ItemResult, problemResponse } from './accept.service';
 import { normalizeMsisdn } from './domain/msisdn';
 import { MAX_SEGMENTS_DEFAULT, countSegments } from './domain/segments';
-import { IdempotencyService, RequestHashes } from './idempotency.service';
+import { IdempotencyService, RequestHashes } from '../idempotency/idempotency.service';
 import { MESSAGE_COLUMNS, MessageDto, MessageRow, messageDto } from './message.view';
 import {
   BatchItemDto,

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { BillingModule } from '../billing/billing.module';
+import { IdempotencyModule } from '../idempotency/idempotency.module';
 import { ProviderModule } from '../provider/provider.module';
 import { TenantsModule } from '../tenants/tenants.module';
 import { AcceptService } from './accept.service';
@@ -15,7 +16,7 @@ import { RecentRecipientsService } from './recent-recipients.service';
 import { TenantSettingsCache } from './tenant-settings.cache';
 
 @Module({
-  imports: [BillingModule, ProviderModule, TenantsModule],
+  imports: [BillingModule, ProviderModule, TenantsModule, IdempotencyModule],
   controllers: [MessagesController, DlrController],
   providers: [
     AcceptService,

@@ -1,6 +1,6 @@
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
 import { DispatcherService } from '../../src/messaging/dispatcher.service';
-import { IdempotencyService } from '../../src/messaging/idempotency.service';
+import { IdempotencyService } from '../../src/idempotency/idempotency.service';
 import { AcceptService } from '../../src/messaging/accept.service';
 import { createTenant, jakartaDay, startTestApp, TestApp } from '../support/app';
 import { waitFor } from '../support/wait';

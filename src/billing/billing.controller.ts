@@ -15,7 +15,7 @@ import { toPublicId } from '../common/ids';
 import { ListQueryDto } from '../common/list-query.dto';
 import { cursorField, decodeCursor, encodeCursor, Page } from '../common/pagination';
 import { TenantScope } from '../common/tenant-scope';
-import { IdempotencyService, sendIdempotent } from '../messaging/idempotency.service';
+import { IdempotencyService, sendIdempotent } from '../idempotency/idempotency.service';
 import { TenantsService } from '../tenants/tenants.service';
 import type { EntityManager } from 'typeorm';
 import {

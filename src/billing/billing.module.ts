@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { IdempotencyService } from '../messaging/idempotency.service';
+import { IdempotencyModule } from '../idempotency/idempotency.module';
 import { TenantsModule } from '../tenants/tenants.module';
 import { WebhooksModule } from '../webhooks/webhooks.module';
 import { AdminBillingController, TenantBillingController } from './billing.controller';
@@ -14,7 +14,7 @@ import { AdminUsageController, TenantUsageController } from './usage.controller'
 import { UsageService } from './usage.service';
 
 @Module({
-  imports: [TenantsModule, WebhooksModule],
+  imports: [TenantsModule, WebhooksModule, IdempotencyModule],
   controllers: [
     TenantBillingController,
     AdminBillingController,
@@ -24,17 +24,7 @@ import { UsageService } from './usage.service';
     AdminStatementController,
     LedgerVerifyController,
   ],
-  // IdempotencyService lives here (not in MessagingModule, which imports this one) so the admin money
-  // routes and the send path share one instance and one table.
-  providers: [
-    LedgerService,
-    IdempotencyService,
-    UsageService,
-    StatementService,
-    LedgerVerifyService,
-    BalanceNoticesService,
-    BillingJobsService,
-  ],
-  exports: [LedgerService, IdempotencyService, LedgerVerifyService, BillingJobsService],
+  providers: [LedgerService, UsageService, StatementService, LedgerVerifyService, BalanceNoticesService, BillingJobsService],
+  exports: [LedgerService, LedgerVerifyService, BillingJobsService],
 })
 export class BillingModule {}

@@ -10,7 +10,7 @@ export const MAX_PROBLEMS_PER_CHECK = 1000;
 /**
  * A message is refundable when it ended `failed` (provider codes 50, 51, 52, submit_rejected, submit_failed:
  * every failure is refunded in full, API.md "Message") or `canceled` (a scheduled message canceled by the
- * tenant), and it cost something (LedgerService.refundMessages refunds only `price > 0`). Nothing else is
+ * tenant), and it cost something (MessageRefundsService refunds only `price > 0`). Nothing else is
  * ever refunded: delivered, expired (72 h without a final report), pending and open messages keep their charge.
  */
 export const REFUNDABLE = `(m.status IN ('failed', 'canceled') AND m.price > 0)`;

@@ -6,6 +6,7 @@ import { Clock } from '../common/clock';
 import { uuidv7 } from '../common/ids';
 import { Problem, notFound } from '../common/problem';
 import { MAX_AMOUNT } from '../common/validation';
+import { TenantsService } from '../tenants/tenants.service';
 import { LedgerEntry, LedgerKind } from './ledger-entry.entity';
 import { BalanceState, balanceState, validityAfterTopup } from './validity';
 import { WebhooksService } from '../webhooks/webhooks.service';
@@ -20,7 +21,7 @@ import { WebhooksService } from '../webhooks/webhooks.service';
  * - a message is debited at most once and refunded at most once (partial unique indexes), so a
  *   retried or concurrent refund is a no-op, not a second credit;
  * - at graceUntil the remaining balance is forfeited by an `expiry` row (a late refund into an ended
- *   period is forfeited at once, in its own transaction: refundMessages).
+ *   period is forfeited at once, in its own transaction: creditRefunds).
  *
  * Locking (docs/data-model.md, "Lock order"): the tenant row is locked `FOR NO KEY UPDATE`, never
  * `FOR UPDATE`: a balance update changes no key, and `FOR NO KEY UPDATE` does not conflict with the
@@ -72,6 +73,7 @@ export class LedgerService {
     private readonly dataSource: DataSource,
     private readonly clock: Clock,
     private readonly webhooks: WebhooksService,
+    private readonly tenants: TenantsService,
   ) {}
 
   /**
@@ -229,31 +231,19 @@ export class LedgerService {
    * charges many messages at once: one hot-row update per batch, not per message.
    */
   async lockForCharging(m: EntityManager, tenantId: string, now: Date) {
-    const rows: {
-      id: string;
-      balance: string;
-      valid_until: Date | null;
-      grace_until: Date | null;
-      status: string;
-      price_per_segment: string;
-      provider_account_id: string;
-    }[] = await m.query(
-      `SELECT id, balance, valid_until, grace_until, status, price_per_segment, provider_account_id
-         FROM tenants WHERE id = $1 FOR NO KEY UPDATE`,
-      [tenantId],
-    );
-    if (rows.length === 0) throw notFound('Tenant');
-    const r = rows[0];
-    const tenant = await this.expireLocked(
-      m,
-      { id: r.id, balance: Number(r.balance), validUntil: r.valid_until, graceUntil: r.grace_until },
-      now,
-    );
+    // The money lock: billing's own columns (balance, validity) under FOR NO KEY UPDATE. The settings
+    // (status, price, provider account) belong to tenants and are read through TenantsService after
+    // the lock, in this transaction: an admin's PATCH of them waits for this row lock, so they cannot
+    // change before the charge commits.
+    const locked = await this.lockTenant(m, tenantId);
+    const settings = await this.tenants.settings(tenantId, m);
+    if (!settings) throw notFound('Tenant');
+    const tenant = await this.expireLocked(m, locked, now);
     return {
       ...tenant,
-      status: r.status as 'active' | 'suspended',
-      pricePerSegment: Number(r.price_per_segment),
-      providerAccountId: r.provider_account_id,
+      status: settings.status,
+      pricePerSegment: settings.pricePerSegment,
+      providerAccountId: settings.providerAccountId,
       state: balanceState(now, tenant.balance, tenant.validUntil, tenant.graceUntil),
     };
   }
@@ -297,30 +287,23 @@ export class LedgerService {
   }
 
   /**
-   * Refunds messages in full, exactly once each, inside the caller's transaction.
-   * Exactly-once comes from a guarded flip `messages.refunded false -> true` (a concurrent second
-   * refund waits on the row lock and then matches nothing) and, as a backstop, the unique index
-   * ledger_one_refund_per_message_uq. Returns the ids actually refunded now.
+   * Credits refunds of messages in full, inside the caller's transaction. The caller has already
+   * decided, exactly once, which messages are refunded now: messaging's guarded flip of
+   * `messages.refunded` (MessageRefundsService.markRefunded), which locked those message rows in id
+   * order; the unique index ledger_one_refund_per_message_uq is the backstop. This locks the tenants
+   * next, ascending (docs/data-model.md, "Lock order").
    */
-  async refundMessages(m: EntityManager, messageIds: string[], now: Date): Promise<string[]> {
-    if (messageIds.length === 0) return [];
-    // Message rows are locked in id order (the subquery's ORDER BY comes before its row locks), so two
-    // refunds of overlapping sets cannot deadlock on them; a row refunded meanwhile fails the recheck.
-    const flipped = await rows<{ id: string; tenant_id: string; price: string }>(
-      m,
-      `UPDATE messages m SET refunded = true
-         FROM (SELECT id FROM messages
-                WHERE id = ANY($1::uuid[]) AND refunded = false AND price > 0
-                ORDER BY id FOR NO KEY UPDATE) l
-        WHERE m.id = l.id AND m.refunded = false
-        RETURNING m.id, m.tenant_id, m.price`,
-      [messageIds],
-    );
+  async creditRefunds(
+    m: EntityManager,
+    refunds: { messageId: string; tenantId: string; price: number }[],
+    now: Date,
+  ): Promise<void> {
+    if (refunds.length === 0) return;
     const byTenant = new Map<string, { id: string; price: number }[]>();
-    for (const f of flipped) {
-      const list = byTenant.get(f.tenant_id) ?? [];
-      list.push({ id: f.id, price: Number(f.price) });
-      byTenant.set(f.tenant_id, list);
+    for (const r of refunds) {
+      const list = byTenant.get(r.tenantId) ?? [];
+      list.push({ id: r.messageId, price: r.price });
+      byTenant.set(r.tenantId, list);
     }
     // All tenants are locked up front in ascending id order, whatever order the caller worked in, so
     // concurrent multi-tenant refunds (dispatcher outcomes, delivery reports, cancels) cannot deadlock.
@@ -375,7 +358,6 @@ export class LedgerService {
       }
       await this.writeBalance(m, tenantId, balance, now);
     }
-    return flipped.map((f) => f.id);
   }
 
   // ---- internals -------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Counter, register } from 'prom-client';
 import { DataSource, EntityManager } from 'typeorm';
-import { LedgerService } from '../billing/ledger.service';
+import { MessageRefundsService } from '../messaging/message-refunds.service';
 import { Clock } from '../common/clock';
 import {
   IncomingReport,
@@ -51,7 +51,7 @@ export class DeliveryReportsService {
 
   constructor(
     private readonly dataSource: DataSource,
-    private readonly ledger: LedgerService,
+    private readonly refunds: MessageRefundsService,
     private readonly accounts: ProviderAccountsService,
     private readonly messages: MessageReportsService,
     private readonly clock: Clock,
@@ -150,7 +150,7 @@ export class DeliveryReportsService {
       })),
       now,
     );
-    await this.ledger.refundMessages(m, refunds, now);
+    await this.refunds.refund(m, refunds, now);
   }
 
   /**

@@ -8,6 +8,8 @@ import { Clock } from '../common/clock';
 import { uuidv7 } from '../common/ids';
 import { Problem, problemBody } from '../common/problem';
 import { MessageRow } from './message.view';
+import { MessageEventsService } from './message-events.service';
+import { IdempotencyService } from '../idempotency/idempotency.service';
 import { rows as sqlRows } from '../database/sql';
 
 /** One message to accept, already validated, normalised and counted. */
@@ -101,6 +103,8 @@ export class AcceptService {
   constructor(
     private readonly dataSource: DataSource,
     private readonly ledger: LedgerService,
+    private readonly messageEvents: MessageEventsService,
+    private readonly idempotency: IdempotencyService,
     private readonly clock: Clock,
   ) {}
 
@@ -234,14 +238,7 @@ export class AcceptService {
           return found[0].n > 0;
         }
         if (attempt.keys.length > 0) {
-          const found = await sqlRows<{ n: number }>(
-            this.dataSource,
-            `SELECT count(*)::int AS n FROM idempotency_keys k JOIN unnest($2::text[], $3::uuid[]) AS u(key, owner)
-                ON k.key = u.key AND k.owner = u.owner
-              WHERE k.tenant_id = $1 AND k.state = 'done'`,
-            [tenantId, attempt.keys.map((k) => k.key), attempt.keys.map((k) => k.owner)],
-          );
-          return found[0].n > 0;
+          return (await this.idempotency.countCompleted(tenantId, attempt.keys)) > 0;
         }
         return false;
       } catch (e) {
@@ -325,10 +322,10 @@ export class AcceptService {
         rows.map((r) => ({ messageId: r.id, price: Number(r.price) })),
         now,
       );
-      await m.query(
-        `INSERT INTO message_events (message_id, tenant_id, status, created_at)
-         SELECT u.id, $1, u.status, $2 FROM unnest($3::uuid[], $4::text[]) WITH ORDINALITY AS u(id, status, ord) ORDER BY u.ord`,
-        [tenantId, now, rows.map((r) => r.id), rows.map((r) => r.status)],
+      await this.messageEvents.record(
+        m,
+        rows.map((r) => ({ messageId: r.id, tenantId, status: r.status })),
+        now,
       );
     }
 
@@ -336,16 +333,13 @@ export class AcceptService {
       const idem = batch[i].idempotency;
       if (!idem) continue;
       const response = idem.respond(results[i]);
-      const completed: unknown[] = await sqlRows(
+      // Throws if our claim was taken over by a retry that presumed us dead: roll back, charge nothing here.
+      await this.idempotency.complete(
         m,
-        `UPDATE idempotency_keys SET state = 'done', response_status = $4, response_body = $5
-          WHERE tenant_id = $1 AND key = $2 AND state = 'in_progress' AND owner = $3 RETURNING key`,
-        [tenantId, idem.key, idem.owner, response.status, JSON.stringify(response.body)],
+        { tenantId, key: idem.key, owner: idem.owner },
+        response.status,
+        response.body,
       );
-      if (completed.length !== 1) {
-        // Our claim was taken over by a retry that presumed us dead: roll back, charge nothing here.
-        throw new Problem('idempotency_in_progress', 'This Idempotency-Key was taken over by a newer request');
-      }
     }
     return results;
   }

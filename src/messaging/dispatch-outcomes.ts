@@ -1,9 +1,10 @@
 import { DataSource, EntityManager } from 'typeorm';
-import { LedgerService } from '../billing/ledger.service';
 import { Clock } from '../common/clock';
 import { rows as sqlRows } from '../database/sql';
 import { SendOutcome } from '../provider/client';
 import { lockReportKeys, MessageReportsService } from './message-reports.service';
+import { MessageEventsService } from './message-events.service';
+import { MessageRefundsService } from './message-refunds.service';
 
 /** A message a dispatcher claimed (status `submitting`, under its lease). */
 export interface ClaimedMessage {
@@ -24,8 +25,9 @@ export interface ClaimedMessage {
 export class DispatchOutcomesWriter {
   constructor(
     private readonly dataSource: DataSource,
-    private readonly ledger: LedgerService,
+    private readonly refunds: MessageRefundsService,
     private readonly reports: MessageReportsService,
+    private readonly messageEvents: MessageEventsService,
     private readonly clock: Clock,
     private readonly maxAttempts: number,
   ) {}
@@ -138,7 +140,7 @@ export class DispatchOutcomesWriter {
         );
         await this.events(m, rows, 'submitted', now, { uncertain: true });
       }
-      await this.ledger.refundMessages(m, refunds, now);
+      await this.refunds.refund(m, refunds, now);
     });
   }
 
@@ -149,11 +151,10 @@ export class DispatchOutcomesWriter {
     now: Date,
     detail?: object,
   ) {
-    if (rows.length === 0) return;
-    await m.query(
-      `INSERT INTO message_events (message_id, tenant_id, status, detail, created_at)
-       SELECT u.id, u.tenant_id, $1, $2::jsonb, $3 FROM unnest($4::uuid[], $5::uuid[]) AS u(id, tenant_id)`,
-      [status, detail ? JSON.stringify(detail) : null, now, rows.map((r) => r.id), rows.map((r) => r.tenant_id)],
+    await this.messageEvents.record(
+      m,
+      rows.map((r) => ({ messageId: r.id, tenantId: r.tenant_id, status, detail })),
+      now,
     );
   }
 }

@@ -10,14 +10,16 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { rows as sqlRows } from '../database/sql';
 import { Counter, Gauge, register } from 'prom-client';
 import { DataSource } from 'typeorm';
-import { LedgerService } from '../billing/ledger.service';
 import { Clock } from '../common/clock';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { SendOutcome } from '../provider/client';
 import { AcceptService } from './accept.service';
 import { MessageReportsService } from './message-reports.service';
 import { ClaimedMessage, DispatchOutcomesWriter } from './dispatch-outcomes';
+import { MessageEventsService } from './message-events.service';
+import { MessageRefundsService } from './message-refunds.service';
 import { ProviderClients } from '../provider/provider-clients.service';
+import { ProviderAccountsService } from '../provider/provider-accounts.service';
 
 type Claimed = ClaimedMessage;
 
@@ -105,10 +107,12 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
 
   constructor(
     private readonly dataSource: DataSource,
-    ledger: LedgerService,
+    refunds: MessageRefundsService,
     private readonly clients: ProviderClients,
+    private readonly accounts: ProviderAccountsService,
     private readonly accept: AcceptService,
     reports: MessageReportsService,
+    messageEvents: MessageEventsService,
     private readonly clock: Clock,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
@@ -116,7 +120,7 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
     this.options = options;
     this.enabled = enabled;
     this.provider = config.provider;
-    this.writer = new DispatchOutcomesWriter(dataSource, ledger, reports, clock, options.maxAttempts);
+    this.writer = new DispatchOutcomesWriter(dataSource, refunds, reports, messageEvents, clock, options.maxAttempts);
   }
   private readonly writer: DispatchOutcomesWriter;
 
@@ -278,11 +282,14 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
     const known = [...new Set([...this.onWire.keys(), ...this.buckets.keys()])];
     const rate = this.provider.sendRatePerSecond;
     const fresh = Math.min(this.provider.maxInFlight, rate > 0 ? Math.max(1, Math.ceil(rate)) : limit);
+    // Accounts in service and not held, from their owner (provider); a hold set right after this read
+    // is seen by the next claim, as a hold committed during the old one-statement claim was.
+    const accounts = await this.accounts.dispatchableIds(now);
+    if (accounts.length === 0) return [];
     return this.dataSource.query(
       `WITH quota AS (
-         SELECT a.id, COALESCE(q.n, $4) AS n FROM provider_accounts a
+         SELECT a.id, COALESCE(q.n, $4) AS n FROM unnest($7::uuid[]) AS a(id)
            LEFT JOIN unnest($5::uuid[], $6::int[]) AS q(id, n) ON q.id = a.id
-          WHERE a.status = 'active' AND (a.held_until IS NULL OR a.held_until <= $1)
        ), due AS (
          SELECT d.id, d.prev_status FROM quota CROSS JOIN LATERAL (
            SELECT m.id, m.status AS prev_status, m.next_attempt_at FROM messages m
@@ -303,7 +310,15 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
          SELECT id, tenant_id, 'queued', $1 FROM claimed WHERE prev_status = 'scheduled'
        )
        SELECT id, tenant_id, provider_account_id, msisdn, text, attempts FROM claimed`,
-      [now, limit, new Date(now.getTime() + this.options.leaseMs), fresh, known, known.map((a) => this.quota(a))],
+      [
+        now,
+        limit,
+        new Date(now.getTime() + this.options.leaseMs),
+        fresh,
+        known,
+        known.map((a) => this.quota(a)),
+        accounts,
+      ],
     );
   }
 

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
-import { LedgerService } from '../billing/ledger.service';
+import { MessageEventsService } from './message-events.service';
+import { MessageRefundsService } from './message-refunds.service';
 import { inTransaction } from '../database/transaction';
 import { rows as sqlRows } from '../database/sql';
 import { lockReportKeys, MessageReportsService } from './message-reports.service';
@@ -39,8 +40,9 @@ export type AbsentResult = 'absent' | 'failed' | 'gone';
 export class MessageFollowUpService {
   constructor(
     private readonly dataSource: DataSource,
-    private readonly ledger: LedgerService,
+    private readonly refunds: MessageRefundsService,
     private readonly reports: MessageReportsService,
+    private readonly messageEvents: MessageEventsService,
   ) {}
 
   /**
@@ -206,7 +208,7 @@ export class MessageFollowUpService {
       if (updated.length === 0) return false;
       await this.events(m, updated, 'submitted', now, { reconciled: true });
       const refunds = await this.reports.applyPendingFor(m, updated, now);
-      await this.ledger.refundMessages(m, refunds, now);
+      await this.refunds.refund(m, refunds, now);
       return true;
     });
   }
@@ -237,7 +239,7 @@ export class MessageFollowUpService {
           reason: 'submit_failed',
           reconciled: true,
         });
-        await this.ledger.refundMessages(m, [messageId], now);
+        await this.refunds.refund(m, [messageId], now);
         return 'failed';
       }
       await m.query(
@@ -288,11 +290,10 @@ export class MessageFollowUpService {
     now: Date,
     detail: object,
   ): Promise<void> {
-    if (rows.length === 0) return;
-    await m.query(
-      `INSERT INTO message_events (message_id, tenant_id, status, detail, created_at)
-       SELECT u.id, u.tenant_id, $1, $2::jsonb, $3 FROM unnest($4::uuid[], $5::uuid[]) AS u(id, tenant_id)`,
-      [status, JSON.stringify(detail), now, rows.map((r) => r.id), rows.map((r) => r.tenant_id)],
+    await this.messageEvents.record(
+      m,
+      rows.map((r) => ({ messageId: r.id, tenantId: r.tenant_id, status, detail })),
+      now,
     );
   }
 }

@@ -1,6 +1,8 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
 import { transitionFor } from './status-machine';
+import { ProviderAccountsService } from '../provider/provider-accounts.service';
+import { MessageEventsService } from './message-events.service';
 
 /** A delivery report as the provider sent it (callback or poll answer). */
 export interface IncomingReport {
@@ -65,6 +67,11 @@ export function reportFitsNumber(reportMsisdn: string | null, messageMsisdn: str
 export class MessageReportsService {
   private readonly logger = new Logger(MessageReportsService.name);
   private pending?: PendingReportsApplier;
+
+  constructor(
+    private readonly messageEvents: MessageEventsService,
+    private readonly accounts: ProviderAccountsService,
+  ) {}
 
   /** src/dlr binds how stored, not yet applied reports are found and applied (it owns them). */
   bindPending(applier: PendingReportsApplier): void {
@@ -173,26 +180,18 @@ export class MessageReportsService {
         [codeOnly.map((x) => x.id), codeOnly.map((x) => x.code)],
       );
     }
-    if (events.length) {
-      await m.query(
-        `INSERT INTO message_events (message_id, tenant_id, status, detail, created_at)
-         SELECT u.id, u.tenant_id, u.status, jsonb_build_object('code', u.code), $1
-           FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::int[]) WITH ORDINALITY AS u(id, tenant_id, status, code, ord) ORDER BY u.ord`,
-        [
-          now,
-          events.map((e) => e.id),
-          events.map((e) => e.tenantId),
-          events.map((e) => e.status),
-          events.map((e) => e.code),
-        ],
-      );
-    }
+    await this.messageEvents.record(
+      m,
+      events.map((e) => ({ messageId: e.id, tenantId: e.tenantId, status: e.status, detail: { code: e.code } })),
+      now,
+    );
     for (const [accountId, code] of holds) {
-      await m.query(`UPDATE provider_accounts SET held_until = $2, held_reason = $3 WHERE id = $1`, [
+      await this.accounts.hold(
+        m,
         accountId,
         new Date(now.getTime() + HOLD_AFTER_EXHAUSTED_MS),
         code === 50 ? 'provider balance empty (50)' : 'provider validity expired (51)',
-      ]);
+      );
       this.logger.warn({ accountId, code }, 'provider account exhausted: holding its queue');
     }
     return { applied, flagged, refunds };

@@ -25,7 +25,7 @@ import { ApiProblems } from '../common/api-problems.decorator';
 import type { Request, Response } from 'express';
 import { CurrentTenant, TenantAuth, TenantPrincipal } from '../common/decorators';
 import { TenantScope } from '../common/tenant-scope';
-import { IdempotencyService, sendIdempotent } from './idempotency.service';
+import { IdempotencyService, sendIdempotent } from '../idempotency/idempotency.service';
 import { MessageDto, MessagePageDto } from './message.dto';
 import {
   BatchResultDto,

@@ -13,7 +13,7 @@ import { APP_CONFIG, AppConfig } from '../config/config';
 import { AcceptItem, AcceptService, IdempotencyCompletion, ItemResult, problemResponse } from './accept.service';
 import { normalizeMsisdn } from './domain/msisdn';
 import { MAX_SEGMENTS_DEFAULT, countSegments } from './domain/segments';
-import { IdempotencyService, RequestHashes } from './idempotency.service';
+import { IdempotencyService, RequestHashes } from '../idempotency/idempotency.service';
 import { MESSAGE_COLUMNS, MessageDto, MessageRow, messageDto } from './message.view';
 import {
   BatchItemDto,
@@ -24,6 +24,8 @@ import {
   SendMessageDto,
 } from './messages.dto';
 import { TenantSettingsCache } from './tenant-settings.cache';
+import { MessageEventsService } from './message-events.service';
+import { MessageRefundsService } from './message-refunds.service';
 
 /** How far ahead `sendAt` may be. */
 export const MAX_SCHEDULE_AHEAD_MS = 35 * 86400_000;
@@ -44,6 +46,8 @@ export class MessagesService {
     private readonly idempotency: IdempotencyService,
     private readonly ledger: LedgerService,
     private readonly settings: TenantSettingsCache,
+    private readonly messageEvents: MessageEventsService,
+    private readonly refunds: MessageRefundsService,
     private readonly clock: Clock,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
@@ -257,11 +261,8 @@ export class MessagesService {
         throw new Problem('conflict', 'Only a scheduled message can be canceled');
       }
       await this.ledger.lockTenants(m, [scope.tenantId]);
-      await m.query(
-        `INSERT INTO message_events (message_id, tenant_id, status, created_at) VALUES ($1, $2, 'canceled', $3)`,
-        [id, scope.tenantId, now],
-      );
-      const refunded = await this.ledger.refundMessages(m, [id], now);
+      await this.messageEvents.record(m, [{ messageId: id, tenantId: scope.tenantId, status: 'canceled' }], now);
+      const refunded = await this.refunds.refund(m, [id], now);
       return messageDto({ ...rows[0], refunded: rows[0].refunded || refunded.length === 1 });
     });
   }

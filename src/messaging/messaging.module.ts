@@ -1,9 +1,13 @@
 import { Module } from '@nestjs/common';
 import { BillingModule } from '../billing/billing.module';
+import { IdempotencyModule } from '../idempotency/idempotency.module';
 import { ProviderModule } from '../provider/provider.module';
+import { TenantsModule } from '../tenants/tenants.module';
 import { AcceptService } from './accept.service';
 import { DispatcherService } from './dispatcher.service';
+import { MessageEventsService } from './message-events.service';
 import { MessageFollowUpService } from './message-follow-up.service';
+import { MessageRefundsService } from './message-refunds.service';
 import { MessageReportsService } from './message-reports.service';
 import { MessagesController } from './messages.controller';
 import { MessagesService } from './messages.service';
@@ -12,7 +16,7 @@ import { RecentRecipientsService } from './recent-recipients.service';
 import { TenantSettingsCache } from './tenant-settings.cache';
 
 @Module({
-  imports: [BillingModule, ProviderModule],
+  imports: [BillingModule, ProviderModule, TenantsModule, IdempotencyModule],
   controllers: [MessagesController],
   providers: [
     AcceptService,
@@ -23,7 +27,17 @@ import { TenantSettingsCache } from './tenant-settings.cache';
     MessageReportsService,
     RecentRecipientsService,
     MessageFollowUpService,
+    MessageEventsService,
+    MessageRefundsService,
   ],
-  exports: [DispatcherService, AcceptService, RecentRecipientsService, MessageReportsService, MessageFollowUpService],
+  exports: [
+    DispatcherService,
+    AcceptService,
+    RecentRecipientsService,
+    MessageReportsService,
+    MessageFollowUpService,
+    MessageEventsService,
+    MessageRefundsService,
+  ],
 })
 export class MessagingModule {}

@@ -1,50 +1,48 @@
 import { Injectable } from '@nestjs/common';
-import { DataSource } from 'typeorm';
+import { LRUCache } from 'lru-cache';
+import { Clock } from '../common/clock';
+import { TenantSettings, TenantsService } from '../tenants/tenants.service';
 
-export interface TenantSettings {
-  status: 'active' | 'suspended';
-  pricePerSegment: number;
-  rateLimitPerSecond: number;
-}
+export type { TenantSettings } from '../tenants/tenants.service';
 
 const TTL_MS = 1000;
+const MAX_TENANTS = 10_000;
 
 /**
- * Settings read on every send (rate limit, price for previews). Cached for one second: a change by
- * an admin is seen within a second. Money decisions never use this cache: the accept transaction
- * reads price and status under the tenant row lock.
+ * Settings read on every send (rate limit, price for previews), from TenantsService. Cached for one
+ * second of the injected Clock (tests move the clock instead of sleeping): an admin's change is seen
+ * within a second. Concurrent misses of one tenant share one load (lru-cache `fetch`). Money decisions
+ * never use this cache: the accept transaction reads price and status under the tenant row lock.
  */
 @Injectable()
 export class TenantSettingsCache {
-  private readonly cache = new Map<string, { value: TenantSettings; until: number }>();
-  private readonly loading = new Map<string, Promise<TenantSettings>>();
+  private readonly cache: LRUCache<string, TenantSettings>;
 
-  constructor(private readonly dataSource: DataSource) {}
-
-  async get(tenantId: string): Promise<TenantSettings> {
-    const hit = this.cache.get(tenantId);
-    if (hit && hit.until > Date.now()) return hit.value;
-    let p = this.loading.get(tenantId);
-    if (!p) {
-      p = this.load(tenantId).finally(() => this.loading.delete(tenantId));
-      this.loading.set(tenantId, p);
-    }
-    return p;
+  constructor(
+    private readonly tenants: TenantsService,
+    clock: Clock,
+  ) {
+    this.cache = new LRUCache<string, TenantSettings>({
+      max: MAX_TENANTS,
+      ttl: TTL_MS,
+      // Every expiry check asks the Clock (no 1 ms "now" memo that a moved clock would not invalidate).
+      ttlResolution: 0,
+      perf: { now: () => clock.now().getTime() },
+      fetchMethod: async (tenantId) => {
+        const settings = await this.tenants.settings(tenantId);
+        if (!settings) throw new Error(`tenant ${tenantId} vanished`);
+        return settings;
+      },
+    });
   }
 
-  private async load(tenantId: string): Promise<TenantSettings> {
-    const rows: { status: 'active' | 'suspended'; price_per_segment: string; rate_limit_per_second: number }[] =
-      await this.dataSource.query(
-        `SELECT status, price_per_segment, rate_limit_per_second FROM tenants WHERE id = $1`,
-        [tenantId],
-      );
-    if (rows.length === 0) throw new Error(`tenant ${tenantId} vanished`);
-    const value = {
-      status: rows[0].status,
-      pricePerSegment: Number(rows[0].price_per_segment),
-      rateLimitPerSecond: rows[0].rate_limit_per_second,
-    };
-    this.cache.set(tenantId, { value, until: Date.now() + TTL_MS });
-    return value;
+  async get(tenantId: string): Promise<TenantSettings> {
+    // The Clock went back (a test reset it) past this entry's start: its age is negative, so lru-cache
+    // would keep it until the clock catches up. Drop it instead.
+    if (this.cache.getRemainingTTL(tenantId) > TTL_MS) this.cache.delete(tenantId);
+    const settings = await this.cache.fetch(tenantId);
+    // fetch resolves undefined only if the load was aborted (the entry was evicted while loading).
+    if (!settings) throw new Error(`tenant ${tenantId} settings could not be loaded`);
+    return settings;
   }
 }

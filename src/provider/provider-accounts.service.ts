@@ -1,3 +1,4 @@
+import { EntityManager } from 'typeorm';
 import { Inject, Injectable } from '@nestjs/common';
 import { Clock } from '../common/clock';
 import { randomBytes } from 'node:crypto';
@@ -93,6 +94,42 @@ export class ProviderAccountsService {
   /** Ids (uuid) of the accounts in service (`status = 'active'`): the ones whose inbox is read. */
   async activeIds(): Promise<string[]> {
     const accounts = await this.repo.find({ select: { id: true }, where: { status: 'active' }, order: { id: 'ASC' } });
+    return accounts.map((a) => a.id);
+  }
+
+  /** Whether an account with this id (uuid) exists: a tenant's foreign key, checked before insert for a 400. */
+  async exists(id: string): Promise<boolean> {
+    // TypeORM drops an undefined `where` value: that would match any account.
+    if (!id) throw new Error('exists requires a provider account id');
+    return this.repo.existsBy({ id });
+  }
+
+  async findByName(name: string): Promise<ProviderAccount | null> {
+    if (!name) throw new Error('findByName requires a name');
+    return this.repo.findOneBy({ name });
+  }
+
+  /**
+   * Ids (uuid) of the accounts dispatch may send through at `now`: in service and not held (a 50/51
+   * report or the wallet watch sets `held_until`). The dispatcher claims only their messages.
+   */
+  /**
+   * Holds an account's queue until `until` (the provider reported 50/51: its wallet is empty or its
+   * validity lapsed), inside the caller's transaction. The dispatcher skips held accounts; the
+   * wallet watch releases the hold when a poll shows credit.
+   */
+  async hold(m: EntityManager, id: string, until: Date, reason: string): Promise<void> {
+    await m.query(`UPDATE provider_accounts SET held_until = $2, held_reason = $3 WHERE id = $1`, [id, until, reason]);
+  }
+
+  async dispatchableIds(now: Date): Promise<string[]> {
+    const accounts = await this.repo
+      .createQueryBuilder('a')
+      .select('a.id', 'id')
+      .where(`a.status = 'active'`)
+      .andWhere('(a.held_until IS NULL OR a.held_until <= :now)', { now })
+      .orderBy('a.id')
+      .getRawMany<{ id: string }>();
     return accounts.map((a) => a.id);
   }
 

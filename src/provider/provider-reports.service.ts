@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
 import { DateTime } from 'luxon';
-import { DataSource } from 'typeorm';
 import { toPublicId } from '../common/ids';
 import { Problem } from '../common/problem';
 import { ProviderAccountsService } from './provider-accounts.service';
@@ -8,6 +7,7 @@ import { ProviderBalanceDto, ProviderReportDto } from './provider-accounts.dto';
 import { ProviderClients } from './provider-clients.service';
 import { ProviderWalletService } from './provider-wallet.service';
 import { ProviderError } from './client';
+import { MessageReadsService } from '../messaging/message-reads.service';
 
 const ZONE = 'Asia/Jakarta';
 
@@ -15,7 +15,7 @@ const ZONE = 'Asia/Jakarta';
 @Injectable()
 export class ProviderReportsService {
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly messages: MessageReadsService,
     private readonly accounts: ProviderAccountsService,
     private readonly clients: ProviderClients,
     private readonly wallet: ProviderWalletService,
@@ -56,18 +56,12 @@ export class ProviderReportsService {
     // The file's format is undocumented: the id column is the first whose name mentions an id/session.
     const idColumn = r.header.find((h) => /id|session|response/i.test(h)) ?? r.header[0];
     const providerIds = r.rows.map((row) => (row[idColumn] ?? '').trim()).filter((v) => /^\d+$/.test(v));
-    const ours: { id: string; provider_message_id: string | null }[] = await this.dataSource.query(
-      `SELECT id, provider_message_id FROM messages
-        WHERE provider_account_id = $1 AND submitted_at >= $2 AND submitted_at < $3`,
-      [account.id, from.startOf('day').toJSDate(), to.plus({ days: 1 }).startOf('day').toJSDate()],
+    const ours = await this.messages.submittedThrough(
+      account.id,
+      from.startOf('day').toJSDate(),
+      to.plus({ days: 1 }).startOf('day').toJSDate(),
     );
-    const known: { provider_message_id: string }[] = providerIds.length
-      ? await this.dataSource.query(
-          `SELECT provider_message_id FROM messages WHERE provider_account_id = $1 AND provider_message_id = ANY($2::text[])`,
-          [account.id, providerIds],
-        )
-      : [];
-    const knownSet = new Set(known.map((k) => k.provider_message_id));
+    const knownSet = await this.messages.knownProviderIds(account.id, providerIds);
     const providerSet = new Set(providerIds);
     return {
       start,
@@ -77,7 +71,7 @@ export class ProviderReportsService {
       matched: knownSet.size,
       unknownToGateway: providerIds.filter((id) => !knownSet.has(id)).slice(0, 100),
       missingAtProvider: ours
-        .filter((m) => m.provider_message_id && !providerSet.has(m.provider_message_id))
+        .filter((m) => m.providerMessageId && !providerSet.has(m.providerMessageId))
         .slice(0, 100)
         .map((m) => toPublicId('message', m.id)),
       rows: r.rows.slice(0, 500),

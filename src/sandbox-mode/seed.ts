@@ -2,15 +2,12 @@ import { INestApplication } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { DataSource } from 'typeorm';
 import { AuthService } from '../auth/auth.service';
 import { LedgerService } from '../billing/ledger.service';
 import { AppConfig } from '../config/config';
-import { ProviderAccount } from '../provider/provider-account.entity';
 import { ProviderAccountsService } from '../provider/provider-accounts.service';
 import { ApiKeysService } from '../tenants/api-keys.service';
 import { TenantsService } from '../tenants/tenants.service';
-import { Tenant } from '../tenants/tenant.entity';
 import { startSandbox, SandboxHandle } from '../sandbox';
 import { toPublicId } from '../common/ids';
 
@@ -24,7 +21,6 @@ const SANDBOX_USER = 'demo';
  * are printed the first time only, and kept in `<dataDir>/sandbox-credentials.txt` (mode 600).
  */
 export async function seedSandbox(app: INestApplication, config: AppConfig): Promise<string[]> {
-  const dataSource = app.get(DataSource);
   const accounts = app.get(ProviderAccountsService);
   const tenants = app.get(TenantsService);
   const apiKeys = app.get(ApiKeysService);
@@ -39,7 +35,7 @@ export async function seedSandbox(app: INestApplication, config: AppConfig): Pro
     await sandbox.close();
   };
 
-  let account = await dataSource.getRepository(ProviderAccount).findOneBy({ name: DEMO_ACCOUNT });
+  let account = await accounts.findByName(DEMO_ACCOUNT);
   if (!account) {
     const dto = await accounts.create({
       name: DEMO_ACCOUNT,
@@ -64,7 +60,7 @@ export async function seedSandbox(app: INestApplication, config: AppConfig): Pro
 
   const lines: string[] = [];
   const credentialsFile = join(config.dataDir, 'sandbox-credentials.txt');
-  const first = !(await dataSource.getRepository(Tenant).existsBy({ name: DEMO_TENANT }));
+  const first = !(await tenants.existsByName(DEMO_TENANT));
   if (first) {
     const tenant = await tenants.create({
       name: DEMO_TENANT,

@@ -1,17 +1,28 @@
 import { Injectable } from '@nestjs/common';
-import { DataSource, Repository } from 'typeorm';
+import { DataSource, EntityManager, Repository } from 'typeorm';
 import { cursorField, decodeCursor, encodeCursor, Page } from '../common/pagination';
 import { fromPublicId, toPublicId, uuidv7 } from '../common/ids';
 import { Problem, notFound } from '../common/problem';
-import { ProviderAccount } from '../provider/provider-account.entity';
-import { Tenant } from './tenant.entity';
+import { ProviderAccountsService } from '../provider/provider-accounts.service';
+import { Tenant, TenantStatus } from './tenant.entity';
 import { CreateTenantDto, TenantDto, UpdateTenantDto } from './tenants.dto';
+
+/** A tenant's sending settings: what the send path reads on every request (and, locked, when charging). */
+export interface TenantSettings {
+  status: TenantStatus;
+  pricePerSegment: number;
+  rateLimitPerSecond: number;
+  providerAccountId: string;
+}
 
 @Injectable()
 export class TenantsService {
   private readonly repo: Repository<Tenant>;
 
-  constructor(private readonly dataSource: DataSource) {
+  constructor(
+    dataSource: DataSource,
+    private readonly providerAccounts: ProviderAccountsService,
+  ) {
     this.repo = dataSource.getRepository(Tenant);
   }
 
@@ -79,9 +90,39 @@ export class TenantsService {
     return tenants.map((t) => t.id);
   }
 
+  /**
+   * The sending settings of a tenant, or null if there is none. With `m`, read inside the caller's
+   * transaction: the ledger reads them right after locking the tenant row for a charge, so they cannot
+   * change before it commits (an admin's PATCH waits for that row lock).
+   */
+  async settings(tenantId: string, m?: EntityManager): Promise<TenantSettings | null> {
+    if (!tenantId) throw new Error('settings requires a tenant id');
+    const rows: {
+      status: TenantStatus;
+      price_per_segment: string;
+      rate_limit_per_second: number;
+      provider_account_id: string;
+    }[] = await (m ?? this.repo.manager).query(
+      `SELECT status, price_per_segment, rate_limit_per_second, provider_account_id FROM tenants WHERE id = $1`,
+      [tenantId],
+    );
+    if (rows.length === 0) return null;
+    return {
+      status: rows[0].status,
+      pricePerSegment: Number(rows[0].price_per_segment),
+      rateLimitPerSecond: rows[0].rate_limit_per_second,
+      providerAccountId: rows[0].provider_account_id,
+    };
+  }
+
+  async existsByName(name: string): Promise<boolean> {
+    if (!name) throw new Error('existsByName requires a name');
+    return this.repo.existsBy({ name });
+  }
+
   private async providerAccountUuid(publicId: string): Promise<string> {
     const id = fromPublicId('providerAccount', publicId);
-    const exists = id ? await this.dataSource.getRepository(ProviderAccount).existsBy({ id }) : false;
+    const exists = id ? await this.providerAccounts.exists(id) : false;
     if (!exists || !id) {
       throw new Problem('validation_failed', 'providerAccountId does not exist', [
         { field: 'providerAccountId', message: 'providerAccountId does not exist' },

@@ -91,7 +91,7 @@ describe('ledger verification', () => {
         expect(r.status).toBe(202);
         scheduled.push(r.body.id);
       }
-      await new Promise((r) => setTimeout(r, 1100)); // tenant settings cache (rate limit)
+      t.clock.advance(1100); // past the tenant settings cache (rate limit): 1 s of the app's Clock
 
       const verifyDuring: Promise<{ ok: boolean; problems: Problem[] }>[] = [];
       const ops: Promise<unknown>[] = [

@@ -1,6 +1,6 @@
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
 import { DispatcherService } from '../../src/messaging/dispatcher.service';
-import { IdempotencyService } from '../../src/messaging/idempotency.service';
+import { IdempotencyService } from '../../src/idempotency/idempotency.service';
 import { AcceptService } from '../../src/messaging/accept.service';
 import { createTenant, jakartaDay, startTestApp, TestApp } from '../support/app';
 import { waitFor } from '../support/wait';
@@ -108,7 +108,7 @@ describe('messaging against the sandbox provider', () => {
       .patch(`/v1/admin/tenants/${tenantId}`)
       .set('Authorization', `Bearer ${t.adminToken}`)
       .send({ rateLimitPerSecond: 1000 });
-    await new Promise((r) => setTimeout(r, 1100)); // settings cache
+    t.clock.advance(1100); // past the tenant settings cache (1 s of the app's Clock)
     const results = await Promise.all(
       Array.from({ length: 120 }, (_, i) =>
         t.http
@@ -400,7 +400,7 @@ describe('messaging against the sandbox provider', () => {
       .patch(`/v1/admin/tenants/${tenantId}`)
       .set('Authorization', `Bearer ${t.adminToken}`)
       .send({ rateLimitPerSecond: 3 });
-    await new Promise((r) => setTimeout(r, 1100));
+    t.clock.advance(1100); // past the tenant settings cache (1 s of the app's Clock)
     const sends = [];
     for (let i = 0; i < 6; i++)
       sends.push(
@@ -429,7 +429,7 @@ describe('messaging against the sandbox provider', () => {
       .patch(`/v1/admin/tenants/${tenantId}`)
       .set('Authorization', `Bearer ${t.adminToken}`)
       .send({ rateLimitPerSecond: 1000 });
-    await new Promise((r) => setTimeout(r, 1100));
+    t.clock.advance(1100); // past the tenant settings cache (1 s of the app's Clock)
     const tenantUuid = tenantId.slice(4).replace(/(.{8})(.{4})(.{4})(.{4})(.{12})/, '$1-$2-$3-$4-$5');
     const batch = { messages: Array.from({ length: 1000 }, (_, i) => ({ to: '081234567890', text: `bp ${i}` })) };
     const blocker = t.db.createQueryRunner();

@@ -161,6 +161,23 @@ export class IdempotencyService implements OnApplicationBootstrap, OnApplication
     }
   }
 
+  /**
+   * How many of these claims (key and owner token) completed: the accept path's answer to "did my
+   * transaction commit?" after a commit in doubt. Any > 0 means it did (they complete together).
+   */
+  async countCompleted(tenantId: string, claims: { key: string; owner: string }[]): Promise<number> {
+    if (!tenantId) throw new Error('countCompleted requires a tenant id');
+    if (claims.length === 0) return 0;
+    const found = await sqlRows<{ n: number }>(
+      this.dataSource,
+      `SELECT count(*)::int AS n FROM idempotency_keys k JOIN unnest($2::text[], $3::uuid[]) AS u(key, owner)
+          ON k.key = u.key AND k.owner = u.owner
+        WHERE k.tenant_id = $1 AND k.state = 'done'`,
+      [tenantId, claims.map((c) => c.key), claims.map((c) => c.owner)],
+    );
+    return found[0].n;
+  }
+
   static validateKey(key: string): void {
     if (!IDEMPOTENCY_KEY_PATTERN.test(key)) {
       throw new Problem('validation_failed', 'Idempotency-Key must be 1 to 255 printable ASCII characters', [

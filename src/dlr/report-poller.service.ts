@@ -254,15 +254,20 @@ export class ReportPollerService implements OnApplicationBootstrap, BeforeApplic
   /** Looks the due uncertain submits up in their accounts' report downloads (one download per account). */
   async reconcileDue(): Promise<ReconcileOutcome[]> {
     const now = this.clock.now();
-    const claimed = await this.messages.claimUncertain(now, {
-      afterMs: this.reconcileAfterMs,
-      claimUntil: new Date(now.getTime() + this.leaseMs),
-      limit: RECONCILE_BATCH,
-    });
-    const byAccount = new Map<string, UncertainTarget[]>();
-    for (const c of claimed) byAccount.set(c.providerAccountId, [...(byAccount.get(c.providerAccountId) ?? []), c]);
     const outcomes: ReconcileOutcome[] = [];
-    for (const [accountId, targets] of byAccount) outcomes.push(...(await this.reconcileAccount(accountId, targets)));
+    // A batch at a time until nothing is due (a claim moves next_reconcile_at past `now`): with more
+    // than one batch of uncertain messages, the newest must not wait for a later round.
+    for (;;) {
+      const claimed = await this.messages.claimUncertain(now, {
+        afterMs: this.reconcileAfterMs,
+        claimUntil: new Date(now.getTime() + this.leaseMs),
+        limit: RECONCILE_BATCH,
+      });
+      const byAccount = new Map<string, UncertainTarget[]>();
+      for (const c of claimed) byAccount.set(c.providerAccountId, [...(byAccount.get(c.providerAccountId) ?? []), c]);
+      for (const [accountId, targets] of byAccount) outcomes.push(...(await this.reconcileAccount(accountId, targets)));
+      if (claimed.length < RECONCILE_BATCH) break;
+    }
     return outcomes;
   }
 

@@ -24,7 +24,14 @@ import { UsageService } from './usage.service';
     AdminStatementController,
     LedgerVerifyController,
   ],
-  providers: [LedgerService, UsageService, StatementService, LedgerVerifyService, BalanceNoticesService, BillingJobsService],
+  providers: [
+    LedgerService,
+    UsageService,
+    StatementService,
+    LedgerVerifyService,
+    BalanceNoticesService,
+    BillingJobsService,
+  ],
   exports: [LedgerService, LedgerVerifyService, BillingJobsService],
 })
 export class BillingModule {}

@@ -9,7 +9,7 @@ import { Clock } from './common/clock';
 import { ProblemFilter, bodyParserProblem } from './common/problem.filter';
 import { problemBody } from './common/problem';
 import { AppValidationPipe } from './common/validation';
-import { AppConfig } from './config/config';
+import type { AppConfig } from './config/config';
 import { httpMetricsMiddleware, startDefaultMetrics } from './metrics/metrics';
 import { createRootLogger, PinoNestLogger } from './logging';
 

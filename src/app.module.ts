@@ -7,7 +7,7 @@ import { MessagingModule } from './messaging/messaging.module';
 import { Clock } from './common/clock';
 import { CommonModule } from './common/common.module';
 import { DlrModule } from './dlr/dlr.module';
-import { AppConfig } from './config/config';
+import type { AppConfig } from './config/config';
 import { dataSourceOptions } from './database/data-source';
 import { HealthController } from './health/health.controller';
 import { MetricsController } from './metrics/metrics.controller';

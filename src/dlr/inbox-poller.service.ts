@@ -4,7 +4,7 @@ import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
 import { uuidv7 } from '../common/ids';
 import { rows as sqlRows } from '../database/sql';
-import { APP_CONFIG, AppConfig } from '../config/config';
+import { APP_CONFIG, type AppConfig } from '../config/config';
 import { ProviderError } from '../provider/client';
 import { ProviderAccountsService } from '../provider/provider-accounts.service';
 import { ProviderClients } from '../provider/provider-clients.service';

@@ -3,7 +3,7 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { DateTime } from 'luxon';
 import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
-import { APP_CONFIG, AppConfig } from '../config/config';
+import { APP_CONFIG, type AppConfig } from '../config/config';
 import { MessageFollowUpService, PollTarget, UncertainTarget } from '../messaging/message-follow-up.service';
 import { ProviderError } from '../provider/client';
 import { ProviderAccountsService } from '../provider/provider-accounts.service';

@@ -11,7 +11,7 @@ import { rows as sqlRows } from '../database/sql';
 import { Counter, Gauge, register } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
-import { APP_CONFIG, AppConfig } from '../config/config';
+import { APP_CONFIG, type AppConfig } from '../config/config';
 import { SendOutcome } from '../provider/client';
 import { AcceptService } from './accept.service';
 import { MessageReportsService } from './message-reports.service';

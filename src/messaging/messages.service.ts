@@ -9,7 +9,7 @@ import { fromPublicId } from '../common/ids';
 import { cursorField, decodeCursor, encodeCursor, Page } from '../common/pagination';
 import { Problem, notFound } from '../common/problem';
 import { TenantScope } from '../common/tenant-scope';
-import { APP_CONFIG, AppConfig } from '../config/config';
+import { APP_CONFIG, type AppConfig } from '../config/config';
 import { AcceptItem, AcceptService, IdempotencyCompletion, ItemResult, problemResponse } from './accept.service';
 import { normalizeMsisdn } from './domain/msisdn';
 import { MAX_SEGMENTS_DEFAULT, countSegments } from './domain/segments';

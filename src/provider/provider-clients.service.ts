@@ -1,6 +1,6 @@
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { APP_CONFIG, AppConfig } from '../config/config';
+import { APP_CONFIG, type AppConfig } from '../config/config';
 import { ProviderAccount } from './provider-account.entity';
 import { ProviderAccountsService } from './provider-accounts.service';
 import { ProviderAccountConfig, ProviderClient, ProviderClientRegistry } from './client';

@@ -4,7 +4,7 @@ import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { AuthService } from '../auth/auth.service';
 import { LedgerService } from '../billing/ledger.service';
-import { AppConfig } from '../config/config';
+import type { AppConfig } from '../config/config';
 import { ProviderAccountsService } from '../provider/provider-accounts.service';
 import { ApiKeysService } from '../tenants/api-keys.service';
 import { TenantsService } from '../tenants/tenants.service';

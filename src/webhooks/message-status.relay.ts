@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
-import { APP_CONFIG, AppConfig } from '../config/config';
+import { APP_CONFIG, type AppConfig } from '../config/config';
 import { rows as sqlRows } from '../database/sql';
 import { MESSAGE_COLUMNS, MessageRow, messageDto, publicStatus } from '../messaging';
 import { WebhookEvent, derivedEventId } from './webhook-events';

@@ -1,5 +1,5 @@
 import { Inject, Module, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
-import { APP_CONFIG, AppConfig } from '../config/config';
+import { APP_CONFIG, type AppConfig } from '../config/config';
 import { MessageStatusRelay } from './message-status.relay';
 import { WebhookUrlGuard, WebhookResolver } from './url-guard';
 import { WebhookEndpointsService } from './webhook-endpoints.service';

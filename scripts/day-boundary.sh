@@ -36,8 +36,12 @@ SUITES=(
 status=0
 for at in "${INSTANTS[@]}"; do
   echo "== day boundary: wall clock from $at"
-  GERBANG_FAKE_NOW=$at GERBANG_FAKE_NOW_FROM=$(date +%s%3N) node --experimental-vm-modules node_modules/jest/bin/jest.js --runInBand --silent \
+  GERBANG_FAKE_NOW=$at GERBANG_FAKE_NOW_FROM=$(date +%s%3N) timeout 900 node --experimental-vm-modules node_modules/jest/bin/jest.js --runInBand --forceExit --silent \
     --json --outputFile="$out/day-boundary-$at.json" "${SUITES[@]}" 2>&1 | grep -E '^(Tests:|  ●.*›)' || true
-  node -e 'const r=require(process.argv[1]); process.exit(r.success ? 0 : 1)' "$out/day-boundary-$at.json" || status=1
+  # No report (jest killed by the time limit) is a failure too: the summary counts one for it.
+  node -e 'const r=require(process.argv[1]); process.exit(r.success ? 0 : 1)' "$out/day-boundary-$at.json" 2>/dev/null || {
+    status=1
+    [ -f "$out/day-boundary-$at.json" ] || echo '{"numPassedTests":0,"numFailedTests":1,"testResults":[],"success":false}' > "$out/day-boundary-$at.json"
+  }
 done
 exit $status

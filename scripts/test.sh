@@ -22,7 +22,9 @@ for check in typecheck lint format:check; do
   npm run --silent "$check" || { checks_failed=$((checks_failed + 1)); status=1; }
 done
 
-node --experimental-vm-modules node_modules/jest/bin/jest.js --runInBand --json --outputFile="$reports/main.json" "$@" || status=1
+# --forceExit and a time limit: a handle leaked by one test must end as a failure, not hang CI.
+timeout 3600 node --experimental-vm-modules node_modules/jest/bin/jest.js --runInBand --forceExit --json \
+  --outputFile="$reports/main.json" "$@" || status=1
 
 if [ $# -eq 0 ]; then   # a filtered run (`npm test -- path`) skips the extra passes
   bash scripts/day-boundary.sh "$reports" || status=1

@@ -589,7 +589,7 @@ describe('usage records and statements', () => {
           )
         )[0].n,
       );
-    const get = () =>
+    const getOne = () =>
       new Promise<IncomingMessage>((resolve, reject) => {
         const req = httpRequest(
           {
@@ -604,30 +604,38 @@ describe('usage records and statements', () => {
         req.end();
       });
 
-    // 1. Read one chunk, then stop reading: the server waits for 'drain' with its cursor open.
-    const slow = await get();
-    expect(slow.statusCode).toBe(200);
-    slow.pause();
-    const held = await waitFor(openCursors, (n) => n === 1, 5000);
-    expect(held).toBe(1);
-    await new Promise((r) => setTimeout(r, 500));
-    expect(await openCursors()).toBe(1); // still waiting, not finished in the background
-    // Resume: everything arrives, and the cursor's transaction ends.
-    let body = '';
-    slow.setEncoding('utf8');
-    slow.on('data', (c: string) => (body += c));
-    slow.resume();
-    await new Promise((r) => slow.on('end', r));
-    const lines = body.split('\r\n').filter((l) => l.length > 0);
-    expect(lines[0]).toBe('tenantId,period,messages,segments,amount,delivered,failed,refunded,expired,pending');
-    expect(lines.length - 1).toBe(120_000);
-    expect(await waitFor(openCursors, (n) => n === 0, 5000)).toBe(0);
+    // Whatever happens below, no request is left paused (a paused response keeps a cursor, a pooled
+    // connection and so the app open after the test).
+    const opened: IncomingMessage[] = [];
+    const get = () => getOne().then((r) => (opened.push(r), r));
+    try {
+      // 1. Read one chunk, then stop reading: the server waits for 'drain' with its cursor open.
+      const slow = await get();
+      expect(slow.statusCode).toBe(200);
+      slow.pause();
+      const held = await waitFor(openCursors, (n) => n === 1, 5000);
+      expect(held).toBe(1);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(await openCursors()).toBe(1); // still waiting, not finished in the background
+      // Resume: everything arrives, and the cursor's transaction ends.
+      let body = '';
+      slow.setEncoding('utf8');
+      slow.on('data', (c: string) => (body += c));
+      slow.resume();
+      await new Promise((r) => slow.on('end', r));
+      const lines = body.split('\r\n').filter((l) => l.length > 0);
+      expect(lines[0]).toBe('tenantId,period,messages,segments,amount,delivered,failed,refunded,expired,pending');
+      expect(lines.length - 1).toBe(120_000);
+      expect(await waitFor(openCursors, (n) => n === 0, 5000)).toBe(0);
 
-    // 2. A client that goes away mid-stream: the transaction is rolled back and the connection returned.
-    const leaving = await get();
-    leaving.pause();
-    expect(await waitFor(openCursors, (n) => n === 1, 5000)).toBe(1);
-    leaving.destroy();
-    expect(await waitFor(openCursors, (n) => n === 0, 5000)).toBe(0);
+      // 2. A client that goes away mid-stream: the transaction is rolled back and the connection returned.
+      const leaving = await get();
+      leaving.pause();
+      expect(await waitFor(openCursors, (n) => n === 1, 5000)).toBe(1);
+      leaving.destroy();
+      expect(await waitFor(openCursors, (n) => n === 0, 5000)).toBe(0);
+    } finally {
+      for (const r of opened) r.destroy();
+    }
   }, 120_000);
 });

@@ -562,7 +562,8 @@ describe('usage records and statements', () => {
   });
 
   it('backpressure: a client that stops reading holds the cursor open (not the rows in memory); one that leaves releases it', async () => {
-    // 40 tenants × 3,000 days = 120,000 usage records (~9 MB of CSV), far more than the socket buffers hold.
+    // 100 tenants × 3,650 days = 365,000 usage records (~27 MB of CSV): more than the loopback socket buffers
+    // of both ends hold (a 9 MB export fitted in them on an idle machine, and finished before the pause).
     const { providerAccountId } = await createTenant(t);
     await t.db.query(
       `WITH ten AS (
@@ -572,12 +573,12 @@ describe('usage records and statements', () => {
          INSERT INTO messages (id, tenant_id, provider_account_id, msisdn, text, status, segments, encoding, price, created_at)
          SELECT gen_random_uuid(), ten.id, $1, '6281234567890', 'bulk', 'delivered', 1, 'GSM-7', 0,
                 timestamptz '2050-01-01 00:00+07' + d * interval '1 day'
-           FROM ten, generate_series(0, 2999) d
+           FROM ten, generate_series(0, 3649) d
          RETURNING id, tenant_id, created_at)
        INSERT INTO ledger_entries (id, tenant_id, kind, amount, balance_after, message_id, created_at)
        SELECT gen_random_uuid(), m.tenant_id, 'debit', 0, 0, m.id, m.created_at FROM m`,
       // Time-ordered ids like the gateway's own (other suites list tenants newest first by id).
-      [uuidOf(providerAccountId), Array.from({ length: 40 }, () => uuidv7())],
+      [uuidOf(providerAccountId), Array.from({ length: 100 }, () => uuidv7())],
     );
     const port = (t.app.getHttpServer().address() as { port: number }).port;
     const openCursors = async () =>
@@ -625,7 +626,7 @@ describe('usage records and statements', () => {
       await new Promise((r) => slow.on('end', r));
       const lines = body.split('\r\n').filter((l) => l.length > 0);
       expect(lines[0]).toBe('tenantId,period,messages,segments,amount,delivered,failed,refunded,expired,pending');
-      expect(lines.length - 1).toBe(120_000);
+      expect(lines.length - 1).toBe(365_000);
       expect(await waitFor(openCursors, (n) => n === 0, 5000)).toBe(0);
 
       // 2. A client that goes away mid-stream: the transaction is rolled back and the connection returned.

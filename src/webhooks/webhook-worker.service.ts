@@ -20,6 +20,14 @@ interface ClaimedDelivery {
   secrets: string[];
 }
 
+interface PendingOutcome {
+  d: ClaimedDelivery;
+  r: AttemptResult;
+  at: Date;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
 interface EndpointForClaim {
   tenant_id: string;
   url: string;
@@ -256,39 +264,91 @@ export class WebhookWorkerService {
   /**
    * Logs the attempt and moves the delivery on, guarded by the lease owner: if the lease expired and
    * another worker took the delivery over, only the attempt row is written (it did happen).
+   *
+   * Group commit: outcomes that finish while a recording transaction runs wait and are written
+   * together by the next one (two statements per group, not per delivery). The delivery's slot is
+   * free only once its outcome is committed: the per-endpoint cap counts leases in the database.
    */
-  private async record(d: ClaimedDelivery, r: AttemptResult): Promise<void> {
-    const now = this.clock.now();
-    const attempts = d.attempts + 1;
-    let status: 'succeeded' | 'pending' | 'failed';
-    let next: Date | null = null;
-    if (r.outcome === 'delivered') status = 'succeeded';
-    else if (r.outcome === 'gone') status = 'failed';
-    else {
-      const delay = retryDelayMs(attempts);
-      status = delay === null ? 'failed' : 'pending';
-      if (delay !== null) next = new Date(now.getTime() + delay);
+  private record(d: ClaimedDelivery, r: AttemptResult): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.toRecord.push({ d, r, at: this.clock.now(), resolve, reject });
+      if (!this.recording) void this.flushRecords();
+    });
+  }
+  private toRecord: PendingOutcome[] = [];
+  private recording = false;
+
+  private async flushRecords(): Promise<void> {
+    this.recording = true;
+    try {
+      while (this.toRecord.length > 0) {
+        const group = this.toRecord.splice(0, 500);
+        try {
+          await this.writeOutcomes(group);
+          group.forEach((o) => o.resolve());
+        } catch (e) {
+          group.forEach((o) => o.reject(e));
+        }
+      }
+    } finally {
+      this.recording = false;
     }
+  }
+
+  private async writeOutcomes(group: PendingOutcome[]): Promise<void> {
+    const rows = group.map(({ d, r, at }) => {
+      const attempts = d.attempts + 1;
+      let status: 'succeeded' | 'pending' | 'failed';
+      let next: Date | null = null;
+      if (r.outcome === 'delivered') status = 'succeeded';
+      else if (r.outcome === 'gone') status = 'failed';
+      else {
+        const delay = retryDelayMs(attempts);
+        status = delay === null ? 'failed' : 'pending';
+        if (delay !== null) next = new Date(at.getTime() + delay);
+      }
+      return { d, r, at, status, next };
+    });
     await this.dataSource.transaction(async (m) => {
       await m.query(
         `INSERT INTO webhook_attempts (delivery_id, attempted_at, status_code, error, duration_ms, outcome, response_excerpt)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-        [d.id, now, r.statusCode, r.error, r.durationMs, r.outcome, r.responseExcerpt],
+         SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::int[], $4::text[], $5::int[], $6::text[], $7::text[])`,
+        [
+          rows.map((x) => x.d.id),
+          rows.map((x) => x.at),
+          rows.map((x) => x.r.statusCode),
+          rows.map((x) => x.r.error),
+          rows.map((x) => x.r.durationMs),
+          rows.map((x) => x.r.outcome),
+          rows.map((x) => x.r.responseExcerpt),
+        ],
       );
+      // Ordered by id: concurrent recorders (several processes) lock deliveries in one order.
+      const ordered = [...rows].sort((a, b) => (a.d.id < b.d.id ? -1 : a.d.id > b.d.id ? 1 : 0));
       await m.query(
-        `UPDATE webhook_deliveries
-            SET status = $3, attempts = attempts + 1, next_attempt_at = coalesce($4, next_attempt_at),
-                lease_until = NULL, lease_owner = NULL, last_status_code = $5, last_error = $6,
-                delivered_at = CASE WHEN $3 = 'succeeded' THEN $7 ELSE delivered_at END
-          WHERE id = $1 AND status = 'delivering' AND lease_owner = $2`,
-        [d.id, d.owner, status, next, r.statusCode, r.error, now],
+        `UPDATE webhook_deliveries d
+            SET status = u.status, attempts = d.attempts + 1, next_attempt_at = coalesce(u.next, d.next_attempt_at),
+                lease_until = NULL, lease_owner = NULL, last_status_code = u.code, last_error = u.error,
+                delivered_at = CASE WHEN u.status = 'succeeded' THEN u.at ELSE d.delivered_at END
+           FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::int[], $6::text[], $7::timestamptz[])
+                AS u(id, owner, status, next, code, error, at)
+          WHERE d.id = u.id AND d.status = 'delivering' AND d.lease_owner = u.owner`,
+        [
+          ordered.map((x) => x.d.id),
+          ordered.map((x) => x.d.owner),
+          ordered.map((x) => x.status),
+          ordered.map((x) => x.next),
+          ordered.map((x) => x.r.statusCode),
+          ordered.map((x) => x.r.error),
+          ordered.map((x) => x.at),
+        ],
       );
-      if (r.outcome === 'gone') {
+      for (const { d, at } of rows.filter((x) => x.r.outcome === 'gone')) {
         // Only the URL that answered 410: a tenant who has just changed it keeps the new one enabled.
         await m.query(
           `UPDATE webhook_endpoints SET enabled = false, disabled_reason = 'gone', disabled_at = $3, updated_at = $3
             WHERE tenant_id = $1 AND url = $2 AND enabled`,
-          [d.tenant_id, d.url, now],
+          [d.tenant_id, d.url, at],
         );
       }
     });

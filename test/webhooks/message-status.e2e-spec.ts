@@ -188,7 +188,7 @@ describe('message.status webhooks', () => {
       60_000,
     );
     const relayed = Date.now();
-    // POSTing 5,000 to one endpoint (4 in flight) is not the point here; sample its rate for 5 s,
+    // POSTing 5,000 to one endpoint (16 in flight) is not the point here; sample its rate for 5 s,
     // then delete the endpoint (its pending deliveries fail) so the rest of the suite is not slowed.
     const sampleFrom = r.received.length;
     await new Promise((res) => setTimeout(res, 5000));
@@ -204,7 +204,7 @@ describe('message.status webhooks', () => {
     expect(new Set(r.received.map((h) => h.body.id)).size).toBe(r.received.length);
     console.log(
       `relay: 5000 message_events (10 concurrent tx, inserts took ${inserted - started} ms) → deliveries ` +
-        `${relayed - inserted} ms after commit; POSTs to one endpoint (4 in flight): ${posted / 5}/s`,
+        `${relayed - inserted} ms after commit; POSTs to one endpoint (16 in flight): ${posted / 5}/s`,
     );
   }, 120_000);
 
@@ -239,7 +239,7 @@ describe('message.status webhooks', () => {
       for (const r of rs) {
         expect(r.received).toHaveLength(100);
         expect(new Set(r.received.map((h) => h.body.id)).size).toBe(100);
-        expect(r.maxInFlight).toBeLessThanOrEqual(4);
+        expect(r.maxInFlight).toBeLessThanOrEqual(16); // WEBHOOK_ENDPOINT_CONCURRENCY default, across both processes
       }
       const [byProcess] = await t.db.query(
         `SELECT count(DISTINCT d.id)::int AS n FROM webhook_deliveries d WHERE d.tenant_id = ANY ($1::uuid[]) AND d.attempts = 1 AND d.status = 'succeeded'`,

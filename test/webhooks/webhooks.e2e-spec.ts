@@ -402,7 +402,7 @@ describe('tenant webhooks', () => {
     await enqueue(Array.from({ length: 20 }, () => lowBalance(s.uuid)));
     await waitFor(
       () => slow.received,
-      (x) => x.length >= 4,
+      (x) => x.length >= 16,
     );
     const started = Date.now();
     await enqueue(Array.from({ length: 30 }, (_, i) => lowBalance(f.uuid, i)));
@@ -413,10 +413,11 @@ describe('tenant webhooks', () => {
     );
     // All 30 arrived while the slow endpoint was still hanging (its timeout is 2 s).
     expect(Date.now() - started).toBeLessThan(2_000);
-    expect(slow.maxInFlight).toBeLessThanOrEqual(4); // WEBHOOK_ENDPOINT_CONCURRENCY default
+    // 20 queued, 16 in flight: WEBHOOK_ENDPOINT_CONCURRENCY's default, reached and not exceeded.
+    expect(slow.maxInFlight).toBe(16);
     const attemptsOfSlow = await waitFor(
       () => deliveries(s.apiKey, '?limit=500'),
-      (d) => d.filter((x) => x.attempts.length > 0).length >= 4,
+      (d) => d.filter((x) => x.attempts.length > 0).length >= 16,
     );
     expect(attemptsOfSlow.flatMap((x) => x.attempts).every((x) => x.outcome === 'timeout')).toBe(true);
   });

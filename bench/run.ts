@@ -16,34 +16,18 @@
  * RSS is the sum over the gateway's processes.
  */
 import autocannon from 'autocannon';
-import { ChildProcess, spawn, execSync } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'pg';
+import { ADMIN, baseGatewayEnv, gitCommit, recreateDb, ROOT, rssMb, sleep, waitHttp } from './lib';
 
-const ROOT = process.cwd();
 const DB_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/gerbang_bench';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
 /** Gateway processes (WORKERS). 2 measured no faster here: the load driver and PostgreSQL use the second core. */
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 1);
 const GW_PORT = 3900;
 const SB_PORT = 9900;
-const ADMIN = { email: 'bench@gerbang.local', password: 'bench-password-123' };
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function recreateDb(): Promise<void> {
-  const url = new URL(DB_URL);
-  const name = url.pathname.slice(1);
-  url.pathname = '/postgres';
-  const c = new Client({ connectionString: url.toString() });
-  await c.connect();
-  await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-  await c.query(`CREATE DATABASE "${name}"`);
-  const sc = await c.query(`SHOW synchronous_commit`);
-  await c.end();
-  if (sc.rows[0].synchronous_commit !== 'on') throw new Error('the benchmark needs synchronous_commit=on');
-}
 
 function startProcess(script: string, env: Record<string, string>): ChildProcess {
   const child = spawn(process.execPath, [join(ROOT, script)], {
@@ -53,29 +37,6 @@ function startProcess(script: string, env: Record<string, string>): ChildProcess
   child.stdout.on('data', () => undefined);
   child.stderr.on('data', (d: Buffer) => process.stderr.write(`[${script}] ${d.toString()}`));
   return child;
-}
-
-async function waitHttp(url: string, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    try {
-      const r = await fetch(url);
-      if (r.ok) return;
-    } catch {
-      /* not yet */
-    }
-    await sleep(100);
-  }
-  throw new Error(`${url} did not come up`);
-}
-
-function rssMb(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : 0;
-  } catch {
-    return 0;
-  }
 }
 
 /** RSS of a process and its children (the cluster supervisor and its workers), in MB. */
@@ -106,16 +67,7 @@ async function api(path: string, init: RequestInit & { token?: string } = {}): P
 
 function gatewayEnv(dispatcher: boolean): Record<string, string> {
   return {
-    DATABASE_URL: DB_URL,
-    PORT: String(GW_PORT),
-    HOST: '127.0.0.1',
-    SANDBOX: 'false',
-    NODE_ENV: 'production',
-    JWT_SECRET: 'bench-jwt-secret-bench-jwt-secret-0123456789',
-    ENCRYPTION_KEY: Buffer.alloc(32, 7).toString('base64'),
-    ADMIN_EMAIL: ADMIN.email,
-    ADMIN_PASSWORD: ADMIN.password,
-    LOG_LEVEL: 'warn',
+    ...baseGatewayEnv(DB_URL, GW_PORT),
     DISPATCHER: dispatcher ? 'true' : 'false',
     PROVIDER_SEND_RATE_PER_SECOND: '0',
     PROVIDER_MAX_IN_FLIGHT: '50',
@@ -125,14 +77,8 @@ function gatewayEnv(dispatcher: boolean): Record<string, string> {
 }
 
 async function run(): Promise<void> {
-  const commit = (() => {
-    try {
-      return execSync('git rev-parse --short HEAD', { cwd: ROOT }).toString().trim();
-    } catch {
-      return 'unknown';
-    }
-  })();
-  await recreateDb();
+  const commit = gitCommit();
+  if ((await recreateDb(DB_URL)) !== 'on') throw new Error('the benchmark needs synchronous_commit=on');
   const sandbox = startProcess('dist/src/sandbox/main.js', {
     SANDBOX_PORT: String(SB_PORT),
     SANDBOX_ACCOUNTS: 'bench:bench-pass:100000000000',

@@ -10,55 +10,23 @@
  * Env: BENCH_USAGE_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/gerbang_bench_usage).
  * Prints a summary and writes bench/results/usage-csv-<time>.json.
  */
-import { ChildProcess, execSync, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { Client } from 'pg';
+import { ADMIN, baseGatewayEnv, gitCommit, recreateDb, ROOT, rssMb, sleep, waitHttp } from './lib';
 
-const ROOT = process.cwd();
 const DB_URL = process.env.BENCH_USAGE_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/gerbang_bench_usage';
 const MESSAGES = Number(process.env.BENCH_USAGE_MESSAGES ?? 1_000_000);
 const TENANTS = Number(process.env.BENCH_USAGE_TENANTS ?? 50);
 const PORT = 3901;
-const ADMIN = { email: 'bench@gerbang.local', password: 'bench-password-123' };
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function rssMb(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
-
-async function recreateDb(): Promise<void> {
-  const url = new URL(DB_URL);
-  const name = url.pathname.slice(1);
-  url.pathname = '/postgres';
-  const c = new Client({ connectionString: url.toString() });
-  await c.connect();
-  await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-  await c.query(`CREATE DATABASE "${name}"`);
-  await c.end();
-}
 
 function startGateway(): ChildProcess {
   const child = spawn(process.execPath, [join(ROOT, 'dist/src/main.js')], {
     env: {
       ...process.env,
-      DATABASE_URL: DB_URL,
-      PORT: String(PORT),
-      HOST: '127.0.0.1',
-      SANDBOX: 'false',
-      NODE_ENV: 'production',
-      JWT_SECRET: 'bench-jwt-secret-bench-jwt-secret-0123456789',
-      ENCRYPTION_KEY: Buffer.alloc(32, 7).toString('base64'),
-      ADMIN_EMAIL: ADMIN.email,
-      ADMIN_PASSWORD: ADMIN.password,
-      LOG_LEVEL: 'warn',
+      ...baseGatewayEnv(DB_URL, PORT),
       DISPATCHER: 'false',
       WEBHOOK_WORKER: 'false',
     },
@@ -66,19 +34,6 @@ function startGateway(): ChildProcess {
   });
   child.stderr?.on('data', (d: Buffer) => process.stderr.write(`[gateway] ${d.toString()}`));
   return child;
-}
-
-async function waitReady(): Promise<void> {
-  const end = Date.now() + 60_000;
-  while (Date.now() < end) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${PORT}/health/ready`)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    await sleep(200);
-  }
-  throw new Error('gateway did not become ready');
 }
 
 async function api<T>(path: string, body: unknown, token?: string): Promise<T> {
@@ -114,17 +69,11 @@ function download(path: string, token: string): Promise<{ bytes: number; lines: 
 }
 
 async function run(): Promise<void> {
-  const commit = (() => {
-    try {
-      return execSync('git rev-parse --short HEAD', { cwd: ROOT }).toString().trim();
-    } catch {
-      return 'unknown';
-    }
-  })();
-  await recreateDb();
+  const commit = gitCommit();
+  await recreateDb(DB_URL);
   const gateway = startGateway();
   try {
-    await waitReady();
+    await waitHttp(`http://127.0.0.1:${PORT}/health/ready`, 60_000);
     const { accessToken } = await api<{ accessToken: string }>('/v1/auth/login', ADMIN);
     const pac = await api<{ id: string }>(
       '/v1/admin/provider-accounts',

@@ -10,7 +10,14 @@ import {
 } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { ApiProblems } from '../common/api-problems.decorator';
-import { AdminPrincipal, CurrentAdmin, CurrentTenant, Roles, TenantAuth, TenantPrincipal } from '../common/decorators';
+import {
+  AdminPrincipal,
+  CurrentAdmin,
+  CurrentTenant,
+  Roles,
+  TenantAuth,
+  TenantPrincipal,
+} from '../auth/auth.decorators';
 import { toPublicId } from '../common/ids';
 import { ListQueryDto } from '../common/list-query.dto';
 import { cursorField, decodeCursor, encodeCursor, Page } from '../common/pagination';

@@ -13,7 +13,7 @@ async function boundaryFindings(source: string): Promise<string[]> {
 }
 
 describe('lint: a module uses another module only through its public files', () => {
-  it('allows index.ts, *.module.ts, *.service.ts, *.dto.ts, *.entity.ts and the shared kernel', async () => {
+  it('allows index.ts, *.module.ts, *.service.ts, *.dto.ts, *.entity.ts, *.decorators.ts and the shared kernel', async () => {
     const findings = await boundaryFindings(
       [
         "import { startSandbox } from '../sandbox';",
@@ -22,10 +22,11 @@ describe('lint: a module uses another module only through its public files', () 
         "import { BillingModule } from '../billing/billing.module';",
         "import { MessageDto } from '../messaging/message.dto';",
         "import { Tenant } from '../tenants/tenant.entity';",
+        "import { Public } from '../auth/auth.decorators';",
         "import { Problem } from '../common/problem';",
         "import { AppConfig } from '../config/config';",
         "import { rows } from '../database/sql';",
-        'export const used = [startSandbox, LedgerService, BillingModule, MessageDto, Tenant, Problem, rows];',
+        'export const used = [startSandbox, LedgerService, BillingModule, MessageDto, Tenant, Public, Problem, rows];',
         'export type Used = ProviderClient | AppConfig;',
       ].join('\n'),
     );

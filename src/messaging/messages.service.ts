@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { rows as sqlRows } from '../database/sql';
+import { rows as sqlRows } from '../database/raw-rows';
 import { DataSource } from 'typeorm';
 import { inTransaction } from '../database/transaction';
 import { messagePrice } from '../billing';

@@ -25,7 +25,7 @@ describe('lint: a module uses another module only through its public files', () 
         "import { Public } from '../auth/auth.decorators';",
         "import { Problem } from '../common/problem';",
         "import { AppConfig } from '../config/config';",
-        "import { rows } from '../database/sql';",
+        "import { rows } from '../database/raw-rows';",
         'export const used = [startSandbox, LedgerService, BillingModule, MessageDto, Tenant, Public, Problem, rows];',
         'export type Used = ProviderClient | AppConfig;',
       ].join('\n'),

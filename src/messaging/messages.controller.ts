@@ -36,7 +36,7 @@ import {
   SendMessageDto,
 } from './messages.dto';
 import { MessagesService } from './messages.service';
-import { TenantRateLimitGuard } from './rate-limit';
+import { TenantRateLimitGuard } from './tenant-rate-limit.guard';
 
 const reply = sendIdempotent;
 

@@ -115,7 +115,7 @@ async function main(): Promise<void> {
     app = await createApp({ ...config, databaseUrl });
     let sandboxBanner: string[] = [];
     if (config.sandbox) {
-      const { seedSandbox } = await import('./sandbox-mode/seed');
+      const { seedSandbox } = await import('./demo/demo-seed');
       sandboxBanner = await seedSandbox(app, config);
     }
     claimSignals(); // again: in case a module of the app installed its own

@@ -1,6 +1,6 @@
 /**
  * The module boundary rule of eslint.config.mjs (docs/decisions.md "Lint"), proven on source text linted as
- * if it were src/sandbox-mode/seed.ts: another module's public files pass, its internals do not.
+ * if it were src/demo/demo-seed.ts: another module's public files pass, its internals do not.
  */
 import { ESLint } from 'eslint';
 
@@ -8,7 +8,7 @@ const RULE = 'boundaries/dependencies';
 
 async function boundaryFindings(source: string): Promise<string[]> {
   const eslint = new ESLint({ cwd: process.cwd() });
-  const [result] = await eslint.lintText(source, { filePath: 'src/sandbox-mode/seed.ts' });
+  const [result] = await eslint.lintText(source, { filePath: 'src/demo/demo-seed.ts' });
   return result.messages.filter((m) => m.ruleId === RULE).map((m) => `${m.line}: ${m.message}`);
 }
 

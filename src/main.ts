@@ -3,7 +3,7 @@ import type { INestApplication } from '@nestjs/common';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { AppConfig, ConfigError, loadConfig } from './config/config';
-import { startEmbeddedPostgres, EmbeddedDatabase } from './database/embedded';
+import { startEmbeddedPostgres, EmbeddedDatabase } from './database/embedded/embedded-postgres';
 import { isSupervisor, runSupervisor } from './cluster';
 
 type Level = 'info' | 'warn' | 'error';

@@ -7,8 +7,19 @@ import js from '@eslint/js';
 import boundaries from 'eslint-plugin-boundaries';
 import tseslint from 'typescript-eslint';
 
-/** A module's public files: what other modules may import. Everything else in its folder is internal. */
-const PUBLIC_FILES = ['index.ts', '**/index.ts', '*.module.ts', '*.service.ts', '*.dto.ts', '*.entity.ts'];
+/**
+ * A module's public files: what other modules may import. Everything else in its folder is internal.
+ * `*.decorators.ts`: decorators are made to be put on other modules' classes (auth's `@Public()`, `@Roles()`, …).
+ */
+const PUBLIC_FILES = [
+  'index.ts',
+  '**/index.ts',
+  '*.module.ts',
+  '*.service.ts',
+  '*.dto.ts',
+  '*.entity.ts',
+  '*.decorators.ts',
+];
 
 export default tseslint.config(
   { ignores: ['dist/**', 'coverage/**', 'node_modules/**', '.data/**', 'test-artifacts/**', 'bench/results/**'] },
@@ -47,7 +58,7 @@ export default tseslint.config(
                 to: { element: { fileInternalPath: `!{${PUBLIC_FILES.join(',')}}` } },
               },
               message:
-                'Import another module only through its public files (index.ts, *.module.ts, *.service.ts, *.dto.ts, *.entity.ts); see docs/decisions.md',
+                'Import another module only through its public files (index.ts, *.module.ts, *.service.ts, *.dto.ts, *.entity.ts, *.decorators.ts); see docs/decisions.md',
             },
           ],
         },

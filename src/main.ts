@@ -3,7 +3,7 @@ import type { INestApplication } from '@nestjs/common';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { AppConfig, ConfigError, loadConfig } from './config/config';
-import { startEmbeddedPostgres, EmbeddedDatabase } from './database/embedded';
+import { startEmbeddedPostgres, EmbeddedDatabase } from './database/embedded/embedded-postgres';
 import { isSupervisor, runSupervisor } from './cluster';
 
 type Level = 'info' | 'warn' | 'error';
@@ -115,7 +115,7 @@ async function main(): Promise<void> {
     app = await createApp({ ...config, databaseUrl });
     let sandboxBanner: string[] = [];
     if (config.sandbox) {
-      const { seedSandbox } = await import('./sandbox-mode/seed');
+      const { seedSandbox } = await import('./demo/demo-seed');
       sandboxBanner = await seedSandbox(app, config);
     }
     claimSignals(); // again: in case a module of the app installed its own

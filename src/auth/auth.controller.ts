@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiTags } from '@nestjs/swagger';
 import { ApiProblems } from '../common/api-problems.decorator';
-import { Public, Roles } from '../common/decorators';
+import { Public, Roles } from './auth.decorators';
 import { AdminUserDto, AdminUserListDto, CreateAdminUserDto, LoginDto, TokenDto } from './auth.dto';
 import { AuthService } from './auth.service';
 

@@ -2,7 +2,7 @@ import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { AuthGuard as PassportAuthGuard } from '@nestjs/passport';
 import type { Request } from 'express';
-import { AdminPrincipal, IS_PUBLIC, ROLES, TENANT_AUTH, TenantPrincipal } from '../common/decorators';
+import { AdminPrincipal, IS_PUBLIC, ROLES, TENANT_AUTH, TenantPrincipal } from './auth.decorators';
 import { Problem } from '../common/problem';
 import { ApiKeysService } from '../tenants/api-keys.service';
 import type { AdminRole } from './admin-user.entity';

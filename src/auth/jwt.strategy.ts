@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { PassportStrategy } from '@nestjs/passport';
 import { ExtractJwt, Strategy } from 'passport-jwt';
 import { APP_CONFIG, type AppConfig } from '../config/config';
-import type { AdminPrincipal } from '../common/decorators';
+import type { AdminPrincipal } from './auth.decorators';
 import { AuthService, JwtPayload } from './auth.service';
 
 @Injectable()

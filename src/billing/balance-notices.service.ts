@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
-import { rows } from '../database/sql';
+import { rows } from '../database/raw-rows';
 import { inTransaction } from '../database/transaction';
 import { WebhooksService } from '../webhooks/webhooks.service';
 import { expiringNoticeDue, expiringNoticeEventId } from './balance-notices';

@@ -2,7 +2,7 @@ import { Module } from '@nestjs/common';
 import { IdempotencyModule } from '../idempotency/idempotency.module';
 import { TenantsModule } from '../tenants/tenants.module';
 import { WebhooksModule } from '../webhooks/webhooks.module';
-import { AdminBillingController, TenantBillingController } from './billing.controller';
+import { AdminBillingController } from './admin-billing.controller';
 import { BalanceNoticesService } from './balance-notices.service';
 import { BillingJobsService } from './billing-jobs.service';
 import { LedgerVerifyController } from './ledger-verify.controller';
@@ -10,6 +10,7 @@ import { LedgerVerifyService } from './ledger-verify.service';
 import { LedgerService } from './ledger.service';
 import { AdminStatementController, TenantStatementController } from './statement.controller';
 import { StatementService } from './statement.service';
+import { TenantBillingController } from './tenant-billing.controller';
 import { AdminUsageController, TenantUsageController } from './usage.controller';
 import { UsageService } from './usage.service';
 

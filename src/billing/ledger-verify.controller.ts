@@ -1,6 +1,6 @@
 import { Controller, Get } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { Roles } from '../common/decorators';
+import { Roles } from '../auth/auth.decorators';
 import { LedgerVerifyDto } from './ledger-verify.dto';
 import { LedgerVerifyService } from './ledger-verify.service';
 import { ApiProblems } from '../common/api-problems.decorator';

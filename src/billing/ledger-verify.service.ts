@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { toPublicId } from '../common/ids';
-import { rows as sqlRows } from '../database/sql';
+import { rows as sqlRows } from '../database/raw-rows';
 import { LedgerProblemCode, LedgerProblemDto, LedgerVerifyDto } from './ledger-verify.dto';
 
 /** Per check, at most this many problems are listed (a badly broken database would list millions). */

@@ -1,5 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { rows } from '../database/sql';
+import { rows } from '../database/raw-rows';
 import { DataSource, EntityManager } from 'typeorm';
 import { inTransaction } from '../database/transaction';
 import { Clock } from '../common/clock';

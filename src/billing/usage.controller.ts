@@ -1,7 +1,7 @@
 import { Controller, Get, Headers, Query, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiProduces, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { CurrentTenant, Roles, TenantAuth, TenantPrincipal } from '../common/decorators';
+import { CurrentTenant, Roles, TenantAuth, TenantPrincipal } from '../auth/auth.decorators';
 import { fromPublicId } from '../common/ids';
 import { Problem } from '../common/problem';
 import { TenantScope } from '../common/tenant-scope';

@@ -3,7 +3,7 @@ import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
 import { toPublicId } from '../common/ids';
 import { Problem } from '../common/problem';
-import { rows as sqlRows } from '../database/sql';
+import { rows as sqlRows } from '../database/raw-rows';
 import { BILLING_ZONE } from './validity';
 import { Granularity, jakartaDayRange, jakartaMonth, jakartaToday, PG_PERIOD_FORMAT } from './billing-calendar';
 import { AdminUsageRecordDto, UsageQueryDto } from './usage.dto';

@@ -1,7 +1,7 @@
 import { All, Controller, Header, HttpCode, Param, Req } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { Request } from 'express';
-import { Public } from '../common/decorators';
+import { Public } from '../auth/auth.decorators';
 import { Problem } from '../common/problem';
 import { DeliveryReportsService } from './delivery-reports.service';
 

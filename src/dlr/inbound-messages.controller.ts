@@ -1,6 +1,6 @@
 import { Controller, Get, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiSecurity, ApiTags } from '@nestjs/swagger';
-import { CurrentTenant, Roles, TenantAuth, TenantPrincipal } from '../common/decorators';
+import { CurrentTenant, Roles, TenantAuth, TenantPrincipal } from '../auth/auth.decorators';
 import { ApiProblems } from '../common/api-problems.decorator';
 import { ListQueryDto } from '../common/list-query.dto';
 import { TenantScope } from '../common/tenant-scope';

@@ -3,7 +3,7 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
 import { uuidv7 } from '../common/ids';
-import { rows as sqlRows } from '../database/sql';
+import { rows as sqlRows } from '../database/raw-rows';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { ProviderError } from '../provider/client';
 import { ProviderAccountsService } from '../provider/provider-accounts.service';

@@ -2,7 +2,7 @@ import { Controller, Get, HttpCode, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { DataSource } from 'typeorm';
-import { Public } from '../common/decorators';
+import { Public } from '../auth/auth.decorators';
 import { UNAVAILABLE_RETRY_AFTER_S } from '../database/connection-errors';
 
 /** Readiness answers within this time: a database that does not answer is not ready. */

@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import { rows as sqlRows } from '../database/sql';
+import { rows as sqlRows } from '../database/raw-rows';
 import { createHash, randomUUID } from 'node:crypto';
 import type { Response } from 'express';
 import { DataSource, EntityManager } from 'typeorm';

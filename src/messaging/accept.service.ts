@@ -7,10 +7,10 @@ import { LedgerService } from '../billing/ledger.service';
 import { Clock } from '../common/clock';
 import { uuidv7 } from '../common/ids';
 import { Problem, problemBody } from '../common/problem';
-import { MessageRow } from './message.view';
+import { MessageRow } from './message.row';
 import { MessageEventsService } from './message-events.service';
 import { IdempotencyService } from '../idempotency/idempotency.service';
-import { rows as sqlRows } from '../database/sql';
+import { rows as sqlRows } from '../database/raw-rows';
 
 /** One message to accept, already validated, normalised and counted. */
 export interface AcceptItem {

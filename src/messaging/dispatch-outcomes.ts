@@ -1,6 +1,6 @@
 import { DataSource, EntityManager } from 'typeorm';
 import { Clock } from '../common/clock';
-import { rows as sqlRows } from '../database/sql';
+import { rows as sqlRows } from '../database/raw-rows';
 import { SendOutcome } from '../provider/client';
 import { lockReportKeys, MessageReportsService } from './message-reports.service';
 import { MessageEventsService } from './message-events.service';

@@ -7,7 +7,7 @@ import {
   OnApplicationShutdown,
 } from '@nestjs/common';
 import { setTimeout as delay } from 'node:timers/promises';
-import { rows as sqlRows } from '../database/sql';
+import { rows as sqlRows } from '../database/raw-rows';
 import { Counter, Gauge, register } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';

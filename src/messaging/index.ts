@@ -7,5 +7,6 @@
  */
 export { normalizeMsisdn } from './domain/msisdn';
 export type { MsisdnResult } from './domain/msisdn';
-export { MESSAGE_COLUMNS, messageDto, publicStatus } from './message.view';
-export type { MessageRow } from './message.view';
+export { MESSAGE_COLUMNS } from './message.row';
+export type { MessageRow } from './message.row';
+export { messageDto, publicStatus } from './message.view';

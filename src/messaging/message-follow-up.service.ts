@@ -3,7 +3,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import { MessageEventsService } from './message-events.service';
 import { MessageRefundsService } from './message-refunds.service';
 import { inTransaction } from '../database/transaction';
-import { rows as sqlRows } from '../database/sql';
+import { rows as sqlRows } from '../database/raw-rows';
 import { lockReportKeys, MessageReportsService } from './message-reports.service';
 
 /** A submitted message without a final report, claimed for one report.php poll. */

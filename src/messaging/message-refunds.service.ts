@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
 import { LedgerService } from '../billing/ledger.service';
-import { rows as sqlRows } from '../database/sql';
+import { rows as sqlRows } from '../database/raw-rows';
 
 /** A message whose refund was decided now: the ledger credits exactly these. */
 export interface FlippedRefund {

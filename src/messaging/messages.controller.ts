@@ -23,7 +23,7 @@ import {
 } from '@nestjs/swagger';
 import { ApiProblems } from '../common/api-problems.decorator';
 import type { Request, Response } from 'express';
-import { CurrentTenant, TenantAuth, TenantPrincipal } from '../common/decorators';
+import { CurrentTenant, TenantAuth, TenantPrincipal } from '../auth/auth.decorators';
 import { TenantScope } from '../common/tenant-scope';
 import { IdempotencyService, sendIdempotent } from '../idempotency/idempotency.service';
 import { MessageDto, MessagePageDto } from './message.dto';
@@ -36,7 +36,7 @@ import {
   SendMessageDto,
 } from './messages.dto';
 import { MessagesService } from './messages.service';
-import { TenantRateLimitGuard } from './rate-limit';
+import { TenantRateLimitGuard } from './tenant-rate-limit.guard';
 
 const reply = sendIdempotent;
 

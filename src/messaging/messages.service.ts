@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { rows as sqlRows } from '../database/sql';
+import { rows as sqlRows } from '../database/raw-rows';
 import { DataSource } from 'typeorm';
 import { inTransaction } from '../database/transaction';
 import { messagePrice } from '../billing';
@@ -14,7 +14,9 @@ import { AcceptItem, AcceptService, IdempotencyCompletion, ItemResult, problemRe
 import { normalizeMsisdn } from './domain/msisdn';
 import { MAX_SEGMENTS_DEFAULT, countSegments } from './domain/segments';
 import { IdempotencyService, RequestHashes } from '../idempotency/idempotency.service';
-import { MESSAGE_COLUMNS, MessageDto, MessageRow, messageDto } from './message.view';
+import type { MessageDto } from './message.dto';
+import { MESSAGE_COLUMNS, MessageRow } from './message.row';
+import { messageDto } from './message.view';
 import {
   BatchItemDto,
   BatchResultDto,

@@ -11,7 +11,7 @@ import { MessageRefundsService } from './message-refunds.service';
 import { MessageReportsService } from './message-reports.service';
 import { MessagesController } from './messages.controller';
 import { MessagesService } from './messages.service';
-import { TenantRateLimitGuard } from './rate-limit';
+import { TenantRateLimitGuard } from './tenant-rate-limit.guard';
 import { RecentRecipientsService } from './recent-recipients.service';
 import { TenantSettingsCache } from './tenant-settings.cache';
 

@@ -1,7 +1,7 @@
 import { Controller, Get, Header } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import { register } from 'prom-client';
-import { Public } from '../common/decorators';
+import { Public } from '../auth/auth.decorators';
 
 @ApiExcludeController()
 @Public()

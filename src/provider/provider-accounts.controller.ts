@@ -1,7 +1,7 @@
 import { Body, Controller, Get, Param, Patch, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { ApiProblems } from '../common/api-problems.decorator';
-import { Roles } from '../common/decorators';
+import { Roles } from '../auth/auth.decorators';
 import {
   CreateProviderAccountDto,
   ProviderAccountDto,

@@ -3,7 +3,7 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
 import { APP_CONFIG, type AppConfig } from '../config/config';
-import { rows as sqlRows } from '../database/sql';
+import { rows as sqlRows } from '../database/raw-rows';
 import { ProviderClients } from './provider-clients.service';
 import {
   providerBalanceAlertGauge,

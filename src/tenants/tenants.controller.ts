@@ -1,7 +1,7 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { ApiProblems } from '../common/api-problems.decorator';
-import { Roles } from '../common/decorators';
+import { Roles } from '../auth/auth.decorators';
 import { ListQueryDto } from '../common/list-query.dto';
 import { ApiKeysService } from './api-keys.service';
 import {

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
 import { APP_CONFIG, type AppConfig } from '../config/config';
-import { rows as sqlRows } from '../database/sql';
+import { rows as sqlRows } from '../database/raw-rows';
 import { MESSAGE_COLUMNS, MessageRow, messageDto, publicStatus } from '../messaging';
 import { WebhookEvent, derivedEventId } from './webhook-events';
 import { webhookRelayLag } from './webhook-metrics';

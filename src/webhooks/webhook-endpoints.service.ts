@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import { rows as sqlRows } from '../database/sql';
+import { rows as sqlRows } from '../database/raw-rows';
 import { Clock } from '../common/clock';
 import { notFound } from '../common/problem';
 import { SecretBox } from '../common/secret-box';

@@ -4,7 +4,7 @@ import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
 import { SecretBox } from '../common/secret-box';
 import { APP_CONFIG, type AppConfig } from '../config/config';
-import { rows as sqlRows } from '../database/sql';
+import { rows as sqlRows } from '../database/raw-rows';
 import { publicEventId, retryDelayMs } from './webhook-events';
 import { webhookAttemptDuration, webhookAttempts, webhookQueueAge, webhookQueueDue } from './webhook-metrics';
 import { AttemptResult, WebhookSender } from './webhook-sender';

@@ -9,7 +9,7 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { CurrentTenant, TenantAuth, TenantPrincipal } from '../common/decorators';
+import { CurrentTenant, TenantAuth, TenantPrincipal } from '../auth/auth.decorators';
 import { TenantScope } from '../common/tenant-scope';
 import { WebhookEndpointsService } from './webhook-endpoints.service';
 import {

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
-import { rows as sqlRows } from '../database/sql';
+import { rows as sqlRows } from '../database/raw-rows';
 import { Clock } from '../common/clock';
 import { fromPublicId, toPublicId, uuidv7 } from '../common/ids';
 import { Page, cursorField, decodeCursor, encodeCursor } from '../common/pagination';

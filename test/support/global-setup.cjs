@@ -23,7 +23,7 @@ module.exports = async function globalSetup() {
     const adminUrl = 'postgres://postgres@127.0.0.1:5432/postgres';
     if (await reachable(adminUrl)) base = local;
     else {
-      const { startEmbeddedPostgres } = await import('../../dist/src/database/embedded.js');
+      const { startEmbeddedPostgres } = await import('../../dist/src/database/embedded/embedded-postgres.js');
       const db = await startEmbeddedPostgres(path.join(__dirname, '../../.data/test-pg'), (_level, msg) =>
         console.log(msg),
       );

@@ -8,7 +8,7 @@ import {
   type CircuitBreakerPolicy,
 } from 'cockatiel';
 import type { Logger } from 'pino';
-import { resolvePolledCode } from './codes';
+import { resolvePolledCode } from './dlr-codes';
 import { performExchange, type Exchange, type ExchangeRequest } from './http-exchange';
 import {
   excerpt,

@@ -2,7 +2,7 @@ export * from './provider-client';
 export * from './provider-error';
 export * from './http-provider-client';
 export * from './provider-client-registry';
-export * from './codes';
+export * from './dlr-codes';
 export {
   parseSendBody,
   parseReportBody,

@@ -41,7 +41,7 @@ export type SendOutcomeKind = SendOutcome['kind'];
  * `report.php?rpt=<id>`.
  * - `report`: the body started with a status code (`22, Delivered`). In the poll answer the provider folds
  *   51 and 52 under 50 with a text; `code` is the number as written, `resolvedCode` the code the text
- *   means (see codes.ts `resolvePolledCode`).
+ *   means (see dlr-codes.ts `resolvePolledCode`).
  * - `none`: no status yet (`Success Send`, empty, or anything not starting with digits).
  * - `error`: the provider answered with a non-2xx status.
  * Transport failures throw `ProviderError`.

@@ -1,7 +1,7 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
-import { TenantPrincipal } from '../common/decorators';
+import { TenantPrincipal } from '../auth/auth.decorators';
 import { Problem } from '../common/problem';
 import { TenantSettingsCache } from './tenant-settings.cache';
 

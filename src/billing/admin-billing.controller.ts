@@ -1,32 +1,15 @@
 import { Body, Controller, Get, Headers, Param, Post, Query, Req, Res } from '@nestjs/common';
-import {
-  ApiBearerAuth,
-  ApiBody,
-  ApiCreatedResponse,
-  ApiHeader,
-  ApiOperation,
-  ApiSecurity,
-  ApiTags,
-} from '@nestjs/swagger';
+import { ApiBearerAuth, ApiBody, ApiCreatedResponse, ApiHeader, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { ApiProblems } from '../common/api-problems.decorator';
-import { AdminPrincipal, CurrentAdmin, CurrentTenant, Roles, TenantAuth, TenantPrincipal } from '../common/decorators';
-import { toPublicId } from '../common/ids';
+import { AdminPrincipal, CurrentAdmin, Roles } from '../auth/auth.decorators';
 import { ListQueryDto } from '../common/list-query.dto';
-import { cursorField, decodeCursor, encodeCursor, Page } from '../common/pagination';
 import { TenantScope } from '../common/tenant-scope';
 import { IdempotencyService, sendIdempotent } from '../idempotency/idempotency.service';
 import { TenantsService } from '../tenants/tenants.service';
 import type { EntityManager } from 'typeorm';
-import {
-  AdjustmentDto,
-  BalanceDto,
-  LedgerEntryDto,
-  LedgerEntryPageDto,
-  LedgerMovementDto,
-  TopUpDto,
-} from './billing.dto';
-import { LedgerEntry } from './ledger-entry.entity';
+import { AdjustmentDto, BalanceDto, LedgerEntryPageDto, LedgerMovementDto, TopUpDto } from './billing.dto';
+import { ledgerPage, movementDto } from './ledger-entry.view';
 import { LedgerService, Movement } from './ledger.service';
 
 const ADMIN_IDEMPOTENCY_HEADER = {
@@ -40,61 +23,6 @@ const ADMIN_IDEMPOTENCY_HEADER = {
     '(e.g. 402) included; with a different body 422 `idempotency_conflict`; while the first request ' +
     'runs, 409 `idempotency_in_progress` (retry later).',
 };
-
-function movementDto(r: Movement): LedgerMovementDto {
-  return { entry: ledgerEntryDto(r.entry), balance: r.balance };
-}
-
-export function ledgerEntryDto(e: LedgerEntry): LedgerEntryDto {
-  const dto: LedgerEntryDto = {
-    id: toPublicId('ledgerEntry', e.id),
-    kind: e.kind,
-    amount: e.amount,
-    balanceAfter: e.balanceAfter,
-    createdAt: e.createdAt,
-  };
-  if (e.messageId) dto.messageId = toPublicId('message', e.messageId);
-  if (e.reference !== null) dto.reference = e.reference;
-  if (e.kind === 'topup' && e.validUntil && e.graceUntil) {
-    dto.validUntil = e.validUntil;
-    dto.graceUntil = e.graceUntil;
-  }
-  return dto;
-}
-
-async function ledgerPage(ledger: LedgerService, scope: TenantScope, q: ListQueryDto): Promise<Page<LedgerEntryDto>> {
-  const limit = q.limit ?? 50;
-  const after = decodeCursor<{ seq: number }>(q.cursor, { seq: cursorField.seq });
-  const rows = await ledger.listEntries(scope.tenantId, limit + 1, after?.seq ?? null);
-  const page = rows.slice(0, limit);
-  return {
-    data: page.map(ledgerEntryDto),
-    nextCursor: rows.length > limit ? encodeCursor({ seq: page[page.length - 1].seq }) : null,
-  };
-}
-
-@ApiTags('tenant: balance')
-@ApiProblems(401, 503)
-@ApiSecurity('api-key')
-@ApiBearerAuth('api-key-bearer')
-@TenantAuth()
-@Controller('v1')
-export class TenantBillingController {
-  constructor(private readonly ledger: LedgerService) {}
-
-  /** Your balance and its validity (3 months from the last top-up, then 1 month of grace). */
-  @Get('balance')
-  balance(@CurrentTenant() tenant: TenantPrincipal): Promise<BalanceDto> {
-    return this.ledger.balance(TenantScope.of(tenant.tenantId).tenantId);
-  }
-
-  /** Every movement of your balance, newest first. */
-  @Get('ledger')
-  @ApiProblems(400)
-  ledgerEntries(@CurrentTenant() tenant: TenantPrincipal, @Query() q: ListQueryDto): Promise<LedgerEntryPageDto> {
-    return ledgerPage(this.ledger, TenantScope.of(tenant.tenantId), q);
-  }
-}
 
 @ApiTags('admin: billing')
 @ApiProblems(401, [403, 'The role may not do this: `forbidden`'], 404, 503)

@@ -1,4 +1,4 @@
-import { describeDlrCode, resolvePolledCode } from './codes';
+import { describeDlrCode, resolvePolledCode } from './dlr-codes';
 
 describe('DLR codes', () => {
   it.each([

@@ -1,5 +1,5 @@
 import { SetMetadata, createParamDecorator, ExecutionContext } from '@nestjs/common';
-import type { AdminRole } from '../auth/admin-user.entity';
+import type { AdminRole } from './admin-user.entity';
 
 export const IS_PUBLIC = 'gerbang:public';
 export const TENANT_AUTH = 'gerbang:tenant-auth';

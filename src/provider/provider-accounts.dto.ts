@@ -7,7 +7,47 @@ const ALERT_REASONS: WalletAlertReason[] = ['empty', 'expired', 'low_balance', '
 
 const URL_OPTS = { protocols: ['http', 'https'], require_protocol: true, require_tld: false, require_host: true };
 
-export class CreateProviderAccountDto {
+/**
+ * The per-account limits, the same on create and on PATCH. Omitted or null on create, or null on PATCH:
+ * the environment's value (omitted on PATCH keeps what is set).
+ */
+export class ProviderAccountLimitsDto {
+  /**
+   * Sends per second through this account (token bucket; `0` = no limit). Omitted or null: the
+   * environment's `PROVIDER_SEND_RATE_PER_SECOND` (on PATCH, null puts it back).
+   * @example 20
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(1_000_000)
+  sendRatePerSecond?: number | null;
+
+  /**
+   * Sends in flight at once through this account (1-10000). Omitted or null: the environment's
+   * `PROVIDER_MAX_IN_FLIGHT` (on PATCH, null puts it back).
+   * @example 10
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(10_000)
+  maxInFlight?: number | null;
+
+  /**
+   * Alert when the provider balance of this account falls below this (an integer in the provider's
+   * unit; 0 = alert only when empty). Omitted or null: the environment's `PROVIDER_LOW_BALANCE_THRESHOLD` (0)
+   * (on PATCH, null puts it back).
+   * @example 50000
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(MAX_AMOUNT)
+  lowBalanceThreshold?: number | null;
+}
+
+export class CreateProviderAccountDto extends ProviderAccountLimitsDto {
   /**
    * A name for people.
    * @example "masking-user-07"
@@ -45,42 +85,9 @@ export class CreateProviderAccountDto {
   @IsOptional()
   @IsIn(['post', 'get'])
   sendMethod?: 'post' | 'get';
-
-  /**
-   * Sends per second through this account (token bucket; `0` = no limit). Omitted or null: the
-   * environment's `PROVIDER_SEND_RATE_PER_SECOND`.
-   * @example 20
-   */
-  @IsOptional()
-  @IsInt()
-  @Min(0)
-  @Max(1_000_000)
-  sendRatePerSecond?: number | null;
-
-  /**
-   * Sends in flight at once through this account (1-10000). Omitted or null: the environment's
-   * `PROVIDER_MAX_IN_FLIGHT`.
-   * @example 10
-   */
-  @IsOptional()
-  @IsInt()
-  @Min(1)
-  @Max(10_000)
-  maxInFlight?: number | null;
-
-  /**
-   * Alert when the provider balance of this account falls below this (an integer in the provider's
-   * unit; 0 = alert only when empty). Omitted or null: the environment's `PROVIDER_LOW_BALANCE_THRESHOLD` (0).
-   * @example 50000
-   */
-  @IsOptional()
-  @IsInt()
-  @Min(0)
-  @Max(MAX_AMOUNT)
-  lowBalanceThreshold?: number | null;
 }
 
-export class UpdateProviderAccountDto {
+export class UpdateProviderAccountDto extends ProviderAccountLimitsDto {
   @IsOptional()
   @IsName()
   name?: string;
@@ -111,39 +118,6 @@ export class UpdateProviderAccountDto {
   @IsOptional()
   @IsIn(['active', 'disabled'])
   status?: 'active' | 'disabled';
-
-  /**
-   * Sends per second through this account (token bucket; `0` = no limit). null puts back the
-   * environment's `PROVIDER_SEND_RATE_PER_SECOND`.
-   * @example 20
-   */
-  @IsOptional()
-  @IsInt()
-  @Min(0)
-  @Max(1_000_000)
-  sendRatePerSecond?: number | null;
-
-  /**
-   * Sends in flight at once through this account (1-10000). null puts back the environment's
-   * `PROVIDER_MAX_IN_FLIGHT`.
-   * @example 10
-   */
-  @IsOptional()
-  @IsInt()
-  @Min(1)
-  @Max(10_000)
-  maxInFlight?: number | null;
-
-  /**
-   * Alert when the provider balance of this account falls below this (an integer in the provider's
-   * unit; 0 = alert only when empty). null puts back the environment's `PROVIDER_LOW_BALANCE_THRESHOLD` (0).
-   * @example 50000
-   */
-  @IsOptional()
-  @IsInt()
-  @Min(0)
-  @Max(MAX_AMOUNT)
-  lowBalanceThreshold?: number | null;
 }
 
 export class ProviderAccountDto {

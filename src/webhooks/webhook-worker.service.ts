@@ -265,8 +265,8 @@ export class WebhookWorkerService {
    * Logs the attempt and moves the delivery on, guarded by the lease owner: if the lease expired and
    * another worker took the delivery over, only the attempt row is written (it did happen).
    *
-   * Group commit: outcomes that finish while a recording transaction runs wait and are written
-   * together by the next one (two statements per group, not per delivery). The delivery's slot is
+   * Group commit: outcomes that finish while a recording statement runs wait and are written
+   * together by the next one (one statement per group, not a transaction per delivery). The delivery's slot is
    * free only once its outcome is committed: the per-endpoint cap counts leases in the database.
    */
   private record(d: ClaimedDelivery, r: AttemptResult): Promise<void> {
@@ -309,49 +309,45 @@ export class WebhookWorkerService {
       }
       return { d, r, at, status, next };
     });
-    await this.dataSource.transaction(async (m) => {
-      await m.query(
-        `INSERT INTO webhook_attempts (delivery_id, attempted_at, status_code, error, duration_ms, outcome, response_excerpt)
-         SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::int[], $4::text[], $5::int[], $6::text[], $7::text[])`,
-        [
-          rows.map((x) => x.d.id),
-          rows.map((x) => x.at),
-          rows.map((x) => x.r.statusCode),
-          rows.map((x) => x.r.error),
-          rows.map((x) => x.r.durationMs),
-          rows.map((x) => x.r.outcome),
-          rows.map((x) => x.r.responseExcerpt),
-        ],
-      );
-      // Ordered by id: concurrent recorders (several processes) lock deliveries in one order.
-      const ordered = [...rows].sort((a, b) => (a.d.id < b.d.id ? -1 : a.d.id > b.d.id ? 1 : 0));
-      await m.query(
-        `UPDATE webhook_deliveries d
+    // One statement (its own transaction, one round trip): the attempts, the deliveries moved on, and
+    // for a 410 the endpoint disabled — only the URL that answered: a tenant who has just changed it
+    // keeps the new one enabled.
+    await this.dataSource.query(
+      `WITH u AS (
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::int[], $6::text[],
+                              $7::timestamptz[], $8::int[], $9::text[], $10::text[], $11::uuid[], $12::text[])
+                    AS u(id, owner, status, next, code, error, at, duration, outcome, excerpt, tenant_id, url)),
+       attempts AS (
+         INSERT INTO webhook_attempts (delivery_id, attempted_at, status_code, error, duration_ms, outcome, response_excerpt)
+         SELECT id, at, code, error, duration, outcome, excerpt FROM u),
+       moved AS (
+         UPDATE webhook_deliveries d
             SET status = u.status, attempts = d.attempts + 1, next_attempt_at = coalesce(u.next, d.next_attempt_at),
                 lease_until = NULL, lease_owner = NULL, last_status_code = u.code, last_error = u.error,
                 delivered_at = CASE WHEN u.status = 'succeeded' THEN u.at ELSE d.delivered_at END
-           FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::int[], $6::text[], $7::timestamptz[])
-                AS u(id, owner, status, next, code, error, at)
-          WHERE d.id = u.id AND d.status = 'delivering' AND d.lease_owner = u.owner`,
-        [
-          ordered.map((x) => x.d.id),
-          ordered.map((x) => x.d.owner),
-          ordered.map((x) => x.status),
-          ordered.map((x) => x.next),
-          ordered.map((x) => x.r.statusCode),
-          ordered.map((x) => x.r.error),
-          ordered.map((x) => x.at),
-        ],
-      );
-      for (const { d, at } of rows.filter((x) => x.r.outcome === 'gone')) {
-        // Only the URL that answered 410: a tenant who has just changed it keeps the new one enabled.
-        await m.query(
-          `UPDATE webhook_endpoints SET enabled = false, disabled_reason = 'gone', disabled_at = $3, updated_at = $3
-            WHERE tenant_id = $1 AND url = $2 AND enabled`,
-          [d.tenant_id, d.url, at],
-        );
-      }
-    });
+           FROM u
+          WHERE d.id = u.id AND d.status = 'delivering' AND d.lease_owner = u.owner),
+       gone AS (
+         UPDATE webhook_endpoints e
+            SET enabled = false, disabled_reason = 'gone', disabled_at = g.at, updated_at = g.at
+           FROM (SELECT DISTINCT ON (tenant_id, url) tenant_id, url, at FROM u WHERE outcome = 'gone') g
+          WHERE e.tenant_id = g.tenant_id AND e.url = g.url AND e.enabled)
+       SELECT 1`,
+      [
+        rows.map((x) => x.d.id),
+        rows.map((x) => x.d.owner),
+        rows.map((x) => x.status),
+        rows.map((x) => x.next),
+        rows.map((x) => x.r.statusCode),
+        rows.map((x) => x.r.error),
+        rows.map((x) => x.at),
+        rows.map((x) => x.r.durationMs),
+        rows.map((x) => x.r.outcome),
+        rows.map((x) => x.r.responseExcerpt),
+        rows.map((x) => x.d.tenant_id),
+        rows.map((x) => x.d.url),
+      ],
+    );
   }
 
   /**

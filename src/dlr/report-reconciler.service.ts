@@ -40,7 +40,11 @@ export interface Reconciliation {
 }
 
 /** The provider's answer was not a report (an error page, a sentence): nothing was reconciled or kept. */
-export class ReportNotReturned extends Error {}
+export class ReportNotReturned extends Error {
+  constructor(readonly reason: string) {
+    super(`reports_post.php: ${reason}`);
+  }
+}
 
 const JAKARTA = 'Asia/Jakarta';
 

@@ -159,6 +159,6 @@ function answerProblem(e: unknown): never {
     throw new Problem('provider_unavailable', `The provider could not be reached (${e.code})`);
   }
   if (e instanceof ReportNotReturned)
-    throw new Problem('conflict', `The provider did not return a report: ${e.message}`);
+    throw new Problem('conflict', `The provider did not return a report: ${e.reason}`);
   throw e;
 }

@@ -10,7 +10,16 @@ import { DateTime } from 'luxon';
 import { register } from 'prom-client';
 import { ReportPollerService } from '../../src/dlr/report-poller.service';
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
-import { bearer, createAdminUser, createTenant, jakartaDay, startTestApp, TestApp, uuidOf } from '../support/app';
+import {
+  bearer,
+  createAdminUser,
+  createTenant,
+  expectProblem,
+  jakartaDay,
+  startTestApp,
+  TestApp,
+  uuidOf,
+} from '../support/app';
 import { waitFor } from '../support/wait';
 
 const HOUR = 3_600_000;
@@ -263,5 +272,27 @@ describe('issue 9: reconciliation of the provider report, daily and on demand (s
     expect(after.unknown).toBeGreaterThanOrEqual(metricsBefore.unknown + 1);
     expect(after.statusDiffers).toBeGreaterThanOrEqual(metricsBefore.statusDiffers + 1);
     expect(after.moreParts).toBeGreaterThanOrEqual(metricsBefore.moreParts + 1);
+  });
+
+  it('an answer that is not a report keeps nothing: 409 on demand, and the daily job leaves the day open', async () => {
+    // No such user at the sandbox: reports_post.php answers with the wrong-credentials sentence.
+    const tenant = await createTenant(t, { baseUrl: sandbox.url });
+    const pac = uuidOf(tenant.providerAccountId);
+    const day = jakartaDay(t.clock.now());
+    const res = await t.http
+      .get(`/v1/admin/provider-accounts/${tenant.providerAccountId}/report?start=${day}&end=${day}`)
+      .set(bearer(t.adminToken));
+    expectProblem(res, 409, 'conflict');
+
+    t.clock.advance(24 * HOUR);
+    const outcomes = (await poller.reconcileYesterday()).filter((o) => o.providerAccountId === pac);
+    expect(outcomes).toEqual([
+      expect.objectContaining({ kind: 'failed', reason: expect.stringMatching(/^reports_post\.php: /) }),
+    ]);
+    const [{ n }] = await t.db.query(
+      `SELECT count(*)::int AS n FROM report_reconciliations WHERE provider_account_id = $1`,
+      [pac],
+    );
+    expect(n).toBe(0);
   });
 });

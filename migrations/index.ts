@@ -10,6 +10,7 @@ import { ProviderWallet1764700000000 } from './1764700000000-ProviderWallet';
 import { ReportPolling1764800000000 } from './1764800000000-ReportPolling';
 import { DailyReportReconcile1764800000001 } from './1764800000001-DailyReportReconcile';
 import { BalanceNotices1764900000000 } from './1764900000000-BalanceNotices';
+import { ReportReconciliations1765000000000 } from './1765000000000-ReportReconciliations';
 
 export const migrations = [
   Initial1764000000000,
@@ -23,4 +24,5 @@ export const migrations = [
   ReportPolling1764800000000,
   DailyReportReconcile1764800000001,
   BalanceNotices1764900000000,
+  ReportReconciliations1765000000000,
 ];

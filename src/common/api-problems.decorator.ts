@@ -46,10 +46,11 @@ const EXAMPLES: Record<number, { title: string; detail: string }> = {
     detail: 'Idempotency-Key was used with another body',
   },
   429: { title: 'Too many requests', detail: 'Rate limit of 100 requests per second reached' },
+  502: { title: 'The provider could not be reached', detail: 'The provider could not be reached (timeout)' },
   503: { title: 'Service unavailable', detail: 'The database is unreachable; retry later' },
 };
 
-export type ProblemStatus = 400 | 401 | 402 | 403 | 404 | 409 | 413 | 422 | 429 | 503;
+export type ProblemStatus = 400 | 401 | 402 | 403 | 404 | 409 | 413 | 422 | 429 | 502 | 503;
 
 /**
  * Documents the problem+json error responses of an operation (or of every operation of a controller),

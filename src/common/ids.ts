@@ -14,6 +14,7 @@ export const ID_PREFIX = {
   webhookDelivery: 'whd',
   user: 'usr',
   inbound: 'inb',
+  reconciliation: 'rec',
 } as const;
 export type IdKind = keyof typeof ID_PREFIX;
 

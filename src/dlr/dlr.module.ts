@@ -13,20 +13,31 @@ import { AdminInboundMessagesController, InboundMessagesController } from './inb
 import { InboundMessagesService } from './inbound-messages.service';
 import { InboxPollerService } from './inbox-poller.service';
 import { ReportPollerService } from './report-poller.service';
+import { ReportReconcilerService } from './report-reconciler.service';
+import { ReportReconciliationsController } from './report-reconciliations.controller';
+import { ReportReconciliationsService } from './report-reconciliations.service';
 
 /**
- * What the provider sends us: inbound SMS read from each account's inbox.php (docs/dlr.md).
+ * What the provider sends us: inbound SMS read from each account's inbox.php, delivery reports, and the
+ * reconciliation of the provider's report against our records (docs/dlr.md).
  * Needs ScheduleModule.forRoot() once in the application (AppModule).
  */
 @Module({
   imports: [BillingModule, ProviderModule, TenantsModule, MessagingModule, WebhooksModule],
-  controllers: [InboundMessagesController, AdminInboundMessagesController, DlrController],
+  controllers: [
+    InboundMessagesController,
+    AdminInboundMessagesController,
+    DlrController,
+    ReportReconciliationsController,
+  ],
   providers: [
     InboundIntakeService,
     InboundMessagesService,
     InboxPollerService,
     DeliveryReportsService,
     ReportPollerService,
+    ReportReconcilerService,
+    ReportReconciliationsService,
     // Routed inbound SMS become `message.received` webhook events (inbound-events.ts).
     {
       provide: INBOUND_EVENTS,

@@ -1,4 +1,11 @@
-import { findSubmit, MAX_POLL_GAP_MS, nextPollDelayMs, reportedSends } from './report-match';
+import {
+  compareReport,
+  findSubmit,
+  MAX_POLL_GAP_MS,
+  MessageFacts,
+  nextPollDelayMs,
+  reportedSends,
+} from './report-match';
 
 describe('reports_post.php rows', () => {
   it('reads the sandbox columns and the usual neighbours, leaving out rows without id, number or text', () => {
@@ -47,6 +54,68 @@ describe('reports_post.php rows', () => {
     expect(findSubmit(sends, want, new Set(['5']))?.providerMessageId).toBe('4');
     expect(findSubmit(sends, want, new Set(['4', '5']))).toBeUndefined();
     expect(findSubmit([send('7', '2026-11-30T03:00:10Z', { sentAt: undefined })], want, new Set())).toBeUndefined();
+  });
+});
+
+describe('comparing the report with our messages', () => {
+  const row = (id: string, code: string, smsCount = '1') => ({
+    id,
+    msisdn: '6281200000001',
+    message: 'halo',
+    sent_at: '2026-11-30 10:00:05',
+    sms_count: smsCount,
+    status_code: code,
+  });
+  const ours = (id: string, status: string, segments = 1): MessageFacts => ({ id, status, segments });
+
+  it('reads sms_count; a count that is not a number is left out', () => {
+    const [a, b] = reportedSends([row('1', '22', '3'), row('2', '22', 'dua')]);
+    expect([a.smsCount, b.smsCount]).toEqual([3, undefined]);
+  });
+
+  it('finds unknown ids, final statuses that differ, more parts than charged, and our sends it does not list', () => {
+    const sends = reportedSends([
+      row('1', '22'), // agrees
+      row('2', '22'), // ours failed (a 52 callback): differs
+      row('3', '52'), // ours delivered: differs
+      row('4', '50'), // ours expired: differs (expired was charged, the provider did not)
+      row('5', '22'), // ours still pending (not final): no verdict
+      row('6', '20'), // theirs not final: no verdict
+      row('7', '22', '2'), // one segment charged, two counted
+      row('8', '22', '2'), // two segments charged, two counted
+      row('9', ''), // nobody's
+    ]);
+    const facts = new Map([
+      ['1', ours('m1', 'delivered')],
+      ['2', ours('m2', 'failed')],
+      ['3', ours('m3', 'delivered')],
+      ['4', ours('m4', 'expired')],
+      ['5', ours('m5', 'pending')],
+      ['6', ours('m6', 'delivered')],
+      ['7', ours('m7', 'delivered')],
+      ['8', ours('m8', 'delivered', 2)],
+    ]);
+    const submitted = [
+      { id: 'm1', providerMessageId: '1' },
+      { id: 'm10', providerMessageId: '10' },
+    ];
+    expect(compareReport(sends, facts, submitted)).toEqual({
+      unknown: [
+        {
+          providerMessageId: '9',
+          msisdn: '6281200000001',
+          sentAt: new Date('2026-11-30T03:00:05Z'),
+          providerStatusCode: null,
+        },
+      ],
+      statusDiffers: [
+        { messageId: 'm2', providerMessageId: '2', ours: 'failed', theirs: 'delivered', providerStatusCode: 22 },
+        { messageId: 'm3', providerMessageId: '3', ours: 'delivered', theirs: 'failed', providerStatusCode: 52 },
+        { messageId: 'm4', providerMessageId: '4', ours: 'expired', theirs: 'failed', providerStatusCode: 50 },
+      ],
+      moreParts: [{ messageId: 'm7', providerMessageId: '7', segments: 1, smsCount: 2 }],
+      missing: [{ messageId: 'm10', providerMessageId: '10' }],
+    });
   });
 });
 

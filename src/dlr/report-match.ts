@@ -1,4 +1,4 @@
-/* Pure rules of the report loop: reading the provider's report download, matching, poll backoff. */
+/* Pure rules of the report loop: reading the provider's report download, matching, comparing, poll backoff. */
 import { parseJakartaDateTime } from '../provider/client';
 import { reportNumber } from '../messaging/message-reports.service';
 
@@ -11,6 +11,8 @@ export interface ReportedSend {
   /** The provider's status code and text, when the row has them. */
   statusCode?: string;
   statusText?: string;
+  /** SMS the provider counted (and charged) for it, when the row says. */
+  smsCount?: number;
 }
 
 /** What is looked for: an uncertain submit, sent between its creation and when it became uncertain. */
@@ -45,6 +47,7 @@ export function reportedSends(rows: Array<Record<string, string>>): ReportedSend
     if (!id || !/^\d{1,32}$/.test(id) || msisdn === undefined || text === undefined) continue;
     const statusCode = pick(row, ['status_code', 'error_code', 'code']);
     const statusText = pick(row, ['status', 'error_message', 'keterangan']);
+    const smsCount = pick(row, ['sms_count', 'smscount', 'parts', 'jumlah_sms'])?.trim();
     out.push({
       providerMessageId: id,
       msisdn,
@@ -52,6 +55,7 @@ export function reportedSends(rows: Array<Record<string, string>>): ReportedSend
       sentAt: when ? parseJakartaDateTime(when) : undefined,
       ...(statusCode !== undefined ? { statusCode } : {}),
       ...(statusText !== undefined ? { statusText } : {}),
+      ...(smsCount && /^\d{1,6}$/.test(smsCount) ? { smsCount: Number(smsCount) } : {}),
     });
   }
   return out;
@@ -76,6 +80,106 @@ export function findSubmit(sends: ReportedSend[], want: SubmitToFind, taken: Set
         s.sentAt.getTime() <= to,
     )
     .sort((a, b) => a.sentAt!.getTime() - b.sentAt!.getTime())[0];
+}
+
+/** A final provider code as a report row writes it (22, 50, 51, 52), else undefined (20, empty, unknown). */
+export function finalCode(raw: string | undefined): number | undefined {
+  const code = Number(raw?.trim());
+  return [22, 50, 51, 52].includes(code) ? code : undefined;
+}
+
+/** What a message of ours says about a provider id (messaging's `MessageFollowUpService.reportFacts`). */
+export interface MessageFacts {
+  id: string;
+  status: string;
+  segments: number;
+}
+
+/** A provider id the report lists and no message of ours carries: what the row says (never its text). */
+export interface UnknownSend {
+  providerMessageId: string;
+  msisdn: string;
+  sentAt: Date | null;
+  providerStatusCode: number | null;
+}
+/** Both final, and they disagree: our status and the provider's (22 → delivered, 50–52 → failed). */
+export interface StatusDifference {
+  messageId: string;
+  providerMessageId: string;
+  ours: string;
+  theirs: 'delivered' | 'failed';
+  providerStatusCode: number;
+}
+/** The provider counted more SMS (`sms_count`) than the segments we charged. */
+export interface MoreParts {
+  messageId: string;
+  providerMessageId: string;
+  segments: number;
+  smsCount: number;
+}
+/** Our message, submitted in the range, that the provider's report does not list. */
+export interface MissingSend {
+  messageId: string;
+  providerMessageId: string;
+}
+export interface ReportMismatches {
+  unknown: UnknownSend[];
+  statusDiffers: StatusDifference[];
+  moreParts: MoreParts[];
+  missing: MissingSend[];
+}
+
+/** Final message statuses (API.md): a later report changes none of them, except a 22 on `expired`. */
+const FINAL_STATUSES = new Set(['delivered', 'failed', 'expired', 'canceled']);
+
+/**
+ * Compares the provider's report (one row per id) with our messages: `facts` of the ids it lists (after
+ * the missing final codes were applied), and our messages `submitted` in the same range.
+ */
+export function compareReport(
+  sends: ReportedSend[],
+  facts: Map<string, MessageFacts>,
+  submitted: { id: string; providerMessageId: string }[],
+): ReportMismatches {
+  const found: ReportMismatches = { unknown: [], statusDiffers: [], moreParts: [], missing: [] };
+  for (const send of sends) {
+    const pid = send.providerMessageId;
+    const ours = facts.get(pid);
+    if (!ours) {
+      const raw = send.statusCode?.trim();
+      found.unknown.push({
+        providerMessageId: pid,
+        msisdn: send.msisdn,
+        sentAt: send.sentAt ?? null,
+        providerStatusCode: raw && /^\d{1,4}$/.test(raw) ? Number(raw) : null,
+      });
+      continue;
+    }
+    const code = finalCode(send.statusCode);
+    if (code !== undefined && FINAL_STATUSES.has(ours.status)) {
+      const theirs = code === 22 ? 'delivered' : 'failed';
+      if (ours.status !== theirs)
+        found.statusDiffers.push({
+          messageId: ours.id,
+          providerMessageId: pid,
+          ours: ours.status,
+          theirs,
+          providerStatusCode: code,
+        });
+    }
+    if (send.smsCount !== undefined && send.smsCount > ours.segments)
+      found.moreParts.push({
+        messageId: ours.id,
+        providerMessageId: pid,
+        segments: ours.segments,
+        smsCount: send.smsCount,
+      });
+  }
+  const listed = new Set(sends.map((s) => s.providerMessageId));
+  for (const m of submitted)
+    if (!listed.has(m.providerMessageId))
+      found.missing.push({ messageId: m.id, providerMessageId: m.providerMessageId });
+  return found;
 }
 
 /** Longest wait between two polls of one message. */

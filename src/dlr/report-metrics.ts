@@ -24,3 +24,13 @@ export const dailyReconciles = counter(
   'Daily report reconciliations per provider account by outcome',
   ['outcome'],
 );
+/**
+ * Mismatches found by report reconciliations (daily or on demand), by `kind` (`unknown`, `status_differs`,
+ * `more_parts`, `missing`) and `trigger` (`daily`, `on_demand`). Counted per run: an on-demand run over days
+ * already reconciled counts their mismatches again, so alert on `trigger="daily"`.
+ */
+export const reconcileMismatches = counter(
+  'gerbang_dlr_reconcile_mismatches_total',
+  'Mismatches between the provider report and our records found by reconciliations, by kind and trigger',
+  ['kind', 'trigger'],
+);

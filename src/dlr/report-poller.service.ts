@@ -11,18 +11,11 @@ import { ProviderClients } from '../provider/provider-clients.service';
 import { DeliveryReportsService } from './delivery-reports.service';
 import { dailyReconciles, messagesExpired, reconcileLooks, reportPolls } from './report-metrics';
 import { findSubmit, nextPollDelayMs, reportedSends } from './report-match';
+import { ReconciliationCounts, ReportReconcilerService } from './report-reconciler.service';
 
 export type PollOutcome = { messageId: string; outcome: 'final' | 'progress' | 'none' | 'error' };
 export type DayOutcome =
-  | {
-      providerAccountId: string;
-      day: string;
-      kind: 'done';
-      listed: number;
-      applied: number;
-      unknown: number;
-      missing: number;
-    }
+  | ({ providerAccountId: string; day: string; kind: 'done'; reconciliationId: string } & ReconciliationCounts)
   | { providerAccountId: string; day: string; kind: 'failed'; reason: string };
 export type ReconcileOutcome = { messageId: string; result: 'found' | 'absent' | 'failed' | 'gone' | 'error' };
 
@@ -55,6 +48,7 @@ export class ReportPollerService implements OnApplicationBootstrap, BeforeApplic
   constructor(
     private readonly messages: MessageFollowUpService,
     private readonly reports: DeliveryReportsService,
+    private readonly reconciler: ReportReconcilerService,
     private readonly clients: ProviderClients,
     private readonly dataSource: DataSource,
     private readonly providerAccounts: ProviderAccountsService,
@@ -113,11 +107,11 @@ export class ReportPollerService implements OnApplicationBootstrap, BeforeApplic
 
   /**
    * Daily reconciliation: for every active provider account, once (claimed in `report_days`, several
-   * processes never do one account's day twice), the previous Asia/Jakarta day's reports_post.php is
-   * compared with our records. Final codes (22, 50, 51, 52) of messages still open (or expired) go
-   * through the report path (source 'report'): stored raw, applied like a callback. Counted: `listed`,
-   * `applied`, `unknown` (ids the provider lists and no message carries), `missing` (our messages
-   * submitted that day that the provider does not list). A failed download is claimed again later.
+   * processes never do one account's day twice), the previous Asia/Jakarta day goes through
+   * ReportReconcilerService, the routine the on-demand route uses too: final codes of messages still open
+   * (or expired) are applied through the report path, and the summary (counts and mismatches) is kept in
+   * `report_reconciliations`; `report_days` records the day as done with its counts. A failed download is
+   * claimed again later.
    */
   async reconcileYesterday(): Promise<DayOutcome[]> {
     const now = this.clock.now();
@@ -138,49 +132,16 @@ export class ReportPollerService implements OnApplicationBootstrap, BeforeApplic
   }
 
   private async reconcileDay(accountId: string, day: string): Promise<DayOutcome> {
-    const start = DateTime.fromISO(day, { zone: JAKARTA });
     try {
-      const found = await this.clients.forAccount(accountId);
-      if (!found) throw new Error('provider account not found');
-      const report = await found.client.downloadReport(
-        start.plus({ hours: 12 }).toJSDate(),
-        start.plus({ hours: 12 }).toJSDate(),
-      );
-      if (report.kind !== 'report') throw new Error(`reports_post.php: ${report.reason.slice(0, 200)}`);
-      const sends = reportedSends(report.rows);
-      const listed = new Set(sends.map((s) => s.providerMessageId));
-      const known = await this.messages.takenProviderIds(accountId, [...listed]);
-      const open = await this.messages.openProviderIds(accountId, [...listed]);
-      let applied = 0;
-      for (const send of sends) {
-        const code = finalCode(send.statusCode);
-        if (code === undefined || !open.has(send.providerMessageId)) continue;
-        await this.reports.receive(
-          accountId,
-          { sessionId: send.providerMessageId, code, text: send.statusText ?? null, msisdn: send.msisdn },
-          'report',
-        );
-        applied++;
-      }
-      const ours = await this.messages.providerIdsSubmittedBetween(
-        accountId,
-        start.toJSDate(),
-        start.plus({ days: 1 }).toJSDate(),
-      );
-      const missing = ours.filter((pid) => !listed.has(pid)).length;
-      const unknown = [...listed].filter((pid) => !known.has(pid)).length;
+      const { reconciliation } = await this.reconciler.reconcile(accountId, day, day, 'daily');
+      const c = reconciliation.counts;
       await this.dataSource.query(
         `UPDATE report_days SET done_at = $3, listed = $4, applied = $5, unknown = $6, missing = $7, last_error = NULL
           WHERE provider_account_id = $1 AND day = $2::date`,
-        [accountId, day, this.clock.now(), listed.size, applied, unknown, missing],
+        [accountId, day, this.clock.now(), c.listed, c.applied, c.unknown, c.missing],
       );
       dailyReconciles.inc({ outcome: 'done' });
-      if (unknown > 0 || missing > 0)
-        this.logger.warn(
-          { accountId, day, listed: listed.size, applied, unknown, missing },
-          'daily report differs from our records',
-        );
-      return { providerAccountId: accountId, day, kind: 'done', listed: listed.size, applied, unknown, missing };
+      return { providerAccountId: accountId, day, kind: 'done', reconciliationId: reconciliation.id, ...c };
     } catch (e) {
       const reason = (e as Error).message.slice(0, 500);
       dailyReconciles.inc({ outcome: 'failed' });
@@ -329,10 +290,4 @@ const JAKARTA = 'Asia/Jakarta';
 /** The Asia/Jakarta calendar day before `now`, as YYYY-MM-DD. */
 export function previousJakartaDay(now: Date): string {
   return DateTime.fromJSDate(now, { zone: JAKARTA }).minus({ days: 1 }).toISODate()!;
-}
-
-/** A final provider code as a report row writes it, else undefined (20, empty, unknown). */
-function finalCode(raw: string | undefined): number | undefined {
-  const code = Number(raw?.trim());
-  return [22, 50, 51, 52].includes(code) ? code : undefined;
 }

@@ -31,6 +31,9 @@ export interface UncertainTarget {
 
 export type AbsentResult = 'absent' | 'failed' | 'gone';
 
+/** Statuses a final report still changes (status-machine.ts): open ones, and `expired` (a late 22 delivers it). */
+const OPEN_TO_REPORT = ['submitted', 'pending', 'expired'];
+
 /**
  * What the DLR module needs of `messages` to close the report loop (docs/dlr.md "Report pipeline").
  * Messaging stays the only writer of `messages` and `message_events`; every write here is guarded by
@@ -260,27 +263,45 @@ export class MessageFollowUpService {
     ]);
   }
 
-  /** Of these provider ids, those whose message is still open to a final report (submitted, pending, expired). */
-  async openProviderIds(providerAccountId: string, providerMessageIds: string[]): Promise<Set<string>> {
-    const found = await sqlRows<{ provider_message_id: string }>(
+  /**
+   * Of these provider ids, what the report reconciliation compares (src/dlr): the message carrying each,
+   * its status, the segments it was charged, and whether a final report still applies to it (`open`:
+   * submitted, pending, expired). Ids no message carries are absent from the map.
+   */
+  async reportFacts(
+    providerAccountId: string,
+    providerMessageIds: string[],
+  ): Promise<Map<string, { id: string; status: string; segments: number; open: boolean }>> {
+    if (!providerAccountId) throw new Error('reportFacts requires a provider account id');
+    if (providerMessageIds.length === 0) return new Map();
+    const found = await sqlRows<{ id: string; provider_message_id: string; status: string; segments: number }>(
       this.dataSource,
-      `SELECT provider_message_id FROM messages
-        WHERE provider_account_id = $1 AND provider_message_id = ANY($2::text[])
-          AND status IN ('submitted', 'pending', 'expired')`,
+      `SELECT id, provider_message_id, status, segments FROM messages
+        WHERE provider_account_id = $1 AND provider_message_id = ANY($2::text[])`,
       [providerAccountId, providerMessageIds],
     );
-    return new Set(found.map((r) => r.provider_message_id));
+    return new Map(
+      found.map((r) => [
+        r.provider_message_id,
+        { id: r.id, status: r.status, segments: r.segments, open: OPEN_TO_REPORT.includes(r.status) },
+      ]),
+    );
   }
 
-  /** Provider ids of the account's messages submitted in [from, to). */
-  async providerIdsSubmittedBetween(providerAccountId: string, from: Date, to: Date): Promise<string[]> {
-    const found = await sqlRows<{ provider_message_id: string }>(
+  /** The account's messages submitted in [from, to) with a provider id: ours, to look for in the provider's report. */
+  async submittedBetween(
+    providerAccountId: string,
+    from: Date,
+    to: Date,
+  ): Promise<{ id: string; providerMessageId: string }[]> {
+    if (!providerAccountId) throw new Error('submittedBetween requires a provider account id');
+    const found = await sqlRows<{ id: string; provider_message_id: string }>(
       this.dataSource,
-      `SELECT provider_message_id FROM messages
+      `SELECT id, provider_message_id FROM messages
         WHERE provider_account_id = $1 AND provider_message_id IS NOT NULL AND submitted_at >= $2 AND submitted_at < $3`,
       [providerAccountId, from, to],
     );
-    return found.map((r) => r.provider_message_id);
+    return found.map((r) => ({ id: r.id, providerMessageId: r.provider_message_id }));
   }
 
   private async events(

@@ -1,5 +1,5 @@
-import { Body, Controller, Get, Param, Patch, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, Get, Param, Patch, Post } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { ApiProblems } from '../common/api-problems.decorator';
 import { Roles } from '../auth/auth.decorators';
 import {
@@ -7,8 +7,6 @@ import {
   ProviderAccountDto,
   ProviderAccountListDto,
   ProviderBalanceDto,
-  ProviderReportDto,
-  ProviderReportQueryDto,
   UpdateProviderAccountDto,
 } from './provider-accounts.dto';
 import { ProviderReportsService } from './provider-reports.service';
@@ -58,17 +56,5 @@ export class ProviderAccountsController {
   @ApiProblems(404)
   balance(@Param('id') id: string): Promise<ProviderBalanceDto> {
     return this.reports.balance(id);
-  }
-
-  /** The provider's own report (`reports_post.php`) for a date range, reconciled against Gerbang's messages. */
-  @Roles('admin', 'billing')
-  @Get(':id/report')
-  @ApiOperation({
-    description:
-      '`start` and `end` are Asia/Jakarta calendar days (`YYYY-MM-DD`, `end` inclusive, at most 31 days): the provider reports by Jakarta day, and so does the reconciliation.',
-  })
-  @ApiProblems(400, 404, [409, 'The provider did not return a report: `conflict`'])
-  report(@Param('id') id: string, @Query() q: ProviderReportQueryDto): Promise<ProviderReportDto> {
-    return this.reports.report(id, q.start, q.end);
   }
 }

@@ -1,5 +1,5 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { IsIn, IsInt, IsOptional, IsString, IsUrl, Matches, Max, MaxLength, Min, MinLength } from 'class-validator';
+import { IsIn, IsInt, IsOptional, IsString, IsUrl, Max, MaxLength, Min, MinLength } from 'class-validator';
 import { IsName, MAX_AMOUNT } from '../common/validation';
 import type { WalletAlertReason } from './wallet-rules';
 
@@ -168,39 +168,6 @@ export class ProviderBalanceDto {
   /** Set while dispatch holds this account's messages. */
   heldUntil: Date | null;
   heldReason: string | null;
-}
-
-export class ProviderReportQueryDto {
-  /**
-   * First day, `YYYY-MM-DD`, an Asia/Jakarta calendar day.
-   * @example "2026-11-01"
-   */
-  @Matches(/^\d{4}-\d{2}-\d{2}$/, { message: 'start must be YYYY-MM-DD' })
-  start: string;
-
-  /**
-   * Last day, inclusive, `YYYY-MM-DD`, an Asia/Jakarta calendar day; at most 31 days after start.
-   * @example "2026-11-30"
-   */
-  @Matches(/^\d{4}-\d{2}-\d{2}$/, { message: 'end must be YYYY-MM-DD' })
-  end: string;
-}
-
-export class ProviderReportDto {
-  start: string;
-  end: string;
-  /** The provider file's header row. */
-  header: string[];
-  /** Rows in the provider's file. */
-  providerRows: number;
-  /** Provider rows whose id matches a message of ours on this account. */
-  matched: number;
-  /** Ids in the provider's file that we have no message for (first 100). */
-  unknownToGateway: string[];
-  /** Our messages submitted through this account in the range that the provider's file does not list (first 100, `msg_…`). */
-  missingAtProvider: string[];
-  /** The provider's rows as parsed (first 500). */
-  rows: Array<Record<string, string>>;
 }
 
 /** Every provider account (there are few). */

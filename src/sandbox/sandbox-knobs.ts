@@ -26,6 +26,11 @@ export interface SandboxKnobs {
   dlrDelayMs: [number, number];
   /** The first DLR callback is delivered (and answered) before the send response is written. */
   dlrBeforeSendAnswer: number;
+  /**
+   * send: the provider counts (and charges, and lists in reports_post.php's `sms_count`) one SMS more than
+   * its own 160-character rule says: the billing discrepancy the reconciliation reports as `moreParts`.
+   */
+  smsOvercountRate: number;
   /** Shape of inbox.php (undocumented upstream): CSV with a header, JSON array, or `msisdn,date,text` lines. */
   inboxFormat: 'csv' | 'json' | 'lines';
 }
@@ -42,6 +47,7 @@ export const DEFAULT_KNOBS: Readonly<SandboxKnobs> = Object.freeze({
   dropDlrRate: 0,
   dlrDelayMs: [200, 1500],
   dlrBeforeSendAnswer: 0,
+  smsOvercountRate: 0,
   inboxFormat: 'csv',
 } as SandboxKnobs);
 
@@ -55,6 +61,7 @@ const RATE_KEYS = [
   'outOfOrderDlr',
   'dropDlrRate',
   'dlrBeforeSendAnswer',
+  'smsOvercountRate',
 ] as const;
 const RANGE_KEYS = ['latencyMs', 'dlrDelayMs'] as const;
 

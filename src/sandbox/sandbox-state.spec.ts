@@ -65,6 +65,12 @@ describe('SandboxLedger', () => {
     expect([c.codes, c.charged, formatMoney(account.balanceCents)]).toEqual([[50], '0', '100']);
   });
 
+  it('counts and charges extra SMS on top of its rule when told (the smsOvercountRate knob)', () => {
+    const { ledger, account } = setup('1000');
+    const m = ledger.submit(account, '6281234567890', 'hi', now, 1);
+    expect([m.smsCount, m.charged, formatMoney(account.balanceCents)]).toEqual([2, '600', '400']);
+  });
+
   it.each([
     ['6289912345678', [52], '0'],
     ['abc', [52], '0'],

@@ -233,10 +233,11 @@ export class SandboxLedger {
   /**
    * Takes one message: issues the next id and decides its codes and charge. The send is "taken" in
    * every case (the provider answers with an id and reports 50/51/52 later), as the real one does.
+   * `extraSms` is counted on top of the provider's rule (the `smsOvercountRate` knob).
    */
-  submit(account: SandboxAccount, msisdn: string, text: string, now: Date): SandboxMessage {
+  submit(account: SandboxAccount, msisdn: string, text: string, now: Date, extraSms = 0): SandboxMessage {
     this.settle(account, now);
-    const smsCount = providerSmsCount(text);
+    const smsCount = providerSmsCount(text) + extraSms;
     const cost = account.priceCents * BigInt(smsCount);
     let codes: number[];
     let charged = 0n;

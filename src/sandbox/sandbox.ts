@@ -172,7 +172,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     const account = ledger.authenticate(username, password);
     if (!account) return reply(res, 200, WRONG_CREDENTIALS);
 
-    const taken = ledger.submit(account, hp, message, now());
+    const taken = ledger.submit(account, hp, message, now(), rng.chance(knobs.smsOvercountRate) ? 1 : 0);
     log?.debug({ id: taken.id, username, codes: taken.codes }, 'sandbox: message taken');
     const beforeAnswer = dlr.plan(taken);
 

@@ -1,0 +1,298 @@
+/**
+ * Issue 9: the provider's report (reports_post.php) reconciled against our records by one routine, daily for
+ * the previous Asia/Jakarta day and on demand (`GET /v1/admin/provider-accounts/{id}/report`). Statuses that
+ * never arrived are filled through the report path; the summary (counts and the mismatch rows: ids the
+ * provider has and we don't, final statuses that differ, more parts counted than we charged) is returned
+ * and kept in `report_reconciliations`. Sandbox provider, real PostgreSQL, the injected clock (the sandbox
+ * reads the same clock), fixed at 10:00 in Jakarta so every send of a test falls on one Jakarta day.
+ */
+import { DateTime } from 'luxon';
+import { register } from 'prom-client';
+import { ReportPollerService } from '../../src/dlr/report-poller.service';
+import { startSandbox, SandboxHandle } from '../../src/sandbox';
+import {
+  bearer,
+  createAdminUser,
+  createTenant,
+  expectProblem,
+  jakartaDay,
+  startTestApp,
+  TestApp,
+  uuidOf,
+} from '../support/app';
+import { waitFor } from '../support/wait';
+
+const HOUR = 3_600_000;
+const PASSWORD = 'provider-secret-pw';
+
+describe('issue 9: reconciliation of the provider report, daily and on demand (sandbox provider, real PostgreSQL)', () => {
+  let t: TestApp;
+  let sandbox: SandboxHandle;
+  let poller: ReportPollerService;
+  let appPort: number;
+
+  beforeAll(async () => {
+    sandbox = await startSandbox({
+      // No callbacks: statuses arrive only when the test (or the reconciliation) says so.
+      knobs: { dlrDelayMs: [5, 20], latencyMs: [0, 0], dropDlrRate: 1 },
+      now: () => (t ? t.clock.now() : new Date()),
+    });
+    t = await startTestApp({ DISPATCH_POLL_MS: '50', PROVIDER_SEND_RATE_PER_SECOND: '0' });
+    await t.app.listen(0, '127.0.0.1');
+    appPort = (t.app.getHttpServer().address() as { port: number }).port;
+    poller = t.app.get(ReportPollerService);
+    const tomorrow = DateTime.now().setZone('Asia/Jakarta').plus({ days: 1 });
+    t.clock.set(tomorrow.set({ hour: 10, minute: 0, second: 0, millisecond: 0 }).toJSDate());
+  });
+  afterAll(async () => {
+    await t?.close();
+    await sandbox?.close();
+  });
+
+  async function row(id: string) {
+    const [r] = await t.db.query(`SELECT status, provider_message_id, segments FROM messages WHERE id = $1`, [
+      uuidOf(id),
+    ]);
+    return r as { status: string; provider_message_id: string | null; segments: number };
+  }
+
+  async function send(apiKey: string, to: string, text: string) {
+    const res = await t.http.post('/v1/messages').set(bearer(apiKey)).send({ to, text });
+    expect(res.status).toBe(202);
+    const id = res.body.id as string;
+    const r = await waitFor(
+      `message ${id} submitted`,
+      () => row(id),
+      (m) => m.status === 'submitted',
+    );
+    return { id, pid: r.provider_message_id! };
+  }
+
+  async function providerSays(pid: string, code: string) {
+    await waitFor(
+      `report.php ${pid}`,
+      () => fetch(`${sandbox.url}/report.php?rpt=${pid}`).then((r) => r.text()),
+      (body) => body.startsWith(code),
+    );
+  }
+
+  const metric = async (name: string, labels: Record<string, string>) => {
+    const m = await register.getSingleMetric(name)?.get();
+    return (m?.values ?? [])
+      .filter((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val))
+      .reduce((s, v) => s + v.value, 0);
+  };
+  const mismatchMetrics = async (trigger: string) => ({
+    unknown: await metric('gerbang_dlr_reconcile_mismatches_total', { kind: 'unknown', trigger }),
+    statusDiffers: await metric('gerbang_dlr_reconcile_mismatches_total', { kind: 'status_differs', trigger }),
+    moreParts: await metric('gerbang_dlr_reconcile_mismatches_total', { kind: 'more_parts', trigger }),
+  });
+
+  /**
+   * One Jakarta day of an account with every kind of finding:
+   * - `filled`: delivered at the provider, its callback never came (still `submitted` here);
+   *   so is `moreParts`: the reconciliation applies both 22s (`applied: 2`);
+   * - `differs`: delivered (and charged) at the provider, but a callback told us 52: failed and refunded here;
+   * - `moreParts`: one segment charged here, the provider counted (and charged) 2 SMS (`smsOvercountRate`);
+   * - `foreign`: sent with the account's credentials outside the gateway (the provider's web panel, say).
+   */
+  async function mismatchedDay() {
+    const tenant = await createTenant(t, { balance: 1_000_000, pricePerSegment: 100, baseUrl: sandbox.url });
+    const username = tenant.providerAccount.username as string;
+    sandbox.addAccount({ username, password: PASSWORD, balance: '100000000' });
+    const callback = (tenant.providerAccount.dlrCallbackUrl as string).replace(
+      /^http:\/\/localhost:\d+/,
+      `http://127.0.0.1:${appPort}`,
+    );
+
+    const filled = await send(tenant.apiKey, '6281500000001', 'never reported back');
+    const differs = await send(tenant.apiKey, '6281500000002', 'told failed, provider delivered');
+    sandbox.setKnobs({ smsOvercountRate: 1 });
+    const moreParts = await send(tenant.apiKey, '6281500000003', 'one segment here, two there');
+    sandbox.setKnobs({ smsOvercountRate: 0 });
+    const foreignAt = t.clock.now();
+    const foreign = await fetch(`${sandbox.url}/send_post.php`, {
+      method: 'POST',
+      body: new URLSearchParams({ username, password: PASSWORD, hp: '6281500000004', message: 'from the web panel' }),
+    }).then((r) => r.text());
+    const foreignPid = foreign.trim();
+    expect(foreignPid).toMatch(/^\d+$/);
+    for (const pid of [filled.pid, differs.pid, moreParts.pid, foreignPid]) await providerSays(pid, '22');
+
+    const told = await fetch(`${callback}?session_id=${differs.pid}&error_code=52&error_message=No%20Charge`);
+    expect(told.status).toBe(200);
+    expect(await row(differs.id)).toMatchObject({ status: 'failed' });
+    expect(await row(moreParts.id)).toMatchObject({ segments: 1 });
+    expect((await row(filled.id)).status).toBe('submitted');
+    return { ...tenant, day: jakartaDay(t.clock.now()), filled, differs, moreParts, foreignPid, foreignAt };
+  }
+
+  /** The summary every test expects of `mismatchedDay()`, as the API shows it. */
+  function expectedFindings(s: Awaited<ReturnType<typeof mismatchedDay>>) {
+    return {
+      counts: { listed: 4, applied: 2, unknown: 1, missing: 0, statusDiffers: 1, moreParts: 1 },
+      unknown: [
+        {
+          providerMessageId: s.foreignPid,
+          msisdn: '6281500000004',
+          sentAt: expect.any(String),
+          providerStatusCode: 22,
+        },
+      ],
+      statusDiffers: [
+        {
+          messageId: s.differs.id,
+          providerMessageId: s.differs.pid,
+          ours: 'failed',
+          theirs: 'delivered',
+          providerStatusCode: 22,
+        },
+      ],
+      moreParts: [{ messageId: s.moreParts.id, providerMessageId: s.moreParts.pid, segments: 1, smsCount: 2 }],
+      missing: [],
+    };
+  }
+
+  it('on demand: fills the statuses that never arrived, returns the mismatches and keeps the summary', async () => {
+    const s = await mismatchedDay();
+    const billing = await createAdminUser(t, 'billing');
+    const metricsBefore = await mismatchMetrics('on_demand');
+
+    const res = await t.http
+      .get(`/v1/admin/provider-accounts/${s.providerAccountId}/report?start=${s.day}&end=${s.day}`)
+      .set(bearer(billing.token));
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({
+      start: s.day,
+      end: s.day,
+      trigger: 'on_demand',
+      providerAccountId: s.providerAccountId,
+      providerRows: 4,
+      ...expectedFindings(s),
+    });
+    expect(res.body.id).toMatch(/^rec_[0-9a-f]{32}$/);
+    expect(Math.abs(Date.parse(res.body.unknown[0].sentAt) - s.foreignAt.getTime())).toBeLessThan(1000);
+    expect(res.body.header).toContain('sms_count');
+
+    // Filled through the report path: stored raw with source 'report', applied.
+    expect((await row(s.filled.id)).status).toBe('delivered');
+    expect(
+      await t.db.query(`SELECT source FROM delivery_reports WHERE message_id = $1`, [uuidOf(s.filled.id)]),
+    ).toEqual([{ source: 'report' }]);
+
+    // Kept: one row, the same counts and rows.
+    const kept = await t.db.query(
+      `SELECT trigger, start_day::text AS start, end_day::text AS end, listed, applied, unknown, missing,
+              status_differs, more_parts, mismatches
+         FROM report_reconciliations WHERE provider_account_id = $1`,
+      [uuidOf(s.providerAccountId)],
+    );
+    expect(kept).toHaveLength(1);
+    expect(kept[0]).toMatchObject({
+      trigger: 'on_demand',
+      start: s.day,
+      end: s.day,
+      listed: 4,
+      applied: 2,
+      unknown: 1,
+      missing: 0,
+      status_differs: 1,
+      more_parts: 1,
+    });
+    expect(kept[0].mismatches.moreParts).toEqual([
+      { messageId: uuidOf(s.moreParts.id), providerMessageId: s.moreParts.pid, segments: 1, smsCount: 2 },
+    ]);
+
+    // Readable again later, by admin and billing.
+    const list = await t.http
+      .get(`/v1/admin/provider-accounts/${s.providerAccountId}/reconciliations`)
+      .set(bearer(billing.token));
+    expect(list.status).toBe(200);
+    expect(list.body).toEqual({
+      data: [
+        {
+          id: res.body.id,
+          providerAccountId: s.providerAccountId,
+          start: s.day,
+          end: s.day,
+          trigger: 'on_demand',
+          createdAt: res.body.createdAt,
+          counts: res.body.counts,
+        },
+      ],
+      nextCursor: null,
+    });
+    const one = await t.http
+      .get(`/v1/admin/provider-accounts/${s.providerAccountId}/reconciliations/${res.body.id}`)
+      .set(bearer(t.adminToken));
+    expect(one.status).toBe(200);
+    const { header: _h, rows: _r, providerRows: _p, ...summary } = res.body;
+    expect(one.body).toEqual(summary);
+
+    expect(await mismatchMetrics('on_demand')).toEqual({
+      unknown: metricsBefore.unknown + 1,
+      statusDiffers: metricsBefore.statusDiffers + 1,
+      moreParts: metricsBefore.moreParts + 1,
+    });
+  });
+
+  it('daily: the previous Jakarta day goes through the same routine, its summary kept with trigger daily', async () => {
+    const s = await mismatchedDay();
+    const pac = uuidOf(s.providerAccountId);
+    const metricsBefore = await mismatchMetrics('daily');
+
+    t.clock.advance(24 * HOUR);
+    const outcomes = (await poller.reconcileYesterday()).filter((o) => o.providerAccountId === pac);
+    expect(outcomes).toEqual([
+      expect.objectContaining({
+        kind: 'done',
+        day: s.day,
+        listed: 4,
+        applied: 2,
+        unknown: 1,
+        missing: 0,
+        statusDiffers: 1,
+        moreParts: 1,
+      }),
+    ]);
+    expect((await row(s.filled.id)).status).toBe('delivered');
+
+    const kept = await t.db.query(
+      `SELECT id, trigger, start_day::text AS start, end_day::text AS end FROM report_reconciliations WHERE provider_account_id = $1`,
+      [pac],
+    );
+    expect(kept).toEqual([{ id: expect.any(String), trigger: 'daily', start: s.day, end: s.day }]);
+    const one = await t.http
+      .get(`/v1/admin/provider-accounts/${s.providerAccountId}/reconciliations/rec_${kept[0].id.replace(/-/g, '')}`)
+      .set(bearer(t.adminToken));
+    expect(one.status).toBe(200);
+    expect(one.body).toMatchObject({ trigger: 'daily', ...expectedFindings(s) });
+
+    const after = await mismatchMetrics('daily');
+    expect(after.unknown).toBeGreaterThanOrEqual(metricsBefore.unknown + 1);
+    expect(after.statusDiffers).toBeGreaterThanOrEqual(metricsBefore.statusDiffers + 1);
+    expect(after.moreParts).toBeGreaterThanOrEqual(metricsBefore.moreParts + 1);
+  });
+
+  it('an answer that is not a report keeps nothing: 409 on demand, and the daily job leaves the day open', async () => {
+    // No such user at the sandbox: reports_post.php answers with the wrong-credentials sentence.
+    const tenant = await createTenant(t, { baseUrl: sandbox.url });
+    const pac = uuidOf(tenant.providerAccountId);
+    const day = jakartaDay(t.clock.now());
+    const res = await t.http
+      .get(`/v1/admin/provider-accounts/${tenant.providerAccountId}/report?start=${day}&end=${day}`)
+      .set(bearer(t.adminToken));
+    expectProblem(res, 409, 'conflict');
+
+    t.clock.advance(24 * HOUR);
+    const outcomes = (await poller.reconcileYesterday()).filter((o) => o.providerAccountId === pac);
+    expect(outcomes).toEqual([
+      expect.objectContaining({ kind: 'failed', reason: expect.stringMatching(/^reports_post\.php: /) }),
+    ]);
+    const [{ n }] = await t.db.query(
+      `SELECT count(*)::int AS n FROM report_reconciliations WHERE provider_account_id = $1`,
+      [pac],
+    );
+    expect(n).toBe(0);
+  });
+});

@@ -1,7 +1,7 @@
 import { Controller, Get, Param, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { ApiProblems } from '../common/api-problems.decorator';
-import { Roles } from '../common/decorators';
+import { Roles } from '../auth/auth.decorators';
 import { ListQueryDto } from '../common/list-query.dto';
 import {
   ProviderReportDto,

@@ -9,7 +9,7 @@ import { CommonModule } from './common/common.module';
 import { DlrModule } from './dlr/dlr.module';
 import type { AppConfig } from './config/config';
 import { dataSourceOptions } from './database/data-source';
-import { HealthController } from './health/health.controller';
+import { HealthModule } from './health/health.module';
 import { MetricsController } from './metrics/metrics.controller';
 import { ProviderModule } from './provider/provider.module';
 import { TenantsModule } from './tenants/tenants.module';
@@ -36,8 +36,9 @@ export class AppModule {
         MessagingModule,
         DlrModule,
         WebhooksModule,
+        HealthModule,
       ],
-      controllers: [HealthController, MetricsController],
+      controllers: [MetricsController],
     };
   }
 }

@@ -1,8 +1,10 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { LRUCache } from 'lru-cache';
 import { Counter, register } from 'prom-client';
 import { DataSource, EntityManager } from 'typeorm';
 import { MessageRefundsService } from '../messaging/message-refunds.service';
 import { Clock } from '../common/clock';
+import { clockTtlCache, dropIfCachedLater } from '../common/ttl-cache';
 import {
   IncomingReport,
   lockReportKeys,
@@ -10,6 +12,10 @@ import {
   StoredReport,
 } from '../messaging/message-reports.service';
 import { ProviderAccountsService } from '../provider/provider-accounts.service';
+
+/** A callback token's provider account is looked up at most this often (an unknown token's `null` too). */
+const TOKEN_TTL_MS = 30_000;
+const MAX_TOKENS = 10_000;
 
 /** Most reports written by one transaction. */
 const MAX_REPORTS_PER_TX = 1000;
@@ -45,7 +51,8 @@ interface PendingReport {
 @Injectable()
 export class DeliveryReportsService {
   private readonly logger = new Logger(DeliveryReportsService.name);
-  private readonly tokens = new Map<string, { accountId: string | null; until: number }>();
+  /** Callback token → its provider account id, or null when no account has it. */
+  private readonly tokens: LRUCache<string, { accountId: string | null }>;
   private pending: PendingReport[] = [];
   private flushing = false;
 
@@ -56,19 +63,20 @@ export class DeliveryReportsService {
     private readonly messages: MessageReportsService,
     private readonly clock: Clock,
   ) {
+    // A burst of callbacks with one token shares one lookup (lru-cache `fetch`).
+    this.tokens = clockTtlCache<string, { accountId: string | null }>(clock, {
+      max: MAX_TOKENS,
+      ttl: TOKEN_TTL_MS,
+      fetchMethod: async (token) => ({ accountId: (await this.accounts.findByDlrToken(token))?.id ?? null }),
+    });
     // Messaging's dispatcher and reconciler apply early reports through this module (it owns them).
     messages.bindPending((m, msgs, now) => this.applyPendingFor(m, msgs, now));
   }
 
-  /** Resolves a callback token to its provider account id (cached 30 s), or null. */
+  /** Resolves a callback token to its provider account id (cached 30 s of the Clock), or null. */
   async accountForToken(token: string): Promise<string | null> {
-    const now = Date.now();
-    const hit = this.tokens.get(token);
-    if (hit && hit.until > now) return hit.accountId;
-    const account = await this.accounts.findByDlrToken(token);
-    if (this.tokens.size > 10_000) this.tokens.clear();
-    this.tokens.set(token, { accountId: account?.id ?? null, until: now + 30_000 });
-    return account?.id ?? null;
+    dropIfCachedLater(this.tokens, token);
+    return (await this.tokens.fetch(token))?.accountId ?? null;
   }
 
   /** Resolves once the report is durably stored (and applied, if its message is known). */

@@ -1,4 +1,5 @@
-import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
 import { rows as sqlRows } from '../database/raw-rows';
 import { createHash, randomUUID } from 'node:crypto';
 import type { Response } from 'express';
@@ -10,6 +11,9 @@ import { Problem, problemBody } from '../common/problem';
 const IN_PROGRESS_LEASE_MS = 60_000;
 /** Completed keys are kept at least this long (API.md: at least 24 h). */
 export const IDEMPOTENCY_RETENTION_MS = 48 * 3600_000;
+/** The purge of expired keys, on the SchedulerRegistry. */
+const PURGE_INTERVAL = 'idempotency.purge';
+const PURGE_EVERY_MS = 600_000;
 
 export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
@@ -69,26 +73,35 @@ export function sendIdempotent(res: Response, r: IdempotentResult): unknown {
  * of the body (key order does not matter).
  */
 @Injectable()
-export class IdempotencyService implements OnApplicationBootstrap, OnApplicationShutdown {
+export class IdempotencyService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(IdempotencyService.name);
-  private timer?: NodeJS.Timeout;
-
-  /** Deletes keys past their retention every 10 minutes. */
-  onApplicationBootstrap(): void {
-    this.timer = setInterval(() => {
-      this.purgeExpired().catch((e: Error) => this.logger.warn({ err: e.message }, 'idempotency purge failed'));
-    }, 600_000);
-    this.timer.unref();
-  }
-
-  onApplicationShutdown(): void {
-    if (this.timer) clearInterval(this.timer);
-  }
+  private purging?: Promise<unknown>;
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly clock: Clock,
+    private readonly scheduler: SchedulerRegistry,
   ) {}
+
+  /** Deletes keys past their retention every 10 minutes. */
+  onApplicationBootstrap(): void {
+    const timer = setInterval(() => this.purgeTick(), PURGE_EVERY_MS);
+    timer.unref();
+    this.scheduler.addInterval(PURGE_INTERVAL, timer);
+  }
+
+  /** Stops the purge and lets a running one finish before the pool closes. */
+  async beforeApplicationShutdown(): Promise<void> {
+    if (this.scheduler.doesExist('interval', PURGE_INTERVAL)) this.scheduler.deleteInterval(PURGE_INTERVAL);
+    await this.purging;
+  }
+
+  private purgeTick(): void {
+    if (this.purging) return; // a slow purge is not overlapped by the next tick
+    this.purging = this.purgeExpired()
+      .catch((e: Error) => this.logger.warn({ err: e.message }, 'idempotency purge failed'))
+      .finally(() => (this.purging = undefined));
+  }
 
   static hash(method: string, path: string, body: unknown): string {
     return createHash('sha256')

@@ -6,6 +6,7 @@ import {
   OnApplicationBootstrap,
   OnApplicationShutdown,
 } from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
 import { setTimeout as delay } from 'node:timers/promises';
 import { rows as sqlRows } from '../database/raw-rows';
 import { Counter, Gauge, register } from 'prom-client';
@@ -50,6 +51,11 @@ const MAX_OUTCOMES_PER_TX = 500;
 /** Retry of a failed recording: 100 ms doubling to 5 s, with jitter. */
 const RECORD_RETRY_MAX_MS = 5_000;
 
+/** The lease janitor's and renewer's intervals on the SchedulerRegistry. */
+const JANITOR_INTERVAL = 'messaging.lease-janitor';
+const RENEWER_INTERVAL = 'messaging.lease-renewer';
+const JANITOR_EVERY_MS = 5_000;
+
 /** Dispatcher tuning (config.ts `dispatcher`, from the DISPATCH_* variables). */
 export type DispatcherOptions = Omit<AppConfig['dispatcher'], 'enabled'>;
 
@@ -88,8 +94,6 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
   private running = false;
   private pump?: Promise<void>;
   private wakers: (() => void)[] = [];
-  private janitor?: NodeJS.Timeout;
-  private renewer?: NodeJS.Timeout;
   readonly options: DispatcherOptions;
   private readonly provider: AppConfig['provider'];
   private readonly enabled: boolean;
@@ -114,6 +118,7 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
     reports: MessageReportsService,
     messageEvents: MessageEventsService,
     private readonly clock: Clock,
+    private readonly scheduler: SchedulerRegistry,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
     const { enabled, ...options } = config.dispatcher;
@@ -139,16 +144,13 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
     this.abandoned = false;
     this.accept.events.on('accepted', this.wakeAll);
     this.pump = this.loop();
-    this.janitor = setInterval(
-      () => void this.expireLeases().catch((e: Error) => this.logger.warn({ err: e.message }, 'lease janitor failed')),
-      5000,
-    );
-    this.janitor.unref();
-    this.renewer = setInterval(
-      () => void this.renewLeases().catch((e: Error) => this.logger.warn({ err: e.message }, 'lease renewal failed')),
+    this.every(JANITOR_INTERVAL, JANITOR_EVERY_MS, () => this.expireLeases(), 'lease janitor failed');
+    this.every(
+      RENEWER_INTERVAL,
       Math.max(200, Math.floor(this.options.leaseMs / 3)),
+      () => this.renewLeases(),
+      'lease renewal failed',
     );
-    this.renewer.unref();
   }
 
   /**
@@ -159,7 +161,7 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
     const wasRunning = this.running;
     this.running = false;
     this.accept.events.off('accepted', this.wakeAll);
-    if (this.janitor) clearInterval(this.janitor);
+    this.cancel(JANITOR_INTERVAL);
     this.wakeAll();
     await this.pump;
     this.pump = undefined;
@@ -171,7 +173,8 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
       await Promise.race([this.recorder, delay(Math.max(0, deadline - Date.now()))]);
       if (Date.now() >= deadline) break;
     }
-    if (this.renewer) clearInterval(this.renewer);
+    // The renewer runs until here: held claims keep their leases while they are sent and recorded.
+    this.cancel(RENEWER_INTERVAL);
     if (this.known.length > 0 || this.recorder) {
       this.logger.error(
         { unrecorded: this.known.length },
@@ -188,6 +191,22 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
   async onApplicationShutdown(): Promise<void> {
     await this.stop(0);
     this.abandoned = true;
+  }
+
+  /**
+   * A named interval on the SchedulerRegistry, replacing one an earlier start() left. ScheduleModule
+   * clears every registered interval in its own beforeApplicationShutdown, but it is global and Nest
+   * runs global modules' hooks last: the renewer still runs while beforeApplicationShutdown drains.
+   */
+  private every(name: string, ms: number, job: () => Promise<unknown>, failure: string): void {
+    this.cancel(name);
+    const timer = setInterval(() => void job().catch((e: Error) => this.logger.warn({ err: e.message }, failure)), ms);
+    timer.unref();
+    this.scheduler.addInterval(name, timer);
+  }
+
+  private cancel(name: string): void {
+    if (this.scheduler.doesExist('interval', name)) this.scheduler.deleteInterval(name);
   }
 
   private readonly wakeAll = () => {

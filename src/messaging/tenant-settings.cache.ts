@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { LRUCache } from 'lru-cache';
 import { Clock } from '../common/clock';
+import { clockTtlCache, dropIfCachedLater } from '../common/ttl-cache';
 import { TenantSettings, TenantsService } from '../tenants/tenants.service';
 
 export type { TenantSettings } from '../tenants/tenants.service';
@@ -22,12 +23,9 @@ export class TenantSettingsCache {
     private readonly tenants: TenantsService,
     clock: Clock,
   ) {
-    this.cache = new LRUCache<string, TenantSettings>({
+    this.cache = clockTtlCache<string, TenantSettings>(clock, {
       max: MAX_TENANTS,
       ttl: TTL_MS,
-      // Every expiry check asks the Clock (no 1 ms "now" memo that a moved clock would not invalidate).
-      ttlResolution: 0,
-      perf: { now: () => clock.now().getTime() },
       fetchMethod: async (tenantId) => {
         const settings = await this.tenants.settings(tenantId);
         if (!settings) throw new Error(`tenant ${tenantId} vanished`);
@@ -37,11 +35,9 @@ export class TenantSettingsCache {
   }
 
   async get(tenantId: string): Promise<TenantSettings> {
-    // The Clock went back (a test reset it) past this entry's start: its age is negative, so lru-cache
-    // would keep it until the clock catches up. Drop it instead.
-    if (this.cache.getRemainingTTL(tenantId) > TTL_MS) this.cache.delete(tenantId);
+    dropIfCachedLater(this.cache, tenantId);
     const settings = await this.cache.fetch(tenantId);
-    // fetch resolves undefined only if the load was aborted (the entry was evicted while loading).
+    // Never undefined: the fetchMethod throws instead.
     if (!settings) throw new Error(`tenant ${tenantId} settings could not be loaded`);
     return settings;
   }

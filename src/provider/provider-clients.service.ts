@@ -1,9 +1,23 @@
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
+import { LRUCache } from 'lru-cache';
 import { DataSource } from 'typeorm';
+import { Clock } from '../common/clock';
+import { clockTtlCache, dropIfCachedLater } from '../common/ttl-cache';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { ProviderAccount } from './provider-account.entity';
 import { ProviderAccountsService } from './provider-accounts.service';
 import { ProviderAccountConfig, ProviderClient, ProviderClientRegistry } from './client';
+
+/** An account row is read again after this long (of the Clock). */
+const ACCOUNT_TTL_MS = 2000;
+const MAX_ACCOUNTS = 10_000;
+
+interface CachedAccount {
+  account: ProviderAccount;
+  config: ProviderAccountConfig;
+  /** The row's updatedAt: the same version keeps its decrypted config and its client. */
+  version: string;
+}
 
 /**
  * One ProviderClient per provider account, rebuilt when the account row changes (updatedAt): new
@@ -15,16 +29,28 @@ import { ProviderAccountConfig, ProviderClient, ProviderClientRegistry } from '.
 @Injectable()
 export class ProviderClients implements OnApplicationShutdown {
   private readonly registry: ProviderClientRegistry;
-  private readonly accounts = new Map<
-    string,
-    { account: ProviderAccount; config: ProviderAccountConfig; version: string; until: number }
-  >();
+  private readonly accounts: LRUCache<string, CachedAccount>;
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly providerAccounts: ProviderAccountsService,
+    clock: Clock,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
+    // A stale entry stays until its reload (no autopurge), and the reload is handed it: an unchanged
+    // row keeps its decrypted config. Concurrent sends of one account share one reload.
+    this.accounts = clockTtlCache<string, CachedAccount>(clock, {
+      max: MAX_ACCOUNTS,
+      ttl: ACCOUNT_TTL_MS,
+      fetchMethod: async (accountId, stale) => {
+        const account = await this.dataSource.getRepository(ProviderAccount).findOneBy({ id: accountId });
+        if (!account) return undefined;
+        // Decrypt only when the row changed (admin edits bump updated_at): not once per send.
+        const version = account.updatedAt.toISOString();
+        const config = stale?.version === version ? stale.config : this.providerAccounts.clientConfig(account);
+        return { account, config, version };
+      },
+    });
     const p = config.provider;
     this.registry = new ProviderClientRegistry({
       clientOptions: {
@@ -42,17 +68,9 @@ export class ProviderClients implements OnApplicationShutdown {
   }
 
   async forAccount(accountId: string): Promise<{ client: ProviderClient; account: ProviderAccount } | null> {
-    const now = Date.now();
-    let cached = this.accounts.get(accountId);
-    if (!cached || cached.until < now) {
-      const account = await this.dataSource.getRepository(ProviderAccount).findOneBy({ id: accountId });
-      if (!account) return null;
-      // Decrypt only when the row changed (admin edits bump updated_at): not once per send.
-      const version = account.updatedAt.toISOString();
-      const config = cached && cached.version === version ? cached.config : this.providerAccounts.clientConfig(account);
-      cached = { account, config, version, until: now + 2000 };
-      this.accounts.set(accountId, cached);
-    }
+    dropIfCachedLater(this.accounts, accountId);
+    const cached = await this.accounts.fetch(accountId);
+    if (!cached) return null;
     const limits = this.providerAccounts.settingsOf(cached.account);
     return {
       client: this.registry.get(cached.config, cached.version, {

@@ -1,7 +1,9 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { LRUCache } from 'lru-cache';
 import { createHash, randomBytes } from 'node:crypto';
 import { DataSource, IsNull, Repository } from 'typeorm';
 import { Clock } from '../common/clock';
+import { clockTtlCache, dropIfCachedLater } from '../common/ttl-cache';
 import { toPublicId, uuidv7, fromPublicId } from '../common/ids';
 import { notFound } from '../common/problem';
 import { ApiKey } from './api-key.entity';
@@ -19,6 +21,7 @@ const BASE62 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 const CACHE_TTL_MS = 5000;
 /** lastUsedAt is written at most this often per key. */
 const LAST_USED_WRITE_INTERVAL_MS = 60_000;
+const MAX_CACHED_KEYS = 10_000;
 
 export interface ResolvedKey {
   apiKeyId: string;
@@ -42,14 +45,34 @@ export const hashApiKey = (key: string): Buffer => createHash('sha256').update(k
 export class ApiKeysService {
   private readonly logger = new Logger(ApiKeysService.name);
   private readonly repo: Repository<ApiKey>;
-  private readonly cache = new Map<string, { key: ResolvedKey; until: number }>();
-  private readonly lastUsedWritten = new Map<string, number>();
+  /**
+   * Verified keys, by the base64 of their hash. An unknown or revoked key is not cached (its fetch
+   * returns undefined): each try asks the database, and a new key works at once.
+   */
+  private readonly verified: LRUCache<string, ResolvedKey>;
+  /** Keys whose lastUsedAt was written within the last LAST_USED_WRITE_INTERVAL_MS. */
+  private readonly lastUsedWritten: LRUCache<string, true>;
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly clock: Clock,
   ) {
     this.repo = dataSource.getRepository(ApiKey);
+    this.verified = clockTtlCache<string, ResolvedKey>(clock, {
+      max: MAX_CACHED_KEYS,
+      ttl: CACHE_TTL_MS,
+      fetchMethod: async (cacheKey) => {
+        const rows: { id: string; tenant_id: string }[] = await this.dataSource.query(
+          `SELECT id, tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL`,
+          [Buffer.from(cacheKey, 'base64')],
+        );
+        return rows.length === 0 ? undefined : { apiKeyId: rows[0].id, tenantId: rows[0].tenant_id };
+      },
+    });
+    this.lastUsedWritten = clockTtlCache<string, true>(clock, {
+      max: MAX_CACHED_KEYS,
+      ttl: LAST_USED_WRITE_INTERVAL_MS,
+    });
   }
 
   async create(tenantId: string, name: string | null) {
@@ -71,39 +94,25 @@ export class ApiKeysService {
     const key = await this.repo.findOneBy({ id, tenantId });
     if (!key) throw notFound('API key');
     await this.repo.update({ id, tenantId, revokedAt: IsNull() }, { revokedAt: this.clock.now() });
-    for (const [hash, entry] of this.cache) if (entry.key.apiKeyId === id) this.cache.delete(hash);
+    const cached = [...this.verified.entries()].filter(([, key]) => key.apiKeyId === id);
+    for (const [cacheKey] of cached) this.verified.delete(cacheKey);
   }
 
   /** Resolves a presented key to its tenant, or null when it is unknown or revoked. */
   async resolve(presented: string): Promise<ResolvedKey | null> {
     if (!API_KEY_PATTERN.test(presented)) return null;
-    const hash = hashApiKey(presented);
-    const cacheKey = hash.toString('base64');
-    const now = Date.now();
-    const cached = this.cache.get(cacheKey);
-    if (cached && cached.until > now) {
-      this.touch(cached.key.apiKeyId, now);
-      return cached.key;
-    }
-    const rows: { id: string; tenant_id: string }[] = await this.dataSource.query(
-      `SELECT id, tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL`,
-      [hash],
-    );
-    if (rows.length === 0) {
-      this.cache.delete(cacheKey);
-      return null;
-    }
-    const key = { apiKeyId: rows[0].id, tenantId: rows[0].tenant_id };
-    if (this.cache.size > 10_000) this.cache.clear();
-    this.cache.set(cacheKey, { key, until: now + CACHE_TTL_MS });
-    this.touch(key.apiKeyId, now);
+    const cacheKey = hashApiKey(presented).toString('base64');
+    dropIfCachedLater(this.verified, cacheKey);
+    const key = await this.verified.fetch(cacheKey);
+    if (!key) return null;
+    this.touch(key.apiKeyId);
     return key;
   }
 
-  private touch(apiKeyId: string, now: number): void {
-    const last = this.lastUsedWritten.get(apiKeyId) ?? 0;
-    if (now - last < LAST_USED_WRITE_INTERVAL_MS) return;
-    this.lastUsedWritten.set(apiKeyId, now);
+  private touch(apiKeyId: string): void {
+    dropIfCachedLater(this.lastUsedWritten, apiKeyId);
+    if (this.lastUsedWritten.has(apiKeyId)) return;
+    this.lastUsedWritten.set(apiKeyId, true);
     this.dataSource
       .query(`UPDATE api_keys SET last_used_at = $2 WHERE id = $1`, [apiKeyId, this.clock.now()])
       .catch((e: Error) => this.logger.warn({ apiKeyId, err: e.message }, 'could not record lastUsedAt'));

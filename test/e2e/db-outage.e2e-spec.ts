@@ -102,7 +102,11 @@ describe('database outage under load (own PostgreSQL server, gateway process, sa
 
     expect(gw.alive).toBe(true); // the same process: it reconnected by itself
     expect(others).toEqual([]); // only 202 and 503: never a 500, never a dropped connection
-    expect(readyDuring.body).toMatchObject({ status: 'unavailable' });
+    expect(readyDuring.body).toEqual({
+      status: 'unavailable',
+      checks: { database: 'unreachable', migrations: 'unknown' },
+    });
+    expect(readyDuring.headers!.get('retry-after')).toBe('5');
     expect(liveDuring.status).toBe(200);
     expect(listDuring.status).toBe(503);
     expect(listDuring.headers!.get('content-type')).toMatch(/^application\/problem\+json/);

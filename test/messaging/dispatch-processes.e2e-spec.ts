@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { SandboxHandle, startSandbox } from '../../src/sandbox';
 import { createTenant, startTestApp, TEST_DATABASE_URL, TestApp, unique, uuidOf } from '../support/app';
-import { GatewayProcess, newEncryptionKey, sleep, snapshotDist } from '../support/processes';
+import { GatewayProcess, httpGet, newEncryptionKey, sleep, snapshotDist } from '../support/processes';
 import { waitFor } from '../support/wait';
 
 const ENCRYPTION_KEY = newEncryptionKey();
@@ -506,8 +506,23 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
       10,
     );
     const t0 = Date.now();
-    expect(await worker.stop('SIGTERM', 40_000)).toEqual({ code: 0, signal: null });
+    const stopped = worker.stop('SIGTERM', 40_000);
+    // While the sends on the wire finish (seconds), HTTP still answers: not ready, but alive.
+    const readyWhileDraining = await waitFor(
+      'readiness 503 while draining',
+      () => httpGet(`http://127.0.0.1:${worker.port}/health/ready`),
+      (r) => r.status === 503,
+      3_000,
+      20,
+    );
+    const liveWhileDraining = await httpGet(`http://127.0.0.1:${worker.port}/health/live`);
+    expect(await stopped).toEqual({ code: 0, signal: null });
     const took = Date.now() - t0;
+    expect(JSON.parse(readyWhileDraining.body)).toEqual({
+      status: 'unavailable',
+      checks: { database: 'ok', migrations: 'ok', shutdown: 'draining' },
+    });
+    expect(liveWhileDraining.status).toBe(200);
     const rows = await messages(tenant.tid);
     const taken = takenByText(tenant.username);
     const counts = await statusCounts(tenant.tid);

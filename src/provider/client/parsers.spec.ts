@@ -192,6 +192,37 @@ describe('parseCsv / parseCsvReport', () => {
     ]);
   });
 
+  // Quirks as csv-parse reads them (with the options in parseCsv).
+  it('reads CRLF, LF and lone CR line ends mixed in one file', () => {
+    expect(parseCsv('a,b\r\n1,2\n3,4\r5,6')).toEqual([
+      ['a', 'b'],
+      ['1', '2'],
+      ['3', '4'],
+      ['5', '6'],
+    ]);
+  });
+
+  it('keeps a quote inside an unquoted field as text, and ignores spaces around a quoted one', () => {
+    expect(parseCsv('a,b,c\n1,ab"c"d, "x" ')).toEqual([
+      ['a', 'b', 'c'],
+      ['1', 'ab"c"d', 'x'],
+    ]);
+  });
+
+  it('skips lines of only spaces or only an empty quoted field', () => {
+    expect(parseCsv('a,b\n   \n""\n1,2')).toEqual([
+      ['a', 'b'],
+      ['1', '2'],
+    ]);
+  });
+
+  it.each([
+    ['a quote never closed', 'id,message,status_code\n1,"Halo,22\n2,ok,22\n'],
+    ['text after a closing quote', 'id,message,status_code\n1,"Halo" dunia,22\n'],
+  ])('refuses a report with %s rather than guessing its rows', (_name, body) => {
+    expect(parseCsvReport(body)).toEqual({ ok: false, reason: expect.stringMatching(/^unreadable CSV report: /) });
+  });
+
   const reports: Array<[string, string, string[], Array<Record<string, string>>]> = [
     [
       'sandbox-style report with BOM and CRLF',
@@ -225,6 +256,7 @@ describe('parseCsv / parseCsvReport', () => {
     ['an HTML page', '<html><body>Username atau Password salah</body></html>'],
     ['a free-text error', 'Username atau Password salah'],
     ['a date format error', 'Format tanggal salah\r\n'],
+    ['a lone empty quoted field', '""'],
   ])('refuses %s instead of a report', (_name, body) => {
     expect(parseCsvReport(body).ok).toBe(false);
   });
@@ -281,6 +313,7 @@ describe('parseInboxBody', () => {
     ],
     ['lines: tab separated with +', '+62811\tHalo\n', [{ msisdn: '+62811', text: 'Halo' }]],
     ['BOM', `${BOM}62811,Halo`, [{ msisdn: '62811', text: 'Halo' }]],
+    ['lines: a quote never closed (not CSV: read line by line)', '62811,"Halo\n', [{ msisdn: '62811', text: '"Halo' }]],
   ];
   it.each(shapes)('reads %s', (_name, body, expected) => {
     const parsed = parseInboxBody(body);
@@ -307,6 +340,7 @@ describe('parseInboxBody', () => {
     ['broken JSON', '[{"from":'],
     ['JSON items without a number', '[{"foo":"bar"}]'],
     ['one unreadable line among good ones', '62811,Halo\nthis is not a message\n'],
+    ['a lone empty quoted field', '""'],
   ];
   it.each(errors)('refuses %s rather than dropping messages', (_name, body) => {
     expect(parseInboxBody(body).ok).toBe(false);

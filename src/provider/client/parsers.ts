@@ -1,3 +1,4 @@
+import { CsvError, parse } from 'csv-parse/sync';
 import { DateTime } from 'luxon';
 
 /**
@@ -150,48 +151,26 @@ export function detectDelimiter(text: string): string {
 }
 
 /**
- * RFC 4180 records: quoted fields may hold the delimiter, `""` and line breaks; CRLF or LF line ends;
- * unquoted fields are trimmed (the provider writes `22, Delivered`), quoted ones kept exactly.
- * Blank lines are skipped.
+ * RFC 4180 records, read by csv-parse: quoted fields may hold the delimiter, `""` and line breaks;
+ * CRLF, LF and lone CR line ends, mixed in one file; unquoted fields are trimmed (the provider writes
+ * `22, Delivered`), quoted ones kept exactly; a quote inside an unquoted field is text (`ab"c`); a
+ * record may have fewer or more fields than the header; blank lines are skipped. Quoting it cannot
+ * read (a quote never closed, text after a closing quote) throws a CsvError instead of a guess: the
+ * hand-written reader before it dropped such text, or read every later line into one field.
  */
 export function parseCsv(input: string, delimiter = detectDelimiter(input)): string[][] {
-  const text = input.replace(/^\uFEFF/, '');
-  const records: string[][] = [];
-  let record: string[] = [];
-  let field = '';
-  let quoted = false; // the current field was quoted
-  let inQuotes = false;
-  const endField = () => {
-    record.push(quoted ? field : field.trim());
-    field = '';
-    quoted = false;
-  };
-  const endRecord = () => {
-    endField();
-    if (!(record.length === 1 && record[0] === '')) records.push(record);
-    record = [];
-  };
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (inQuotes) {
-      if (c === '"') {
-        if (text[i + 1] === '"') {
-          field += '"';
-          i++;
-        } else inQuotes = false;
-      } else field += c;
-    } else if (c === '"' && !quoted && field.trim() === '') {
-      inQuotes = true;
-      quoted = true;
-      field = '';
-    } else if (c === delimiter) endField();
-    else if (c === '\r' || c === '\n') {
-      if (c === '\r' && text[i + 1] === '\n') i++;
-      endRecord();
-    } else if (!quoted) field += c; // text after a closing quote is dropped, as spreadsheet tools do
-  }
-  if (field !== '' || quoted || record.length > 0) endRecord();
-  return records;
+  const records = parse(input, {
+    delimiter,
+    bom: true,
+    trim: true,
+    relax_quotes: true,
+    relax_column_count: true,
+    skip_empty_lines: true,
+    // Listed, not discovered: csv-parse would take the first line end it meets as the only one.
+    record_delimiter: ['\r\n', '\n', '\r'],
+  });
+  // A line of only spaces, or only `""`, is one empty field: a blank line too.
+  return records.filter((fields) => !(fields.length === 1 && fields[0] === ''));
 }
 
 export type ParsedCsvReport =
@@ -221,9 +200,16 @@ export function parseCsvReport(body: string): ParsedCsvReport {
   const text = cleanBody(body);
   if (text === '') return { ok: true, header: [], rows: [] };
   if (looksLikeHtml(text)) return { ok: false, reason: `html page instead of a report: ${excerpt(text)}` };
-  const [headerFields, ...records] = parseCsv(text);
+  let parsed: string[][];
+  try {
+    parsed = parseCsv(text);
+  } catch (e) {
+    if (!(e instanceof CsvError)) throw e;
+    return { ok: false, reason: `unreadable CSV report: ${e.message}` };
+  }
+  const [headerFields, ...records] = parsed;
   // A report has several columns; a one-field "header" is a sentence (e.g. wrong credentials).
-  if (headerFields.length < 2) return { ok: false, reason: `not a CSV report: ${excerpt(text)}` };
+  if ((headerFields?.length ?? 0) < 2) return { ok: false, reason: `not a CSV report: ${excerpt(text)}` };
   const header = uniqueHeader(headerFields);
   return { ok: true, header, rows: toRecords(header, records) };
 }
@@ -386,8 +372,13 @@ export function parseInboxBody(body: string): ParsedInboxBody {
 
   const firstLine = text.split(/\r?\n/, 1)[0];
   const delimiter = firstLine.includes('|') && !/[,;\t]/.test(firstLine) ? '|' : detectDelimiter(text);
-  const records = parseCsv(text, delimiter);
-  const header = records[0].map(normalizeKey);
+  let records: string[][] = [];
+  try {
+    records = parseCsv(text, delimiter);
+  } catch (e) {
+    if (!(e instanceof CsvError)) throw e; // not CSV with a header: read line by line below
+  }
+  const header = (records[0] ?? []).map(normalizeKey);
   const isHeader = header.some((h) => MSISDN_KEYS.includes(h)) && header.some((h) => TEXT_KEYS.includes(h));
   if (isHeader) {
     const names = uniqueHeader(records[0]);

@@ -9,7 +9,7 @@ import {
   ProviderBalanceDto,
   UpdateProviderAccountDto,
 } from './provider-accounts.dto';
-import { ProviderReportsService } from './provider-reports.service';
+import { ProviderBalanceService } from './provider-balance.service';
 import { ProviderAccountsService } from './provider-accounts.service';
 
 @ApiTags('admin: provider accounts')
@@ -20,7 +20,7 @@ import { ProviderAccountsService } from './provider-accounts.service';
 export class ProviderAccountsController {
   constructor(
     private readonly accounts: ProviderAccountsService,
-    private readonly reports: ProviderReportsService,
+    private readonly balances: ProviderBalanceService,
   ) {}
 
   /** Add a provider account (a "provider user id"). The response's `dlrCallbackUrl` is what to register with the provider. */
@@ -55,6 +55,6 @@ export class ProviderAccountsController {
   @Get(':id/balance')
   @ApiProblems(404)
   balance(@Param('id') id: string): Promise<ProviderBalanceDto> {
-    return this.reports.balance(id);
+    return this.balances.balance(id);
   }
 }

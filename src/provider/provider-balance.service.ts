@@ -8,7 +8,7 @@ import { ProviderWalletService } from './provider-wallet.service';
  * src/dlr's `ReportReconciliationsService`: it applies reports.)
  */
 @Injectable()
-export class ProviderReportsService {
+export class ProviderBalanceService {
   constructor(
     private readonly accounts: ProviderAccountsService,
     private readonly wallet: ProviderWalletService,

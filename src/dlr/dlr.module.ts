@@ -13,6 +13,7 @@ import { AdminInboundMessagesController, InboundMessagesController } from './inb
 import { InboundMessagesService } from './inbound-messages.service';
 import { InboxPollerService } from './inbox-poller.service';
 import { ReportPollerService } from './report-poller.service';
+import { ReportReapplyService } from './report-reapply.service';
 
 /**
  * What the provider sends us: inbound SMS read from each account's inbox.php (docs/dlr.md).
@@ -27,6 +28,7 @@ import { ReportPollerService } from './report-poller.service';
     InboxPollerService,
     DeliveryReportsService,
     ReportPollerService,
+    ReportReapplyService,
     // Routed inbound SMS become `message.received` webhook events (inbound-events.ts).
     {
       provide: INBOUND_EVENTS,
@@ -34,6 +36,6 @@ import { ReportPollerService } from './report-poller.service';
       useFactory: (w: WebhooksService) => new InboundWebhookEvents(w),
     },
   ],
-  exports: [InboxPollerService, ReportPollerService, DeliveryReportsService, INBOUND_EVENTS],
+  exports: [InboxPollerService, ReportPollerService, ReportReapplyService, DeliveryReportsService, INBOUND_EVENTS],
 })
 export class DlrModule {}

@@ -20,6 +20,7 @@ describe('issue 9: the raw report is kept first (sandbox provider, real PostgreS
   beforeAll(async () => {
     sandbox = await startSandbox({ knobs: { dlrDelayMs: [5, 20], latencyMs: [0, 0] } });
     t = await startTestApp({ DISPATCH_POLL_MS: '50', PROVIDER_SEND_RATE_PER_SECOND: '0' });
+    await t.app.listen(0, '127.0.0.1');
     sweep = t.app.get(ReportReapplyService);
   });
   afterEach(async () => {
@@ -32,13 +33,20 @@ describe('issue 9: the raw report is kept first (sandbox provider, real PostgreS
     await sandbox?.close();
   });
 
-  async function tenantOnSandbox() {
+  /** A tenant on its own sandbox account; the sandbox calls back only with `callbacks` (else the test does). */
+  async function tenantOnSandbox(callbacks = false) {
     const tenant = await createTenant(t, { balance: 10_000, pricePerSegment: 100, baseUrl: sandbox.url });
+    const port = (t.app.getHttpServer().address() as { port: number }).port;
     sandbox.addAccount({
       username: tenant.providerAccount.username,
       password: 'provider-secret-pw',
       balance: '100000000',
-      callbackUrl: undefined,
+      callbackUrl: callbacks
+        ? (tenant.providerAccount.dlrCallbackUrl as string).replace(
+            /^http:\/\/localhost:\d+/,
+            `http://127.0.0.1:${port}`,
+          )
+        : undefined,
     });
     const callback = new URL(tenant.providerAccount.dlrCallbackUrl as string).pathname;
     return { ...tenant, tid: uuidOf(tenant.tenantId), pac: uuidOf(tenant.providerAccountId), callback };
@@ -232,6 +240,44 @@ describe('issue 9: the raw report is kept first (sandbox provider, real PostgreS
     await sweep.reapplyDue();
     await sweep.reapplyDue();
     expect(await reports(tenant.pac, orphan)).toEqual([{ code: 22, message_id: null, applied: false, flagged: null }]);
+  });
+
+  it('early reports racing the recording of their ids (60 concurrent sends): every report is applied without the sweep', async () => {
+    const tenant = await tenantOnSandbox(true);
+    // Half the reports come before the send is answered, the rest right after it: both orders of the
+    // raw insert, the report's apply and the dispatcher's applyPendingFor under the advisory key.
+    sandbox.setKnobs({ dlrBeforeSendAnswer: 0.5, dlrDelayMs: [0, 3], latencyMs: [0, 5] });
+    try {
+      const sent = await Promise.all(
+        Array.from({ length: 60 }, (_, i) =>
+          t.http
+            .post('/v1/messages')
+            .set(bearer(tenant.apiKey))
+            .send({ to: '081234567890', text: `race ${i}` }),
+        ),
+      );
+      expect(sent.map((r) => r.status)).toEqual(Array(60).fill(202));
+      const callbacks = () =>
+        sandbox.callbacks().filter((c) => c.target.includes(tenant.callback) && c.httpStatus === 200).length;
+      await waitFor('60 callbacks answered 200', callbacks, (n) => n === 60);
+      const states = await waitFor(
+        'every message delivered',
+        () =>
+          t.db.query<{ status: string; n: number }[]>(
+            `SELECT status, count(*)::int AS n FROM messages WHERE tenant_id = $1 GROUP BY status`,
+            [tenant.tid],
+          ),
+        (rows) => rows.length === 1 && rows[0].status === 'delivered',
+      );
+      expect(states).toEqual([{ status: 'delivered', n: 60 }]);
+      const [unapplied] = await t.db.query(
+        `SELECT count(*)::int AS n FROM delivery_reports WHERE provider_account_id = $1 AND applied_at IS NULL`,
+        [tenant.pac],
+      );
+      expect(unapplied.n).toBe(0);
+    } finally {
+      sandbox.setKnobs({ dlrBeforeSendAnswer: 0, dlrDelayMs: [5, 20], latencyMs: [0, 0] });
+    }
   });
 
   it('a report that cannot be stored (the connection is lost during the raw insert) gets 503 and leaves nothing; the next call is stored and applied', async () => {

@@ -302,6 +302,14 @@ describe('issue 9: the raw report is kept first (sandbox provider, real PostgreS
     const query = { session_id: msg.pid, error_code: '22', error_message: 'Delivered', msisdn: '6281234567890' };
     const lost = await t.http.get(tenant.callback).query(query);
     expect(lost.status).toBe(503);
+    // The pool may hand out the killed backend's client once more before it notices (its error then
+    // surfaces on that query): wait until queries go through again, as a later call would.
+    await waitFor('the pool past the killed connection', () =>
+      t.db.query('SELECT 1').then(
+        () => true,
+        () => false,
+      ),
+    );
     expect(await reports(tenant.pac, msg.pid)).toEqual([]);
     expect((await message(msg.id)).status).toBe('submitted');
 

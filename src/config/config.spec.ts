@@ -86,11 +86,14 @@ describe('loadConfig', () => {
       expect(load({ INBOX_POLL_SECONDS: '15' }).inbox.pollSeconds).toBe(15);
     });
 
-    it('polls reports after 600 s and reconciles uncertain submits after 120 s unless the environment says otherwise', () => {
-      expect(load().dlr).toEqual({ pollAfterSeconds: 600, reconcileAfterSeconds: 120 });
-      expect(load({ DLR_POLL_AFTER_SECONDS: '30', RECONCILE_AFTER_SECONDS: '5' }).dlr).toEqual({
+    it('polls reports after 600 s, reconciles uncertain submits after 120 s and sweeps unapplied reports every 30 s unless the environment says otherwise', () => {
+      expect(load().dlr).toEqual({ pollAfterSeconds: 600, reconcileAfterSeconds: 120, reapplySeconds: 30 });
+      expect(
+        load({ DLR_POLL_AFTER_SECONDS: '30', RECONCILE_AFTER_SECONDS: '5', DLR_REAPPLY_SECONDS: '10' }).dlr,
+      ).toEqual({
         pollAfterSeconds: 30,
         reconcileAfterSeconds: 5,
+        reapplySeconds: 10,
       });
     });
 
@@ -118,6 +121,7 @@ describe('loadConfig', () => {
       ['INBOX_POLL_SECONDS', '0', /INBOX_POLL_SECONDS must be between 1 and 86400/],
       ['DLR_POLL_AFTER_SECONDS', '0', /DLR_POLL_AFTER_SECONDS must be between 1 and 86400/],
       ['RECONCILE_AFTER_SECONDS', 'x', /RECONCILE_AFTER_SECONDS must be an integer/],
+      ['DLR_REAPPLY_SECONDS', '3601', /DLR_REAPPLY_SECONDS must be between 1 and 3600/],
       ['INBOX_POLL_SECONDS', '1.5', /INBOX_POLL_SECONDS must be an integer/],
       ['INBOX_POLL_SECONDS', '86401', /INBOX_POLL_SECONDS must be between 1 and 86400/],
       ['PROVIDER_BALANCE_POLL_SECONDS', '5', /PROVIDER_BALANCE_POLL_SECONDS must be between 10 and 604800/],

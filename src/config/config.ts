@@ -78,6 +78,8 @@ export interface AppConfig {
     pollAfterSeconds: number;
     /** RECONCILE_AFTER_SECONDS: an `uncertain` submit is looked up in reports_post.php after this long (and again as long later). */
     reconcileAfterSeconds: number;
+    /** DLR_REAPPLY_SECONDS: how often stored reports still unapplied (their apply failed) are applied again. */
+    reapplySeconds: number;
   };
   webhooks: {
     /** Run the webhook delivery worker and the message-status relay in this process. */
@@ -239,6 +241,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const dlr = {
     pollAfterSeconds: int('DLR_POLL_AFTER_SECONDS', 600, 1, 86_400),
     reconcileAfterSeconds: int('RECONCILE_AFTER_SECONDS', 120, 1, 86_400),
+    reapplySeconds: int('DLR_REAPPLY_SECONDS', 30, 1, 3_600),
   };
   const webhooks = {
     enabled: parseBool('WEBHOOK_WORKER', env.WEBHOOK_WORKER, true, problems),

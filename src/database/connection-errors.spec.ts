@@ -20,6 +20,15 @@ describe('isConnectionError', () => {
         name: 'QueryRunnerAlreadyReleasedError',
       }),
     ],
+    [
+      'runner released, then a query through its manager',
+      Object.assign(
+        new Error(
+          'Database connection provided by a query runner was already released, cannot continue to use its querying methods anymore.',
+        ),
+        { name: 'QueryRunnerProviderAlreadyReleasedError' },
+      ),
+    ],
   ])('%s is a connection error', (_, e) => expect(isConnectionError(e)).toBe(true));
 
   it.each([

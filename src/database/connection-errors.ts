@@ -31,8 +31,10 @@ const MESSAGES = [
   /Connection is not established/i,
   /connect ECONNREFUSED/i,
   /read ECONNRESET/i,
-  // TypeORM: the transaction's connection died under it (an outage) and the runner was released.
+  // TypeORM: the transaction's connection died under it (an outage) and the runner was released;
+  // the second is what a query through that transaction's EntityManager then throws.
   /Query runner already released/i,
+  /connection provided by a query runner was already released/i,
 ];
 
 export function isConnectionError(e: unknown, depth = 0): boolean {

@@ -5,6 +5,8 @@ import { DataSource, EntityManager } from 'typeorm';
 import { MessageRefundsService } from '../messaging/message-refunds.service';
 import { Clock } from '../common/clock';
 import { clockTtlCache, dropIfCachedLater } from '../common/ttl-cache';
+import { isConnectionError } from '../database/connection-errors';
+import { inTransaction } from '../database/transaction';
 import {
   IncomingReport,
   lockReportKeys,
@@ -12,6 +14,7 @@ import {
   StoredReport,
 } from '../messaging/message-reports.service';
 import { ProviderAccountsService } from '../provider/provider-accounts.service';
+import { applyFailures } from './report-metrics';
 
 /** A callback token's provider account is looked up at most this often (an unknown token's `null` too). */
 const TOKEN_TTL_MS = 30_000;
@@ -28,6 +31,12 @@ const flaggedReports =
     labelNames: ['reason'],
   });
 
+/** Which message a report is for: its provider account and the provider's id (the advisory key). */
+export interface ReportKey {
+  accountId: string;
+  providerMessageId: string;
+}
+
 interface PendingReport {
   accountId: string;
   report: IncomingReport;
@@ -37,13 +46,16 @@ interface PendingReport {
 }
 
 /**
- * Delivery reports fan in from every provider account's callback URL. Each report is stored raw
- * first (so nothing is lost), then applied to its message under the message's row lock, in the
- * same transaction, before the provider gets its 200.
+ * Delivery reports fan in from every provider account's callback URL (and from polls and the daily
+ * report). The raw report is kept first: each one is stored (one INSERT, committed) before it is
+ * matched, then applied to its message in a second transaction, before the caller gets its answer.
+ * A failure while applying loses nothing and is not the caller's problem: the report stays stored,
+ * unapplied, and ReportReapplyService's sweep applies it later. Only a report that could not be
+ * stored is answered with an error (503 when the database is away; the poll finds it later).
  *
- * Group commit, as on the accept path: callbacks that arrive while a transaction runs wait in
- * memory and are stored and applied together by the next one (a burst of thousands of callbacks a
- * second would otherwise be thousands of transactions).
+ * Group commit, as on the accept path: callbacks that arrive while a batch is stored and applied
+ * wait in memory and go together into the next one (a burst of thousands of callbacks a second would
+ * otherwise be thousands of transactions).
  *
  * A report that arrives before the send was answered (no message carries that provider id yet)
  * waits in `delivery_reports` and is applied when the dispatcher records the id (applyPendingFor).
@@ -79,7 +91,10 @@ export class DeliveryReportsService {
     return (await this.tokens.fetch(token))?.accountId ?? null;
   }
 
-  /** Resolves once the report is durably stored (and applied, if its message is known). */
+  /**
+   * Resolves once the report is durably stored and an apply was attempted (applied if its message is
+   * known and nothing failed); rejects only if it could not be stored.
+   */
   receive(
     accountId: string,
     report: IncomingReport,
@@ -96,47 +111,58 @@ export class DeliveryReportsService {
     try {
       while (this.pending.length > 0) {
         const batch = this.pending.splice(0, MAX_REPORTS_PER_TX);
-        try {
-          await this.dataSource.transaction((m) => this.storeAndApply(m, batch));
-          batch.forEach((p) => p.resolve());
-        } catch (err) {
-          if (batch.length === 1) {
-            batch[0].reject(err);
-            continue;
-          }
-          this.logger.warn(
-            { reports: batch.length, err: (err as Error).message },
-            'report group commit failed; retrying one by one',
-          );
-          for (const p of batch) {
-            await this.dataSource
-              .transaction((m) => this.storeAndApply(m, [p]))
-              .then(
-                () => p.resolve(),
-                (e: unknown) => p.reject(e),
-              );
-          }
-        }
+        const stored = await this.storeRaw(batch);
+        if (stored.length === 0) continue;
+        // Stored is durable: from here on the callers get their 200 whatever happens to the apply.
+        await this.applyStoredFor(
+          stored.map((p) => ({ accountId: p.accountId, providerMessageId: p.report.sessionId })),
+          'receive',
+        );
+        stored.forEach((p) => p.resolve());
       }
     } finally {
       this.flushing = false;
     }
   }
 
-  private async storeAndApply(m: EntityManager, batch: PendingReport[]): Promise<void> {
-    const now = this.clock.now();
-    await lockReportKeys(
-      m,
-      batch.map((p) => ({ accountId: p.accountId, providerMessageId: p.report.sessionId })),
-    );
-    const stored: { seq: string }[] = await m.query(
+  /**
+   * Step 1: the raw rows, one INSERT (its own short transaction) for the whole batch, committed
+   * before anything is matched. If the batch fails it is tried one by one, so one bad row fails only
+   * its own caller. A caller whose row could not be stored gets the error (a 503 when the database is
+   * away). Returns the stored ones.
+   */
+  private async storeRaw(batch: PendingReport[]): Promise<PendingReport[]> {
+    try {
+      await this.insertRaw(batch);
+      return batch;
+    } catch (err) {
+      if (batch.length === 1) {
+        batch[0].reject(err);
+        return [];
+      }
+      this.logger.warn(
+        { reports: batch.length, err: (err as Error).message },
+        'storing a batch of reports failed; storing them one by one',
+      );
+    }
+    const stored: PendingReport[] = [];
+    for (const p of batch) {
+      await this.insertRaw([p]).then(
+        () => stored.push(p),
+        (e: unknown) => p.reject(e),
+      );
+    }
+    return stored;
+  }
+
+  private async insertRaw(batch: PendingReport[]): Promise<void> {
+    await this.dataSource.query(
       `INSERT INTO delivery_reports (provider_account_id, provider_message_id, code, text, msisdn, source, received_at)
        SELECT u.account, u.pid, u.code, u.text, u.msisdn, u.source, $1
          FROM unnest($2::uuid[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS u(account, pid, code, text, msisdn, source, ord)
-        ORDER BY u.ord
-       RETURNING seq`,
+        ORDER BY u.ord`,
       [
-        now,
+        this.clock.now(),
         batch.map((p) => p.accountId),
         batch.map((p) => p.report.sessionId),
         batch.map((p) => p.report.code),
@@ -145,20 +171,75 @@ export class DeliveryReportsService {
         batch.map((p) => p.source),
       ],
     );
-    // RETURNING follows the insert order; seqs are increasing within the statement.
-    const seqs = stored.map((r) => Number(r.seq)).sort((a, b) => a - b);
-    const refunds = await this.applyStored(
-      m,
-      batch.map((p, i) => ({
-        seq: seqs[i],
-        accountId: p.accountId,
-        providerMessageId: p.report.sessionId,
-        code: p.report.code,
-        msisdn: p.report.msisdn,
-      })),
-      now,
-    );
-    await this.refunds.refund(m, refunds, now);
+  }
+
+  /**
+   * Step 2 (and the sweep's only step): applies every stored, not yet applied report of these keys
+   * (provider account + id), in one transaction: advisory keys, reports, messages, refunds. If that
+   * fails it is tried once per key, so a report that cannot be applied holds back only its own
+   * message. Never throws: a failure is logged and counted, the reports stay stored and unapplied,
+   * and the sweep (ReportReapplyService) tries them again. `keys` may repeat (one per report).
+   * Returns how many stored reports were applied and how many entries of `keys` failed.
+   *
+   * Why a report is never left waiting when both it and its message are committed: its raw row was
+   * committed before this transaction takes the advisory key; the dispatcher (and the reconciler's
+   * `markFound`) records a provider id and runs `applyPendingFor` under the same key. Whichever of the
+   * two takes the key second sees the other's committed row (READ COMMITTED: every statement after the
+   * lock reads a fresh snapshot) and applies the report; the reports are read again under the key, so
+   * one already applied by the other side is not applied twice.
+   */
+  async applyStoredFor(keys: ReportKey[], stage: 'receive' | 'sweep'): Promise<{ applied: number; failed: number }> {
+    const byKey = new Map<string, { key: ReportKey; reports: number }>();
+    for (const key of keys) {
+      const k = `${key.accountId}:${key.providerMessageId}`;
+      let group = byKey.get(k);
+      if (!group) byKey.set(k, (group = { key, reports: 0 }));
+      group.reports++;
+    }
+    const groups = [...byKey.values()];
+    let lastError: unknown;
+    try {
+      return { applied: await this.applyKeys(groups.map((g) => g.key)), failed: 0 };
+    } catch (err) {
+      lastError = err;
+    }
+    // One by one, unless that cannot help: one key, or the database is away (the sweep will retry).
+    let applied = 0;
+    let failed = 0;
+    if (groups.length === 1 || isConnectionError(lastError)) failed = keys.length;
+    else {
+      for (const g of groups) {
+        try {
+          applied += await this.applyKeys([g.key]);
+        } catch (err) {
+          failed += g.reports;
+          lastError = err;
+        }
+      }
+    }
+    if (failed > 0) {
+      applyFailures.inc({ stage }, failed);
+      this.logger.warn(
+        { stage, reports: failed, keys: groups.length, err: errorText(lastError) },
+        'applying stored delivery reports failed: kept unapplied for the sweep',
+      );
+    }
+    return { applied, failed };
+  }
+
+  /** One transaction (rerun on deadlock): the keys, their unapplied reports, messages, refunds. */
+  private applyKeys(keys: ReportKey[]): Promise<number> {
+    return inTransaction(this.dataSource, async (m) => {
+      const now = this.clock.now();
+      await lockReportKeys(m, keys);
+      const { applied, refunds } = await this.applyUnapplied(
+        m,
+        keys.map((k) => ({ provider_account_id: k.accountId, provider_message_id: k.providerMessageId })),
+        now,
+      );
+      await this.refunds.refund(m, refunds, now);
+      return applied;
+    });
   }
 
   /**
@@ -171,7 +252,16 @@ export class DeliveryReportsService {
     messages: { provider_account_id: string; provider_message_id: string }[],
     now: Date,
   ): Promise<string[]> {
-    if (messages.length === 0) return [];
+    return (await this.applyUnapplied(m, messages, now)).refunds;
+  }
+
+  /** The stored, unapplied, unflagged reports of these keys, applied in seq order (caller holds the keys). */
+  private async applyUnapplied(
+    m: EntityManager,
+    keys: { provider_account_id: string; provider_message_id: string }[],
+    now: Date,
+  ): Promise<{ applied: number; refunds: string[] }> {
+    if (keys.length === 0) return { applied: 0, refunds: [] };
     const pending: {
       seq: string;
       provider_account_id: string;
@@ -180,9 +270,10 @@ export class DeliveryReportsService {
       msisdn: string | null;
     }[] = await m.query(
       `SELECT d.seq, d.provider_account_id, d.provider_message_id, d.code, d.msisdn FROM delivery_reports d
-         JOIN unnest($1::uuid[], $2::text[]) AS u(account, pid) ON d.provider_account_id = u.account AND d.provider_message_id = u.pid
+         JOIN (SELECT DISTINCT account, pid FROM unnest($1::uuid[], $2::text[]) AS u(account, pid)) u
+           ON d.provider_account_id = u.account AND d.provider_message_id = u.pid
         WHERE d.applied_at IS NULL AND d.flagged IS NULL ORDER BY d.seq`,
-      [messages.map((x) => x.provider_account_id), messages.map((x) => x.provider_message_id)],
+      [keys.map((x) => x.provider_account_id), keys.map((x) => x.provider_message_id)],
     );
     return this.applyStored(
       m,
@@ -198,8 +289,12 @@ export class DeliveryReportsService {
   }
 
   /** Applies stored reports through messaging, then records on each report what became of it. */
-  private async applyStored(m: EntityManager, reports: StoredReport[], now: Date): Promise<string[]> {
-    if (reports.length === 0) return [];
+  private async applyStored(
+    m: EntityManager,
+    reports: StoredReport[],
+    now: Date,
+  ): Promise<{ applied: number; refunds: string[] }> {
+    if (reports.length === 0) return { applied: 0, refunds: [] };
     const { applied, flagged, refunds } = await this.messages.apply(m, reports, now);
     if (flagged.length) {
       await m.query(`UPDATE delivery_reports SET flagged = 'msisdn_mismatch' WHERE seq = ANY($1::bigint[])`, [flagged]);
@@ -215,6 +310,34 @@ export class DeliveryReportsService {
         [now, applied.map((a) => a.seq), applied.map((a) => a.messageId)],
       );
     }
-    return refunds;
+    return { applied: applied.length, refunds };
   }
+
+  /**
+   * The sweep's page: keys of stored reports not applied and not flagged, received in
+   * [`from`, `to`], with seq after `afterSeq`, in seq order (keyset). Read without locks: the
+   * apply reads them again under their keys.
+   */
+  async unappliedAfter(
+    afterSeq: number,
+    from: Date,
+    to: Date,
+    limit: number,
+  ): Promise<{ seq: number; key: ReportKey }[]> {
+    const rows: { seq: string; provider_account_id: string; provider_message_id: string }[] =
+      await this.dataSource.query(
+        `SELECT seq, provider_account_id, provider_message_id FROM delivery_reports
+          WHERE applied_at IS NULL AND flagged IS NULL AND seq > $1 AND received_at >= $2 AND received_at <= $3
+          ORDER BY seq LIMIT $4`,
+        [afterSeq, from, to, limit],
+      );
+    return rows.map((r) => ({
+      seq: Number(r.seq),
+      key: { accountId: r.provider_account_id, providerMessageId: r.provider_message_id },
+    }));
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

@@ -16,6 +16,7 @@ import { ReportPollerService } from './report-poller.service';
 import { ReportReconcilerService } from './report-reconciler.service';
 import { ReportReconciliationsController } from './report-reconciliations.controller';
 import { ReportReconciliationsService } from './report-reconciliations.service';
+import { ReportReapplyService } from './report-reapply.service';
 
 /**
  * What the provider sends us: inbound SMS read from each account's inbox.php, delivery reports, and the
@@ -38,6 +39,7 @@ import { ReportReconciliationsService } from './report-reconciliations.service';
     ReportPollerService,
     ReportReconcilerService,
     ReportReconciliationsService,
+    ReportReapplyService,
     // Routed inbound SMS become `message.received` webhook events (inbound-events.ts).
     {
       provide: INBOUND_EVENTS,
@@ -45,6 +47,6 @@ import { ReportReconciliationsService } from './report-reconciliations.service';
       useFactory: (w: WebhooksService) => new InboundWebhookEvents(w),
     },
   ],
-  exports: [InboxPollerService, ReportPollerService, DeliveryReportsService, INBOUND_EVENTS],
+  exports: [InboxPollerService, ReportPollerService, ReportReapplyService, DeliveryReportsService, INBOUND_EVENTS],
 })
 export class DlrModule {}

@@ -34,3 +34,17 @@ export const reconcileMismatches = counter(
   'Mismatches between the provider report and our records found by reconciliations, by kind and trigger',
   ['kind', 'trigger'],
 );
+/**
+ * Stored delivery reports whose apply failed (they stay stored, unapplied; the sweep tries again), by
+ * `stage`: `receive` (right after storing, before the answer) or `sweep`.
+ */
+export const applyFailures = counter(
+  'gerbang_dlr_apply_failed_total',
+  'Stored delivery reports whose apply to their message failed (kept for the sweep), by stage',
+  ['stage'],
+);
+/** Stored reports applied by the sweep (their apply had failed, or their message appeared later). */
+export const reportsReapplied = counter(
+  'gerbang_dlr_reapplied_total',
+  'Stored delivery reports applied by the re-apply sweep',
+);

@@ -1,5 +1,6 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
+import { PeriodicJob } from '../common/periodic-job';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { BalanceNoticesService } from './balance-notices.service';
 import { LedgerService } from './ledger.service';
@@ -17,25 +18,32 @@ const EVERY_MS = 60_000;
 @Injectable()
 export class BillingJobsService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(BillingJobsService.name);
-  private running?: Promise<void>;
+  private readonly job: PeriodicJob;
 
   constructor(
     private readonly ledger: LedgerService,
     private readonly notices: BalanceNoticesService,
-    private readonly scheduler: SchedulerRegistry,
+    scheduler: SchedulerRegistry,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
+  ) {
+    this.job = new PeriodicJob(
+      scheduler,
+      INTERVAL_NAME,
+      async () => {
+        const { expired, notices } = await this.runOnce();
+        if (expired || notices) this.logger.log({ expired, notices }, 'billing jobs ran');
+      },
+      (e) => this.logger.warn({ err: e.message }, 'billing jobs failed'),
+    );
+  }
 
   onApplicationBootstrap(): void {
     if (this.config.nodeEnv === 'test') return;
-    const timer = setInterval(() => this.tick(), EVERY_MS);
-    timer.unref();
-    this.scheduler.addInterval(INTERVAL_NAME, timer);
+    this.job.start(EVERY_MS);
   }
 
   async beforeApplicationShutdown(): Promise<void> {
-    if (this.scheduler.doesExist('interval', INTERVAL_NAME)) this.scheduler.deleteInterval(INTERVAL_NAME);
-    await this.running;
+    await this.job.stop();
   }
 
   /** One run of both jobs (forfeit first: a forfeited tenant has nothing left to be warned about). */
@@ -43,15 +51,5 @@ export class BillingJobsService implements OnApplicationBootstrap, BeforeApplica
     const expired = await this.ledger.sweepExpired();
     const notices = await this.notices.notifyExpiring();
     return { expired, notices };
-  }
-
-  private tick(): void {
-    if (this.running) return; // a slow run is not overlapped within one process
-    this.running = this.runOnce()
-      .then(({ expired, notices }) => {
-        if (expired || notices) this.logger.log({ expired, notices }, 'billing jobs ran');
-      })
-      .catch((e: Error) => this.logger.warn({ err: e.message }, 'billing jobs failed'))
-      .finally(() => (this.running = undefined));
   }
 }

@@ -1,5 +1,6 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
+import { PeriodicJob } from '../common/periodic-job';
 import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
 import { uuidv7 } from '../common/ids';
@@ -46,17 +47,23 @@ export class InboxPollerService implements OnApplicationBootstrap, BeforeApplica
   private readonly logger = new Logger(InboxPollerService.name);
   private readonly intervalMs: number;
   private readonly leaseMs: number;
-  private inFlight: Promise<unknown> | undefined;
+  private readonly job: PeriodicJob;
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly providerAccounts: ProviderAccountsService,
     private readonly clients: ProviderClients,
     private readonly intake: InboundIntakeService,
-    private readonly scheduler: SchedulerRegistry,
+    scheduler: SchedulerRegistry,
     private readonly clock: Clock,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
+    this.job = new PeriodicJob(
+      scheduler,
+      INTERVAL_NAME,
+      () => this.pollDue(),
+      (e) => this.logger.warn({ err: e.message }, 'inbox poll round failed'),
+    );
     this.intervalMs = config.inbox.pollSeconds * 1000;
     // Longer than any one read can take (the client's total timeout), so a live poller keeps its claim.
     this.leaseMs = config.provider.totalTimeoutMs + 60_000;
@@ -73,23 +80,12 @@ export class InboxPollerService implements OnApplicationBootstrap, BeforeApplica
 
   /** Starts the scheduler tick (at most every 5 s, more often for a shorter INBOX_POLL_SECONDS). */
   start(tickMs = Math.min(MAX_TICK_MS, this.intervalMs)): void {
-    if (this.scheduler.doesExist('interval', INTERVAL_NAME)) return;
-    const timer = setInterval(() => this.tick(), tickMs);
-    timer.unref();
-    this.scheduler.addInterval(INTERVAL_NAME, timer);
+    this.job.start(tickMs);
   }
 
   /** Stops the tick and waits for a poll in progress (its results are recorded before shutdown). */
   async stop(): Promise<void> {
-    if (this.scheduler.doesExist('interval', INTERVAL_NAME)) this.scheduler.deleteInterval(INTERVAL_NAME);
-    await this.inFlight;
-  }
-
-  private tick(): void {
-    if (this.inFlight) return; // a slow round is not overlapped by the next tick
-    this.inFlight = this.pollDue()
-      .catch((e: Error) => this.logger.warn({ err: e.message }, 'inbox poll round failed'))
-      .finally(() => (this.inFlight = undefined));
+    await this.job.stop();
   }
 
   /** One round: claims the due accounts and reads their inboxes. Returns one outcome per claimed account. */

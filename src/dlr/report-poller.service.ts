@@ -1,5 +1,6 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
+import { PeriodicJob } from '../common/periodic-job';
 import { DateTime } from 'luxon';
 import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
@@ -43,7 +44,7 @@ export class ReportPollerService implements OnApplicationBootstrap, BeforeApplic
   private readonly pollAfterMs: number;
   private readonly reconcileAfterMs: number;
   private readonly leaseMs: number;
-  private inFlight: Promise<unknown> | undefined;
+  private readonly job: PeriodicJob;
 
   constructor(
     private readonly messages: MessageFollowUpService,
@@ -52,10 +53,16 @@ export class ReportPollerService implements OnApplicationBootstrap, BeforeApplic
     private readonly clients: ProviderClients,
     private readonly dataSource: DataSource,
     private readonly providerAccounts: ProviderAccountsService,
-    private readonly scheduler: SchedulerRegistry,
+    scheduler: SchedulerRegistry,
     private readonly clock: Clock,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
+    this.job = new PeriodicJob(
+      scheduler,
+      INTERVAL_NAME,
+      () => this.round(),
+      (e) => this.logger.warn({ err: e.message }, 'report poll round failed'),
+    );
     this.pollAfterMs = config.dlr.pollAfterSeconds * 1000;
     this.reconcileAfterMs = config.dlr.reconcileAfterSeconds * 1000;
     // Longer than any one provider request (a download may take longer: its own timeout is bounded too).
@@ -74,22 +81,11 @@ export class ReportPollerService implements OnApplicationBootstrap, BeforeApplic
   }
 
   start(tickMs = TICK_MS): void {
-    if (this.scheduler.doesExist('interval', INTERVAL_NAME)) return;
-    const timer = setInterval(() => this.tick(), tickMs);
-    timer.unref();
-    this.scheduler.addInterval(INTERVAL_NAME, timer);
+    this.job.start(tickMs);
   }
 
   async stop(): Promise<void> {
-    if (this.scheduler.doesExist('interval', INTERVAL_NAME)) this.scheduler.deleteInterval(INTERVAL_NAME);
-    await this.inFlight;
-  }
-
-  private tick(): void {
-    if (this.inFlight) return;
-    this.inFlight = this.round()
-      .catch((e: Error) => this.logger.warn({ err: e.message }, 'report poll round failed'))
-      .finally(() => (this.inFlight = undefined));
+    await this.job.stop();
   }
 
   /** One full round: reconcile, poll, expire; once a Jakarta day, the previous day's reports. */

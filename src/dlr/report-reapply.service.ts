@@ -1,5 +1,6 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
+import { PeriodicJob } from '../common/periodic-job';
 import { Clock } from '../common/clock';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { DeliveryReportsService } from './delivery-reports.service';
@@ -39,14 +40,20 @@ export class ReportReapplyService implements OnApplicationBootstrap, BeforeAppli
   private readonly intervalMs: number;
   private readonly nodeEnv: string;
   private cursor = 0;
-  private inFlight: Promise<unknown> | undefined;
+  private readonly job: PeriodicJob;
 
   constructor(
     private readonly reports: DeliveryReportsService,
-    private readonly scheduler: SchedulerRegistry,
+    scheduler: SchedulerRegistry,
     private readonly clock: Clock,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
+    this.job = new PeriodicJob(
+      scheduler,
+      INTERVAL_NAME,
+      () => this.reapplyDue(),
+      (e) => this.logger.warn({ err: e.message }, 'delivery report sweep failed'),
+    );
     this.intervalMs = config.dlr.reapplySeconds * 1000;
     this.nodeEnv = config.nodeEnv;
   }
@@ -61,23 +68,12 @@ export class ReportReapplyService implements OnApplicationBootstrap, BeforeAppli
   }
 
   start(tickMs = this.intervalMs): void {
-    if (this.scheduler.doesExist('interval', INTERVAL_NAME)) return;
-    const timer = setInterval(() => this.tick(), tickMs);
-    timer.unref();
-    this.scheduler.addInterval(INTERVAL_NAME, timer);
+    this.job.start(tickMs);
   }
 
   /** Stops the interval and waits for a sweep in progress. */
   async stop(): Promise<void> {
-    if (this.scheduler.doesExist('interval', INTERVAL_NAME)) this.scheduler.deleteInterval(INTERVAL_NAME);
-    await this.inFlight;
-  }
-
-  private tick(): void {
-    if (this.inFlight) return; // a slow sweep is not overlapped by the next tick
-    this.inFlight = this.reapplyDue()
-      .catch((e: Error) => this.logger.warn({ err: e.message }, 'delivery report sweep failed'))
-      .finally(() => (this.inFlight = undefined));
+    await this.job.stop();
   }
 
   /**

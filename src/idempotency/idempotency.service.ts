@@ -1,5 +1,6 @@
 import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
+import { PeriodicJob } from '../common/periodic-job';
 import { rows as sqlRows } from '../database/raw-rows';
 import { createHash, randomUUID } from 'node:crypto';
 import type { Response } from 'express';
@@ -75,32 +76,29 @@ export function sendIdempotent(res: Response, r: IdempotentResult): unknown {
 @Injectable()
 export class IdempotencyService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(IdempotencyService.name);
-  private purging?: Promise<unknown>;
+  private readonly purge: PeriodicJob;
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly clock: Clock,
-    private readonly scheduler: SchedulerRegistry,
-  ) {}
+    scheduler: SchedulerRegistry,
+  ) {
+    this.purge = new PeriodicJob(
+      scheduler,
+      PURGE_INTERVAL,
+      () => this.purgeExpired(),
+      (e) => this.logger.warn({ err: e.message }, 'idempotency purge failed'),
+    );
+  }
 
   /** Deletes keys past their retention every 10 minutes. */
   onApplicationBootstrap(): void {
-    const timer = setInterval(() => this.purgeTick(), PURGE_EVERY_MS);
-    timer.unref();
-    this.scheduler.addInterval(PURGE_INTERVAL, timer);
+    this.purge.start(PURGE_EVERY_MS);
   }
 
   /** Stops the purge and lets a running one finish before the pool closes. */
   async beforeApplicationShutdown(): Promise<void> {
-    if (this.scheduler.doesExist('interval', PURGE_INTERVAL)) this.scheduler.deleteInterval(PURGE_INTERVAL);
-    await this.purging;
-  }
-
-  private purgeTick(): void {
-    if (this.purging) return; // a slow purge is not overlapped by the next tick
-    this.purging = this.purgeExpired()
-      .catch((e: Error) => this.logger.warn({ err: e.message }, 'idempotency purge failed'))
-      .finally(() => (this.purging = undefined));
+    await this.purge.stop();
   }
 
   static hash(method: string, path: string, body: unknown): string {

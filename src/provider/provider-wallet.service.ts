@@ -1,5 +1,6 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
+import { PeriodicJob } from '../common/periodic-job';
 import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
 import { APP_CONFIG, type AppConfig } from '../config/config';
@@ -68,16 +69,22 @@ export class ProviderWalletService implements OnApplicationBootstrap, BeforeAppl
   /** How long one poll's hold lasts unless renewed. */
   readonly holdLeaseMs: number;
   private readonly defaultLowBalanceThreshold: number;
-  private running?: Promise<number>;
+  private readonly job: PeriodicJob;
   private stopped = false;
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly clients: ProviderClients,
     private readonly clock: Clock,
-    private readonly scheduler: SchedulerRegistry,
+    scheduler: SchedulerRegistry,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
+    this.job = new PeriodicJob(
+      scheduler,
+      INTERVAL_NAME,
+      () => (this.stopped ? Promise.resolve() : this.pollDue()),
+      (e) => this.logger.error({ err: e.message }, 'provider wallet poll failed'),
+    );
     this.pollMs = config.provider.balancePollSeconds * 1000;
     this.recheckMs = Math.min(this.pollMs, 60_000);
     this.holdLeaseMs = 2 * this.pollMs;
@@ -87,30 +94,17 @@ export class ProviderWalletService implements OnApplicationBootstrap, BeforeAppl
   onApplicationBootstrap(): void {
     // The tick only asks the database which accounts are due (by the injected clock), so it can be
     // much shorter than the poll interval without reading balance.php any more often.
-    const timer = setInterval(() => this.tick(), Math.min(10_000, this.recheckMs));
-    timer.unref();
-    this.scheduler.addInterval(INTERVAL_NAME, timer);
+    this.job.start(Math.min(10_000, this.recheckMs));
   }
 
   async beforeApplicationShutdown(): Promise<void> {
     this.stopped = true;
-    if (this.scheduler.doesExist('interval', INTERVAL_NAME)) this.scheduler.deleteInterval(INTERVAL_NAME);
-    await this.running?.catch(() => undefined);
+    await this.job.stop();
   }
 
   /** Resolves when the scheduled poll in progress (if any) has finished. */
   async idle(): Promise<void> {
-    while (this.running) await this.running.catch(() => undefined);
-  }
-
-  private tick(): void {
-    if (this.running || this.stopped) return;
-    this.running = this.pollDue()
-      .catch((e: Error) => {
-        this.logger.error({ err: e.message }, 'provider wallet poll failed');
-        return 0;
-      })
-      .finally(() => (this.running = undefined));
+    await this.job.idle();
   }
 
   /** Claims and checks every due account, a batch at a time. Returns how many were checked. */

@@ -4,6 +4,7 @@ import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
 import { SecretBox } from '../common/secret-box';
 import { APP_CONFIG, type AppConfig } from '../config/config';
+import { isConnectionError } from '../database/connection-errors';
 import { rows as sqlRows } from '../database/raw-rows';
 import { publicEventId, retryDelayMs } from './webhook-events';
 import { webhookAttemptDuration, webhookAttempts, webhookQueueAge, webhookQueueDue } from './webhook-metrics';
@@ -287,7 +288,17 @@ export class WebhookWorkerService {
           await this.writeOutcomes(group);
           group.forEach((o) => o.resolve());
         } catch (e) {
-          group.forEach((o) => o.reject(e));
+          if (group.length === 1 || isConnectionError(e)) {
+            group.forEach((o) => o.reject(e));
+            continue;
+          }
+          // One outcome that cannot be written (or a conflict) must not fail the others of its group: they
+          // would stay leased until their leases expire and then be sent again. Each is written alone.
+          for (const o of group)
+            await this.writeOutcomes([o]).then(
+              () => o.resolve(),
+              (err: unknown) => o.reject(err),
+            );
         }
       }
     } finally {

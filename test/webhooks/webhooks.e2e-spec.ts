@@ -421,4 +421,39 @@ describe('tenant webhooks', () => {
     );
     expect(attemptsOfSlow.flatMap((x) => x.attempts).every((x) => x.outcome === 'timeout')).toBe(true);
   });
+  it('an outcome that cannot be recorded does not take the others of its group down (they are not resent)', async () => {
+    const r = await receiver();
+    r.answer = () => ({ status: 200, delayMs: 150 }); // the ten requests finish together: one recording group
+    const tn = await tenantWithWebhook(r.url);
+    // Recording the attempt of the event with balance 13 fails, every time.
+    await t.db.query(`
+      CREATE OR REPLACE FUNCTION test_refuse_attempt() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF (SELECT payload->'data'->>'balance' FROM webhook_deliveries WHERE id = NEW.delivery_id) = '13' THEN
+          RAISE EXCEPTION 'test: this attempt cannot be recorded';
+        END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER test_refuse_attempt BEFORE INSERT ON webhook_attempts FOR EACH ROW EXECUTE FUNCTION test_refuse_attempt();`);
+    try {
+      await enqueue(Array.from({ length: 10 }, (_, i) => lowBalance(tn.uuid, 10 + i)));
+      await waitFor(
+        () => r.received.length,
+        (n) => n >= 10,
+      );
+      // The nine others are recorded at once (before: the whole group failed with the one, and all ten stayed
+      // `delivering` until their leases expired and were then sent again).
+      const list = await waitFor(
+        () => deliveries(tn.apiKey, '?limit=50'),
+        (d) => d.filter((x) => x.status === 'succeeded').length === 9,
+        5_000,
+      );
+      expect(list).toHaveLength(10);
+      expect(r.received).toHaveLength(10); // nothing resent
+    } finally {
+      await t.db.query(
+        `DROP TRIGGER IF EXISTS test_refuse_attempt ON webhook_attempts; DROP FUNCTION IF EXISTS test_refuse_attempt()`,
+      );
+    }
+  });
 });

@@ -17,6 +17,10 @@ export class DrainingHealthIndicator implements OnModuleDestroy {
     this.draining = true;
   }
 
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
   check<const Key extends string>(key: Key) {
     const indicator = this.health.check(key);
     return this.draining ? indicator.down('draining') : indicator.up();

@@ -11,14 +11,20 @@ import { MIGRATIONS_PENDING, MigrationsHealthIndicator } from './migrations.heal
 /** Readiness answers within this time: a database that does not answer is not ready. */
 const READY_TIMEOUT_MS = 2_000;
 
-/** Terminus's per-indicator details in the contract's words. */
-function contractChecks(details: HealthCheckResult['details']): Record<string, string> {
+/**
+ * Terminus's answer in the contract's words. `draining`: whether our draining indicator is down *now*.
+ * A probe that started just before shutdown ran its draining check while still up, and terminus may then
+ * finish it as `shutting_down` (its own flag, set in a later hook): that answer is draining too.
+ */
+export function contractChecks(result: HealthCheckResult, draining: boolean): Record<string, string> {
+  const details = result.details;
   const up = (key: string) => details[key]?.status === 'up';
   const checks: Record<string, string> = { database: up('database') ? 'ok' : 'unreachable', migrations: 'unknown' };
   // A database that did not answer the ping does not vouch for its migrations either.
   if (up('database') && up('migrations')) checks.migrations = 'ok';
   else if (up('database') && details.migrations?.message === MIGRATIONS_PENDING) checks.migrations = 'pending';
-  if (details.shutdown?.status === 'down') checks.shutdown = 'draining';
+  if (details.shutdown?.status === 'down' || result.status === 'shutting_down' || draining)
+    checks.shutdown = 'draining';
   return checks;
 }
 
@@ -66,8 +72,8 @@ export class HealthController {
         if (e instanceof ServiceUnavailableException) return e.getResponse() as HealthCheckResult;
         throw e;
       });
-    const checks = contractChecks(result.details);
-    const ok = result.status === 'ok';
+    const checks = contractChecks(result, this.draining.isDraining);
+    const ok = result.status === 'ok' && !checks.shutdown;
     res.status(ok ? 200 : 503);
     if (!ok) res.setHeader('Retry-After', String(UNAVAILABLE_RETRY_AFTER_S));
     return { status: ok ? 'ok' : 'unavailable', checks };

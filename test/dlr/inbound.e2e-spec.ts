@@ -11,18 +11,14 @@ import {
   unique,
   uuidOf,
 } from '../support/app';
+import { waitFor as waitForCondition } from '../support/wait';
 
 const INTERVAL_MS = 60_000;
 const DAY_MS = 86_400_000;
 
-const waitFor = async <T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 10_000): Promise<T> => {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (ok(v) || Date.now() > end) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
+/** The one `waitFor` (test/support/wait.ts): it throws on timeout (this copy used to return the last value silently). */
+const waitFor = <T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 10_000): Promise<T> =>
+  waitForCondition('the condition', fn, ok, ms);
 
 describe('inbound SMS read from inbox.php (sandbox provider)', () => {
   let t: TestApp;

@@ -16,6 +16,7 @@ import {
   TestApp,
   uuidOf,
 } from '../support/app';
+import { waitFor as waitForCondition } from '../support/wait';
 
 const DAY = 86_400_000;
 
@@ -45,14 +46,9 @@ interface Statement {
   graceUntil: string | null;
 }
 
-const waitFor = async <T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 15_000): Promise<T> => {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (ok(v) || Date.now() > end) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
+/** The one `waitFor` (test/support/wait.ts): it throws on timeout (this copy used to return the last value silently). */
+const waitFor = <T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 15_000): Promise<T> =>
+  waitForCondition('the condition', fn, ok, ms);
 
 /** CSV body → objects with numbers where the column is numeric. */
 function csvRecords(text: string): Record<string, string | number>[] {

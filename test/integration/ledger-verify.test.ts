@@ -4,6 +4,7 @@ import { Client } from 'pg';
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
 import { bearer, createTenant, startTestApp, TestApp, TEST_DATABASE_URL, uuidOf } from '../support/app';
 import { ensureBuilt, ROOT } from '../support/processes';
+import { waitFor as waitForCondition } from '../support/wait';
 
 interface Problem {
   code: string;
@@ -28,14 +29,9 @@ function runCli(databaseUrl: string): Promise<{ code: number; stdout: string; st
   );
 }
 
-const waitFor = async <T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 20_000): Promise<T> => {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (ok(v) || Date.now() > end) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
+/** The one `waitFor` (test/support/wait.ts): it throws on timeout (this copy used to return the last value silently). */
+const waitFor = <T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 20_000): Promise<T> =>
+  waitForCondition('the condition', fn, ok, ms);
 
 /** Issue 10 "proof of the books": GET /v1/admin/ledger/verify and `npm run ledger:verify` share one service. */
 describe('ledger verification', () => {

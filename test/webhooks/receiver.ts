@@ -1,6 +1,7 @@
 import { createServer, IncomingHttpHeaders, Server } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
+import { waitFor as waitForCondition } from '../support/wait';
 
 export interface ReceivedWebhook {
   headers: IncomingHttpHeaders;
@@ -67,12 +68,7 @@ export class Receiver {
   }
 }
 
-export async function waitFor<T>(fn: () => T | Promise<T>, ok: (v: T) => boolean, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`waitFor timed out; last value: ${JSON.stringify(v)?.slice(0, 500)}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+/** The one `waitFor` (test/support/wait.ts, throws on timeout), with this folder's argument order. */
+export function waitFor<T>(fn: () => T | Promise<T>, ok: (v: T) => boolean, ms = 10_000): Promise<T> {
+  return waitForCondition('the condition', fn, ok, ms);
 }

@@ -1,3 +1,4 @@
+import type { ReconciliationCountsDto } from './report-reconciliations.dto';
 import { Injectable, Logger } from '@nestjs/common';
 import { DateTime } from 'luxon';
 import { DataSource } from 'typeorm';
@@ -14,16 +15,8 @@ export type ReconcileTrigger = 'daily' | 'on_demand';
 /** Mismatch rows kept (and returned) per kind; the counts are always complete. */
 export const MISMATCH_ROWS = 1000;
 
-export interface ReconciliationCounts {
-  /** Distinct provider ids the report lists. */
-  listed: number;
-  /** Final codes of messages still open here, applied through the report path (statuses that never arrived). */
-  applied: number;
-  unknown: number;
-  missing: number;
-  statusDiffers: number;
-  moreParts: number;
-}
+/** The counts of one run: the shape the admin routes return (`ReconciliationCountsDto`). */
+export type ReconciliationCounts = ReconciliationCountsDto;
 
 /** One kept run of the reconciliation (a `report_reconciliations` row; ids are the rows' uuids). */
 export interface Reconciliation {

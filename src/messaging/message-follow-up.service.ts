@@ -146,12 +146,11 @@ export class MessageFollowUpService {
     }>(
       this.dataSource,
       `WITH due AS (
-         SELECT m.id, (SELECT max(e.created_at) FROM message_events e WHERE e.message_id = m.id) AS uncertain_at
+         SELECT m.id, ev.at AS uncertain_at
            FROM messages m
+           LEFT JOIN LATERAL (SELECT max(e.created_at) AS at FROM message_events e WHERE e.message_id = m.id) ev ON true
           WHERE m.status = 'uncertain' AND m.provider_message_id IS NULL
-            AND (m.next_reconcile_at <= $1
-                 OR (m.next_reconcile_at IS NULL
-                     AND COALESCE((SELECT max(e.created_at) FROM message_events e WHERE e.message_id = m.id), m.created_at) <= $2))
+            AND (m.next_reconcile_at <= $1 OR (m.next_reconcile_at IS NULL AND COALESCE(ev.at, m.created_at) <= $2))
           ORDER BY m.id
           LIMIT $3
           FOR UPDATE OF m SKIP LOCKED)

@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { LRUCache } from 'lru-cache';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
@@ -29,13 +30,30 @@ interface PendingOutcome {
   reject(err: unknown): void;
 }
 
-interface EndpointForClaim {
+interface EndpointSecrets {
   tenant_id: string;
-  url: string;
   secret_enc: string;
   previous_secret_enc: string | null;
   previous_secret_until: Date | null;
-  free: number;
+}
+
+type ClaimedRow = EndpointSecrets & {
+  id: string;
+  event_id: string;
+  body: string;
+  attempts: number;
+  url: string;
+};
+
+/**
+ * The tail of a statement whose CTE `source` returns the `tenant_id` of each delivery it moved out of
+ * `delivering`: lowers those endpoints' `in_flight` by as many. Never below 0: leases taken before an
+ * endpoint was deleted and registered again end on the new row.
+ */
+function lowerInFlight(source: string): string {
+  return `UPDATE webhook_endpoints e SET in_flight = greatest(0, e.in_flight - r.n)
+            FROM (SELECT tenant_id, count(*)::int AS n FROM ${source} GROUP BY tenant_id) r
+           WHERE e.tenant_id = r.tenant_id`;
 }
 
 /**
@@ -64,6 +82,8 @@ export class WebhookWorkerService {
   private stopController = new AbortController();
   private lastGauges = 0;
   private readonly secretErrorsLogged = new Map<string, number>();
+  /** Opened secrets by ciphertext: a rotation changes the ciphertext, so an entry never goes stale. */
+  private readonly openedSecrets = new LRUCache<string, string>({ max: 10_000 });
   private readonly opts: AppConfig['webhooks'];
 
   constructor(
@@ -154,88 +174,89 @@ export class WebhookWorkerService {
     return claimed.length;
   }
 
+  /**
+   * One statement, its own transaction: lock the endpoints with due work and a free slot, least recently
+   * served first (`FOR UPDATE OF e SKIP LOCKED`), lease up to their free slots of due deliveries each, raise
+   * their `in_flight` by what was leased and send them to the back of the round-robin. A locked row is
+   * re-read at its newest committed version, so `in_flight` (and with it the cap) is exact across processes
+   * without a second statement. The "has due work" probe is a correlated `LIMIT 1` on the endpoint's partial
+   * due index: a plain index scan marks the dead entries it passes (a bitmap scan, which the planner chose for
+   * an `EXISTS`, revisits every delivery leased since the last vacuum: measured 4.8 ms per claim).
+   */
   private async claim(max: number): Promise<ClaimedDelivery[]> {
     const now = this.clock.now();
     const owner = randomUUID();
     const leaseMs = this.opts.timeoutMs + 30_000;
-    return this.dataSource.transaction(async (m) => {
-      const endpoints: EndpointForClaim[] = await m.query(
-        `SELECT e.tenant_id, e.url, e.secret_enc, e.previous_secret_enc, e.previous_secret_until
+    const rows = await sqlRows<ClaimedRow>(
+      this.dataSource,
+      `WITH ep AS (
+         SELECT e.tenant_id, e.url, e.secret_enc, e.previous_secret_enc, e.previous_secret_until,
+                $2::int - e.in_flight AS free
            FROM webhook_endpoints e
-          WHERE e.enabled
-            AND EXISTS (SELECT 1 FROM webhook_deliveries d
-                         WHERE d.tenant_id = e.tenant_id AND d.status = 'pending' AND d.next_attempt_at <= $1)
+          WHERE e.enabled AND e.in_flight < $2
+            AND (SELECT true FROM webhook_deliveries d
+                  WHERE d.tenant_id = e.tenant_id AND d.status = 'pending' AND d.next_attempt_at <= $1
+                  LIMIT 1)
           ORDER BY e.claimed_at NULLS FIRST, e.tenant_id
-          LIMIT $2
-          FOR UPDATE OF e SKIP LOCKED`,
-        [now, max],
-      );
-      // Counted in a statement of its own, after the endpoint rows are locked: READ COMMITTED gives it
-      // a fresh snapshot, so it sees every lease committed by a claimer that held the lock before us.
-      // (Counted inside the locking statement, its snapshot predates the lock: measured 6 in flight
-      // with a cap of 4 under two processes.)
-      if (endpoints.length > 0) {
-        const counts: { tenant_id: string; n: number }[] = await m.query(
-          `SELECT tenant_id, count(*)::int AS n FROM webhook_deliveries
-            WHERE tenant_id = ANY ($1::uuid[]) AND status = 'delivering' AND lease_until > clock_timestamp()
-            GROUP BY tenant_id`,
-          [endpoints.map((e) => e.tenant_id)],
-        );
-        const inFlight = new Map(counts.map((c) => [c.tenant_id, c.n]));
-        for (const ep of endpoints) ep.free = this.opts.perEndpoint - (inFlight.get(ep.tenant_id) ?? 0);
-      }
-      const take: { ep: EndpointForClaim; n: number; secrets: string[] }[] = [];
-      let left = max;
-      for (const ep of endpoints) {
-        const n = Math.min(ep.free, left);
-        if (n <= 0) continue;
-        // Secrets are opened before anything is leased: an endpoint whose secret cannot be opened
-        // (ENCRYPTION_KEY changed) keeps its deliveries pending and does not stop the others.
-        const secrets = this.openSecrets(ep, now);
-        if (!secrets) continue;
-        take.push({ ep, n, secrets });
-        left -= n;
-        if (left === 0) break;
-      }
-      // Every endpoint looked at goes to the back of the round-robin, served or not (at its cap, or
-      // a secret that cannot be opened): it cannot keep the others out of the LIMIT.
-      if (endpoints.length > 0)
-        await m.query(
-          `UPDATE webhook_endpoints SET claimed_at = clock_timestamp() WHERE tenant_id = ANY ($1::uuid[])`,
-          [endpoints.map((e) => e.tenant_id)],
-        );
-      if (take.length === 0) return [];
-      const rows = await sqlRows<{ id: string; tenant_id: string; event_id: string; body: string; attempts: number }>(
-        m,
-        `UPDATE webhook_deliveries d
-            SET status = 'delivering', lease_owner = $3,
-                lease_until = clock_timestamp() + $4::int * interval '1 millisecond'
-           FROM (SELECT c.id
-                   FROM unnest($1::uuid[], $2::int[]) AS q(tenant_id, n)
-                   CROSS JOIN LATERAL (
-                     SELECT x.id FROM webhook_deliveries x
-                      WHERE x.tenant_id = q.tenant_id AND x.status = 'pending' AND x.next_attempt_at <= $5
-                      ORDER BY x.next_attempt_at, x.id
-                      LIMIT q.n
-                      FOR UPDATE SKIP LOCKED) c) pick
+          LIMIT $3
+          FOR UPDATE OF e SKIP LOCKED),
+       pick AS (
+         SELECT c.id
+           FROM ep CROSS JOIN LATERAL (
+                  SELECT x.id FROM webhook_deliveries x
+                   WHERE x.tenant_id = ep.tenant_id AND x.status = 'pending' AND x.next_attempt_at <= $1
+                   ORDER BY x.next_attempt_at, x.id
+                   LIMIT ep.free
+                   FOR UPDATE SKIP LOCKED) c
+          LIMIT $3),
+       leased AS (
+         UPDATE webhook_deliveries d
+            SET status = 'delivering', lease_owner = $4,
+                lease_until = clock_timestamp() + $5::int * interval '1 millisecond'
+           FROM pick
           WHERE d.id = pick.id
-          RETURNING d.id, d.tenant_id, d.event_id, d.payload::text AS body, d.attempts`,
-        [take.map((t) => t.ep.tenant_id), take.map((t) => t.n), owner, leaseMs, now],
-      );
-      const byTenant = new Map(take.map((t) => [t.ep.tenant_id, t]));
-      return rows.map((r) => {
-        const { ep, secrets } = byTenant.get(r.tenant_id)!;
-        return { ...r, owner, url: ep.url, secrets };
-      });
-    });
+          RETURNING d.id, d.tenant_id, d.event_id, d.payload::text AS body, d.attempts),
+       bumped AS (
+         UPDATE webhook_endpoints e
+            SET in_flight = e.in_flight + coalesce(n.n, 0), claimed_at = clock_timestamp()
+           FROM ep LEFT JOIN (SELECT tenant_id, count(*)::int AS n FROM leased GROUP BY tenant_id) n USING (tenant_id)
+          WHERE e.tenant_id = ep.tenant_id)
+       SELECT l.id, l.tenant_id, l.event_id, l.body, l.attempts,
+              ep.url, ep.secret_enc, ep.previous_secret_enc, ep.previous_secret_until
+         FROM leased l JOIN ep USING (tenant_id)`,
+      [now, this.opts.perEndpoint, max, owner, leaseMs],
+    );
+    const claimed: ClaimedDelivery[] = [];
+    const unopened: string[] = [];
+    for (const r of rows) {
+      // An endpoint whose secret cannot be opened (ENCRYPTION_KEY changed) gives its leases back at once,
+      // due again in a minute; it does not stop the others.
+      const secrets = this.openSecrets(r, now);
+      if (secrets) claimed.push({ ...r, owner, secrets });
+      else unopened.push(r.id);
+    }
+    if (unopened.length > 0) await this.releaseLeases(unopened, owner, new Date(now.getTime() + 60_000));
+    return claimed;
+  }
+
+  /** Gives leases back unused: due again at `nextAttemptAt`, no attempt counted. */
+  private async releaseLeases(ids: string[], owner: string, nextAttemptAt: Date): Promise<void> {
+    await this.dataSource.query(
+      `WITH released AS (
+         UPDATE webhook_deliveries SET status = 'pending', lease_until = NULL, lease_owner = NULL, next_attempt_at = $3
+          WHERE id = ANY ($1::uuid[]) AND status = 'delivering' AND lease_owner = $2
+          RETURNING tenant_id)
+       ${lowerInFlight('released')}`,
+      [ids, owner, nextAttemptAt],
+    );
   }
 
   /** The current secret, and the previous one while its rotation overlap lasts; null if they cannot be opened. */
-  private openSecrets(ep: EndpointForClaim, now: Date): string[] | null {
+  private openSecrets(ep: EndpointSecrets, now: Date): string[] | null {
     try {
-      const secrets = [this.secretBox.open(ep.secret_enc)];
+      const secrets = [this.open(ep.secret_enc)];
       if (ep.previous_secret_enc && ep.previous_secret_until && ep.previous_secret_until > now)
-        secrets.push(this.secretBox.open(ep.previous_secret_enc));
+        secrets.push(this.open(ep.previous_secret_enc));
       return secrets;
     } catch (e) {
       const last = this.secretErrorsLogged.get(ep.tenant_id) ?? 0;
@@ -247,6 +268,15 @@ export class WebhookWorkerService {
       );
       return null;
     }
+  }
+
+  private open(secretEnc: string): string {
+    let secret = this.openedSecrets.get(secretEnc);
+    if (secret === undefined) {
+      secret = this.secretBox.open(secretEnc);
+      this.openedSecrets.set(secretEnc, secret);
+    }
+    return secret;
   }
 
   private async deliver(d: ClaimedDelivery): Promise<void> {
@@ -337,12 +367,25 @@ export class WebhookWorkerService {
                 lease_until = NULL, lease_owner = NULL, last_status_code = u.code, last_error = u.error,
                 delivered_at = CASE WHEN u.status = 'succeeded' THEN u.at ELSE d.delivered_at END
            FROM u
-          WHERE d.id = u.id AND d.status = 'delivering' AND d.lease_owner = u.owner),
+          WHERE d.id = u.id AND d.status = 'delivering' AND d.lease_owner = u.owner
+          RETURNING d.tenant_id),
+       -- One UPDATE per endpoint row (a row updated by two parts of one statement keeps only one change):
+       -- its slots freed, and on a 410 from the URL it still has, disabled.
+       freed AS (SELECT tenant_id, count(*)::int AS n FROM moved GROUP BY tenant_id),
        gone AS (
+         SELECT DISTINCT ON (u.tenant_id) u.tenant_id, u.url, u.at
+           FROM u LEFT JOIN webhook_endpoints e ON e.tenant_id = u.tenant_id
+          WHERE u.outcome = 'gone'
+          ORDER BY u.tenant_id, (u.url = e.url) DESC),
+       endpoints AS (
          UPDATE webhook_endpoints e
-            SET enabled = false, disabled_reason = 'gone', disabled_at = g.at, updated_at = g.at
-           FROM (SELECT DISTINCT ON (tenant_id, url) tenant_id, url, at FROM u WHERE outcome = 'gone') g
-          WHERE e.tenant_id = g.tenant_id AND e.url = g.url AND e.enabled)
+            SET in_flight = greatest(0, e.in_flight - coalesce(f.n, 0)),
+                enabled = e.enabled AND e.url IS DISTINCT FROM g.url,
+                disabled_reason = CASE WHEN e.enabled AND e.url = g.url THEN 'gone' ELSE e.disabled_reason END,
+                disabled_at = CASE WHEN e.enabled AND e.url = g.url THEN g.at ELSE e.disabled_at END,
+                updated_at = CASE WHEN e.enabled AND e.url = g.url THEN g.at ELSE e.updated_at END
+           FROM freed f FULL JOIN gone g USING (tenant_id)
+          WHERE e.tenant_id = coalesce(f.tenant_id, g.tenant_id))
        SELECT 1`,
       [
         rows.map((x) => x.d.id),
@@ -369,10 +412,13 @@ export class WebhookWorkerService {
   async releaseExpiredLeases(): Promise<number> {
     const released = await sqlRows<{ id: string }>(
       this.dataSource,
-      `UPDATE webhook_deliveries SET status = 'pending', lease_until = NULL, lease_owner = NULL,
-              last_error = 'lease expired without an outcome'
-        WHERE status = 'delivering' AND lease_until <= clock_timestamp()
-        RETURNING id`,
+      `WITH released AS (
+         UPDATE webhook_deliveries SET status = 'pending', lease_until = NULL, lease_owner = NULL,
+                last_error = 'lease expired without an outcome'
+          WHERE status = 'delivering' AND lease_until <= clock_timestamp()
+          RETURNING id, tenant_id),
+       lowered AS (${lowerInFlight('released')})
+       SELECT id FROM released`,
     );
     if (released.length) this.logger.warn({ count: released.length }, 'webhook leases expired: deliveries due again');
     return released.length;

@@ -246,6 +246,11 @@ describe('message.status webhooks', () => {
         [tenants.map((tn) => tn.uuid)],
       );
       expect(byProcess.n).toBe(300);
+      // Every lease taken was given back: the endpoints' slot counters are at 0 (the claim trusts them).
+      const counters = await t.db.query(`SELECT in_flight FROM webhook_endpoints WHERE tenant_id = ANY ($1::uuid[])`, [
+        tenants.map((tn) => tn.uuid),
+      ]);
+      expect(counters.map((c: { in_flight: number }) => c.in_flight)).toEqual([0, 0, 0]);
     } finally {
       await second.close();
     }

@@ -339,6 +339,7 @@ describe('tenant webhooks', () => {
                 lease_until = now() - interval '1 second' WHERE tenant_id = $1`,
         [a.uuid],
       );
+      await m.query(`UPDATE webhook_endpoints SET in_flight = 1 WHERE tenant_id = $1`, [a.uuid]);
     });
     // Claims take only pending rows: without the release (here, or the worker's own sweep every
     // 5 s, whichever comes first) this delivery would stay leased forever.
@@ -348,9 +349,41 @@ describe('tenant webhooks', () => {
       (x) => x.length === 1,
     );
     expect(hook.body.data).toEqual({ balance: 7, threshold: 100 });
+    // The released lease gave its slot back (else the endpoint would be one slot short for good).
+    await waitFor(
+      async () => (await t.db.query(`SELECT in_flight FROM webhook_endpoints WHERE tenant_id = $1`, [a.uuid]))[0],
+      (e: { in_flight: number }) => e.in_flight === 0,
+    );
     const metrics = await t.http.get('/metrics');
     expect(metrics.text).toMatch(/gerbang_webhook_attempts_total\{outcome="delivered"\} [1-9]/);
     expect(metrics.text).toContain('gerbang_webhook_queue_oldest_due_seconds');
+  });
+
+  it('an endpoint whose secret cannot be opened gives its leases back and does not stop another tenant', async () => {
+    const broken = await receiver();
+    const fine = await receiver();
+    const b = await tenantWithWebhook(broken.url);
+    const f = await tenantWithWebhook(fine.url);
+    // What a changed ENCRYPTION_KEY looks like to the worker: a ciphertext it cannot open.
+    await t.db.query(`UPDATE webhook_endpoints SET secret_enc = 'not-a-ciphertext' WHERE tenant_id = $1`, [b.uuid]);
+    await enqueue([lowBalance(b.uuid, 1), lowBalance(f.uuid, 2)]);
+    const [hook] = await waitFor(
+      () => fine.received,
+      (x) => x.length === 1,
+    );
+    expect(hook.body.data).toEqual({ balance: 2, threshold: 100 });
+    const [row] = await waitFor(
+      () =>
+        t.db.query(
+          `SELECT d.status, d.attempts, d.next_attempt_at > now() + interval '30 seconds' AS later, e.in_flight
+             FROM webhook_deliveries d JOIN webhook_endpoints e USING (tenant_id) WHERE d.tenant_id = $1`,
+          [b.uuid],
+        ),
+      (rows: { status: string; later: boolean }[]) => rows[0]?.status === 'pending' && rows[0].later,
+    );
+    // Pending again, due in a minute, no attempt counted, its slot given back; nothing was sent unsigned.
+    expect(row).toMatchObject({ status: 'pending', attempts: 0, in_flight: 0 });
+    expect(broken.received).toHaveLength(0);
   });
 
   it('does not follow redirects: a 3xx is a failed attempt and the target is never called', async () => {
@@ -415,6 +448,8 @@ describe('tenant webhooks', () => {
     expect(Date.now() - started).toBeLessThan(2_000);
     // 20 queued, 16 in flight: WEBHOOK_ENDPOINT_CONCURRENCY's default, reached and not exceeded.
     expect(slow.maxInFlight).toBe(16);
+    const [slowEndpoint] = await t.db.query(`SELECT in_flight FROM webhook_endpoints WHERE tenant_id = $1`, [s.uuid]);
+    expect(slowEndpoint.in_flight).toBe(16);
     const attemptsOfSlow = await waitFor(
       () => deliveries(s.apiKey, '?limit=500'),
       (d) => d.filter((x) => x.attempts.length > 0).length >= 16,

@@ -41,4 +41,4 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.PORT||3000}/health/ready`).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # Node as PID 1 handles SIGTERM itself (main.ts: close HTTP and the pool, stop the embedded DB, exit 0);
 # docker-compose.yml adds `init: true` so an init reaps any stray child.
-CMD ["node", "dist/src/main.js"]
+CMD ["node", "--max-old-space-size=192", "dist/src/main.js"]

@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { BeforeApplicationShutdown, Injectable, Logger } from '@nestjs/common';
 import { LRUCache } from 'lru-cache';
 import { Counter, register } from 'prom-client';
 import { DataSource, EntityManager } from 'typeorm';
@@ -23,6 +23,9 @@ const MAX_TOKENS = 10_000;
 /** Most reports written by one transaction. */
 const MAX_REPORTS_PER_TX = 1000;
 
+/** Stored reports waiting for the apply beyond which storing waits for it (bounds memory, slows the provider). */
+const MAX_APPLY_BACKLOG = 20_000;
+
 const flaggedReports =
   (register.getSingleMetric('gerbang_dlr_flagged_total') as Counter<string> | undefined) ??
   new Counter({
@@ -45,28 +48,38 @@ interface PendingReport {
   reject(err: unknown): void;
 }
 
+/** A stored report's key waiting for the apply; `applied` resolves its caller. */
+interface StoredKey {
+  key: ReportKey;
+  applied: () => void;
+}
+
 /**
  * Delivery reports fan in from every provider account's callback URL (and from polls and the daily
  * report). The raw report is kept first: each one is stored (one INSERT, committed) before it is
- * matched, then applied to its message in a second transaction, before the caller gets its answer.
- * A failure while applying loses nothing and is not the caller's problem: the report stays stored,
+ * matched, then applied to its message in a second transaction, before the caller gets its answer (a
+ * provider's 200 means the report is stored and its message shows it, unless the apply failed). A
+ * failure while applying loses nothing and is not the caller's problem: the report stays stored,
  * unapplied, and ReportReapplyService's sweep applies it later. Only a report that could not be
  * stored is answered with an error (503 when the database is away; the poll finds it later).
  *
- * Group commit, as on the accept path: callbacks that arrive while a batch is stored and applied
- * wait in memory and go together into the next one (a burst of thousands of callbacks a second would
- * otherwise be thousands of transactions).
+ * Two group-commit stages, as on the accept path, that overlap: callbacks that arrive while an INSERT
+ * runs go together into the next INSERT; keys stored while an apply runs go together into the next
+ * apply (up to 1,000 per transaction). Batch k+1 is stored while batch k is applied, instead of one
+ * after the other (docs/benchmark.md has the DLR ingest figures).
  *
  * A report that arrives before the send was answered (no message carries that provider id yet)
  * waits in `delivery_reports` and is applied when the dispatcher records the id (applyPendingFor).
  */
 @Injectable()
-export class DeliveryReportsService {
+export class DeliveryReportsService implements BeforeApplicationShutdown {
   private readonly logger = new Logger(DeliveryReportsService.name);
   /** Callback token → its provider account id, or null when no account has it. */
   private readonly tokens: LRUCache<string, { accountId: string | null }>;
   private pending: PendingReport[] = [];
   private flushing = false;
+  private toApply: StoredKey[] = [];
+  private applying: Promise<void> | null = null;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -113,16 +126,39 @@ export class DeliveryReportsService {
         const batch = this.pending.splice(0, MAX_REPORTS_PER_TX);
         const stored = await this.storeRaw(batch);
         if (stored.length === 0) continue;
-        // Stored is durable: from here on the callers get their 200 whatever happens to the apply.
-        await this.applyStoredFor(
-          stored.map((p) => ({ accountId: p.accountId, providerMessageId: p.report.sessionId })),
-          'receive',
-        );
-        stored.forEach((p) => p.resolve());
+        // Stored is durable: from here on the callers get their answer whatever happens to the apply.
+        for (const p of stored)
+          this.toApply.push({
+            key: { accountId: p.accountId, providerMessageId: p.report.sessionId },
+            applied: () => p.resolve(),
+          });
+        this.applying ??= this.applyBacklog();
+        if (this.toApply.length > MAX_APPLY_BACKLOG) await this.applying;
       }
     } finally {
       this.flushing = false;
     }
+  }
+
+  /** Applies stored keys in groups of up to MAX_REPORTS_PER_TX until none are left. Never rejects. */
+  private async applyBacklog(): Promise<void> {
+    try {
+      while (this.toApply.length > 0) {
+        const group = this.toApply.splice(0, MAX_REPORTS_PER_TX);
+        await this.applyStoredFor(
+          group.map((g) => g.key),
+          'receive',
+        ).catch((err: unknown) => this.logger.error({ err: errorText(err) }, 'applying stored reports failed'));
+        group.forEach((g) => g.applied());
+      }
+    } finally {
+      this.applying = null;
+    }
+  }
+
+  /** Shutdown: the reports already stored are applied before the pool closes (else the sweep would, later). */
+  async beforeApplicationShutdown(): Promise<void> {
+    while (this.applying) await this.applying;
   }
 
   /**

@@ -81,6 +81,14 @@ describe('loadConfig', () => {
       expect(c.webhookAllowPrivate).toBe(false);
     });
 
+    it('sends up to 64 webhooks at once per endpoint and 512 per process unless the environment says otherwise', () => {
+      expect(load().webhooks).toMatchObject({ perEndpoint: 64, concurrency: 512 });
+      expect(load({ WEBHOOK_ENDPOINT_CONCURRENCY: '16', WEBHOOK_CONCURRENCY: '128' }).webhooks).toMatchObject({
+        perEndpoint: 16,
+        concurrency: 128,
+      });
+    });
+
     it('reads each inbox every 60 s unless INBOX_POLL_SECONDS says otherwise', () => {
       expect(load().inbox.pollSeconds).toBe(60);
       expect(load({ INBOX_POLL_SECONDS: '15' }).inbox.pollSeconds).toBe(15);

@@ -245,8 +245,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
   };
   const webhooks = {
     enabled: parseBool('WEBHOOK_WORKER', env.WEBHOOK_WORKER, true, problems),
-    concurrency: int('WEBHOOK_CONCURRENCY', 128, 1, 1000),
-    perEndpoint: int('WEBHOOK_ENDPOINT_CONCURRENCY', 16, 1, 100),
+    concurrency: int('WEBHOOK_CONCURRENCY', 512, 1, 4000),
+    perEndpoint: int('WEBHOOK_ENDPOINT_CONCURRENCY', 64, 1, 1000),
     timeoutMs: int('WEBHOOK_TIMEOUT_MS', 15_000, 100, 120_000),
     pollMs: int('WEBHOOK_POLL_MS', 250, 10, 60_000),
   };

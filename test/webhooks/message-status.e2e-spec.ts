@@ -25,6 +25,7 @@ describe('message.status webhooks', () => {
       WEBHOOK_POLL_MS: '20',
       DISPATCH_POLL_MS: '50',
       PROVIDER_SEND_RATE_PER_SECOND: '0',
+      WEBHOOK_ENDPOINT_CONCURRENCY: '16', // the cap the two-process test below exercises (default 64)
       // shared with the second process below: both must open the webhook secrets, and passport's
       // strategies are process-global (the last app's JWT secret verifies both apps' tokens)
       ENCRYPTION_KEY,
@@ -213,6 +214,7 @@ describe('message.status webhooks', () => {
       WEBHOOK_ALLOW_PRIVATE: 'true',
       WEBHOOK_POLL_MS: '20',
       DISPATCHER: 'false',
+      WEBHOOK_ENDPOINT_CONCURRENCY: '16',
       ENCRYPTION_KEY,
       JWT_SECRET,
     });
@@ -239,7 +241,7 @@ describe('message.status webhooks', () => {
       for (const r of rs) {
         expect(r.received).toHaveLength(100);
         expect(new Set(r.received.map((h) => h.body.id)).size).toBe(100);
-        expect(r.maxInFlight).toBeLessThanOrEqual(16); // WEBHOOK_ENDPOINT_CONCURRENCY default, across both processes
+        expect(r.maxInFlight).toBeLessThanOrEqual(16); // WEBHOOK_ENDPOINT_CONCURRENCY of both processes
       }
       const [byProcess] = await t.db.query(
         `SELECT count(DISTINCT d.id)::int AS n FROM webhook_deliveries d WHERE d.tenant_id = ANY ($1::uuid[]) AND d.attempts = 1 AND d.status = 'succeeded'`,

@@ -14,7 +14,12 @@ describe('tenant webhooks', () => {
   const receivers: Receiver[] = [];
 
   beforeAll(async () => {
-    t = await startTestApp({ WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_POLL_MS: '20', WEBHOOK_TIMEOUT_MS: '2000' });
+    t = await startTestApp({
+      WEBHOOK_ALLOW_PRIVATE: 'true',
+      WEBHOOK_POLL_MS: '20',
+      WEBHOOK_TIMEOUT_MS: '2000',
+      WEBHOOK_ENDPOINT_CONCURRENCY: '16', // small enough for the hanging-endpoint test to fill (default 64)
+    });
   });
   afterAll(async () => {
     await t.close();
@@ -446,7 +451,7 @@ describe('tenant webhooks', () => {
     );
     // All 30 arrived while the slow endpoint was still hanging (its timeout is 2 s).
     expect(Date.now() - started).toBeLessThan(2_000);
-    // 20 queued, 16 in flight: WEBHOOK_ENDPOINT_CONCURRENCY's default, reached and not exceeded.
+    // 20 queued, 16 in flight: this app's WEBHOOK_ENDPOINT_CONCURRENCY, reached and not exceeded.
     expect(slow.maxInFlight).toBe(16);
     const [slowEndpoint] = await t.db.query(`SELECT in_flight FROM webhook_endpoints WHERE tenant_id = $1`, [s.uuid]);
     expect(slowEndpoint.in_flight).toBe(16);

@@ -1,0 +1,180 @@
+import { DataSource, EntityManager } from 'typeorm';
+import { LedgerService } from '../../src/billing/ledger.service';
+import { LedgerVerifyService } from '../../src/billing/ledger-verify.service';
+import { uuidv7 } from '../../src/common/ids';
+import { inTransaction } from '../../src/database/transaction';
+import { ReportPartitionsService } from '../../src/dlr/report-partitions.service';
+import { MessagePartitionsService } from '../../src/messaging/message-partitions.service';
+import { MessageRefundsService } from '../../src/messaging/message-refunds.service';
+import { createTenant, startTestApp, TestApp, uuidOf } from '../support/app';
+
+const DAY = 86_400_000;
+/** `messages_p202612` for the UTC month of `at`: the partition names the maintenance uses. */
+const suffix = (at: Date) => `p${at.getUTCFullYear()}${String(at.getUTCMonth() + 1).padStart(2, '0')}`;
+
+/**
+ * Issue 11 "Past one machine": messages, message_events and delivery_reports are partitioned by month;
+ * retention drops whole old months, and the books (ledger_entries) keep every row.
+ */
+describe('time partitions and retention', () => {
+  let t: TestApp;
+  let db: DataSource;
+
+  beforeAll(async () => {
+    t = await startTestApp({ RETENTION_MONTHS: '13' });
+    db = t.db;
+  });
+  afterAll(async () => {
+    t.clock.reset();
+    await t.close();
+  });
+
+  /** One charged message at `at` (explicit UUIDv7 of that time), its event, a report, and optionally its refund. */
+  async function chargedMessage(tenantId: string, providerAccountId: string, at: Date, failed: boolean) {
+    const id = uuidv7(at.getTime());
+    const pid = `pid-${id}`;
+    await inTransaction(db, async (m: EntityManager) => {
+      const locked = await t.app.get(LedgerService).lockForCharging(m, tenantId, at);
+      await m.query(
+        `INSERT INTO messages (id, tenant_id, provider_account_id, msisdn, text, status, segments, encoding, price,
+                               provider_message_id, created_at, submitted_at)
+         VALUES ($1, $2, $3, '6281234567890', 'retention', 'submitted', 1, 'GSM-7', 100, $4, $5, $5)`,
+        [id, tenantId, providerAccountId, pid, at],
+      );
+      await t.app.get(LedgerService).debitMessages(m, tenantId, locked.balance, [{ messageId: id, price: 100 }], at);
+      await m.query(`INSERT INTO message_events (message_id, tenant_id, status, created_at) VALUES ($1, $2, 'queued', $3)`, [
+        id,
+        tenantId,
+        at,
+      ]);
+    });
+    await db.query(
+      `INSERT INTO delivery_reports (provider_account_id, provider_message_id, code, source, message_id, received_at, applied_at)
+       VALUES ($1, $2, $3, 'callback', $4, $5, $5)`,
+      [providerAccountId, pid, failed ? 50 : 22, id, new Date(at.getTime() + 60_000)],
+    );
+    await inTransaction(db, async (m: EntityManager) => {
+      await m.query(`UPDATE messages SET status = $2, finalized_at = $3 WHERE id = $1`, [
+        id,
+        failed ? 'failed' : 'delivered',
+        at,
+      ]);
+      if (failed) await t.app.get(MessageRefundsService).refund(m, [id], at);
+    });
+    return id;
+  }
+
+  const count = async (sql: string, params: unknown[] = []) => Number((await db.query(sql, params))[0].n);
+  const partitions = async (parent: string): Promise<string[]> =>
+    (
+      await db.query(
+        `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+          WHERE i.inhparent = $1::regclass ORDER BY 1`,
+        [parent],
+      )
+    ).map((r: { relname: string }) => r.relname);
+
+  it('drops whole months older than RETENTION_MONTHS; the ledger, balances and the books check stay whole', async () => {
+    const a = await createTenant(t, { balance: 100_000 });
+    const b = await createTenant(t, { balance: 100_000 });
+    const tenants = [a, b].map((x) => ({ ...x, id: uuidOf(x.tenantId), pac: uuidOf(x.providerAccountId) }));
+    const now = t.clock.now();
+    // 16 months ago: older than the 13 months kept. Its month has no partition yet, so these rows land in DEFAULT.
+    const old = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 16, 15, 12));
+    const oldIds: string[] = [];
+    const newIds: string[] = [];
+    for (const x of tenants) {
+      oldIds.push(await chargedMessage(x.id, x.pac, old, false), await chargedMessage(x.id, x.pac, old, true));
+      newIds.push(
+        await chargedMessage(x.id, x.pac, new Date(now.getTime() - DAY), false),
+        await chargedMessage(x.id, x.pac, now, true),
+      );
+    }
+    expect(await count(`SELECT count(*)::int AS n FROM messages_default WHERE id = ANY($1::uuid[])`, [oldIds])).toBe(4);
+
+    // Maintenance run while it was that old month: it creates the month's partitions over the rows in DEFAULT.
+    t.clock.set(old);
+    await t.app.get(MessagePartitionsService).maintain();
+    await t.app.get(ReportPartitionsService).maintain();
+    t.clock.reset();
+    expect(await partitions('messages')).toContain(`messages_${suffix(old)}`);
+    expect(await count(`SELECT count(*)::int AS n FROM messages_${suffix(old)}`)).toBe(4);
+    expect(await count(`SELECT count(*)::int AS n FROM message_events_${suffix(old)}`)).toBe(4);
+    expect(await count(`SELECT count(*)::int AS n FROM delivery_reports_${suffix(old)}`)).toBe(4);
+    expect(await count(`SELECT count(*)::int AS n FROM messages_default WHERE id = ANY($1::uuid[])`, [oldIds])).toBe(0);
+
+    const ledgerBefore = await db.query(`SELECT count(*)::int AS n, sum(amount)::text AS s FROM ledger_entries`);
+    const oldLedger = await count(`SELECT count(*)::int AS n FROM ledger_entries WHERE message_id = ANY($1::uuid[])`, [
+      oldIds,
+    ]);
+    expect(oldLedger).toBe(6); // 4 debits, 2 refunds
+
+    // Today: retention drops every month whose whole range is older than 13 months.
+    const dropped = [
+      ...(await t.app.get(MessagePartitionsService).maintain()).dropped,
+      ...(await t.app.get(ReportPartitionsService).maintain()).dropped,
+    ];
+    expect(dropped).toEqual(
+      expect.arrayContaining([
+        `messages_${suffix(old)}`,
+        `message_events_${suffix(old)}`,
+        `delivery_reports_${suffix(old)}`,
+      ]),
+    );
+    for (const parent of ['messages', 'message_events', 'delivery_reports']) {
+      expect(await partitions(parent)).not.toContain(`${parent}_${suffix(old)}`);
+      expect(await partitions(parent)).toContain(`${parent}_default`);
+      expect(await partitions(parent)).toContain(`${parent}_${suffix(now)}`);
+    }
+    expect(await count(`SELECT count(*)::int AS n FROM messages WHERE id = ANY($1::uuid[])`, [oldIds])).toBe(0);
+    expect(await count(`SELECT count(*)::int AS n FROM messages WHERE id = ANY($1::uuid[])`, [newIds])).toBe(4);
+    expect(
+      await count(`SELECT count(*)::int AS n FROM message_events WHERE message_id = ANY($1::uuid[])`, [newIds]),
+    ).toBe(4);
+    expect(
+      await count(`SELECT count(*)::int AS n FROM delivery_reports WHERE message_id = ANY($1::uuid[])`, [newIds]),
+    ).toBe(4);
+
+    // The books: not one ledger row gone, balances still their ledger's sum, and the check finds nothing.
+    expect(await db.query(`SELECT count(*)::int AS n, sum(amount)::text AS s FROM ledger_entries`)).toEqual(ledgerBefore);
+    expect(await count(`SELECT count(*)::int AS n FROM ledger_entries WHERE message_id = ANY($1::uuid[])`, [oldIds])).toBe(
+      oldLedger,
+    );
+    for (const x of tenants) {
+      const [row] = await db.query(
+        `SELECT t.balance::text AS balance, (SELECT sum(amount) FROM ledger_entries WHERE tenant_id = t.id)::text AS sum
+           FROM tenants t WHERE t.id = $1`,
+        [x.id],
+      );
+      expect(row.balance).toBe(row.sum);
+      expect(row.balance).toBe(String(100_000 - 4 * 100 + 2 * 100));
+    }
+    const verify = await t.app.get(LedgerVerifyService).verify();
+    expect(verify.problems).toEqual([]);
+  });
+
+  it('an id far outside the created months lands in DEFAULT, and creating its month later keeps every row', async () => {
+    const x = await createTenant(t, { balance: 10_000 });
+    const tenantId = uuidOf(x.tenantId);
+    const far = new Date(t.clock.now().getTime() + 200 * DAY); // beyond the 3 months created ahead
+    const id = await chargedMessage(tenantId, uuidOf(x.providerAccountId), far, true);
+    expect(await count(`SELECT count(*)::int AS n FROM messages_default WHERE id = $1`, [id])).toBe(1);
+    expect(await count(`SELECT count(*)::int AS n FROM message_events_default WHERE message_id = $1`, [id])).toBe(1);
+    expect(await count(`SELECT count(*)::int AS n FROM delivery_reports_default WHERE message_id = $1`, [id])).toBe(1);
+
+    t.clock.set(far);
+    try {
+      await t.app.get(MessagePartitionsService).maintain();
+      await t.app.get(ReportPartitionsService).maintain();
+    } finally {
+      t.clock.reset();
+    }
+    expect(await count(`SELECT count(*)::int AS n FROM messages_${suffix(far)} WHERE id = $1`, [id])).toBe(1);
+    expect(await count(`SELECT count(*)::int AS n FROM message_events_${suffix(far)} WHERE message_id = $1`, [id])).toBe(
+      1,
+    );
+    expect(await count(`SELECT count(*)::int AS n FROM delivery_reports_default WHERE message_id = $1`, [id])).toBe(0);
+    expect(await count(`SELECT count(*)::int AS n FROM ledger_entries WHERE message_id = $1`, [id])).toBe(2);
+    expect((await t.app.get(LedgerVerifyService).verify()).problems).toEqual([]);
+  });
+});

@@ -29,24 +29,35 @@ describe('time partitions and retention', () => {
     await t.close();
   });
 
-  /** One charged message at `at` (explicit UUIDv7 of that time), its event, a report, and optionally its refund. */
+  /** A UUIDv7 of time `at` (uuidv7() itself never goes back in time: its ids only increase). */
+  const idAt = (at: Date) =>
+    at
+      .getTime()
+      .toString(16)
+      .padStart(12, '0')
+      .replace(/^(.{8})(.{4})$/, '$1-$2') + uuidv7().slice(13);
+
+  /**
+   * One charged message accepted at `at` (id and created_at), its event, its report and, when `failed`,
+   * its refund. The money moves now (the tenant's validity is today's).
+   */
   async function chargedMessage(tenantId: string, providerAccountId: string, at: Date, failed: boolean) {
-    const id = uuidv7(at.getTime());
+    const id = idAt(at);
+    const now = t.clock.now();
     const pid = `pid-${id}`;
     await inTransaction(db, async (m: EntityManager) => {
-      const locked = await t.app.get(LedgerService).lockForCharging(m, tenantId, at);
+      const locked = await t.app.get(LedgerService).lockForCharging(m, tenantId, now);
       await m.query(
         `INSERT INTO messages (id, tenant_id, provider_account_id, msisdn, text, status, segments, encoding, price,
                                provider_message_id, created_at, submitted_at)
          VALUES ($1, $2, $3, '6281234567890', 'retention', 'submitted', 1, 'GSM-7', 100, $4, $5, $5)`,
         [id, tenantId, providerAccountId, pid, at],
       );
-      await t.app.get(LedgerService).debitMessages(m, tenantId, locked.balance, [{ messageId: id, price: 100 }], at);
-      await m.query(`INSERT INTO message_events (message_id, tenant_id, status, created_at) VALUES ($1, $2, 'queued', $3)`, [
-        id,
-        tenantId,
-        at,
-      ]);
+      await t.app.get(LedgerService).debitMessages(m, tenantId, locked.balance, [{ messageId: id, price: 100 }], now);
+      await m.query(
+        `INSERT INTO message_events (message_id, tenant_id, status, created_at) VALUES ($1, $2, 'queued', $3)`,
+        [id, tenantId, at],
+      );
     });
     await db.query(
       `INSERT INTO delivery_reports (provider_account_id, provider_message_id, code, source, message_id, received_at, applied_at)
@@ -59,7 +70,7 @@ describe('time partitions and retention', () => {
         failed ? 'failed' : 'delivered',
         at,
       ]);
-      if (failed) await t.app.get(MessageRefundsService).refund(m, [id], at);
+      if (failed) await t.app.get(MessageRefundsService).refund(m, [id], now);
     });
     return id;
   }
@@ -136,10 +147,12 @@ describe('time partitions and retention', () => {
     ).toBe(4);
 
     // The books: not one ledger row gone, balances still their ledger's sum, and the check finds nothing.
-    expect(await db.query(`SELECT count(*)::int AS n, sum(amount)::text AS s FROM ledger_entries`)).toEqual(ledgerBefore);
-    expect(await count(`SELECT count(*)::int AS n FROM ledger_entries WHERE message_id = ANY($1::uuid[])`, [oldIds])).toBe(
-      oldLedger,
+    expect(await db.query(`SELECT count(*)::int AS n, sum(amount)::text AS s FROM ledger_entries`)).toEqual(
+      ledgerBefore,
     );
+    expect(
+      await count(`SELECT count(*)::int AS n FROM ledger_entries WHERE message_id = ANY($1::uuid[])`, [oldIds]),
+    ).toBe(oldLedger);
     for (const x of tenants) {
       const [row] = await db.query(
         `SELECT t.balance::text AS balance, (SELECT sum(amount) FROM ledger_entries WHERE tenant_id = t.id)::text AS sum
@@ -170,9 +183,9 @@ describe('time partitions and retention', () => {
       t.clock.reset();
     }
     expect(await count(`SELECT count(*)::int AS n FROM messages_${suffix(far)} WHERE id = $1`, [id])).toBe(1);
-    expect(await count(`SELECT count(*)::int AS n FROM message_events_${suffix(far)} WHERE message_id = $1`, [id])).toBe(
-      1,
-    );
+    expect(
+      await count(`SELECT count(*)::int AS n FROM message_events_${suffix(far)} WHERE message_id = $1`, [id]),
+    ).toBe(1);
     expect(await count(`SELECT count(*)::int AS n FROM delivery_reports_default WHERE message_id = $1`, [id])).toBe(0);
     expect(await count(`SELECT count(*)::int AS n FROM ledger_entries WHERE message_id = $1`, [id])).toBe(2);
     expect((await t.app.get(LedgerVerifyService).verify()).problems).toEqual([]);

@@ -127,7 +127,7 @@ function parseBool(name: string, raw: string | undefined, fallback: boolean, pro
  * keeps everything. At least 3: a message is final at most ~40 days after its accept (35 days scheduled
  * ahead, 72 h of reports), and usage of the last two months needs its messages.
  */
-function parseRetention(raw: string | undefined, problems: string[]): number | null {
+export function parseRetention(raw: string | undefined, problems: string[]): number | null {
   if (raw === undefined || raw.trim() === '') return 13;
   const v = raw.trim().toLowerCase();
   if (v === 'off' || v === '0') return null;

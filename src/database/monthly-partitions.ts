@@ -1,6 +1,7 @@
 import type { LoggerService } from '@nestjs/common';
 import type { DataSource, EntityManager } from 'typeorm';
 import { rows } from './raw-rows';
+import { sqlState } from './transaction';
 
 /**
  * DDL mechanics of the monthly partitions (docs/scaling.md "Retention and time partitioning"). The owner
@@ -44,6 +45,14 @@ export interface MaintenanceResult {
   /** Months left alone this run, with why (another process held the group, rows still in use, a lock timeout). */
   skipped: string[];
 }
+
+/**
+ * PostgreSQL lets only a table's owner create, attach, detach or drop its partitions. In production the
+ * gateway runs as a role that owns nothing (docs/operations.md), so there the same code runs from
+ * `npm run partitions:maintain` as the migration role; inserts never wait for it (DEFAULT partitions).
+ */
+export const NOT_OWNER =
+  'partition maintenance needs the role that owns the tables: run `npm run partitions:maintain` as the migration role (docs/operations.md)';
 
 /** Months created around now: one back (late rows of last month) and three ahead (a job that stops for weeks). */
 export const MONTHS_BEHIND = 1;
@@ -101,6 +110,7 @@ export async function maintainMonths(
       if (outcome === 'busy') result.skipped.push(`${partitionName(group.name, month)}: busy`);
       else result.created.push(...outcome);
     } catch (e) {
+      if (sqlState(e) === '42501') throw new Error(NOT_OWNER, { cause: e });
       // Never fatal and never lossy: the rows stay where they are (DEFAULT), the next run tries again.
       logger.warn({ err: (e as Error).message, month: month.toISOString() }, 'could not create partitions');
       result.skipped.push(`${partitionName(group.name, month)}: ${(e as Error).message}`);
@@ -121,6 +131,7 @@ export async function maintainMonths(
       if (typeof outcome === 'string') result.skipped.push(`${partitionName(group.name, month)}: ${outcome}`);
       else result.dropped.push(...outcome);
     } catch (e) {
+      if (sqlState(e) === '42501') throw new Error(NOT_OWNER, { cause: e });
       logger.warn({ err: (e as Error).message, month: month.toISOString() }, 'could not drop partitions');
       result.skipped.push(`${partitionName(group.name, month)}: ${(e as Error).message}`);
     }

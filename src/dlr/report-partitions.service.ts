@@ -14,7 +14,7 @@ const REPORT_PARTITION_MAINTENANCE_MS = 3_600_000;
  * it is filed by received_at, not by its message; its message_id is a plain column (no foreign key: the
  * message's month may be dropped while this report's month is not, and the other way round).
  */
-const REPORT_PARTITIONS: PartitionGroup = {
+export const REPORT_PARTITIONS: PartitionGroup = {
   name: 'delivery_reports',
   tables: [{ table: 'delivery_reports', key: { kind: 'timestamptz', column: 'received_at' } }],
 };

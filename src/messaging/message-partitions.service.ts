@@ -14,7 +14,7 @@ export const PARTITION_MAINTENANCE_MS = 3_600_000;
  * message_id on the same bounds as messages (an event lives in its message's month), so its foreign key
  * to messages stays and the two are dropped together (events first).
  */
-const MESSAGE_PARTITIONS: PartitionGroup = {
+export const MESSAGE_PARTITIONS: PartitionGroup = {
   name: 'messages',
   tables: [
     {

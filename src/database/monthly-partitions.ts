@@ -58,7 +58,7 @@ export const NOT_OWNER =
 export const MONTHS_BEHIND = 1;
 export const MONTHS_AHEAD = 3;
 /** A DDL step never queues long behind live transactions (its lock would stall every insert behind it). */
-const LOCK_TIMEOUT = '5s';
+const LOCK_TIMEOUT = '2s';
 
 /** The first instant of the UTC month `add` months after the month of `at`. */
 export function monthStart(at: Date, add = 0): Date {
@@ -128,8 +128,10 @@ export async function maintainMonths(
   for (const month of [...months.values()].sort((a, b) => a.getTime() - b.getTime())) {
     try {
       const outcome = await withGroupLock(dataSource, group, (m) => dropMonth(m, group, month));
-      if (typeof outcome === 'string') result.skipped.push(`${partitionName(group.name, month)}: ${outcome}`);
-      else result.dropped.push(...outcome);
+      if (typeof outcome === 'string') {
+        logger.warn({ month: month.toISOString(), why: outcome }, 'retention left a month in place');
+        result.skipped.push(`${partitionName(group.name, month)}: ${outcome}`);
+      } else result.dropped.push(...outcome);
     } catch (e) {
       if (sqlState(e) === '42501') throw new Error(NOT_OWNER, { cause: e });
       logger.warn({ err: (e as Error).message, month: month.toISOString() }, 'could not drop partitions');

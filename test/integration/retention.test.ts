@@ -190,4 +190,33 @@ describe('time partitions and retention', () => {
     expect(await count(`SELECT count(*)::int AS n FROM ledger_entries WHERE message_id = $1`, [id])).toBe(2);
     expect((await t.app.get(LedgerVerifyService).verify()).problems).toEqual([]);
   });
+
+  it('leaves a month in place while one of its messages is not final, and drops it once it is', async () => {
+    const x = await createTenant(t, { balance: 10_000 });
+    const now = t.clock.now();
+    const old = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 20, 10, 12));
+    const id = await chargedMessage(uuidOf(x.tenantId), uuidOf(x.providerAccountId), old, false);
+    await db.query(`UPDATE messages SET status = 'submitted', finalized_at = NULL WHERE id = $1`, [id]);
+    t.clock.set(old);
+    try {
+      await t.app.get(MessagePartitionsService).maintain();
+    } finally {
+      t.clock.reset();
+    }
+    const first = await t.app.get(MessagePartitionsService).maintain();
+    expect(first.dropped).not.toContain(`messages_${suffix(old)}`);
+    expect(first.skipped.join('\n')).toContain(`messages_${suffix(old)} still has rows where status NOT IN`);
+    expect(await count(`SELECT count(*)::int AS n FROM messages_${suffix(old)} WHERE id = $1`, [id])).toBe(1);
+    expect(
+      await count(`SELECT count(*)::int AS n FROM message_events_${suffix(old)} WHERE message_id = $1`, [id]),
+    ).toBe(1);
+
+    await db.query(`UPDATE messages SET status = 'expired', finalized_at = now() WHERE id = $1`, [id]);
+    const second = await t.app.get(MessagePartitionsService).maintain();
+    expect(second.dropped).toEqual(
+      expect.arrayContaining([`messages_${suffix(old)}`, `message_events_${suffix(old)}`]),
+    );
+    expect(await count(`SELECT count(*)::int AS n FROM ledger_entries WHERE message_id = $1`, [id])).toBe(1);
+    expect((await t.app.get(LedgerVerifyService).verify()).problems).toEqual([]);
+  });
 });

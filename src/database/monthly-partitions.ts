@@ -165,7 +165,10 @@ async function withGroupLock<T>(
  * deleting a referenced row never finds a referencing row still in the parent), then the partitions are
  * attached referenced-first (so the foreign key validates against rows already in place).
  */
-async function createMonth(m: EntityManager, tables: PartitionedTable[], month: Date): Promise<string[]> {
+async function createMonth(m: EntityManager, wanted: PartitionedTable[], month: Date): Promise<string[]> {
+  // Looked at again under the lock: another process may have created them since this one looked.
+  const tables: PartitionedTable[] = [];
+  for (const t of wanted) if (!(await exists(m, partitionName(t.table, month)))) tables.push(t);
   const from = monthStart(month);
   const to = monthStart(month, 1);
   const range = (t: PartitionedTable) =>

@@ -230,4 +230,31 @@ describe('time partitions and retention', () => {
     expect(await count(`SELECT count(*)::int AS n FROM ledger_entries WHERE message_id = $1`, [id])).toBe(1);
     expect((await t.app.get(LedgerVerifyService).verify()).problems).toEqual([]);
   });
+
+  it('several processes maintaining at once: no month twice, nothing fails; a month one skipped (busy) is done next run', async () => {
+    const now = t.clock.now();
+    const old = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 30, 10));
+    const service = t.app.get(MessagePartitionsService);
+    /** Three concurrent runs, then one alone (the next tick): what they created or dropped, each listed once. */
+    const runs = async () => {
+      const results = await Promise.all([service.maintain(), service.maintain(), service.maintain()]);
+      results.push(await service.maintain());
+      const failures = results.flatMap((r) => r.skipped).filter((why) => !why.endsWith(': busy'));
+      expect(failures).toEqual([]);
+      const done = results.flatMap((r) => r.created.concat(r.dropped));
+      expect(new Set(done).size).toBe(done.length);
+      return done;
+    };
+    t.clock.set(old);
+    let created: string[];
+    try {
+      created = await runs();
+    } finally {
+      t.clock.reset();
+    }
+    expect(created).toEqual(expect.arrayContaining([`messages_${suffix(old)}`, `message_events_${suffix(old)}`]));
+    const dropped = await runs();
+    expect(dropped).toEqual(expect.arrayContaining([`messages_${suffix(old)}`, `message_events_${suffix(old)}`]));
+    expect(await partitions('messages')).not.toContain(`messages_${suffix(old)}`);
+  });
 });

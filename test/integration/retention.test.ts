@@ -175,6 +175,15 @@ describe('time partitions and retention', () => {
     }
     const verify = await t.app.get(LedgerVerifyService).verify();
     expect(verify.problems).toEqual([]);
+
+    // No foreign key from the ledger any more: the insert trigger refuses a debit of a message that is not there.
+    const debitGone = inTransaction(db, async (m: EntityManager) => {
+      const locked = await t.app.get(LedgerService).lockForCharging(m, tenants[0].id, t.clock.now());
+      await t.app
+        .get(LedgerService)
+        .debitMessages(m, tenants[0].id, locked.balance, [{ messageId: oldIds[0], price: 0 }], t.clock.now());
+    });
+    await expect(debitGone).rejects.toMatchObject({ code: '23514', constraint: 'ledger_message_same_tenant' });
   });
 
   it('an id far outside the created months lands in DEFAULT, and creating its month later keeps every row', async () => {

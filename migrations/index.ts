@@ -11,6 +11,7 @@ import { ReportPolling1764800000000 } from './1764800000000-ReportPolling';
 import { DailyReportReconcile1764800000001 } from './1764800000001-DailyReportReconcile';
 import { BalanceNotices1764900000000 } from './1764900000000-BalanceNotices';
 import { ReportReconciliations1765000000000 } from './1765000000000-ReportReconciliations';
+import { Partitioning1765100000000 } from './1765100000000-Partitioning';
 import { WebhookInFlight1765200000000 } from './1765200000000-WebhookInFlight';
 
 export const migrations = [
@@ -26,5 +27,6 @@ export const migrations = [
   DailyReportReconcile1764800000001,
   BalanceNotices1764900000000,
   ReportReconciliations1765000000000,
+  Partitioning1765100000000,
   WebhookInFlight1765200000000,
 ];

@@ -252,7 +252,7 @@ export class LedgerService {
    * Writes one `debit` row per message (in the given order, each with its running balance_after)
    * and the tenant's new balance, inside the caller's transaction, under the lock taken by
    * lockForCharging. The caller has already checked that the balance covers every price.
-   * The messages rows must exist already (foreign key).
+   * The messages rows must exist already (trigger ledger_entries_message_check: same tenant).
    */
   async debitMessages(
     m: EntityManager,

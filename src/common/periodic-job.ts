@@ -36,6 +36,12 @@ export class PeriodicJob {
     while (this.running) await this.running;
   }
 
+  /** Runs once now (e.g. at boot, before the first interval), unless a run is already in progress. */
+  runNow(): Promise<void> {
+    this.tick();
+    return this.idle();
+  }
+
   private tick(): void {
     if (this.running) return;
     this.running = this.run()

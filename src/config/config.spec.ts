@@ -105,6 +105,14 @@ describe('loadConfig', () => {
       });
     });
 
+    it('keeps 13 months of messages unless RETENTION_MONTHS says otherwise; 0 or off keeps everything', () => {
+      expect(load().retentionMonths).toBe(13);
+      expect(load({ RETENTION_MONTHS: '24' }).retentionMonths).toBe(24);
+      expect(load({ RETENTION_MONTHS: ' 3 ' }).retentionMonths).toBe(3);
+      expect(load({ RETENTION_MONTHS: '0' }).retentionMonths).toBeNull();
+      expect(load({ RETENTION_MONTHS: 'OFF' }).retentionMonths).toBeNull();
+    });
+
     it("reads each provider account's balance.php every 900 s; no low-balance threshold by default", () => {
       expect(load().provider).toMatchObject({ balancePollSeconds: 900, lowBalanceThreshold: 0 });
       expect(load({ PROVIDER_BALANCE_POLL_SECONDS: '60' }).provider.balancePollSeconds).toBe(60);
@@ -135,6 +143,10 @@ describe('loadConfig', () => {
       ['PROVIDER_BALANCE_POLL_SECONDS', '5', /PROVIDER_BALANCE_POLL_SECONDS must be between 10 and 604800/],
       ['PROVIDER_BALANCE_POLL_SECONDS', '15m', /PROVIDER_BALANCE_POLL_SECONDS must be an integer/],
       ['PROVIDER_LOW_BALANCE_THRESHOLD', '-1', /PROVIDER_LOW_BALANCE_THRESHOLD must be an integer/],
+      ['RETENTION_MONTHS', '2', /RETENTION_MONTHS must be 0 or off .* from 3 to 1200, got "2"/],
+      ['RETENTION_MONTHS', '1201', /RETENTION_MONTHS must be 0 or off/],
+      ['RETENTION_MONTHS', '13.5', /RETENTION_MONTHS must be 0 or off/],
+      ['RETENTION_MONTHS', 'never', /RETENTION_MONTHS must be 0 or off/],
     ])('%s=%p', (name, value, message) => {
       const problems = problemsOf({ [name]: value });
       expect(problems).toHaveLength(1);

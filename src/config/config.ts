@@ -81,6 +81,11 @@ export interface AppConfig {
     /** DLR_REAPPLY_SECONDS: how often stored reports still unapplied (their apply failed) are applied again. */
     reapplySeconds: number;
   };
+  /**
+   * RETENTION_MONTHS: months of messages, message events and delivery reports kept (whole UTC months,
+   * dropped by partition); null (`0` or `off`) = never dropped. The ledger is never dropped.
+   */
+  retentionMonths: number | null;
   webhooks: {
     /** Run the webhook delivery worker and the message-status relay in this process. */
     enabled: boolean;
@@ -115,6 +120,24 @@ function parseBool(name: string, raw: string | undefined, fallback: boolean, pro
   if (['false', '0', 'no'].includes(v)) return false;
   problems.push(`${name} must be true or false, got "${raw}"`);
   return fallback;
+}
+
+/**
+ * RETENTION_MONTHS: default 13 (a year of statements and usage, plus the month in progress); `0` or `off`
+ * keeps everything. At least 3: a message is final at most ~40 days after its accept (35 days scheduled
+ * ahead, 72 h of reports), and usage of the last two months needs its messages.
+ */
+export function parseRetention(raw: string | undefined, problems: string[]): number | null {
+  if (raw === undefined || raw.trim() === '') return 13;
+  const v = raw.trim().toLowerCase();
+  if (v === 'off' || v === '0') return null;
+  if (!/^\d+$/.test(v) || Number(v) < 3 || Number(v) > 1200) {
+    problems.push(
+      `RETENTION_MONTHS must be 0 or off (keep everything) or a whole number of months from 3 to 1200, got "${raw}"`,
+    );
+    return 13;
+  }
+  return Number(v);
 }
 
 function parseIntIn(
@@ -250,6 +273,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     timeoutMs: int('WEBHOOK_TIMEOUT_MS', 15_000, 100, 120_000),
     pollMs: int('WEBHOOK_POLL_MS', 250, 10, 60_000),
   };
+  const retentionMonths = parseRetention(env.RETENTION_MONTHS, problems);
   const embeddedPgPort = int('EMBEDDED_PG_PORT', 54329, 1, 65535);
   const workers = int('WORKERS', 1, 1, 64);
   if (dispatcher.leaseMs < provider.totalTimeoutMs + LEASE_MARGIN_MS) {
@@ -292,6 +316,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     provider,
     inbox,
     dlr,
+    retentionMonths,
     webhooks,
   };
 }

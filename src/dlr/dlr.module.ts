@@ -12,6 +12,7 @@ import { InboundIntakeService } from './inbound-intake.service';
 import { AdminInboundMessagesController, InboundMessagesController } from './inbound-messages.controller';
 import { InboundMessagesService } from './inbound-messages.service';
 import { InboxPollerService } from './inbox-poller.service';
+import { ReportPartitionsService } from './report-partitions.service';
 import { ReportPollerService } from './report-poller.service';
 import { ReportReconcilerService } from './report-reconciler.service';
 import { ReportReconciliationsController } from './report-reconciliations.controller';
@@ -40,6 +41,7 @@ import { ReportReapplyService } from './report-reapply.service';
     ReportReconcilerService,
     ReportReconciliationsService,
     ReportReapplyService,
+    ReportPartitionsService,
     // Routed inbound SMS become `message.received` webhook events (inbound-events.ts).
     {
       provide: INBOUND_EVENTS,

@@ -275,8 +275,12 @@ export class MessageFollowUpService {
     if (providerMessageIds.length === 0) return new Map();
     const found = await sqlRows<{ id: string; provider_message_id: string; status: string; segments: number }>(
       this.dataSource,
+      // Ordered by id so that, should the provider ever reuse an id in a later month (provider ids are
+      // unique per month of messages only, docs/data-model.md "Partitioning"), the newest message wins,
+      // as in MessageReportsService.apply.
       `SELECT id, provider_message_id, status, segments FROM messages
-        WHERE provider_account_id = $1 AND provider_message_id = ANY($2::text[])`,
+        WHERE provider_account_id = $1 AND provider_message_id = ANY($2::text[])
+        ORDER BY id`,
       [providerAccountId, providerMessageIds],
     );
     return new Map(

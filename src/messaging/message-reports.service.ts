@@ -119,6 +119,7 @@ export class MessageReportsService {
       [reports.map((r) => r.accountId), reports.map((r) => r.providerMessageId)],
     );
     if (msgs.length === 0) return none;
+    // msgs are in id order, so the newest message of a key wins should two months share a provider id.
     const byKey = new Map(
       msgs.map((x) => [
         `${x.provider_account_id}:${x.provider_message_id}`,

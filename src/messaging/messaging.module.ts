@@ -6,6 +6,7 @@ import { TenantsModule } from '../tenants/tenants.module';
 import { AcceptService } from './accept.service';
 import { DispatcherService } from './dispatcher.service';
 import { MessageEventsService } from './message-events.service';
+import { MessagePartitionsService } from './message-partitions.service';
 import { MessageFollowUpService } from './message-follow-up.service';
 import { MessageRefundsService } from './message-refunds.service';
 import { MessageReportsService } from './message-reports.service';
@@ -29,6 +30,7 @@ import { TenantSettingsCache } from './tenant-settings.cache';
     MessageFollowUpService,
     MessageEventsService,
     MessageRefundsService,
+    MessagePartitionsService,
   ],
   exports: [
     DispatcherService,

@@ -31,7 +31,7 @@ const IDS_PER_MS = 100;
  * Where a fresh sandbox starts counting: the wall clock × 100 (about 1.8e14, a safe integer).
  * A restart (the demo on the same `.data`, whose database keeps the ids of the earlier run) must
  * never hand out an id it issued before, or an old message would receive the new one's reports
- * and `messages_provider_id_uq` would refuse the new one. 100 ids per ms of headroom is far more
+ * and the month's unique index on provider ids (`messages_pYYYYMM_provider_id_uq`) would refuse the new one. 100 ids per ms of headroom is far more
  * than the sandbox can issue (it would have to average 100,000 sends a second over its whole run).
  * Within a run ids are consecutive.
  */

@@ -57,8 +57,14 @@ export const NOT_OWNER =
 /** Months created around now: one back (late rows of last month) and three ahead (a job that stops for weeks). */
 export const MONTHS_BEHIND = 1;
 export const MONTHS_AHEAD = 3;
-/** A DDL step never queues long behind live transactions (its lock would stall every insert behind it). */
-const LOCK_TIMEOUT = '2s';
+/**
+ * How long a DDL step waits for a lock. Short, and below PostgreSQL's `deadlock_timeout` (1 s): a detach or
+ * drop holds `messages` exclusively and then needs `tenants` (the foreign key), while a send holds its tenant
+ * row and then inserts into `messages`. Waiting longer than `deadlock_timeout` let the deadlock detector
+ * abort one of the two, possibly the send, and stalled sends for over a second (test: "a drop racing a
+ * send"); giving up at 200 ms releases the send, and the step is tried again after a pause (then next run).
+ */
+const LOCK_TIMEOUT = '200ms';
 
 /** The first instant of the UTC month `add` months after the month of `at`. */
 export function monthStart(at: Date, add = 0): Date {
@@ -142,7 +148,34 @@ export async function maintainMonths(
   return result;
 }
 
+/** Tries of one month's step within a run when its locks are not free within LOCK_TIMEOUT. */
+const LOCK_TRIES = 5;
+
+/**
+ * One month's step in a transaction under the group's advisory lock ('busy' when another process holds it).
+ * A lock timeout is tried again after a pause (up to LOCK_TRIES times): each try holds up the inserts
+ * queued behind it for at most LOCK_TIMEOUT, and the pause lets them through. So is a deadlock (40P01: a
+ * transaction that waited behind this step's locks for `deadlock_timeout` found the cycle and aborted this
+ * step, as it should), and "relation does not exist" (42P01): a partition another process dropped just before this one took the group lock can still
+ * be in this backend's catalog cache (an advisory lock does not refresh it, a new transaction does), and
+ * the next try sees it gone.
+ */
 async function withGroupLock<T>(
+  dataSource: DataSource,
+  group: PartitionGroup,
+  fn: (m: EntityManager) => Promise<T>,
+): Promise<T | 'busy'> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await groupLocked(dataSource, group, fn);
+    } catch (e) {
+      if (!['55P03', '40P01', '42P01'].includes(sqlState(e) ?? '') || attempt >= LOCK_TRIES) throw e;
+      await new Promise((r) => setTimeout(r, 200 + Math.random() * 300));
+    }
+  }
+}
+
+async function groupLocked<T>(
   dataSource: DataSource,
   group: PartitionGroup,
   fn: (m: EntityManager) => Promise<T>,

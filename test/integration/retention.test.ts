@@ -1,3 +1,4 @@
+import { Client } from 'pg';
 import { DataSource, EntityManager } from 'typeorm';
 import { LedgerService } from '../../src/billing/ledger.service';
 import { LedgerVerifyService } from '../../src/billing/ledger-verify.service';
@@ -6,7 +7,7 @@ import { inTransaction } from '../../src/database/transaction';
 import { ReportPartitionsService } from '../../src/dlr/report-partitions.service';
 import { MessagePartitionsService } from '../../src/messaging/message-partitions.service';
 import { MessageRefundsService } from '../../src/messaging/message-refunds.service';
-import { createTenant, startTestApp, TestApp, uuidOf } from '../support/app';
+import { createTenant, startTestApp, TEST_DATABASE_URL, TestApp, uuidOf } from '../support/app';
 
 const DAY = 86_400_000;
 /** `messages_p202612` for the UTC month of `at`: the partition names the maintenance uses. */
@@ -238,6 +239,58 @@ describe('time partitions and retention', () => {
     );
     expect(await count(`SELECT count(*)::int AS n FROM ledger_entries WHERE message_id = $1`, [id])).toBe(1);
     expect((await t.app.get(LedgerVerifyService).verify()).problems).toEqual([]);
+  });
+
+  it('a drop racing a send gives way within 200 ms: the send is never the deadlock victim and is not stalled for a second', async () => {
+    const x = await createTenant(t, { balance: 10_000 });
+    const tenantId = uuidOf(x.tenantId);
+    const pac = uuidOf(x.providerAccountId);
+    const now = t.clock.now();
+    const old = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 24, 10, 12));
+    await chargedMessage(tenantId, pac, old, false);
+    t.clock.set(old);
+    try {
+      await t.app.get(MessagePartitionsService).maintain();
+    } finally {
+      t.clock.reset();
+    }
+    // A send in the middle of its transaction: it holds its tenant's row and will insert its message next.
+    const send = new Client({ connectionString: TEST_DATABASE_URL });
+    await send.connect();
+    try {
+      await send.query('BEGIN');
+      await send.query(`SELECT balance FROM tenants WHERE id = $1 FOR NO KEY UPDATE`, [tenantId]);
+      // Retention starts: it locks message_events and messages, then needs tenants (the messages FK), held by the send.
+      const retention = t.app.get(MessagePartitionsService).maintain();
+      await new Promise((r) => setTimeout(r, 100));
+      const started = Date.now();
+      await send.query(
+        `INSERT INTO messages (id, tenant_id, provider_account_id, msisdn, text, status, segments, encoding, price, created_at)
+         VALUES ($1, $2, $3, '6281234567890', 'racing retention', 'queued', 1, 'GSM-7', 100, now())`,
+        [uuidv7(), tenantId, pac],
+      );
+      const stalledMs = Date.now() - started;
+      await send.query('COMMIT');
+      const result = await retention;
+      // Before: the drop waited up to 2 s for its locks, so the deadlock detector (deadlock_timeout, 1 s) ran
+      // and could abort the send ("deadlock detected"); either way the send stood still for over a second.
+      expect(stalledMs).toBeLessThan(800);
+      // The drop gave way, paused and tried again once the send had committed (or on the next run).
+      const next = result.dropped.includes(`messages_${suffix(old)}`)
+        ? result
+        : await t.app.get(MessagePartitionsService).maintain();
+      expect(next.dropped).toEqual(
+        expect.arrayContaining([`messages_${suffix(old)}`, `message_events_${suffix(old)}`]),
+      );
+    } finally {
+      await send.query('ROLLBACK').catch(() => undefined);
+      await send.end();
+    }
+    expect(
+      await count(`SELECT count(*)::int AS n FROM messages WHERE tenant_id = $1 AND text = 'racing retention'`, [
+        tenantId,
+      ]),
+    ).toBe(1);
   });
 
   it('several processes maintaining at once: no month twice, nothing fails; a month one skipped (busy) is done next run', async () => {

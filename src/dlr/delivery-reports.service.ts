@@ -77,7 +77,7 @@ export class DeliveryReportsService implements BeforeApplicationShutdown {
   /** Callback token → its provider account id, or null when no account has it. */
   private readonly tokens: LRUCache<string, { accountId: string | null }>;
   private pending: PendingReport[] = [];
-  private flushing = false;
+  private flushing: Promise<void> | null = null;
   private toApply: StoredKey[] = [];
   private applying: Promise<void> | null = null;
 
@@ -115,12 +115,11 @@ export class DeliveryReportsService implements BeforeApplicationShutdown {
   ): Promise<void> {
     return new Promise((resolve, reject) => {
       this.pending.push({ accountId, report, source, resolve, reject });
-      if (!this.flushing) void this.drain();
+      this.flushing ??= this.drain();
     });
   }
 
   private async drain(): Promise<void> {
-    this.flushing = true;
     try {
       while (this.pending.length > 0) {
         const batch = this.pending.splice(0, MAX_REPORTS_PER_TX);
@@ -136,7 +135,7 @@ export class DeliveryReportsService implements BeforeApplicationShutdown {
         if (this.toApply.length > MAX_APPLY_BACKLOG) await this.applying;
       }
     } finally {
-      this.flushing = false;
+      this.flushing = null;
     }
   }
 
@@ -156,9 +155,9 @@ export class DeliveryReportsService implements BeforeApplicationShutdown {
     }
   }
 
-  /** Shutdown: the reports already stored are applied before the pool closes (else the sweep would, later). */
+  /** Shutdown: reports being stored, and those stored, are applied before the pool closes (else the sweep would, later). */
   async beforeApplicationShutdown(): Promise<void> {
-    while (this.applying) await this.applying;
+    while (this.flushing || this.applying) await (this.flushing ?? this.applying);
   }
 
   /**

@@ -7,14 +7,20 @@ import { MigrationInterface, QueryRunner } from 'typeorm';
  *
  * - `messages` by RANGE (id): ids are UUIDv7, whose first 48 bits are the wall-clock milliseconds of the
  *   accept, so a month is an id range and `PRIMARY KEY (id)` stays as it is (it contains the key).
- * - `message_events` by RANGE (message_id), the same bounds: an event lives in its message's month, so the
- *   foreign key to messages stays and a month of both is dropped together. PK (seq, message_id).
+ * - `message_events` by RANGE (message_id), the same bounds: an event lives in its message's month and a
+ *   month of both is dropped together. PK (seq, message_id). Its `message_id` is checked by a statement
+ *   trigger instead of a foreign key (below).
  * - `delivery_reports` by RANGE (received_at): a raw report exists before (and without) a message, so it is
  *   filed by arrival. PK (seq, received_at). Its `message_id` is a plain column from now on (a report may be
  *   received in the month after its message's, and a foreign key would block dropping that message month).
  * - `ledger_entries.message_id` is a plain column too: the books are kept forever, the messages are not.
- *   The trigger `ledger_entries_message_check` now also checks at write time that a debit's message exists
- *   and is its tenant's (what the foreign key gave, and more).
+ *   At write time a debit's, refund's or expiry's message must exist and be its tenant's (what the foreign
+ *   key gave, and more).
+ * - Those two checks against `messages` are statement-level triggers over the inserted rows (one anti-join
+ *   per statement), not foreign keys or row triggers: a foreign key or a per-row lookup into a partitioned
+ *   table plans and locks every partition per row. Measured on 5,000 inserted events: 290 ms with the
+ *   foreign key, 34 ms with none, 41–54 ms with the statement check; the 2,000-message batch of the
+ *   benchmark went from 4,706 to 2,296 messages/s with per-row checks.
  * - `messages_provider_id_uq` cannot stay global (a unique index of a partitioned table must contain the
  *   partition key): each month's partition has its own unique index on (provider_account_id,
  *   provider_message_id).
@@ -101,7 +107,6 @@ export class Partitioning1765100000000 implements MigrationInterface {
 
       -- seq first: the webhook relay reads seq > $1 ORDER BY seq and seq = ANY($1) (one probe per month).
       ALTER TABLE message_events ADD CONSTRAINT message_events_pkey PRIMARY KEY (seq, message_id),
-        ADD CONSTRAINT message_events_message_id_fkey FOREIGN KEY (message_id) REFERENCES messages (id),
         ADD CONSTRAINT message_events_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES tenants (id);
       CREATE INDEX message_events_message_idx ON message_events (message_id, seq);
 
@@ -112,15 +117,14 @@ export class Partitioning1765100000000 implements MigrationInterface {
       CREATE INDEX delivery_reports_unapplied_idx ON delivery_reports (received_at) WHERE applied_at IS NULL;
       CREATE INDEX delivery_reports_flagged_idx ON delivery_reports (received_at) WHERE flagged IS NOT NULL;
     `);
-    await q.query(ledgerCheck(true));
+    await q.query(MESSAGE_CHECKS_UP);
   }
 
   async down(q: QueryRunner): Promise<void> {
     // Back to plain tables; rows dropped by retention stay gone, so the restored foreign keys of the
     // ledger and the reports are added NOT VALID (older rows may name messages that no longer exist).
-    await q.query(ledgerCheck(false));
+    await q.query(MESSAGE_CHECKS_DOWN);
     await q.query(`
-      ALTER TABLE message_events DROP CONSTRAINT message_events_message_id_fkey;
       ALTER TABLE messages RENAME TO messages_partitioned;
       ALTER TABLE message_events RENAME TO message_events_partitioned;
       ALTER TABLE delivery_reports RENAME TO delivery_reports_partitioned;
@@ -186,44 +190,107 @@ async function continueSequence(q: QueryRunner, from: string, to: string): Promi
 }
 
 /**
- * The ledger's message check (MoneyConstraints1764100000000), with `debits` also checked: with the
- * foreign key gone, a debit's message must exist and be the debited tenant's when the row is written.
+ * The checks against `messages` once they are partitioned: statement-level triggers over the inserted rows.
+ * - `message_events_message_check`: every event's message exists and is its tenant's (SQLSTATE 23503,
+ *   what the foreign key `message_events_message_id_fkey` gave).
+ * - `ledger_entries_message_tenant_check`: a debit's, refund's or expiry's message exists and is its
+ *   tenant's (23514, constraint `ledger_message_same_tenant`).
+ * - `ledger_entries_check_message` (row trigger, MoneyConstraints1764100000000) keeps the amount checks
+ *   (a refund is minus its debit, a message-scoped expiry minus its refund), which read only the ledger.
  */
-function ledgerCheck(debits: boolean): string {
-  const kinds = debits ? `'debit', 'refund', 'expiry'` : `'refund', 'expiry'`;
-  return `
-    CREATE OR REPLACE FUNCTION ledger_entries_check_message() RETURNS trigger LANGUAGE plpgsql AS $$
-    DECLARE
-      msg_tenant uuid;
-      booked bigint;
-    BEGIN
-      SELECT tenant_id INTO msg_tenant FROM messages WHERE id = NEW.message_id;
-      IF msg_tenant IS DISTINCT FROM NEW.tenant_id THEN
-        RAISE EXCEPTION 'ledger %: message % belongs to tenant %, not to tenant %',
-          NEW.kind, NEW.message_id, msg_tenant, NEW.tenant_id
-          USING ERRCODE = 'check_violation', TABLE = 'ledger_entries', CONSTRAINT = 'ledger_message_same_tenant';
+const MESSAGE_CHECKS_UP = `
+  CREATE FUNCTION message_events_check_message() RETURNS trigger LANGUAGE plpgsql AS $$
+  DECLARE
+    bad record;
+  BEGIN
+    SELECT n.message_id, n.tenant_id INTO bad FROM new_events n
+     WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = n.message_id AND m.tenant_id = n.tenant_id)
+     LIMIT 1;
+    IF FOUND THEN
+      RAISE EXCEPTION 'message event of message % (tenant %): no such message of that tenant', bad.message_id, bad.tenant_id
+        USING ERRCODE = 'foreign_key_violation', TABLE = 'message_events', CONSTRAINT = 'message_events_message_id_fkey';
+    END IF;
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER message_events_message_check AFTER INSERT ON message_events
+    REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION message_events_check_message();
+
+  CREATE FUNCTION ledger_entries_check_message_tenant() RETURNS trigger LANGUAGE plpgsql AS $$
+  DECLARE
+    bad record;
+  BEGIN
+    SELECT n.kind, n.message_id, n.tenant_id, m.tenant_id AS message_tenant INTO bad
+      FROM new_entries n LEFT JOIN messages m ON m.id = n.message_id
+     WHERE n.message_id IS NOT NULL AND n.kind IN ('debit', 'refund', 'expiry')
+       AND m.tenant_id IS DISTINCT FROM n.tenant_id
+     LIMIT 1;
+    IF FOUND THEN
+      RAISE EXCEPTION 'ledger %: message % belongs to tenant %, not to tenant %',
+        bad.kind, bad.message_id, bad.message_tenant, bad.tenant_id
+        USING ERRCODE = 'check_violation', TABLE = 'ledger_entries', CONSTRAINT = 'ledger_message_same_tenant';
+    END IF;
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER ledger_entries_message_tenant_check AFTER INSERT ON ledger_entries
+    REFERENCING NEW TABLE AS new_entries FOR EACH STATEMENT EXECUTE FUNCTION ledger_entries_check_message_tenant();
+
+  CREATE OR REPLACE FUNCTION ledger_entries_check_message() RETURNS trigger LANGUAGE plpgsql AS $$
+  DECLARE
+    booked bigint;
+  BEGIN
+    IF NEW.kind = 'refund' THEN
+      SELECT amount INTO booked FROM ledger_entries
+       WHERE message_id = NEW.message_id AND kind = 'debit' AND tenant_id = NEW.tenant_id;
+      IF booked IS NULL OR NEW.amount <> -booked THEN
+        RAISE EXCEPTION 'ledger refund of message % to tenant % is %, but that tenant''s debit of it is %',
+          NEW.message_id, NEW.tenant_id, NEW.amount, coalesce(booked::text, 'missing')
+          USING ERRCODE = 'check_violation', TABLE = 'ledger_entries', CONSTRAINT = 'ledger_refund_equals_debit';
       END IF;
-      IF NEW.kind = 'refund' THEN
-        SELECT amount INTO booked FROM ledger_entries
-         WHERE message_id = NEW.message_id AND kind = 'debit' AND tenant_id = NEW.tenant_id;
-        IF booked IS NULL OR NEW.amount <> -booked THEN
-          RAISE EXCEPTION 'ledger refund of message % is %, but its debit is %', NEW.message_id, NEW.amount,
-            coalesce(booked::text, 'missing')
-            USING ERRCODE = 'check_violation', TABLE = 'ledger_entries', CONSTRAINT = 'ledger_refund_equals_debit';
-        END IF;
-      ELSIF NEW.kind = 'expiry' THEN -- a message-scoped expiry forfeits that message's refund
-        SELECT amount INTO booked FROM ledger_entries
-         WHERE message_id = NEW.message_id AND kind = 'refund' AND tenant_id = NEW.tenant_id;
-        IF booked IS NULL OR NEW.amount <> -booked THEN
-          RAISE EXCEPTION 'ledger expiry of message % is %, but its refund is %', NEW.message_id, NEW.amount,
-            coalesce(booked::text, 'missing')
-            USING ERRCODE = 'check_violation', TABLE = 'ledger_entries', CONSTRAINT = 'ledger_expiry_equals_refund';
-        END IF;
+    ELSIF NEW.kind = 'expiry' THEN -- a message-scoped expiry forfeits that message's refund
+      SELECT amount INTO booked FROM ledger_entries
+       WHERE message_id = NEW.message_id AND kind = 'refund' AND tenant_id = NEW.tenant_id;
+      IF booked IS NULL OR NEW.amount <> -booked THEN
+        RAISE EXCEPTION 'ledger expiry of message % is %, but its refund is %', NEW.message_id, NEW.amount,
+          coalesce(booked::text, 'missing')
+          USING ERRCODE = 'check_violation', TABLE = 'ledger_entries', CONSTRAINT = 'ledger_expiry_equals_refund';
       END IF;
-      RETURN NEW;
-    END $$;
-    DROP TRIGGER ledger_entries_message_check ON ledger_entries;
-    CREATE TRIGGER ledger_entries_message_check BEFORE INSERT ON ledger_entries
-      FOR EACH ROW WHEN (NEW.kind IN (${kinds}) AND NEW.message_id IS NOT NULL)
-      EXECUTE FUNCTION ledger_entries_check_message();`;
-}
+    END IF;
+    RETURN NEW;
+  END $$;`;
+
+/** Back to MoneyConstraints1764100000000's row trigger (the foreign keys come back with the plain tables). */
+const MESSAGE_CHECKS_DOWN = `
+  DROP TRIGGER message_events_message_check ON message_events;
+  DROP FUNCTION message_events_check_message();
+  DROP TRIGGER ledger_entries_message_tenant_check ON ledger_entries;
+  DROP FUNCTION ledger_entries_check_message_tenant();
+  CREATE OR REPLACE FUNCTION ledger_entries_check_message() RETURNS trigger LANGUAGE plpgsql AS $$
+  DECLARE
+    msg_tenant uuid;
+    booked bigint;
+  BEGIN
+    SELECT tenant_id INTO msg_tenant FROM messages WHERE id = NEW.message_id;
+    IF msg_tenant IS DISTINCT FROM NEW.tenant_id THEN
+      RAISE EXCEPTION 'ledger %: message % belongs to tenant %, not to tenant %',
+        NEW.kind, NEW.message_id, msg_tenant, NEW.tenant_id
+        USING ERRCODE = 'check_violation', TABLE = 'ledger_entries', CONSTRAINT = 'ledger_message_same_tenant';
+    END IF;
+    IF NEW.kind = 'refund' THEN
+      SELECT amount INTO booked FROM ledger_entries
+       WHERE message_id = NEW.message_id AND kind = 'debit' AND tenant_id = NEW.tenant_id;
+      IF booked IS NULL OR NEW.amount <> -booked THEN
+        RAISE EXCEPTION 'ledger refund of message % is %, but its debit is %', NEW.message_id, NEW.amount,
+          coalesce(booked::text, 'missing')
+          USING ERRCODE = 'check_violation', TABLE = 'ledger_entries', CONSTRAINT = 'ledger_refund_equals_debit';
+      END IF;
+    ELSIF NEW.kind = 'expiry' THEN
+      SELECT amount INTO booked FROM ledger_entries
+       WHERE message_id = NEW.message_id AND kind = 'refund' AND tenant_id = NEW.tenant_id;
+      IF booked IS NULL OR NEW.amount <> -booked THEN
+        RAISE EXCEPTION 'ledger expiry of message % is %, but its refund is %', NEW.message_id, NEW.amount,
+          coalesce(booked::text, 'missing')
+          USING ERRCODE = 'check_violation', TABLE = 'ledger_entries', CONSTRAINT = 'ledger_expiry_equals_refund';
+      END IF;
+    END IF;
+    RETURN NEW;
+  END $$;`;

@@ -177,12 +177,13 @@ describe('time partitions and retention', () => {
     const verify = await t.app.get(LedgerVerifyService).verify();
     expect(verify.problems).toEqual([]);
 
-    // No foreign key from the ledger any more: the insert trigger refuses a debit of a message that is not there.
+    // No foreign key from the ledger any more: the insert trigger refuses a debit of a message that is not there
+    // (an id of the dropped month, with no debit yet: the one-debit-per-message index would refuse a second one).
     const debitGone = inTransaction(db, async (m: EntityManager) => {
       const locked = await t.app.get(LedgerService).lockForCharging(m, tenants[0].id, t.clock.now());
       await t.app
         .get(LedgerService)
-        .debitMessages(m, tenants[0].id, locked.balance, [{ messageId: oldIds[0], price: 0 }], t.clock.now());
+        .debitMessages(m, tenants[0].id, locked.balance, [{ messageId: idAt(old), price: 0 }], t.clock.now());
     });
     await expect(debitGone).rejects.toMatchObject({ code: '23514', constraint: 'ledger_message_same_tenant' });
   });
@@ -270,7 +271,8 @@ describe('time partitions and retention', () => {
         [uuidv7(), tenantId, pac],
       );
       const stalledMs = Date.now() - started;
-      await send.query('COMMIT');
+      // (Rolled back, not committed: an uncharged message would be a finding of the books check other suites run.)
+      await send.query('ROLLBACK');
       const result = await retention;
       // Before: the drop waited up to 2 s for its locks, so the deadlock detector (deadlock_timeout, 1 s) ran
       // and could abort the send ("deadlock detected"); either way the send stood still for over a second.
@@ -286,11 +288,6 @@ describe('time partitions and retention', () => {
       await send.query('ROLLBACK').catch(() => undefined);
       await send.end();
     }
-    expect(
-      await count(`SELECT count(*)::int AS n FROM messages WHERE tenant_id = $1 AND text = 'racing retention'`, [
-        tenantId,
-      ]),
-    ).toBe(1);
   });
 
   it('several processes maintaining at once: no month twice, nothing fails; a month one skipped (busy) is done next run', async () => {

@@ -1,13 +1,10 @@
-import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
-import { PeriodicJob } from '../common/periodic-job';
 import { APP_CONFIG, type AppConfig } from '../config/config';
-import { maintainMonths, MaintenanceResult, PartitionGroup } from '../database/monthly-partitions';
-
-/** Hourly, as the messages' partitions (months are created three ahead). */
-const REPORT_PARTITION_MAINTENANCE_MS = 3_600_000;
+import { PartitionGroup } from '../database/monthly-partitions';
+import { MonthlyPartitionsJob } from '../database/monthly-partitions.job';
 
 /**
  * Raw delivery reports by month of arrival. A report may be for no message at all (an unknown id), so
@@ -25,39 +22,21 @@ export const REPORT_PARTITIONS: PartitionGroup = {
  * 72 h are never looked at again (the re-apply sweep's window), so nothing live is dropped.
  */
 @Injectable()
-export class ReportPartitionsService implements OnApplicationBootstrap, BeforeApplicationShutdown {
-  private readonly logger = new Logger(ReportPartitionsService.name);
-  private readonly job: PeriodicJob;
-  private readonly retentionMonths: number | null;
-  private readonly nodeEnv: string;
-
+export class ReportPartitionsService extends MonthlyPartitionsJob {
   constructor(
-    private readonly dataSource: DataSource,
-    private readonly clock: Clock,
+    dataSource: DataSource,
+    clock: Clock,
     scheduler: SchedulerRegistry,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
-    this.retentionMonths = config.retentionMonths;
-    this.nodeEnv = config.nodeEnv;
-    this.job = new PeriodicJob(
-      scheduler,
+    super(
+      REPORT_PARTITIONS,
       'dlr.partitions',
-      () => this.maintain(),
-      (e) => this.logger.warn({ err: e.message }, 'delivery report partition maintenance failed'),
+      new Logger(ReportPartitionsService.name),
+      dataSource,
+      clock,
+      scheduler,
+      config,
     );
-  }
-
-  onApplicationBootstrap(): void {
-    if (this.nodeEnv === 'test') return; // tests call maintain()
-    this.job.start(REPORT_PARTITION_MAINTENANCE_MS);
-    void this.job.runNow();
-  }
-
-  async beforeApplicationShutdown(): Promise<void> {
-    await this.job.stop();
-  }
-
-  maintain(): Promise<MaintenanceResult> {
-    return maintainMonths(this.dataSource, REPORT_PARTITIONS, this.clock.now(), this.retentionMonths, this.logger);
   }
 }

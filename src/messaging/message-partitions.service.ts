@@ -1,18 +1,16 @@
-import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
-import { PeriodicJob } from '../common/periodic-job';
 import { APP_CONFIG, type AppConfig } from '../config/config';
-import { maintainMonths, MaintenanceResult, PartitionGroup } from '../database/monthly-partitions';
-
-/** Hourly: months are created three ahead, so a missed hour or a day of downtime changes nothing. */
-export const PARTITION_MAINTENANCE_MS = 3_600_000;
+import { PartitionGroup } from '../database/monthly-partitions';
+import { MonthlyPartitionsJob } from '../database/monthly-partitions.job';
 
 /**
  * Messaging's two partitioned tables, one month of both at a time: message_events is partitioned by
- * message_id on the same bounds as messages (an event lives in its message's month), so its foreign key
- * to messages stays and the two are dropped together (events first).
+ * message_id on the same bounds as messages (an event lives in its message's month), so the two are
+ * dropped together (events first). Its message_id is checked at insert by a statement trigger, not a
+ * foreign key (docs/data-model.md "Partitioning").
  */
 export const MESSAGE_PARTITIONS: PartitionGroup = {
   name: 'messages',
@@ -39,39 +37,21 @@ export const MESSAGE_PARTITIONS: PartitionGroup = {
  * keeps its rows of dropped messages (billing's books never depend on a message row still existing).
  */
 @Injectable()
-export class MessagePartitionsService implements OnApplicationBootstrap, BeforeApplicationShutdown {
-  private readonly logger = new Logger(MessagePartitionsService.name);
-  private readonly job: PeriodicJob;
-  private readonly retentionMonths: number | null;
-  private readonly nodeEnv: string;
-
+export class MessagePartitionsService extends MonthlyPartitionsJob {
   constructor(
-    private readonly dataSource: DataSource,
-    private readonly clock: Clock,
+    dataSource: DataSource,
+    clock: Clock,
     scheduler: SchedulerRegistry,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
-    this.retentionMonths = config.retentionMonths;
-    this.nodeEnv = config.nodeEnv;
-    this.job = new PeriodicJob(
-      scheduler,
+    super(
+      MESSAGE_PARTITIONS,
       'messaging.partitions',
-      () => this.maintain(),
-      (e) => this.logger.warn({ err: e.message }, 'message partition maintenance failed'),
+      new Logger(MessagePartitionsService.name),
+      dataSource,
+      clock,
+      scheduler,
+      config,
     );
-  }
-
-  onApplicationBootstrap(): void {
-    if (this.nodeEnv === 'test') return; // tests call maintain()
-    this.job.start(PARTITION_MAINTENANCE_MS);
-    void this.job.runNow();
-  }
-
-  async beforeApplicationShutdown(): Promise<void> {
-    await this.job.stop();
-  }
-
-  maintain(): Promise<MaintenanceResult> {
-    return maintainMonths(this.dataSource, MESSAGE_PARTITIONS, this.clock.now(), this.retentionMonths, this.logger);
   }
 }

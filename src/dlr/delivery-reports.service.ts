@@ -44,6 +44,8 @@ interface PendingReport {
   accountId: string;
   report: IncomingReport;
   source: 'callback' | 'poll' | 'report';
+  /** Resolve once stored (a provider's callback) or once an apply was attempted (polls, the daily report). */
+  answerWhen: 'stored' | 'applied';
   resolve(): void;
   reject(err: unknown): void;
 }
@@ -57,11 +59,14 @@ interface StoredKey {
 /**
  * Delivery reports fan in from every provider account's callback URL (and from polls and the daily
  * report). The raw report is kept first: each one is stored (one INSERT, committed) before it is
- * matched, then applied to its message in a second transaction, before the caller gets its answer (a
- * provider's 200 means the report is stored and its message shows it, unless the apply failed). A
- * failure while applying loses nothing and is not the caller's problem: the report stays stored,
- * unapplied, and ReportReapplyService's sweep applies it later. Only a report that could not be
- * stored is answered with an error (503 when the database is away; the poll finds it later).
+ * matched, then applied to its message in a second transaction. A provider's callback is answered as
+ * soon as its report is stored (its 200 means "kept"; the message shows it milliseconds later, once the
+ * apply commits): the provider never waits for the matching, and a slow apply (its message row locked
+ * by the dispatcher, say) never slows the provider down. Polls and the daily report resolve after
+ * their apply (their callers read the outcome). A failure while applying loses nothing and is not the
+ * caller's problem: the report stays stored, unapplied, and ReportReapplyService's sweep applies it
+ * later. Only a report that could not be stored is answered with an error (503 when the database is
+ * away; the poll finds it later).
  *
  * Two group-commit stages, as on the accept path, that overlap: callbacks that arrive while an INSERT
  * runs go together into the next INSERT; keys stored while an apply runs go together into the next
@@ -105,16 +110,18 @@ export class DeliveryReportsService implements BeforeApplicationShutdown {
   }
 
   /**
-   * Resolves once the report is durably stored and an apply was attempted (applied if its message is
-   * known and nothing failed); rejects only if it could not be stored.
+   * Resolves once the report is durably stored (a callback) or once it is stored and an apply was
+   * attempted (a poll or the daily report: applied if its message is known and nothing failed);
+   * rejects only if it could not be stored.
    */
   receive(
     accountId: string,
     report: IncomingReport,
     source: 'callback' | 'poll' | 'report' = 'callback',
   ): Promise<void> {
+    const answerWhen = source === 'callback' ? 'stored' : 'applied';
     return new Promise((resolve, reject) => {
-      this.pending.push({ accountId, report, source, resolve, reject });
+      this.pending.push({ accountId, report, source, answerWhen, resolve, reject });
       this.flushing ??= this.drain();
     });
   }
@@ -126,11 +133,13 @@ export class DeliveryReportsService implements BeforeApplicationShutdown {
         const stored = await this.storeRaw(batch);
         if (stored.length === 0) continue;
         // Stored is durable: from here on the callers get their answer whatever happens to the apply.
-        for (const p of stored)
+        for (const p of stored) {
+          if (p.answerWhen === 'stored') p.resolve();
           this.toApply.push({
             key: { accountId: p.accountId, providerMessageId: p.report.sessionId },
-            applied: () => p.resolve(),
+            applied: p.answerWhen === 'applied' ? () => p.resolve() : () => {},
           });
+        }
         this.applying ??= this.applyBacklog();
         if (this.toApply.length > MAX_APPLY_BACKLOG) await this.applying;
       }

@@ -7,10 +7,11 @@ import { DeliveryReportsService } from './delivery-reports.service';
 
 /**
  * The provider's DLR callback (one URL per provider account; the token in the path is the secret).
- * Answers 200 `OK` for every well-formed call once its raw report is stored, also for unknown or
- * repeated session ids and when applying it to its message failed (it is kept and applied later by
- * the sweep), so the provider never retries into a loop; 404 for an unknown token; 400 for a
- * malformed call; 503 only when the report could not be stored (the database is away: retry).
+ * Answers 200 `OK` for every well-formed call as soon as its raw report is stored, before it is
+ * matched and applied (its message shows it milliseconds later), also for unknown or repeated session
+ * ids and when applying it fails (it is kept and applied later by the sweep), so the provider never
+ * waits on our matching and never retries into a loop; 404 for an unknown token; 400 for a malformed
+ * call; 503 only when the report could not be stored (the database is away: retry).
  */
 @ApiExcludeController()
 @Public()

@@ -7,6 +7,7 @@
  * are injected in the database (a trigger), never by mocking the gateway.
  */
 import { register } from 'prom-client';
+import { DataSource } from 'typeorm';
 import { ReportReapplyService } from '../../src/dlr/report-reapply.service';
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
 import { bearer, createTenant, startTestApp, TestApp, unique, uuidOf } from '../support/app';
@@ -140,7 +141,13 @@ describe('issue 9: the raw report is kept first (sandbox provider, real PostgreS
       .send({ session_id: invalid.pid, error_code: '52', error_message: 'No Charge', msisdn: '6281234567891' });
     expect({ status: r52.status, text: r52.text }).toEqual({ status: 200, text: 'OK' });
 
-    // Stored raw, not applied: the messages are as they were, nothing refunded.
+    // Stored raw, not applied: the messages are as they were, nothing refunded. (The 200 came once they
+    // were stored; the two applies that fail run right after it.)
+    await waitFor(
+      'both applies failed',
+      () => applyFailures(),
+      (n) => n >= failuresBefore + 2,
+    );
     expect(await reports(tenant.pac, delivered.pid)).toEqual([
       { code: 22, message_id: null, applied: false, flagged: null },
     ]);
@@ -190,13 +197,40 @@ describe('issue 9: the raw report is kept first (sandbox provider, real PostgreS
     expect(await balance(tenant.tid)).toEqual({ balance: before.balance + 100, refunds: before.refunds + 1 });
   });
 
-  it('a report that applies is applied before the 200: the state is visible when the callback returns', async () => {
+  it('a callback is answered once its report is stored, not after the apply: a report whose apply waits gets its 200 at once, then applies', async () => {
     const tenant = await tenantOnSandbox();
     const msg = await submitted(tenant.apiKey, '081234567890');
-    const res = await t.http
-      .get(tenant.callback)
-      .query({ session_id: msg.pid, error_code: '22', error_message: 'Delivered', msisdn: '6281234567890' });
-    expect({ status: res.status, text: res.text }).toEqual({ status: 200, text: 'OK' });
+    // Hold the report's advisory key (what the dispatcher holds while it records a provider id):
+    // the apply waits for it; the provider must not.
+    const holder = t.app.get(DataSource).createQueryRunner();
+    await holder.connect();
+    await holder.startTransaction();
+    try {
+      await holder.query(`SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 0))`, [tenant.pac, msg.pid]);
+      const answered = t.http
+        .get(tenant.callback)
+        .query({ session_id: msg.pid, error_code: '22', error_message: 'Delivered', msisdn: '6281234567890' })
+        .then((res) => ({ status: res.status, text: res.text }));
+      const first = await Promise.race([
+        answered,
+        new Promise((r) => setTimeout(() => r('no answer within 3 s'), 3000)),
+      ]);
+      expect(first).toEqual({ status: 200, text: 'OK' });
+      // Stored, not applied yet: the message is as it was.
+      expect(await reports(tenant.pac, msg.pid)).toEqual([
+        { code: 22, message_id: null, applied: false, flagged: null },
+      ]);
+      expect(await message(msg.id)).toMatchObject({ status: 'submitted', events: ['queued', 'submitted'] });
+    } finally {
+      await holder.rollbackTransaction();
+      await holder.release();
+    }
+    // The key released, the apply that was waiting for it goes through (no sweep, no second callback).
+    await waitFor(
+      'the report applied',
+      () => message(msg.id),
+      (m) => m.status === 'delivered',
+    );
     expect(await message(msg.id)).toMatchObject({ status: 'delivered', events: ['queued', 'submitted', 'delivered'] });
     expect(await reports(tenant.pac, msg.pid)).toEqual([
       { code: 22, message_id: msg.id, applied: true, flagged: null },
@@ -315,6 +349,11 @@ describe('issue 9: the raw report is kept first (sandbox provider, real PostgreS
 
     const again = await t.http.get(tenant.callback).query(query);
     expect({ status: again.status, text: again.text }).toEqual({ status: 200, text: 'OK' });
+    await waitFor(
+      'the stored report applied',
+      () => message(msg.id),
+      (m) => m.status === 'delivered',
+    );
     expect(await reports(tenant.pac, msg.pid)).toEqual([
       { code: 22, message_id: msg.id, applied: true, flagged: null },
     ]);

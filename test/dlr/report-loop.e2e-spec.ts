@@ -190,6 +190,11 @@ describe('issue 9: polling, expiry and reconciliation of reports (sandbox provid
     // A late 22 (callback) still turns it delivered; still no refund.
     const late = await fetch(`${tenant.callback}?session_id=${pid}&error_code=22&error_message=Delivered`);
     expect(late.status).toBe(200);
+    await waitFor(
+      'the late report applied',
+      () => row(id),
+      (r) => r.status === 'delivered',
+    );
     expect(await row(id)).toMatchObject({ status: 'delivered', refunded: false });
     expect(await money(tenant.tid)).toEqual(before);
   });

@@ -121,7 +121,11 @@ describe('issue 9: reconciliation of the provider report, daily and on demand (s
 
     const told = await fetch(`${callback}?session_id=${differs.pid}&error_code=52&error_message=No%20Charge`);
     expect(told.status).toBe(200);
-    expect(await row(differs.id)).toMatchObject({ status: 'failed' });
+    await waitFor(
+      'the told report applied',
+      () => row(differs.id),
+      (r) => r.status === 'failed',
+    );
     expect(await row(moreParts.id)).toMatchObject({ segments: 1 });
     expect((await row(filled.id)).status).toBe('submitted');
     return { ...tenant, day: jakartaDay(t.clock.now()), filled, differs, moreParts, foreignPid, foreignAt };

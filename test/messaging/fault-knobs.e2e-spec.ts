@@ -285,8 +285,13 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
       { code: 22, duplicate: false },
       { code: 22, duplicate: true },
     ]);
-    // Both reports are kept; only the first changed the message.
-    const reports = await reportsFor(ten, pid);
+    // Both reports are kept; only the first changed the message. (A callback's 200 means stored: the
+    // second one's apply, a no-op on the message, may still be committing.)
+    const reports = await waitFor(
+      'both reports applied',
+      () => reportsFor(ten, pid),
+      (rs) => rs.length === 2 && rs.every((x) => x.applied_at !== null),
+    );
     expect(reports.map((x) => ({ code: x.code, message_id: x.message_id, applied: x.applied_at !== null }))).toEqual([
       { code: 22, message_id: m.id, applied: true },
       { code: 22, message_id: m.id, applied: true },

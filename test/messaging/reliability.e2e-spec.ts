@@ -245,9 +245,15 @@ describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provide
       .get(path)
       .query({ session_id: pid, error_code: '22', error_message: 'Delivered', msisdn: '6289999999999' });
     expect(wrong.status).toBe(200);
-    const [flagged] = await t.db.query(
-      `SELECT msisdn, message_id, applied_at, flagged FROM delivery_reports WHERE provider_account_id = $1`,
-      [tenant.pac],
+    // The 200 comes once the report is stored; it is matched (here: flagged) right after.
+    const [flagged] = await waitFor(
+      'the report flagged',
+      () =>
+        t.db.query<{ flagged: string | null }[]>(
+          `SELECT msisdn, message_id, applied_at, flagged FROM delivery_reports WHERE provider_account_id = $1`,
+          [tenant.pac],
+        ),
+      (rs) => rs[0]?.flagged !== null,
     );
     expect(flagged).toEqual({
       msisdn: '6289999999999',
@@ -263,7 +269,11 @@ describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provide
       .get(path)
       .query({ session_id: pid, error_code: '22', error_message: 'Delivered', msisdn: '+62 812-3456-7890' });
     expect(right.status).toBe(200);
-    expect((await rows(tenant.tid))[0]).toMatchObject({ status: 'delivered' });
+    await waitFor(
+      'delivered',
+      () => rows(tenant.tid),
+      (rs) => rs[0]?.status === 'delivered',
+    );
     expect(await flaggedMetric()).toBe(before + 1);
   });
 
@@ -294,9 +304,14 @@ describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provide
       (rs) => rs[0]?.status === 'submitted',
     );
     expect(msg).toMatchObject({ provider_message_id: pid, refunded: false });
-    const [report] = await t.db.query(
-      `SELECT message_id, applied_at, flagged FROM delivery_reports WHERE provider_account_id = $1`,
-      [tenant.pac],
+    const [report] = await waitFor(
+      'the early report flagged',
+      () =>
+        t.db.query<{ flagged: string | null }[]>(
+          `SELECT message_id, applied_at, flagged FROM delivery_reports WHERE provider_account_id = $1`,
+          [tenant.pac],
+        ),
+      (rs) => rs[0]?.flagged !== null,
     );
     expect(report).toEqual({ message_id: null, applied_at: null, flagged: 'msisdn_mismatch' });
     expect((await money(tenant.tid)).refunds).toBe(0);

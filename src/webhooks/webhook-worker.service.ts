@@ -289,6 +289,21 @@ export class WebhookWorkerService {
     );
     webhookAttempts.labels(result.outcome).inc();
     webhookAttemptDuration.labels(result.outcome).observe(result.durationMs / 1000);
+    // A failed attempt is retried later (minutes later from the second retry on): say so in the log, so
+    // that a webhook a tenant is waiting for can be traced without reading the attempts table. No URL
+    // (it may carry the tenant's own token) and no body.
+    if (result.outcome !== 'delivered')
+      this.logger.warn(
+        {
+          tenantId: d.tenant_id,
+          delivery: d.id,
+          attempt: d.attempts + 1,
+          outcome: result.outcome,
+          statusCode: result.statusCode,
+          err: result.error,
+        },
+        'webhook attempt failed; it will be retried unless it was the last',
+      );
     await this.record(d, result);
   }
 

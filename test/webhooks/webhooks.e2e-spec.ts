@@ -1,3 +1,5 @@
+import { jest } from '@jest/globals';
+import { Logger } from '@nestjs/common';
 import { WebhookVerificationError } from 'standardwebhooks';
 import { WebhooksService } from '../../src/webhooks/webhooks.service';
 import { WebhookWorkerService } from '../../src/webhooks/webhook-worker.service';
@@ -240,6 +242,7 @@ describe('tenant webhooks', () => {
     const a = await tenantWithWebhook(r.url);
     const port = r.port;
     await r.stop(); // down: nothing listens
+    const warn = jest.spyOn(Logger.prototype, 'warn');
     try {
       await enqueue([lowBalance(a.uuid)]);
       let list = await waitFor(
@@ -277,10 +280,20 @@ describe('tenant webhooks', () => {
       );
       expect(list[0].attempts.map((x) => x.outcome)).toEqual(['unreachable', 'rejected', 'delivered']);
       expect(list[0].nextAttemptAt).toBeNull();
+      // Each failed attempt is also in the log (tenant, delivery, attempt, outcome), without the URL.
+      const logged = warn.mock.calls
+        .map(([fields]) => fields as Record<string, unknown>)
+        .filter((f) => f?.delivery === uuidOf(list[0].id));
+      expect(logged).toEqual([
+        expect.objectContaining({ attempt: 1, outcome: 'unreachable', statusCode: null }),
+        expect.objectContaining({ attempt: 2, outcome: 'rejected', statusCode: 503, err: 'HTTP 503' }),
+      ]);
+      expect(JSON.stringify(logged)).not.toContain(r.url); // the address may show (as in the attempt), the URL not
       expect(r.received).toHaveLength(2);
       expect(r.received[0].headers['webhook-id']).toBe(r.received[1].headers['webhook-id']); // same event id on retry
       for (const h of r.received) expect(Receiver.verify(h, a.secret)).toBeTruthy();
     } finally {
+      warn.mockRestore();
       t.clock.reset();
     }
   });

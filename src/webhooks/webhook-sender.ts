@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Webhook } from 'standardwebhooks';
-import { Agent, request } from 'undici';
+import { Agent, RetryAgent, request } from 'undici';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { WebhookUrlGuard } from './url-guard';
 
@@ -42,6 +42,7 @@ export function signatureHeaders(eventId: string, body: string, secrets: string[
 @Injectable()
 export class WebhookSender {
   private readonly agent: Agent;
+  private readonly dispatcher: RetryAgent;
   private readonly timeoutMs: number;
 
   constructor(
@@ -56,6 +57,21 @@ export class WebhookSender {
       bodyTimeout: this.timeoutMs,
       connections: config.webhooks.perEndpoint,
       keepAliveTimeout: 4_000,
+    });
+    // A connection reset before any answer (typically a kept-alive socket the receiver closed just as the
+    // next webhook went out on it: its keep-alive timer and ours race) is tried once more at once, on a new
+    // connection, within the same attempt. Safe: a receiver deduplicates on webhook-id (at-least-once),
+    // and it is what keeps such a race from costing the delivery a retry 5 s later (and, if that meets the
+    // same race, 5 min). Answers of any status pass through as they are (statusCodes: none retried here).
+    this.dispatcher = new RetryAgent(this.agent, {
+      maxRetries: 1,
+      minTimeout: 0,
+      maxTimeout: 0,
+      timeoutFactor: 1,
+      retryAfter: false,
+      methods: ['POST'],
+      statusCodes: [],
+      errorCodes: ['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET'],
     });
   }
 
@@ -80,7 +96,7 @@ export class WebhookSender {
       this.guard.checkLiteralHost(new URL(url));
       const res = await request(url, {
         method: 'POST',
-        dispatcher: this.agent,
+        dispatcher: this.dispatcher,
         signal,
         headers: {
           'content-type': 'application/json',

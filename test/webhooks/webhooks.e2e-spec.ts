@@ -1,5 +1,6 @@
 import { jest } from '@jest/globals';
 import { Logger } from '@nestjs/common';
+import * as net from 'node:net';
 import { WebhookVerificationError } from 'standardwebhooks';
 import { WebhooksService } from '../../src/webhooks/webhooks.service';
 import { WebhookWorkerService } from '../../src/webhooks/webhook-worker.service';
@@ -402,6 +403,56 @@ describe('tenant webhooks', () => {
     // Pending again, due in a minute, no attempt counted, its slot given back; nothing was sent unsigned.
     expect(row).toMatchObject({ status: 'pending', attempts: 0, in_flight: 0 });
     expect(broken.received).toHaveLength(0);
+  });
+
+  it('a kept-alive connection the receiver closes as it is reused is retried at once on a new one (one attempt, delivered)', async () => {
+    // What a receiver's keep-alive timer does when it fires just as the next webhook goes out on that
+    // socket: the request meets a reset. A minimal HTTP/1.1 server answers the first request of each
+    // connection (keep-alive) and resets the connection on its second.
+    let requests = 0;
+    const server = net.createServer((socket) => {
+      let buffered = Buffer.alloc(0);
+      let served = 0;
+      socket.on('error', () => undefined);
+      socket.on('data', (chunk: Buffer) => {
+        buffered = Buffer.concat([buffered, chunk]);
+        for (;;) {
+          const end = buffered.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          const length = Number(/content-length: *(\d+)/i.exec(buffered.subarray(0, end).toString())?.[1] ?? 0);
+          if (buffered.length < end + 4 + length) return;
+          buffered = buffered.subarray(end + 4 + length);
+          requests++;
+          if (served++ > 0) {
+            socket.resetAndDestroy();
+            return;
+          }
+          socket.write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: keep-alive\r\n\r\n');
+        }
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const a = await tenantWithWebhook(`http://127.0.0.1:${(server.address() as net.AddressInfo).port}/hooks`);
+      await enqueue([lowBalance(a.uuid, 1)]);
+      await waitFor(
+        () => deliveries(a.apiKey),
+        (d) => d[0]?.status === 'succeeded',
+      );
+      // The second webhook goes out on the kept-alive connection of the first, which is reset.
+      await enqueue([lowBalance(a.uuid, 2)]);
+      const list = await waitFor(
+        () => deliveries(a.apiKey),
+        (d) => d.length === 2 && d.every((x) => x.attempts.length > 0),
+      );
+      expect(list.map((d) => ({ status: d.status, outcomes: d.attempts.map((x) => x.outcome) }))).toEqual([
+        { status: 'succeeded', outcomes: ['delivered'] },
+        { status: 'succeeded', outcomes: ['delivered'] },
+      ]);
+      expect(requests).toBe(3); // the first; the second, reset; the second again, on a new connection
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('does not follow redirects: a 3xx is a failed attempt and the target is never called', async () => {

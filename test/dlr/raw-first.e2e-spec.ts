@@ -10,7 +10,7 @@ import { register } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { ReportReapplyService } from '../../src/dlr/report-reapply.service';
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
-import { bearer, createTenant, startTestApp, TestApp, unique, uuidOf } from '../support/app';
+import { bearer, createTenant, ddl, startTestApp, TestApp, unique, uuidOf } from '../support/app';
 import { waitFor } from '../support/wait';
 
 describe('issue 9: the raw report is kept first (sandbox provider, real PostgreSQL)', () => {
@@ -26,8 +26,8 @@ describe('issue 9: the raw report is kept first (sandbox provider, real PostgreS
   });
   afterEach(async () => {
     t.clock.reset();
-    await t.db.query(`DROP TRIGGER IF EXISTS test_apply_fault ON message_events`);
-    await t.db.query(`DROP TRIGGER IF EXISTS test_store_fault ON delivery_reports`);
+    await ddl(t, `DROP TRIGGER IF EXISTS test_apply_fault ON message_events`);
+    await ddl(t, `DROP TRIGGER IF EXISTS test_store_fault ON delivery_reports`);
   });
   afterAll(async () => {
     await t?.close();
@@ -112,7 +112,8 @@ describe('issue 9: the raw report is kept first (sandbox provider, real PostgreS
         END IF;
         RETURN NEW;
       END $$`);
-    await t.db.query(
+    await ddl(
+      t,
       `CREATE TRIGGER test_apply_fault BEFORE INSERT ON message_events FOR EACH ROW EXECUTE FUNCTION test_apply_fault_fn()`,
     );
   }
@@ -165,7 +166,7 @@ describe('issue 9: the raw report is kept first (sandbox provider, real PostgreS
     expect((await reports(tenant.pac, delivered.pid))[0].applied).toBe(false);
     expect(await applyFailures()).toBeGreaterThan(failuresBefore + 2);
 
-    await t.db.query(`DROP TRIGGER test_apply_fault ON message_events`);
+    await ddl(t, `DROP TRIGGER test_apply_fault ON message_events`);
     await waitFor(
       'the stored reports applied by the sweep',
       async () => {
@@ -330,7 +331,8 @@ describe('issue 9: the raw report is kept first (sandbox provider, real PostgreS
         END IF;
         RETURN NEW;
       END $$`);
-    await t.db.query(
+    await ddl(
+      t,
       `CREATE TRIGGER test_store_fault BEFORE INSERT ON delivery_reports FOR EACH ROW EXECUTE FUNCTION test_store_fault_fn()`,
     );
     const query = { session_id: msg.pid, error_code: '22', error_message: 'Delivered', msisdn: '6281234567890' };

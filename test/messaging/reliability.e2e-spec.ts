@@ -8,7 +8,7 @@ import { connect, createServer, Server, Socket } from 'node:net';
 import { register } from 'prom-client';
 import { DispatcherService } from '../../src/messaging/dispatcher.service';
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
-import { createTenant, startTestApp, TEST_DATABASE_URL, TestApp, unique, uuidOf } from '../support/app';
+import { createTenant, ddl, startTestApp, TEST_DATABASE_URL, TestApp, unique, uuidOf } from '../support/app';
 import { waitFor } from '../support/wait';
 
 describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provider, real PostgreSQL)', () => {
@@ -24,8 +24,8 @@ describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provide
   });
   afterEach(async () => {
     sandbox.setKnobs({ htmlGarbageRate: 0, latencyMs: [0, 0] });
-    await t.db.query(`DROP TRIGGER IF EXISTS test_fault ON messages`);
-    await t.db.query(`DROP TRIGGER IF EXISTS test_fault ON ledger_entries`);
+    await ddl(t, `DROP TRIGGER IF EXISTS test_fault ON messages`);
+    await ddl(t, `DROP TRIGGER IF EXISTS test_fault ON ledger_entries`);
   });
   afterAll(async () => {
     await t?.close();
@@ -123,8 +123,9 @@ describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provide
         END IF;
         RETURN NEW;
       END $$`);
-    await t.db.query(`DROP TRIGGER IF EXISTS test_fault ON ${table}`);
-    await t.db.query(
+    await ddl(t, `DROP TRIGGER IF EXISTS test_fault ON ${table}`);
+    await ddl(
+      t,
       `CREATE TRIGGER test_fault BEFORE INSERT OR UPDATE ON ${table} FOR EACH ROW EXECUTE FUNCTION test_fault_fn()`,
     );
     return {

@@ -137,3 +137,22 @@ export function uuidOf(publicId: string): string {
 export function jakartaDay(date: Date): string {
   return DateTime.fromJSDate(date, { zone: 'Asia/Jakarta' }).toISODate()!;
 }
+
+/**
+ * DDL on a table the running app writes (a test's fault trigger). On a partitioned table (`messages`,
+ * `message_events`, `delivery_reports`) it locks the parent and every partition, so it can deadlock with
+ * the app's own statements still running from the test before (40P01): tried again, up to 5 times.
+ */
+export async function ddl(t: TestApp, sql: string): Promise<void> {
+  for (let i = 1; ; i++) {
+    try {
+      await t.db.query(sql);
+      return;
+    } catch (e) {
+      const err = e as { code?: string; driverError?: { code?: string } };
+      const code = err.driverError?.code ?? err.code;
+      if (i >= 5 || (code !== '40P01' && code !== '55P03')) throw e;
+      await new Promise((resolve) => setTimeout(resolve, 50 * i));
+    }
+  }
+}

@@ -43,9 +43,8 @@ export interface ReportKey {
 interface PendingReport {
   accountId: string;
   report: IncomingReport;
+  /** A callback is resolved once stored; a poll or the daily report once an apply was attempted. */
   source: 'callback' | 'poll' | 'report';
-  /** Resolve once stored (a provider's callback) or once an apply was attempted (polls, the daily report). */
-  answerWhen: 'stored' | 'applied';
   resolve(): void;
   reject(err: unknown): void;
 }
@@ -119,9 +118,8 @@ export class DeliveryReportsService implements BeforeApplicationShutdown {
     report: IncomingReport,
     source: 'callback' | 'poll' | 'report' = 'callback',
   ): Promise<void> {
-    const answerWhen = source === 'callback' ? 'stored' : 'applied';
     return new Promise((resolve, reject) => {
-      this.pending.push({ accountId, report, source, answerWhen, resolve, reject });
+      this.pending.push({ accountId, report, source, resolve, reject });
       this.flushing ??= this.drain();
     });
   }
@@ -134,10 +132,11 @@ export class DeliveryReportsService implements BeforeApplicationShutdown {
         if (stored.length === 0) continue;
         // Stored is durable: from here on the callers get their answer whatever happens to the apply.
         for (const p of stored) {
-          if (p.answerWhen === 'stored') p.resolve();
+          const answerNow = p.source === 'callback';
+          if (answerNow) p.resolve();
           this.toApply.push({
             key: { accountId: p.accountId, providerMessageId: p.report.sessionId },
-            applied: p.answerWhen === 'applied' ? () => p.resolve() : () => {},
+            applied: answerNow ? () => {} : () => p.resolve(),
           });
         }
         this.applying ??= this.applyBacklog();

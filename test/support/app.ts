@@ -8,6 +8,7 @@ import { DataSource } from 'typeorm';
 import { createApp } from '../../src/app.factory';
 import { Clock } from '../../src/common/clock';
 import { loadConfig } from '../../src/config/config';
+import { sqlState } from '../../src/database/transaction';
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/gerbang_test';
 export const ADMIN_EMAIL = 'root@test.local';
@@ -149,8 +150,7 @@ export async function ddl(t: TestApp, sql: string): Promise<void> {
       await t.db.query(sql);
       return;
     } catch (e) {
-      const err = e as { code?: string; driverError?: { code?: string } };
-      const code = err.driverError?.code ?? err.code;
+      const code = sqlState(e);
       if (i >= 5 || (code !== '40P01' && code !== '55P03')) throw e;
       await new Promise((resolve) => setTimeout(resolve, 50 * i));
     }

@@ -8,6 +8,7 @@
  */
 import { register } from 'prom-client';
 import { DataSource } from 'typeorm';
+import { lockReportKeys } from '../../src/messaging/message-reports.service';
 import { ReportReapplyService } from '../../src/dlr/report-reapply.service';
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
 import { bearer, createTenant, ddl, startTestApp, TestApp, unique, uuidOf } from '../support/app';
@@ -207,7 +208,7 @@ describe('issue 9: the raw report is kept first (sandbox provider, real PostgreS
     await holder.connect();
     await holder.startTransaction();
     try {
-      await holder.query(`SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 0))`, [tenant.pac, msg.pid]);
+      await lockReportKeys(holder.manager, [{ accountId: tenant.pac, providerMessageId: msg.pid }]);
       const answered = t.http
         .get(tenant.callback)
         .query({ session_id: msg.pid, error_code: '22', error_message: 'Delivered', msisdn: '6281234567890' })

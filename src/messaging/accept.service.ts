@@ -8,7 +8,6 @@ import { Clock } from '../common/clock';
 import { uuidv7 } from '../common/ids';
 import { Problem, problemBody } from '../common/problem';
 import { MessageRow } from './message.row';
-import { MessageEventsService } from './message-events.service';
 import { IdempotencyService } from '../idempotency/idempotency.service';
 import { rows as sqlRows } from '../database/raw-rows';
 
@@ -83,9 +82,11 @@ const MAX_ITEMS_PER_TX = 2000;
 const MAX_PENDING_ITEMS = 20_000;
 
 /**
- * Accepting a message = its row, its ledger debit, its status event and (if any) its idempotency
- * record commit together or not at all. The message row is also the dispatcher's work item
- * (status `queued`), so "charged" and "will be submitted" are one fact.
+ * Accepting a message = its row, its ledger debit and (if any) its idempotency record commit
+ * together or not at all. The message row is also the dispatcher's work item (status `queued`), so
+ * "charged" and "will be submitted" are one fact. Creating a message writes no `message_events` row:
+ * events record changes, and the initial status is the row's own (and the 202's); so there is no
+ * `message.status` webhook for it either (docs/webhooks.md).
  *
  * Group commit: one tenant's balance row is a hot spot (~800 durable tx/s on this machine when
  * each message is its own transaction). Requests for the same tenant that arrive while a
@@ -103,7 +104,6 @@ export class AcceptService {
   constructor(
     private readonly dataSource: DataSource,
     private readonly ledger: LedgerService,
-    private readonly messageEvents: MessageEventsService,
     private readonly idempotency: IdempotencyService,
     private readonly clock: Clock,
   ) {}
@@ -320,11 +320,6 @@ export class AcceptService {
         tenantId,
         tenant.balance,
         rows.map((r) => ({ messageId: r.id, price: Number(r.price) })),
-        now,
-      );
-      await this.messageEvents.record(
-        m,
-        rows.map((r) => ({ messageId: r.id, tenantId, status: r.status })),
         now,
       );
     }

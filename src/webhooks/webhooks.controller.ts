@@ -38,6 +38,8 @@ export class WebhooksController {
    * Registers your webhook endpoint (201, with its `secret`, shown this once) or changes its URL or
    * events (200, no secret). Also enables an endpoint that was disabled after answering 410.
    * Events are signed per Standard Webhooks; see docs/webhooks.md for verification and retries.
+   * `message.status` is sent for every status change after creation (the creating request's 202 already
+   * carries the initial `queued`/`scheduled`): typically `submitted`, then `delivered` or `failed`.
    */
   @Put()
   @ApiProblems([

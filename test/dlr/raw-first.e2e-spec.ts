@@ -156,7 +156,7 @@ describe('issue 9: the raw report is kept first (sandbox provider, real PostgreS
     expect(await reports(tenant.pac, invalid.pid)).toEqual([
       { code: 52, message_id: null, applied: false, flagged: null },
     ]);
-    expect(await message(delivered.id)).toMatchObject({ status: 'submitted', events: ['queued', 'submitted'] });
+    expect(await message(delivered.id)).toMatchObject({ status: 'submitted', events: ['submitted'] });
     expect(await message(invalid.id)).toMatchObject({ status: 'submitted', refunded: false });
     expect(await balance(tenant.tid)).toEqual(before);
     expect(await applyFailures()).toBe(failuresBefore + 2);
@@ -180,13 +180,13 @@ describe('issue 9: the raw report is kept first (sandbox provider, real PostgreS
       status: 'delivered',
       provider_status_code: 22,
       refunded: false,
-      events: ['queued', 'submitted', 'delivered'],
+      events: ['submitted', 'delivered'],
     });
     expect(await message(invalid.id)).toMatchObject({
       status: 'failed',
       provider_status_code: 52,
       refunded: true,
-      events: ['queued', 'submitted', 'failed'],
+      events: ['submitted', 'failed'],
     });
     expect(await reports(tenant.pac, delivered.pid)).toEqual([
       { code: 22, message_id: delivered.id, applied: true, flagged: null },
@@ -195,7 +195,7 @@ describe('issue 9: the raw report is kept first (sandbox provider, real PostgreS
 
     // Swept again: nothing changes (applied once, refunded once).
     await sweep.reapplyDue();
-    expect((await message(invalid.id)).events).toEqual(['queued', 'submitted', 'failed']);
+    expect((await message(invalid.id)).events).toEqual(['submitted', 'failed']);
     expect(await balance(tenant.tid)).toEqual({ balance: before.balance + 100, refunds: before.refunds + 1 });
   });
 
@@ -222,7 +222,7 @@ describe('issue 9: the raw report is kept first (sandbox provider, real PostgreS
       expect(await reports(tenant.pac, msg.pid)).toEqual([
         { code: 22, message_id: null, applied: false, flagged: null },
       ]);
-      expect(await message(msg.id)).toMatchObject({ status: 'submitted', events: ['queued', 'submitted'] });
+      expect(await message(msg.id)).toMatchObject({ status: 'submitted', events: ['submitted'] });
     } finally {
       await holder.rollbackTransaction();
       await holder.release();
@@ -233,7 +233,7 @@ describe('issue 9: the raw report is kept first (sandbox provider, real PostgreS
       () => message(msg.id),
       (m) => m.status === 'delivered',
     );
-    expect(await message(msg.id)).toMatchObject({ status: 'delivered', events: ['queued', 'submitted', 'delivered'] });
+    expect(await message(msg.id)).toMatchObject({ status: 'delivered', events: ['submitted', 'delivered'] });
     expect(await reports(tenant.pac, msg.pid)).toEqual([
       { code: 22, message_id: msg.id, applied: true, flagged: null },
     ]);
@@ -265,7 +265,7 @@ describe('issue 9: the raw report is kept first (sandbox provider, real PostgreS
         () => message(id),
         (m) => m.status === 'delivered',
       );
-      expect(msg).toMatchObject({ provider_message_id: taken.id, events: ['queued', 'submitted', 'delivered'] });
+      expect(msg).toMatchObject({ provider_message_id: taken.id, events: ['submitted', 'delivered'] });
     } finally {
       sandbox.setKnobs({ latencyMs: [0, 0] });
     }

@@ -180,10 +180,8 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
     });
     expect(await ledgerKinds(m.id)).toEqual(['debit']);
     expect(await money(ten)).toEqual({ balance: TOPUP - PRICE, ledger: TOPUP - PRICE, api: TOPUP - PRICE });
-    expect(await events(m.id)).toEqual([
-      { status: 'queued', detail: null },
-      { status: 'submitted', detail: { uncertain: true } },
-    ]);
+    // The creation writes no event (the message row is its own first status): the changes only.
+    expect(await events(m.id)).toEqual([{ status: 'submitted', detail: { uncertain: true } }]);
   }
 
   /** Rejected: failed submit_rejected, refunded exactly once, nothing at the provider. */
@@ -209,7 +207,7 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
     expect(taken(ten, m.text)).toHaveLength(0);
     expect(await ledgerKinds(m.id)).toEqual(['debit', 'refund']);
     expect(await money(ten)).toEqual({ balance: TOPUP, ledger: TOPUP, api: TOPUP });
-    expect((await events(m.id)).map((e) => e.status)).toEqual(['queued', 'failed']);
+    expect((await events(m.id)).map((e) => e.status)).toEqual(['failed']);
     await sleep(300);
     expect(await ledgerKinds(m.id)).toEqual(['debit', 'refund']);
     return r;
@@ -302,7 +300,7 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
       refunded: false,
       attempts: 1,
     });
-    expect((await events(m.id)).map((e) => e.status)).toEqual(['queued', 'submitted', 'delivered']);
+    expect((await events(m.id)).map((e) => e.status)).toEqual(['submitted', 'delivered']);
     expect(await ledgerKinds(m.id)).toEqual(['debit']);
     expect(await money(ten)).toEqual({ balance: TOPUP - PRICE, ledger: TOPUP - PRICE, api: TOPUP - PRICE });
     expect(await api(ten, m.publicId)).toMatchObject({ status: 'delivered', providerStatusCode: 22, refunded: false });
@@ -330,7 +328,7 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
     ]);
     expect((await reportsFor(ten, pid)).map((x) => x.code)).toEqual([22, 20]);
     expect(await row(m.id)).toMatchObject({ status: 'delivered', provider_status_code: 22 });
-    expect((await events(m.id)).map((e) => e.status)).toEqual(['queued', 'submitted', 'delivered']);
+    expect((await events(m.id)).map((e) => e.status)).toEqual(['submitted', 'delivered']);
     expect(await api(ten, m.publicId)).toMatchObject({ status: 'delivered', providerStatusCode: 22 });
     expect(await ledgerKinds(m.id)).toEqual(['debit']);
   });
@@ -352,7 +350,7 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
       providerMessageId: s.id,
       providerStatusCode: null,
     });
-    expect((await events(m.id)).map((e) => e.status)).toEqual(['queued', 'submitted']);
+    expect((await events(m.id)).map((e) => e.status)).toEqual(['submitted']);
   });
 
   it('dlrBeforeSendAnswer: the report arrives before the id is known → kept, then applied when the id is recorded: delivered', async () => {
@@ -374,7 +372,7 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
     // Received before the send's answer was recorded, applied at the recording.
     expect(report.received_at.getTime()).toBeLessThanOrEqual(r.submitted_at!.getTime());
     expect(report.applied_at!.getTime()).toBeGreaterThanOrEqual(r.submitted_at!.getTime());
-    expect((await events(m.id)).map((e) => e.status)).toEqual(['queued', 'submitted', 'delivered']);
+    expect((await events(m.id)).map((e) => e.status)).toEqual(['submitted', 'delivered']);
     expect(await api(ten, m.publicId)).toMatchObject({ status: 'delivered', providerStatusCode: 22, refunded: false });
   });
 
@@ -403,7 +401,7 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
     });
     expect(await ledgerKinds(m.id)).toEqual(['debit', 'refund']);
     expect(await money(ten)).toEqual({ balance: TOPUP, ledger: TOPUP, api: TOPUP });
-    expect((await events(m.id)).map((e) => e.status)).toEqual(['queued', 'failed']);
+    expect((await events(m.id)).map((e) => e.status)).toEqual(['failed']);
     expect(sandbox.sent().filter((s) => s.text === m.text)).toEqual([]);
   });
 

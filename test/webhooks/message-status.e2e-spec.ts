@@ -77,9 +77,10 @@ describe('message.status webhooks', () => {
     // the receiver orders by `sequence`.
     const ordered = [...hooks].sort((x, y) => x.body.sequence! - y.body.sequence!);
     const statuses = ordered.map((h) => h.body.data.status);
-    expect(statuses[0]).toBe('queued');
+    // Changes only: the creation (`queued`, already in the 202) is not an event.
+    expect(statuses[0]).toBe('submitted');
     expect(statuses[statuses.length - 1]).toBe('delivered');
-    expect(statuses).toContain('submitted');
+    expect(statuses).not.toContain('queued');
     expect(new Set(ordered.map((h) => h.body.sequence)).size).toBe(ordered.length);
     for (let i = 1; i < ordered.length; i++)
       expect(Date.parse(ordered[i].body.createdAt)).toBeGreaterThanOrEqual(Date.parse(ordered[i - 1].body.createdAt));
@@ -96,6 +97,31 @@ describe('message.status webhooks', () => {
     expect(list.body.data.map((d: { messageId: string }) => d.messageId)).toEqual(
       Array(hooks.length).fill(sent.body.id),
     );
+  });
+
+  it('a scheduled message: no event for its creation, `queued` when its time comes, then the rest', async () => {
+    const r = await receiver();
+    const a = await tenantOnSandbox(r.url);
+    const sendAt = new Date(t.clock.now().getTime() + 60_000);
+    const sent = await t.http
+      .post('/v1/messages')
+      .set(bearer(a.apiKey))
+      .send({ to: '081234567890', text: 'later hook', sendAt: sendAt.toISOString() });
+    expect(sent.status).toBe(202);
+    expect(sent.body.status).toBe('scheduled');
+    await t.app.get(MessageStatusRelay).tick(); // whatever was committed has been relayed
+    expect(r.received.filter((h) => h.body.data.id === sent.body.id)).toEqual([]);
+
+    t.clock.advance(61_000);
+    const hooks = await waitFor(
+      () => r.received.filter((h) => h.body.data.id === sent.body.id),
+      (x) => x.some((h) => h.body.data.status === 'delivered'),
+    );
+    const statuses = [...hooks].sort((x, y) => x.body.sequence! - y.body.sequence!).map((h) => h.body.data.status);
+    expect(statuses[0]).toBe('queued');
+    expect(statuses).toContain('submitted');
+    expect(statuses).not.toContain('scheduled');
+    expect(statuses[statuses.length - 1]).toBe('delivered');
   });
 
   it('a tenant not subscribed to message.status gets none', async () => {

@@ -1,5 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { rows } from '../database/raw-rows';
+import { prepared, rows } from '../database/raw-rows';
 import { DataSource, EntityManager } from 'typeorm';
 import { inTransaction } from '../database/transaction';
 import { Clock } from '../common/clock';
@@ -275,7 +275,8 @@ export class LedgerService {
       after.push(balance);
       messageIds.push(d.messageId);
     }
-    await m.query(
+    await prepared(
+      m,
       `INSERT INTO ledger_entries (id, tenant_id, kind, amount, balance_after, message_id, created_at)
        SELECT u.id, $1, 'debit', u.amount, u.after, u.message_id, $2
          FROM unnest($3::uuid[], $4::bigint[], $5::bigint[], $6::uuid[]) WITH ORDINALITY AS u(id, amount, after, message_id, ord)

@@ -1,4 +1,5 @@
 import { BeforeApplicationShutdown, Injectable, Logger } from '@nestjs/common';
+import { prepared } from '../database/raw-rows';
 import { LRUCache } from 'lru-cache';
 import { Counter, register } from 'prom-client';
 import { DataSource, EntityManager } from 'typeorm';
@@ -199,7 +200,8 @@ export class DeliveryReportsService implements BeforeApplicationShutdown {
   }
 
   private async insertRaw(batch: PendingReport[]): Promise<void> {
-    await this.dataSource.query(
+    await prepared(
+      this.dataSource,
       `INSERT INTO delivery_reports (provider_account_id, provider_message_id, code, text, msisdn, source, received_at)
        SELECT u.account, u.pid, u.code, u.text, u.msisdn, u.source, $1
          FROM unnest($2::uuid[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS u(account, pid, code, text, msisdn, source, ord)
@@ -311,7 +313,8 @@ export class DeliveryReportsService implements BeforeApplicationShutdown {
       provider_message_id: string;
       code: number;
       msisdn: string | null;
-    }[] = await m.query(
+    }[] = await prepared(
+      m,
       `SELECT d.seq, d.provider_account_id, d.provider_message_id, d.code, d.msisdn FROM delivery_reports d
          JOIN (SELECT DISTINCT account, pid FROM unnest($1::uuid[], $2::text[]) AS u(account, pid)) u
            ON d.provider_account_id = u.account AND d.provider_message_id = u.pid
@@ -348,7 +351,8 @@ export class DeliveryReportsService implements BeforeApplicationShutdown {
       );
     }
     if (applied.length) {
-      await m.query(
+      await prepared(
+        m,
         `UPDATE delivery_reports d SET message_id = u.message_id, applied_at = $1 FROM unnest($2::bigint[], $3::uuid[]) AS u(seq, message_id) WHERE d.seq = u.seq`,
         [now, applied.map((a) => a.seq), applied.map((a) => a.messageId)],
       );

@@ -9,7 +9,7 @@ import { uuidv7 } from '../common/ids';
 import { Problem, problemBody } from '../common/problem';
 import { MessageRow } from './message.row';
 import { IdempotencyService } from '../idempotency/idempotency.service';
-import { rows as sqlRows } from '../database/raw-rows';
+import { prepared, rows as sqlRows } from '../database/raw-rows';
 
 /** One message to accept, already validated, normalised and counted. */
 export interface AcceptItem {
@@ -293,7 +293,8 @@ export class AcceptService {
     }
 
     if (rows.length > 0) {
-      await m.query(
+      await prepared(
+        m,
         `INSERT INTO messages (id, tenant_id, provider_account_id, msisdn, text, reference, status, segments, encoding, price,
                                send_at, next_attempt_at, created_at)
          SELECT u.id, $1, $2, u.msisdn, u.text, u.reference, u.status, u.segments, u.encoding, u.price,

@@ -8,7 +8,7 @@ import {
 } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { setTimeout as delay } from 'node:timers/promises';
-import { rows as sqlRows } from '../database/raw-rows';
+import { prepared, rows as sqlRows } from '../database/raw-rows';
 import { Counter, Gauge, register } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
@@ -305,7 +305,8 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
     // is seen by the next claim, as a hold committed during the old one-statement claim was.
     const accounts = await this.accounts.dispatchableIds(now);
     if (accounts.length === 0) return [];
-    return this.dataSource.query(
+    return prepared(
+      this.dataSource,
       `WITH quota AS (
          SELECT a.id, COALESCE(q.n, $4) AS n FROM unnest($7::uuid[]) AS a(id)
            LEFT JOIN unnest($5::uuid[], $6::int[]) AS q(id, n) ON q.id = a.id

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { prepared } from '../database/raw-rows';
 import { EntityManager } from 'typeorm';
 
 /** One status change of one message: a `message_events` row (the audit trail and the webhook outbox). */
@@ -19,7 +20,8 @@ export interface MessageEvent {
 export class MessageEventsService {
   async record(m: EntityManager, events: MessageEvent[], at: Date): Promise<void> {
     if (events.length === 0) return;
-    await m.query(
+    await prepared(
+      m,
       `INSERT INTO message_events (message_id, tenant_id, status, detail, created_at)
        SELECT u.id, u.tenant_id, u.status, u.detail, $1
          FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::jsonb[]) WITH ORDINALITY AS u(id, tenant_id, status, detail, ord)

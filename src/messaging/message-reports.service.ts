@@ -1,4 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { prepared } from '../database/raw-rows';
 import { EntityManager } from 'typeorm';
 import { transitionFor } from './status-machine';
 import { ProviderAccountsService } from '../provider/provider-accounts.service';
@@ -210,7 +211,8 @@ export async function lockReportKeys(
   keys: { accountId: string; providerMessageId: string }[],
 ): Promise<void> {
   if (keys.length === 0) return;
-  await m.query(
+  await prepared(
+    m,
     `SELECT pg_advisory_xact_lock(k) FROM (
        SELECT DISTINCT hashtextextended(u.a || ':' || u.p, 0) AS k FROM unnest($1::text[], $2::text[]) AS u(a, p) ORDER BY k
      ) s`,

@@ -6,7 +6,7 @@ import { Clock } from '../common/clock';
 import { SecretBox } from '../common/secret-box';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { isConnectionError } from '../database/connection-errors';
-import { rows as sqlRows } from '../database/raw-rows';
+import { prepared, rows as sqlRows } from '../database/raw-rows';
 import { publicEventId, retryDelayMs } from './webhook-events';
 import { webhookAttemptDuration, webhookAttempts, webhookQueueAge, webhookQueueDue } from './webhook-metrics';
 import { AttemptResult, WebhookSender } from './webhook-sender';
@@ -187,7 +187,7 @@ export class WebhookWorkerService {
     const now = this.clock.now();
     const owner = randomUUID();
     const leaseMs = this.opts.timeoutMs + 30_000;
-    const rows = await sqlRows<ClaimedRow>(
+    const rows = await prepared<ClaimedRow>(
       this.dataSource,
       `WITH ep AS (
          SELECT e.tenant_id, e.url, e.secret_enc, e.previous_secret_enc, e.previous_secret_until,
@@ -368,7 +368,8 @@ export class WebhookWorkerService {
     // One statement (its own transaction, one round trip): the attempts, the deliveries moved on, and
     // for a 410 the endpoint disabled — only the URL that answered: a tenant who has just changed it
     // keeps the new one enabled.
-    await this.dataSource.query(
+    await prepared(
+      this.dataSource,
       `WITH u AS (
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::int[], $6::text[],
                               $7::timestamptz[], $8::int[], $9::text[], $10::text[], $11::uuid[], $12::text[])

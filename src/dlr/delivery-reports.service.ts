@@ -313,8 +313,7 @@ export class DeliveryReportsService implements BeforeApplicationShutdown {
       provider_message_id: string;
       code: number;
       msisdn: string | null;
-    }[] = await prepared(
-      m,
+    }[] = await m.query(
       `SELECT d.seq, d.provider_account_id, d.provider_message_id, d.code, d.msisdn FROM delivery_reports d
          JOIN (SELECT DISTINCT account, pid FROM unnest($1::uuid[], $2::text[]) AS u(account, pid)) u
            ON d.provider_account_id = u.account AND d.provider_message_id = u.pid
@@ -351,8 +350,7 @@ export class DeliveryReportsService implements BeforeApplicationShutdown {
       );
     }
     if (applied.length) {
-      await prepared(
-        m,
+      await m.query(
         `UPDATE delivery_reports d SET message_id = u.message_id, applied_at = $1 FROM unnest($2::bigint[], $3::uuid[]) AS u(seq, message_id) WHERE d.seq = u.seq`,
         [now, applied.map((a) => a.seq), applied.map((a) => a.messageId)],
       );

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
 import { APP_CONFIG, type AppConfig } from '../config/config';
-import { prepared, rows as sqlRows } from '../database/raw-rows';
+import { rows as sqlRows } from '../database/raw-rows';
 import { MESSAGE_COLUMNS, MessageRow, messageDto, publicStatus } from '../messaging';
 import { WebhookEvent, derivedEventId } from './webhook-events';
 import { webhookRelayLag } from './webhook-metrics';
@@ -110,8 +110,7 @@ export class MessageStatusRelay {
           this.gaps.clear();
         }
         const gapSeqs = [...this.gaps.keys()];
-        const rows: EventRow[] = await prepared(
-          m,
+        const rows: EventRow[] = await m.query(
           `SELECT ev.seq, ev.message_id AS ev_message_id, ev.tenant_id AS ev_tenant_id, ev.status AS ev_status,
                 ev.created_at AS ev_created_at, (e.tenant_id IS NOT NULL) AS wanted,
                 ${MESSAGE_COLUMNS.split(',')

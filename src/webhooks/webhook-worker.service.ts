@@ -368,8 +368,7 @@ export class WebhookWorkerService {
     // One statement (its own transaction, one round trip): the attempts, the deliveries moved on, and
     // for a 410 the endpoint disabled — only the URL that answered: a tenant who has just changed it
     // keeps the new one enabled.
-    await prepared(
-      this.dataSource,
+    await this.dataSource.query(
       `WITH u AS (
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::int[], $6::text[],
                               $7::timestamptz[], $8::int[], $9::text[], $10::text[], $11::uuid[], $12::text[])

@@ -1,6 +1,9 @@
-import { prepared, rows } from '../../src/database/raw-rows';
+import { Client } from 'pg';
+import { prepared, preparedTexts, rows } from '../../src/database/raw-rows';
 import { inTransaction, sqlState } from '../../src/database/transaction';
-import { startTestApp, TestApp } from '../support/app';
+import { startSandbox } from '../../src/sandbox';
+import { Receiver, waitFor } from '../webhooks/receiver';
+import { bearer, createTenant, startTestApp, TEST_DATABASE_URL, TestApp } from '../support/app';
 
 /**
  * `prepared()` (named prepared statements for the hot pipeline statements) on real PostgreSQL: inside a
@@ -11,7 +14,13 @@ describe('prepared()', () => {
   let t: TestApp;
 
   beforeAll(async () => {
-    t = await startTestApp({ DISPATCHER: 'false', WEBHOOK_WORKER: 'false' });
+    t = await startTestApp({
+      WEBHOOK_ALLOW_PRIVATE: 'true',
+      WEBHOOK_POLL_MS: '20',
+      DISPATCH_POLL_MS: '50',
+      PROVIDER_SEND_RATE_PER_SECOND: '0',
+    });
+    await t.app.listen(0, '127.0.0.1');
     await t.db.query(`CREATE TABLE IF NOT EXISTS test_prepared (id int PRIMARY KEY, v text)`);
   });
   afterAll(async () => {
@@ -60,5 +69,112 @@ describe('prepared()', () => {
     await prepared(t.db, `UPDATE test_prepared SET v = $2 WHERE id = $1 RETURNING id`, [10, 'after']);
     expect(released).toBe(true);
     await tx;
+  });
+
+  /** Tables that grow with traffic: a generic plan must reach their rows by an index condition. */
+  const GROWING =
+    /^(messages|message_events|delivery_reports|webhook_deliveries|webhook_attempts|ledger_entries|inbound_messages|idempotency_keys)(_|$)/;
+
+  type PlanNode = {
+    'Node Type': string;
+    'Relation Name'?: string;
+    'Index Name'?: string;
+    'Index Cond'?: string;
+    Plans?: PlanNode[];
+  };
+
+  /** Accesses of growing tables that are not keyed: sequential scans, or index scans without an index condition. */
+  function unkeyed(node: PlanNode, out: string[] = []): string[] {
+    const table = node['Relation Name'];
+    if (table && GROWING.test(table)) {
+      const keyed = ['Index Scan', 'Index Only Scan'].includes(node['Node Type'])
+        ? !!node['Index Cond']
+        : node['Node Type'] === 'Bitmap Heap Scan'
+          ? (node.Plans ?? []).every((p) => !!p['Index Cond'])
+          : !['Seq Scan', 'Sample Scan', 'Tid Range Scan'].includes(node['Node Type']);
+      if (!keyed)
+        out.push(`${node['Node Type']} on ${table}${node['Index Name'] ? ` using ${node['Index Name']}` : ''}`);
+    }
+    for (const child of node.Plans ?? []) unkeyed(child, out);
+    return out;
+  }
+
+  it('every statement run through prepared() reaches growing tables by key, as a generic plan planned on empty tables', async () => {
+    // One real send, report and webhook through the app: the pipeline's prepared statements get run.
+    const sandbox = await startSandbox({ knobs: { dlrDelayMs: [5, 20], latencyMs: [0, 0] } });
+    const receiver = await new Receiver().start();
+    try {
+      const tenant = await createTenant(t, { balance: 10_000, pricePerSegment: 100, baseUrl: sandbox.url });
+      const port = (t.app.getHttpServer().address() as { port: number }).port;
+      sandbox.addAccount({
+        username: tenant.providerAccount.username,
+        password: 'provider-secret-pw',
+        balance: '1000000',
+        callbackUrl: tenant.providerAccount.dlrCallbackUrl.replace(
+          /^http:\/\/localhost:\d+/,
+          `http://127.0.0.1:${port}`,
+        ),
+      });
+      expect((await t.http.put('/v1/webhook').set(bearer(tenant.apiKey)).send({ url: receiver.url })).status).toBe(201);
+      const sent = await t.http
+        .post('/v1/messages')
+        .set(bearer(tenant.apiKey))
+        .send({ to: '081234567890', text: 'plans' });
+      expect(sent.status).toBe(202);
+      await waitFor(
+        () => receiver.received.filter((h) => h.body.data.id === sent.body.id),
+        (x) => x.some((h) => h.body.data.status === 'delivered'),
+      );
+    } finally {
+      await receiver.stop();
+      await sandbox.close();
+    }
+    const texts = preparedTexts().filter((x) => !x.includes('test_prepared')); // the app's, not this file's
+    // The pipeline's claims, recording and inserts went through it.
+    for (const part of [
+      'WITH quota AS',
+      'WITH ep AS',
+      'INSERT INTO messages',
+      'INSERT INTO delivery_reports',
+      'pg_advisory_xact_lock',
+    ])
+      expect(texts.some((x) => x.includes(part))).toBe(true);
+
+    // A new database: every table empty, as in a fresh install or a new month's partition.
+    const name = `gerbang_plans_${process.pid}_${Date.now()}`;
+    await t.db.query(`CREATE DATABASE ${name}`);
+    const url = new URL(TEST_DATABASE_URL);
+    url.pathname = `/${name}`;
+    const c = new Client({ connectionString: url.toString() });
+    try {
+      const migrated = await startTestApp({
+        DATABASE_URL: url.toString(),
+        DISPATCHER: 'false',
+        WEBHOOK_WORKER: 'false',
+      });
+      await migrated.close();
+      await c.connect();
+      await c.query(`SET plan_cache_mode = force_generic_plan`);
+      const found: { text: string; unkeyed: string[] }[] = [];
+      for (const [i, text] of texts.entries()) {
+        await c.query(`PREPARE s${i} AS ${text}`);
+        const [{ n }] = (
+          await c.query<{ n: number }>(
+            `SELECT cardinality(parameter_types) AS n FROM pg_prepared_statements WHERE name = $1`,
+            [`s${i}`],
+          )
+        ).rows;
+        const [explained] = (
+          await c.query<{ 'QUERY PLAN': { Plan: PlanNode }[] }>(
+            `EXPLAIN (FORMAT JSON) EXECUTE s${i}(${Array(n).fill('NULL').join(', ')})`,
+          )
+        ).rows;
+        found.push({ text: text.slice(0, 80), unkeyed: unkeyed(explained['QUERY PLAN'][0].Plan) });
+      }
+      expect(found.filter((f) => f.unkeyed.length > 0)).toEqual([]);
+    } finally {
+      await c.end().catch(() => undefined);
+      await t.db.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    }
   });
 });

@@ -33,18 +33,17 @@ export function preparedTexts(): string[] {
 /**
  * `rows`, as a named prepared statement: each connection parses the text once, and PostgreSQL may keep
  * a generic plan for it after five runs (plan_cache_mode `auto`: only if it costs no more than the
- * custom plans did). For the hot, fixed-text statements of the message pipeline, whose planning over
- * the partitioned tables measured as much PostgreSQL time as their execution (docs/benchmark.md,
- * round 4). Only for texts that do not vary (no values pasted in): one prepared statement per text and
- * connection. Inside a transaction, `db` is its EntityManager and the statement runs on its connection.
- * Errors are pg's own (`sqlState`, `isConnectionError` read both).
+ * custom plans did). For hot statements whose planning over the partitioned tables cost as much as
+ * their execution (docs/benchmark.md, round 4), and only for fixed texts (no values pasted in): one
+ * prepared statement per text and connection. Inside a transaction, `db` is its EntityManager and the
+ * statement runs on its connection. Errors are pg's own (`sqlState`, `isConnectionError` read both).
  *
  * Only for statements whose generic plan is right even when planned on empty tables (a new database,
  * a new month's partition): inserts from `unnest`, and claims that reach their rows through a LIMITed
  * index scan. A join of an `unnest` list against a growing table is planned there as a hash join over
  * a sequential scan, and a cached plan keeps that until the next ANALYZE: such statements stay
  * unprepared. `test/integration/prepared.test.ts` EXPLAINs every text run through here as a generic
- * plan on an empty database and fails on a sequential scan of a growing table.
+ * plan on an empty database and fails on any access to a growing table that is not by an index condition.
  */
 export async function prepared<T>(db: DataSource | EntityManager, text: string, params: unknown[] = []): Promise<T[]> {
   const config = { name: statementName(text), text, values: params };

@@ -11,7 +11,7 @@ import { DataSource } from 'typeorm';
 import { lockReportKeys } from '../../src/messaging/message-reports.service';
 import { ReportReapplyService } from '../../src/dlr/report-reapply.service';
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
-import { bearer, createTenant, ddl, startTestApp, TestApp, unique, uuidOf } from '../support/app';
+import { bearer, createTenant, ddl, startTestApp, TestApp, unique, uuidOf, reachableCallbackUrl } from '../support/app';
 import { waitFor } from '../support/wait';
 
 describe('issue 9: the raw report is kept first (sandbox provider, real PostgreSQL)', () => {
@@ -43,12 +43,7 @@ describe('issue 9: the raw report is kept first (sandbox provider, real PostgreS
       username: tenant.providerAccount.username,
       password: 'provider-secret-pw',
       balance: '100000000',
-      callbackUrl: callbacks
-        ? (tenant.providerAccount.dlrCallbackUrl as string).replace(
-            /^http:\/\/localhost:\d+/,
-            `http://127.0.0.1:${port}`,
-          )
-        : undefined,
+      callbackUrl: callbacks ? reachableCallbackUrl(tenant.providerAccount.dlrCallbackUrl, port) : undefined,
     });
     const callback = new URL(tenant.providerAccount.dlrCallbackUrl as string).pathname;
     return { ...tenant, tid: uuidOf(tenant.tenantId), pac: uuidOf(tenant.providerAccountId), callback };

@@ -8,7 +8,7 @@ import { register } from 'prom-client';
 import { ReportPollerService } from '../../src/dlr/report-poller.service';
 import { MessageFollowUpService } from '../../src/messaging/message-follow-up.service';
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
-import { bearer, createTenant, startTestApp, TestApp, uuidOf } from '../support/app';
+import { bearer, createTenant, startTestApp, TestApp, uuidOf, reachableCallbackUrl } from '../support/app';
 import { waitFor } from '../support/wait';
 
 const MIN = 60_000;
@@ -40,10 +40,7 @@ describe('issue 9: polling, expiry and reconciliation of reports (sandbox provid
 
   async function tenantOnSandbox(callbacks = true) {
     const tenant = await createTenant(t, { balance: 1_000_000, pricePerSegment: 100, baseUrl: sandbox.url });
-    const callback = (tenant.providerAccount.dlrCallbackUrl as string).replace(
-      /^http:\/\/localhost:\d+/,
-      `http://127.0.0.1:${appPort}`,
-    );
+    const callback = reachableCallbackUrl(tenant.providerAccount.dlrCallbackUrl, appPort);
     sandbox.addAccount({
       username: tenant.providerAccount.username,
       password: 'provider-secret-pw',

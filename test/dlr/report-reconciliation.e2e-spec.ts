@@ -19,6 +19,7 @@ import {
   startTestApp,
   TestApp,
   uuidOf,
+  reachableCallbackUrl,
 } from '../support/app';
 import { waitFor } from '../support/wait';
 
@@ -100,10 +101,7 @@ describe('issue 9: reconciliation of the provider report, daily and on demand (s
     const tenant = await createTenant(t, { balance: 1_000_000, pricePerSegment: 100, baseUrl: sandbox.url });
     const username = tenant.providerAccount.username as string;
     sandbox.addAccount({ username, password: PASSWORD, balance: '100000000' });
-    const callback = (tenant.providerAccount.dlrCallbackUrl as string).replace(
-      /^http:\/\/localhost:\d+/,
-      `http://127.0.0.1:${appPort}`,
-    );
+    const callback = reachableCallbackUrl(tenant.providerAccount.dlrCallbackUrl, appPort);
 
     const filled = await send(tenant.apiKey, '6281500000001', 'never reported back');
     const differs = await send(tenant.apiKey, '6281500000002', 'told failed, provider delivered');

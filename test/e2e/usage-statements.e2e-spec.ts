@@ -15,6 +15,7 @@ import {
   startTestApp,
   TestApp,
   uuidOf,
+  reachableCallbackUrl,
 } from '../support/app';
 import { waitFor as waitForCondition } from '../support/wait';
 
@@ -119,7 +120,7 @@ describe('usage records and statements', () => {
       username: tenant.providerAccount.username,
       password: 'provider-secret-pw',
       balance: '100000000',
-      callbackUrl: tenant.providerAccount.dlrCallbackUrl.replace(/^http:\/\/localhost:\d+/, `http://127.0.0.1:${port}`),
+      callbackUrl: reachableCallbackUrl(tenant.providerAccount.dlrCallbackUrl, port),
     });
     return { ...tenant, auth: bearer(tenant.apiKey) };
   }

@@ -2,7 +2,15 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
-import { bearer, createTenant, startTestApp, TestApp, TEST_DATABASE_URL, uuidOf } from '../support/app';
+import {
+  bearer,
+  createTenant,
+  startTestApp,
+  TestApp,
+  TEST_DATABASE_URL,
+  uuidOf,
+  reachableCallbackUrl,
+} from '../support/app';
 import { ensureBuilt, ROOT } from '../support/processes';
 import { waitFor as waitForCondition } from '../support/wait';
 
@@ -61,10 +69,7 @@ describe('ledger verification', () => {
         username: tenant.providerAccount.username,
         password: 'provider-secret-pw',
         balance: '100000000',
-        callbackUrl: tenant.providerAccount.dlrCallbackUrl.replace(
-          /^http:\/\/localhost:\d+/,
-          `http://127.0.0.1:${port}`,
-        ),
+        callbackUrl: reachableCallbackUrl(tenant.providerAccount.dlrCallbackUrl, port),
       });
       await t.http
         .patch(`/v1/admin/tenants/${tenant.tenantId}`)

@@ -3,7 +3,7 @@ import { prepared, preparedTexts, rows } from '../../src/database/raw-rows';
 import { inTransaction, sqlState } from '../../src/database/transaction';
 import { startSandbox } from '../../src/sandbox';
 import { Receiver, waitFor } from '../webhooks/receiver';
-import { bearer, createTenant, startTestApp, TEST_DATABASE_URL, TestApp } from '../support/app';
+import { bearer, createTenant, startTestApp, TEST_DATABASE_URL, TestApp, reachableCallbackUrl } from '../support/app';
 
 /**
  * `prepared()` (named prepared statements for the hot pipeline statements) on real PostgreSQL: inside a
@@ -110,10 +110,7 @@ describe('prepared()', () => {
         username: tenant.providerAccount.username,
         password: 'provider-secret-pw',
         balance: '1000000',
-        callbackUrl: tenant.providerAccount.dlrCallbackUrl.replace(
-          /^http:\/\/localhost:\d+/,
-          `http://127.0.0.1:${port}`,
-        ),
+        callbackUrl: reachableCallbackUrl(tenant.providerAccount.dlrCallbackUrl, port),
       });
       expect((await t.http.put('/v1/webhook').set(bearer(tenant.apiKey)).send({ url: receiver.url })).status).toBe(201);
       const sent = await t.http

@@ -10,7 +10,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { SandboxHandle, startSandbox } from '../../src/sandbox';
-import { createTenant, startTestApp, TEST_DATABASE_URL, TestApp, unique, uuidOf } from '../support/app';
+import {
+  createTenant,
+  startTestApp,
+  TEST_DATABASE_URL,
+  TestApp,
+  unique,
+  uuidOf,
+  reachableCallbackUrl,
+} from '../support/app';
 import { GatewayProcess, httpGet, newEncryptionKey, sleep, snapshotDist } from '../support/processes';
 import { waitFor } from '../support/wait';
 
@@ -87,10 +95,7 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
    */
   async function tenantOnSandbox(balance: number, price: number, callbacks: boolean) {
     const tenant = await createTenant(t, { balance, pricePerSegment: price, baseUrl: sandbox.url });
-    const callback = tenant.providerAccount.dlrCallbackUrl.replace(
-      /^http:\/\/localhost:\d+/,
-      `http://127.0.0.1:${appPort}`,
-    );
+    const callback = reachableCallbackUrl(tenant.providerAccount.dlrCallbackUrl, appPort);
     sandbox.addAccount({
       username: tenant.providerAccount.username,
       password: PROVIDER_PASSWORD,
@@ -199,10 +204,7 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
     expect(a.port).not.toBe(b.port);
     // The provider reports to gateway-a: reports for messages gateway-b submitted race with b's
     // recording of their ids, across processes (advisory locks, early reports kept and applied later).
-    sandbox.setCallbackUrl(
-      tenant.username,
-      tenant.providerAccount.dlrCallbackUrl.replace(/^http:\/\/localhost:\d+/, `http://127.0.0.1:${a.port}`),
-    );
+    sandbox.setCallbackUrl(tenant.username, reachableCallbackUrl(tenant.providerAccount.dlrCallbackUrl, a.port));
 
     await sleep(300); // six poll cycles of both processes
     expect(await statusCounts(tenant.tid)).toEqual({ queued: N });

@@ -11,7 +11,7 @@
  * submit_failed + refund).
  */
 import { SandboxHandle, SandboxKnobs, startSandbox, DEFAULT_KNOBS } from '../../src/sandbox';
-import { createTenant, startTestApp, TestApp, unique, uuidOf } from '../support/app';
+import { createTenant, startTestApp, TestApp, unique, uuidOf, reachableCallbackUrl } from '../support/app';
 import { closedPort, sleep } from '../support/processes';
 import { waitFor } from '../support/wait';
 
@@ -77,7 +77,7 @@ describe('sandbox fault knobs, end to end through the gateway', () => {
   /** A fresh tenant and provider account per test (so one test's breaker state is not another's). */
   async function tenant(opts: { baseUrl?: string } = {}) {
     const x = await createTenant(t, { balance: TOPUP, pricePerSegment: PRICE, baseUrl: opts.baseUrl ?? sandbox.url });
-    const callback = x.providerAccount.dlrCallbackUrl.replace(/^http:\/\/localhost:\d+/, `http://127.0.0.1:${appPort}`);
+    const callback = reachableCallbackUrl(x.providerAccount.dlrCallbackUrl, appPort);
     sandbox.addAccount({
       username: x.providerAccount.username,
       password: PROVIDER_PASSWORD,

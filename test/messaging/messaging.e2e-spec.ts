@@ -2,7 +2,7 @@ import { startSandbox, SandboxHandle } from '../../src/sandbox';
 import { DispatcherService } from '../../src/messaging/dispatcher.service';
 import { IdempotencyService } from '../../src/idempotency/idempotency.service';
 import { AcceptService } from '../../src/messaging/accept.service';
-import { createTenant, jakartaDay, startTestApp, TestApp } from '../support/app';
+import { createTenant, jakartaDay, startTestApp, TestApp, reachableCallbackUrl } from '../support/app';
 import { waitFor } from '../support/wait';
 
 describe('messaging against the sandbox provider', () => {
@@ -23,10 +23,7 @@ describe('messaging against the sandbox provider', () => {
   async function tenantOnSandbox(balance: number, price = 100) {
     const tenant = await createTenant(t, { balance, pricePerSegment: price, baseUrl: sandbox.url });
     const port = (t.app.getHttpServer().address() as { port: number }).port;
-    const callback = tenant.providerAccount.dlrCallbackUrl.replace(
-      /^http:\/\/localhost:\d+/,
-      `http://127.0.0.1:${port}`,
-    );
+    const callback = reachableCallbackUrl(tenant.providerAccount.dlrCallbackUrl, port);
     sandbox.addAccount({
       username: tenant.providerAccount.username,
       password: 'provider-secret-pw',

@@ -8,7 +8,16 @@ import { connect, createServer, Server, Socket } from 'node:net';
 import { register } from 'prom-client';
 import { DispatcherService } from '../../src/messaging/dispatcher.service';
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
-import { createTenant, ddl, startTestApp, TEST_DATABASE_URL, TestApp, unique, uuidOf } from '../support/app';
+import {
+  createTenant,
+  ddl,
+  startTestApp,
+  TEST_DATABASE_URL,
+  TestApp,
+  unique,
+  uuidOf,
+  reachableCallbackUrl,
+} from '../support/app';
 import { waitFor } from '../support/wait';
 
 describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provider, real PostgreSQL)', () => {
@@ -34,10 +43,7 @@ describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provide
 
   async function tenantOnSandbox(balance: number, price: number, callbacks: boolean) {
     const tenant = await createTenant(t, { balance, pricePerSegment: price, baseUrl: sandbox.url });
-    const callback = tenant.providerAccount.dlrCallbackUrl.replace(
-      /^http:\/\/localhost:\d+/,
-      `http://127.0.0.1:${appPort}`,
-    );
+    const callback = reachableCallbackUrl(tenant.providerAccount.dlrCallbackUrl, appPort);
     sandbox.addAccount({
       username: tenant.providerAccount.username,
       password: 'provider-secret-pw',

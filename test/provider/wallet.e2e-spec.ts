@@ -4,7 +4,7 @@ import { startSandbox, SandboxHandle } from '../../src/sandbox';
 import { HttpProviderClient } from '../../src/provider/client/http-provider-client';
 import { ProviderClients } from '../../src/provider/provider-clients.service';
 import { ProviderWalletService } from '../../src/provider/provider-wallet.service';
-import { bearer, expectProblem, startTestApp, TestApp, unique, uuidOf } from '../support/app';
+import { bearer, expectProblem, startTestApp, TestApp, unique, uuidOf, reachableCallbackUrl } from '../support/app';
 import { waitFor as waitForCondition } from '../support/wait';
 
 /**
@@ -60,10 +60,7 @@ describe('provider wallet watch and per-account send settings (sandbox)', () => 
       .send({ name: unique('pac'), baseUrl: sandbox.url, username, password: 'provider-secret-pw', ...accountFields });
     expect(pac.status).toBe(201);
     const port = (t.app.getHttpServer().address() as { port: number }).port;
-    sandbox.setCallbackUrl(
-      username,
-      pac.body.dlrCallbackUrl.replace(/^http:\/\/localhost:\d+/, `http://127.0.0.1:${port}`),
-    );
+    sandbox.setCallbackUrl(username, reachableCallbackUrl(pac.body.dlrCallbackUrl, port));
     const ten = await t.http
       .post('/v1/admin/tenants')
       .set(admin)

@@ -48,6 +48,14 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   return { app, http, clock, db, adminToken: login.body.accessToken, close: () => app.close() };
 }
 
+/**
+ * A provider account's DLR callback URL (advertised on PUBLIC_BASE_URL, `http://localhost:<port>`) as the
+ * sandbox in this process reaches the app listening on `port`.
+ */
+export function reachableCallbackUrl(dlrCallbackUrl: string, port: number): string {
+  return dlrCallbackUrl.replace(/^http:\/\/localhost:\d+/, `http://127.0.0.1:${port}`);
+}
+
 let seq = 0;
 export const unique = (p: string) => `${p}-${process.pid}-${Date.now().toString(36)}-${++seq}`;
 

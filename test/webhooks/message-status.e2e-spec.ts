@@ -1,7 +1,7 @@
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
 import { GAP_GRACE_MS, MessageStatusRelay } from '../../src/webhooks/message-status.relay';
 import { WebhooksService } from '../../src/webhooks/webhooks.service';
-import { bearer, createTenant, startTestApp, TestApp, uuidOf } from '../support/app';
+import { bearer, createTenant, startTestApp, TestApp, uuidOf, reachableCallbackUrl } from '../support/app';
 import { Receiver, waitFor } from './receiver';
 
 /**
@@ -52,7 +52,7 @@ describe('message.status webhooks', () => {
       username: tenant.providerAccount.username,
       password: 'provider-secret-pw',
       balance: '1000000',
-      callbackUrl: tenant.providerAccount.dlrCallbackUrl.replace(/^http:\/\/localhost:\d+/, `http://127.0.0.1:${port}`),
+      callbackUrl: reachableCallbackUrl(tenant.providerAccount.dlrCallbackUrl, port),
     });
     const put = await t.http.put('/v1/webhook').set(bearer(tenant.apiKey)).send({ url: webhookUrl, events });
     expect(put.status).toBe(201);

@@ -11,7 +11,7 @@ import { DataSource } from 'typeorm';
 import { lockReportKeys } from '../../src/messaging/message-reports.service';
 import { ReportReapplyService } from '../../src/dlr/report-reapply.service';
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
-import { bearer, createTenant, ddl, startTestApp, TestApp, unique, uuidOf, reachableCallbackUrl } from '../support/app';
+import { bearer, createTenantOnSandbox, ddl, startTestApp, TestApp, unique, uuidOf } from '../support/app';
 import { waitFor } from '../support/wait';
 
 describe('issue 9: the raw report is kept first (sandbox provider, real PostgreSQL)', () => {
@@ -37,13 +37,10 @@ describe('issue 9: the raw report is kept first (sandbox provider, real PostgreS
 
   /** A tenant on its own sandbox account; the sandbox calls back only with `callbacks` (else the test does). */
   async function tenantOnSandbox(callbacks = false) {
-    const tenant = await createTenant(t, { balance: 10_000, pricePerSegment: 100, baseUrl: sandbox.url });
-    const port = (t.app.getHttpServer().address() as { port: number }).port;
-    sandbox.addAccount({
-      username: tenant.providerAccount.username,
-      password: 'provider-secret-pw',
-      balance: '100000000',
-      callbackUrl: callbacks ? reachableCallbackUrl(tenant.providerAccount.dlrCallbackUrl, port) : undefined,
+    const tenant = await createTenantOnSandbox(t, sandbox, {
+      balance: 10_000,
+      providerBalance: '100000000',
+      callbacks,
     });
     const callback = new URL(tenant.providerAccount.dlrCallbackUrl as string).pathname;
     return { ...tenant, tid: uuidOf(tenant.tenantId), pac: uuidOf(tenant.providerAccountId), callback };

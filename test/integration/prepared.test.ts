@@ -3,7 +3,7 @@ import { prepared, preparedTexts, rows } from '../../src/database/raw-rows';
 import { inTransaction, sqlState } from '../../src/database/transaction';
 import { startSandbox } from '../../src/sandbox';
 import { Receiver, waitFor } from '../webhooks/receiver';
-import { bearer, createTenant, startTestApp, TEST_DATABASE_URL, TestApp, reachableCallbackUrl } from '../support/app';
+import { bearer, createTenantOnSandbox, startTestApp, TEST_DATABASE_URL, TestApp } from '../support/app';
 
 /**
  * `prepared()` (named prepared statements for the hot pipeline statements) on real PostgreSQL: inside a
@@ -104,14 +104,7 @@ describe('prepared()', () => {
     const sandbox = await startSandbox({ knobs: { dlrDelayMs: [5, 20], latencyMs: [0, 0] } });
     const receiver = await new Receiver().start();
     try {
-      const tenant = await createTenant(t, { balance: 10_000, pricePerSegment: 100, baseUrl: sandbox.url });
-      const port = (t.app.getHttpServer().address() as { port: number }).port;
-      sandbox.addAccount({
-        username: tenant.providerAccount.username,
-        password: 'provider-secret-pw',
-        balance: '1000000',
-        callbackUrl: reachableCallbackUrl(tenant.providerAccount.dlrCallbackUrl, port),
-      });
+      const tenant = await createTenantOnSandbox(t, sandbox, { balance: 10_000 });
       expect((await t.http.put('/v1/webhook').set(bearer(tenant.apiKey)).send({ url: receiver.url })).status).toBe(201);
       const sent = await t.http
         .post('/v1/messages')

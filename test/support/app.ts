@@ -9,6 +9,7 @@ import { createApp } from '../../src/app.factory';
 import { Clock } from '../../src/common/clock';
 import { loadConfig } from '../../src/config/config';
 import { sqlState } from '../../src/database/transaction';
+import type { SandboxHandle } from '../../src/sandbox';
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/gerbang_test';
 export const ADMIN_EMAIL = 'root@test.local';
@@ -93,6 +94,31 @@ export async function createTenant(
     apiKey: key.body.key as string,
     keyId: key.body.id as string,
   };
+}
+
+/**
+ * `createTenant` on a sandbox provider account of its own (`providerBalance` at the sandbox), the sandbox
+ * calling back to this listening app unless `callbacks` is false (the test then calls back itself).
+ */
+export async function createTenantOnSandbox(
+  t: TestApp,
+  sandbox: SandboxHandle,
+  opts: { balance?: number; pricePerSegment?: number; providerBalance?: string; callbacks?: boolean } = {},
+) {
+  const tenant = await createTenant(t, {
+    balance: opts.balance ?? 100_000,
+    pricePerSegment: opts.pricePerSegment ?? 100,
+    baseUrl: sandbox.url,
+  });
+  const port = (t.app.getHttpServer().address() as { port: number }).port;
+  sandbox.addAccount({
+    username: tenant.providerAccount.username,
+    password: 'provider-secret-pw',
+    balance: opts.providerBalance ?? '1000000',
+    callbackUrl:
+      opts.callbacks === false ? undefined : reachableCallbackUrl(tenant.providerAccount.dlrCallbackUrl, port),
+  });
+  return tenant;
 }
 
 // ---- helpers shared by the e2e and integration suites ------------------------------------

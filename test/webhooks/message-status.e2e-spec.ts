@@ -1,7 +1,7 @@
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
 import { GAP_GRACE_MS, MessageStatusRelay } from '../../src/webhooks/message-status.relay';
 import { WebhooksService } from '../../src/webhooks/webhooks.service';
-import { bearer, createTenant, startTestApp, TestApp, uuidOf, reachableCallbackUrl } from '../support/app';
+import { bearer, createTenantOnSandbox, startTestApp, TestApp, uuidOf } from '../support/app';
 import { Receiver, waitFor } from './receiver';
 
 /**
@@ -46,14 +46,7 @@ describe('message.status webhooks', () => {
   }
 
   async function tenantOnSandbox(webhookUrl: string, events?: string[]) {
-    const tenant = await createTenant(t, { balance: 100_000, pricePerSegment: 100, baseUrl: sandbox.url });
-    const port = (t.app.getHttpServer().address() as { port: number }).port;
-    sandbox.addAccount({
-      username: tenant.providerAccount.username,
-      password: 'provider-secret-pw',
-      balance: '1000000',
-      callbackUrl: reachableCallbackUrl(tenant.providerAccount.dlrCallbackUrl, port),
-    });
+    const tenant = await createTenantOnSandbox(t, sandbox);
     const put = await t.http.put('/v1/webhook').set(bearer(tenant.apiKey)).send({ url: webhookUrl, events });
     expect(put.status).toBe(201);
     return { ...tenant, secret: put.body.secret as string, uuid: uuidOf(tenant.tenantId) };

@@ -1,16 +1,16 @@
 import { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { NestExpressApplication } from '@nestjs/platform-express';
+import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
-import type { NextFunction, Request, Response } from 'express';
-import helmet from 'helmet';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { AppModule } from './app.module';
 import { Clock } from './common/clock';
-import { ProblemFilter, bodyParserProblem } from './common/problem.filter';
-import { problemBody } from './common/problem';
+import { ProblemFilter } from './common/problem.filter';
+import { registerBodyParsers } from './common/body-parsers';
+import { notFound, Problem, problemBody } from './common/problem';
 import { AppValidationPipe } from './common/validation';
 import type { AppConfig } from './config/config';
-import { httpMetricsMiddleware, startDefaultMetrics } from './metrics/metrics';
+import { registerHttpMetrics, startDefaultMetrics } from './metrics/metrics';
 import { createRootLogger, PinoNestLogger } from './logging';
 
 export function buildOpenApi(app: INestApplication): OpenAPIObject {
@@ -48,19 +48,43 @@ export async function createApp(
   opts: { clock?: Clock; logger?: boolean } = {},
 ) {
   const logger = new PinoNestLogger(createRootLogger(config));
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, opts.clock), {
+  // Fastify under Nest (issue 11: the framework's cost of a request was the largest single item of a
+  // message's CPU; docs/benchmark.md, round 5). No proxy is trusted, no ETag, no X-Powered-By.
+  const adapter = new FastifyAdapter({
+    trustProxy: false,
+    bodyLimit: config.bodyLimit,
+    routerOptions: {
+      ignoreTrailingSlash: true, // as Express's non-strict routing: /v1/messages/ is /v1/messages
+      maxParamLength: 500, // Fastify's default 100 would turn a long path id into a 404 without reaching us
+    },
+    // Clients (the provider's callbacks, load balancers) keep connections; Node's 5 s default closed
+    // them under a client that reuses a socket just then (docs/webhooks.md, "Request", the same race).
+    keepAliveTimeout: 65_000,
+    return503OnClosing: false,
+    // Errors the router raises before any route runs (a malformed URL, a path id longer than
+    // maxParamLength) leave as problem+json too: an id that long names nothing, so 404.
+    frameworkErrors: (err: FastifyError, _req: FastifyRequest, reply: FastifyReply) => {
+      const p =
+        err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? notFound()
+          : new Problem('validation_failed', 'The request URL is malformed');
+      void reply
+        .code(p.status)
+        .type('application/problem+json')
+        .send(JSON.stringify(problemBody(p)));
+    },
+  });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config, opts.clock), adapter, {
     bodyParser: false,
     logger,
     abortOnError: false,
   });
-  app.set('trust proxy', false);
-  app.set('etag', false); // an ETag hashes every response body; no client of this API revalidates
-  app.disable('x-powered-by');
   startDefaultMetrics();
-  app.use(httpMetricsMiddleware(logger.root));
-  app.use(helmet({ contentSecurityPolicy: false }));
-  app.useBodyParser('json', { limit: config.bodyLimit, strict: false });
-  app.useBodyParser('urlencoded', { limit: '64kb', extended: false });
+  registerHttpMetrics(app.getHttpAdapter().getInstance(), logger.root);
+  // Helmet's headers (Nest's own implementation, computed once): nosniff, frame options, HSTS, … No
+  // Content-Security-Policy: this is a JSON API, and Swagger UI's inline script would need one of its own.
+  app.useSecurityHeaders({ contentSecurityPolicy: false });
+  registerBodyParsers(app, { jsonLimit: config.bodyLimit, formLimit: 64 * 1024 });
   app.useGlobalPipes(new AppValidationPipe());
   app.useGlobalFilters(new ProblemFilter());
 
@@ -68,16 +92,6 @@ export async function createApp(
   SwaggerModule.setup('docs', app, document, {
     jsonDocumentUrl: 'docs-json',
     swaggerOptions: { persistAuthorization: true },
-  });
-
-  // Errors raised before Nest's router (body parser) still leave as problem+json.
-  app.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
-    if (res.headersSent) return next(err);
-    const p = bodyParserProblem(err);
-    res
-      .status(p.status)
-      .type('application/problem+json')
-      .send(JSON.stringify(problemBody(p)));
   });
   return app;
 }

@@ -1,7 +1,7 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { AuthGuard as PassportAuthGuard } from '@nestjs/passport';
-import type { Request } from 'express';
+import type { FastifyRequest } from 'fastify';
 import { AdminPrincipal, IS_PUBLIC, ROLES, TENANT_AUTH, TenantPrincipal } from './auth.decorators';
 import { Problem } from '../common/problem';
 import { ApiKeysService } from '../tenants/api-keys.service';
@@ -30,7 +30,7 @@ export class GlobalAuthGuard implements CanActivate {
   async canActivate(ctx: ExecutionContext): Promise<boolean> {
     const targets = [ctx.getHandler(), ctx.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets)) return true;
-    const req = ctx.switchToHttp().getRequest<Request & { tenant?: TenantPrincipal; user?: AdminPrincipal }>();
+    const req = ctx.switchToHttp().getRequest<FastifyRequest & { tenant?: TenantPrincipal; user?: AdminPrincipal }>();
     const presented = presentedCredential(req);
 
     if (this.reflector.getAllAndOverride<boolean>(TENANT_AUTH, targets)) {
@@ -51,7 +51,7 @@ export class GlobalAuthGuard implements CanActivate {
   }
 }
 
-function presentedCredential(req: Request): string | undefined {
+function presentedCredential(req: FastifyRequest): string | undefined {
   const header = req.headers.authorization;
   if (typeof header === 'string') {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);

@@ -1,6 +1,6 @@
 import { Body, Controller, Get, Headers, Param, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiCreatedResponse, ApiHeader, ApiOperation, ApiTags } from '@nestjs/swagger';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiProblems } from '../common/api-problems.decorator';
 import { AdminPrincipal, CurrentAdmin, Roles } from '../auth/auth.decorators';
 import { ListQueryDto } from '../common/list-query.dto';
@@ -59,8 +59,8 @@ export class AdminBillingController {
     @Body() body: TopUpDto,
     @CurrentAdmin() admin: AdminPrincipal,
     @Headers('idempotency-key') idempotencyKey: string | undefined,
-    @Req() req: Request,
-    @Res({ passthrough: true }) res: Response,
+    @Req() req: FastifyRequest,
+    @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<LedgerMovementDto> {
     const tenant = await this.tenants.findEntity(id);
     return this.once(tenant.id, 'topups', idempotencyKey, req, res, (within) =>
@@ -82,8 +82,8 @@ export class AdminBillingController {
     @Body() body: AdjustmentDto,
     @CurrentAdmin() admin: AdminPrincipal,
     @Headers('idempotency-key') idempotencyKey: string | undefined,
-    @Req() req: Request,
-    @Res({ passthrough: true }) res: Response,
+    @Req() req: FastifyRequest,
+    @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<LedgerMovementDto> {
     const tenant = await this.tenants.findEntity(id);
     return this.once(tenant.id, 'adjustments', idempotencyKey, req, res, (within) =>
@@ -96,8 +96,8 @@ export class AdminBillingController {
     tenantId: string,
     route: 'topups' | 'adjustments',
     idempotencyKey: string | undefined,
-    req: Request,
-    res: Response,
+    req: FastifyRequest,
+    res: FastifyReply,
     move: (within?: (m: EntityManager, r: Movement) => Promise<void>) => Promise<Movement>,
   ): Promise<LedgerMovementDto> {
     const key = idempotencyKey === undefined ? undefined : IdempotencyService.scopedKey(route, idempotencyKey);

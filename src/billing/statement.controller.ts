@@ -1,6 +1,6 @@
 import { Controller, Get, Headers, Param, Query, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiProduces, ApiSecurity, ApiTags } from '@nestjs/swagger';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { CurrentTenant, Roles, TenantAuth, TenantPrincipal } from '../auth/auth.decorators';
 import { TenantScope } from '../common/tenant-scope';
 import { TenantsService } from '../tenants/tenants.service';
@@ -15,16 +15,16 @@ const STATEMENT_DESCRIPTION =
   'expired = closingBalance, and a closing balance is the next month’s opening balance. The current month is ' +
   'reported up to now; a future month is a 400. With `Accept: text/csv`: one header row and one data row.';
 
-function send(res: Response, accept: string | undefined, s: StatementDto, tenantPublicId: string | null): void {
-  res.setHeader('Cache-Control', 'no-store');
+function send(res: FastifyReply, accept: string | undefined, s: StatementDto, tenantPublicId: string | null): void {
+  res.header('Cache-Control', 'no-store');
   if (!wantsCsv(accept)) {
-    res.status(200).json(s);
+    res.status(200).send(s);
     return;
   }
   res
     .status(200)
-    .setHeader('Content-Type', 'text/csv; charset=utf-8')
-    .setHeader(
+    .header('Content-Type', 'text/csv; charset=utf-8')
+    .header(
       'Content-Disposition',
       `attachment; filename="statement-${tenantPublicId ? `${tenantPublicId}-` : ''}${s.month}.csv"`,
     )
@@ -48,7 +48,7 @@ export class TenantStatementController {
     @CurrentTenant() tenant: TenantPrincipal,
     @Query() q: StatementQueryDto,
     @Headers('accept') accept: string | undefined,
-    @Res() res: Response,
+    @Res() res: FastifyReply,
   ): Promise<void> {
     const scope = TenantScope.of(tenant.tenantId);
     send(res, accept, await this.statements.statement(scope.tenantId, q.month), null);
@@ -74,7 +74,7 @@ export class AdminStatementController {
     @Param('id') id: string,
     @Query() q: StatementQueryDto,
     @Headers('accept') accept: string | undefined,
-    @Res() res: Response,
+    @Res() res: FastifyReply,
   ): Promise<void> {
     const tenant = await this.tenants.findEntity(id);
     send(res, accept, await this.statements.statement(TenantScope.of(tenant.id).tenantId, q.month), id);

@@ -1,8 +1,15 @@
 import { Logger } from '@nestjs/common';
-import type { Response } from 'express';
+import type { ServerResponse } from 'node:http';
+import type { FastifyReply } from 'fastify';
 import { csvLine } from './csv';
 
 const logger = new Logger('UsageStream');
+
+/** What the stream writes to: Node's response (or, in a test, a Writable that behaves like one). */
+export type StreamTarget = Pick<
+  ServerResponse,
+  'statusCode' | 'setHeader' | 'write' | 'end' | 'destroy' | 'destroyed' | 'once' | 'on' | 'off'
+>;
 
 /**
  * Writes batches of records to the response as they come, as CSV (header row, RFC 4180) or as a
@@ -14,17 +21,22 @@ const logger = new Logger('UsageStream');
  * truncated body (no closing `]}` in JSON) tells the client it is incomplete.
  */
 export async function streamRecords<T extends object>(
-  res: Response,
+  reply: FastifyReply | StreamTarget,
   opts: { csv: boolean; columns: readonly (keyof T & string)[]; filename: string },
   batches: AsyncGenerator<T[]>,
 ): Promise<void> {
+  // The body is written to Node's response directly, with its backpressure: the reply is hijacked
+  // (Fastify sends nothing itself; its onResponse hook still sees the response finish, so the request
+  // is in the metrics and the access log).
+  const res: StreamTarget = 'raw' in reply ? reply.raw : reply;
   // Listen before the first (possibly slow) batch: a client gone by then must not leave us waiting for 'drain'.
   let gone = false;
   res.once('close', () => {
     gone = true;
   });
   const first = await batches.next();
-  res.status(200);
+  if ('hijack' in reply) reply.hijack(); // after the first batch: a failure to start is still a problem+json
+  res.statusCode = 200;
   if (opts.csv) {
     res.setHeader('Content-Type', 'text/csv; charset=utf-8');
     res.setHeader('Content-Disposition', `attachment; filename="${opts.filename}"`);
@@ -66,7 +78,7 @@ export async function streamRecords<T extends object>(
 }
 
 /** Resolves on the first 'drain' or 'close', and removes both listeners (one wait per full buffer). */
-function drainOrClose(res: Response): Promise<void> {
+function drainOrClose(res: StreamTarget): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       res.off('drain', done);

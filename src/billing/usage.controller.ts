@@ -1,6 +1,6 @@
 import { Controller, Get, Headers, Query, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiProduces, ApiSecurity, ApiTags } from '@nestjs/swagger';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { CurrentTenant, Roles, TenantAuth, TenantPrincipal } from '../auth/auth.decorators';
 import { fromPublicId } from '../common/ids';
 import { Problem } from '../common/problem';
@@ -36,7 +36,7 @@ export class TenantUsageController {
     @CurrentTenant() tenant: TenantPrincipal,
     @Query() q: UsageQueryDto,
     @Headers('accept') accept: string | undefined,
-    @Res() res: Response,
+    @Res() res: FastifyReply,
   ): Promise<void> {
     const scope = TenantScope.of(tenant.tenantId);
     const range = this.usage.resolve(q);
@@ -69,7 +69,7 @@ export class AdminUsageController {
   async list(
     @Query() q: AdminUsageQueryDto,
     @Headers('accept') accept: string | undefined,
-    @Res() res: Response,
+    @Res() res: FastifyReply,
   ): Promise<void> {
     let tenantId: string | null = null;
     if (q.tenantId !== undefined) {

@@ -1,6 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { redactUrl } from '../logging';
 import { isConnectionError, isTransientConflict, UNAVAILABLE_RETRY_AFTER_S } from '../database/connection-errors';
 import { FieldError, Problem, ProblemCode, problemBody } from './problem';
 
@@ -14,29 +15,29 @@ export class ProblemFilter implements ExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const ctx = host.switchToHttp();
-    const res = ctx.getResponse<Response>();
-    const req = ctx.getRequest<Request>();
+    const res = ctx.getResponse<FastifyReply>();
+    const req = ctx.getRequest<FastifyRequest>();
     const problem = this.toProblem(exception, req);
-    if (res.headersSent) return;
-    if (problem.headers) for (const [k, v] of Object.entries(problem.headers)) res.setHeader(k, v);
+    if (res.sent || res.raw.headersSent) return;
+    if (problem.headers) res.headers(problem.headers);
     res
       .status(problem.status)
       .type('application/problem+json')
       .send(JSON.stringify(problemBody(problem)));
   }
 
-  private toProblem(exception: unknown, req: Request): Problem {
+  private toProblem(exception: unknown, req: FastifyRequest): Problem {
     if (exception instanceof Problem) return exception;
     if (exception instanceof HttpException) return this.fromHttpException(exception);
-    // Errors raised by body-parser (malformed JSON, body too large, bad charset) carry a `type` and `status`.
-    const e = exception as { status?: number; expose?: boolean };
-    if (e && typeof e === 'object' && e.expose === true && typeof e.status === 'number' && e.status < 500)
-      return bodyParserProblem(exception);
     // The database went away (restart, failover, network): a 503 the client may retry, not a 500.
     // The pg pool reconnects by itself; nothing is logged as a bug.
     if (isConnectionError(exception)) {
       this.logger.warn(
-        { method: req.method, path: req.path, err: exception instanceof Error ? exception.message : String(exception) },
+        {
+          method: req.method,
+          path: redactUrl(req.url),
+          err: exception instanceof Error ? exception.message : String(exception),
+        },
         'database unavailable',
       );
       return new Problem('unavailable', 'The database is temporarily unreachable; retry later', undefined, {
@@ -47,7 +48,11 @@ export class ProblemFilter implements ExceptionFilter {
     // retrying may succeed. 503 with a short Retry-After; logged as an error (a lock-order bug to fix).
     if (isTransientConflict(exception)) {
       this.logger.error(
-        { method: req.method, path: req.path, err: exception instanceof Error ? exception.message : String(exception) },
+        {
+          method: req.method,
+          path: redactUrl(req.url),
+          err: exception instanceof Error ? exception.message : String(exception),
+        },
         'transaction conflict (deadlock or serialization failure)',
       );
       return new Problem('unavailable', 'The request collided with another one and was rolled back; retry', undefined, {
@@ -59,7 +64,7 @@ export class ProblemFilter implements ExceptionFilter {
       {
         errorId,
         method: req.method,
-        path: req.path,
+        path: redactUrl(req.url),
         err: exception instanceof Error ? { message: exception.message, stack: exception.stack } : String(exception),
       },
       'unhandled error',
@@ -90,15 +95,4 @@ export class ProblemFilter implements ExceptionFilter {
     const errors = typeof response === 'object' ? response.errors : undefined;
     return new Problem(code, detail, errors);
   }
-}
-
-/** A body-parser error (it carries a `type`) as a Problem: malformed JSON, too large, bad charset. */
-export function bodyParserProblem(err: unknown): Problem {
-  const type = (err as { type?: string } | null)?.type;
-  if (type === 'entity.too.large') return new Problem('payload_too_large', 'The request body is too large');
-  if (type === 'entity.parse.failed') return new Problem('validation_failed', 'The request body is not valid JSON');
-  if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
-    return new Problem('unsupported_media_type', 'Unsupported request body encoding');
-  }
-  return new Problem('validation_failed', 'The request could not be read');
 }

@@ -1,3 +1,4 @@
+import bytes from 'bytes';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,7 +26,8 @@ export interface AppConfig {
   webhookAllowPrivate: boolean;
   sandbox: boolean;
   logLevel: string;
-  bodyLimit: string;
+  /** Largest JSON body, in bytes (`BODY_LIMIT`, e.g. `1mb`). */
+  bodyLimit: number;
   dbPoolSize: number;
   /** Gateway processes (Node cluster) sharing the port; > 1 needs DATABASE_URL. */
   workers: number;
@@ -276,6 +278,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const retentionMonths = parseRetention(env.RETENTION_MONTHS, problems);
   const embeddedPgPort = int('EMBEDDED_PG_PORT', 54329, 1, 65535);
   const workers = int('WORKERS', 1, 1, 64);
+  const bodyLimit = bytes.parse(env.BODY_LIMIT || '1mb');
+  if (bodyLimit === null || !Number.isSafeInteger(bodyLimit) || bodyLimit < 1024) {
+    problems.push('BODY_LIMIT must be a size of at least 1kb (e.g. 1mb, 512kb)');
+  }
   if (dispatcher.leaseMs < provider.totalTimeoutMs + LEASE_MARGIN_MS) {
     problems.push(
       `DISPATCH_LEASE_MS (${dispatcher.leaseMs}) must be at least PROVIDER_TOTAL_TIMEOUT_MS + ${LEASE_MARGIN_MS} (${provider.totalTimeoutMs + LEASE_MARGIN_MS}): a live send must end before its lease`,
@@ -307,7 +313,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     webhookAllowPrivate,
     sandbox,
     logLevel,
-    bodyLimit: env.BODY_LIMIT || '1mb',
+    bodyLimit: bodyLimit ?? 0,
     dbPoolSize,
     embeddedPgPort,
     shutdownTimeoutMs: provider.totalTimeoutMs + SHUTDOWN_MARGIN_MS,

@@ -1,6 +1,6 @@
 import { All, Controller, Header, HttpCode, Param, Req } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
-import type { Request } from 'express';
+import type { FastifyRequest } from 'fastify';
 import { Public } from '../auth/auth.decorators';
 import { Problem } from '../common/problem';
 import { DeliveryReportsService } from './delivery-reports.service';
@@ -22,7 +22,7 @@ export class DlrController {
   @All(':token')
   @HttpCode(200)
   @Header('Content-Type', 'text/plain; charset=utf-8')
-  async callback(@Param('token') token: string, @Req() req: Request): Promise<string> {
+  async callback(@Param('token') token: string, @Req() req: FastifyRequest): Promise<string> {
     // Read raw (not through the validation pipe): a report is kept even when its text holds junk.
     const query = req.query as Record<string, unknown>;
     const body: unknown = req.body;

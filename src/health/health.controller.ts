@@ -1,7 +1,7 @@
 import { Controller, Get, HttpCode, Res, ServiceUnavailableException } from '@nestjs/common';
 import { type HealthCheckResult, HealthCheckService, TypeOrmHealthIndicator } from '@nestjs/terminus';
 import { ApiExcludeController } from '@nestjs/swagger';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { DataSource } from 'typeorm';
 import { Public } from '../auth/auth.decorators';
 import { UNAVAILABLE_RETRY_AFTER_S } from '../database/connection-errors';
@@ -61,7 +61,7 @@ export class HealthController {
    * database is ok|unreachable and migrations ok|pending|unknown.
    */
   @Get('ready')
-  async ready(@Res({ passthrough: true }) res: Response) {
+  async ready(@Res({ passthrough: true }) res: FastifyReply) {
     const result: HealthCheckResult = await this.health
       .check([
         () => this.typeOrm.pingCheck('database', { connection: this.dataSource }).withTimeout(READY_TIMEOUT_MS),
@@ -75,7 +75,7 @@ export class HealthController {
     const checks = contractChecks(result, this.draining.isDraining);
     const ok = result.status === 'ok' && !checks.shutdown;
     res.status(ok ? 200 : 503);
-    if (!ok) res.setHeader('Retry-After', String(UNAVAILABLE_RETRY_AFTER_S));
+    if (!ok) res.header('Retry-After', String(UNAVAILABLE_RETRY_AFTER_S));
     return { status: ok ? 'ok' : 'unavailable', checks };
   }
 }

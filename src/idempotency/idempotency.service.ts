@@ -3,7 +3,7 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { PeriodicJob } from '../common/periodic-job';
 import { rows as sqlRows } from '../database/raw-rows';
 import { createHash, randomUUID } from 'node:crypto';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { DataSource, EntityManager } from 'typeorm';
 import { Clock } from '../common/clock';
 import { Problem, problemBody } from '../common/problem';
@@ -51,12 +51,12 @@ export function canonicalJson(value: unknown): string {
 }
 
 /** Writes an idempotent result: its status, `Idempotent-Replayed: true` on a replay, problem+json for errors. */
-export function sendIdempotent(res: Response, r: IdempotentResult): unknown {
+export function sendIdempotent(res: FastifyReply, r: IdempotentResult): unknown {
   res.status(r.status);
-  if (r.replayed) res.setHeader('Idempotent-Replayed', 'true');
+  if (r.replayed) res.header('Idempotent-Replayed', 'true');
   if (r.status >= 400) {
-    res.type('application/problem+json').send(JSON.stringify(r.body));
-    return undefined;
+    res.type('application/problem+json');
+    return JSON.stringify(r.body); // sent as it is: the stored problem, byte for byte on a replay
   }
   return r.body;
 }

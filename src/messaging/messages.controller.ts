@@ -22,7 +22,7 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { ApiProblems } from '../common/api-problems.decorator';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { CurrentTenant, TenantAuth, TenantPrincipal } from '../auth/auth.decorators';
 import { TenantScope } from '../common/tenant-scope';
 import { IdempotencyService, sendIdempotent } from '../idempotency/idempotency.service';
@@ -92,8 +92,8 @@ export class MessagesController {
     @CurrentTenant() tenant: TenantPrincipal,
     @Body() body: SendMessageDto,
     @Headers('idempotency-key') idempotencyKey: string | undefined,
-    @Req() req: Request,
-    @Res({ passthrough: true }) res: Response,
+    @Req() req: FastifyRequest,
+    @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<MessageDto> {
     const hash = idempotencyKey !== undefined ? IdempotencyService.hashes('POST', '/v1/messages', req.body) : '';
     const r = await this.messages.send(TenantScope.of(tenant.tenantId), body, idempotencyKey, hash);
@@ -138,8 +138,8 @@ export class MessagesController {
     @CurrentTenant() tenant: TenantPrincipal,
     @Body() body: SendBatchDto,
     @Headers('idempotency-key') idempotencyKey: string | undefined,
-    @Req() req: Request,
-    @Res({ passthrough: true }) res: Response,
+    @Req() req: FastifyRequest,
+    @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<BatchResultDto> {
     const hash = idempotencyKey !== undefined ? IdempotencyService.hashes('POST', '/v1/messages/batch', req.body) : '';
     const r = await this.messages.sendBatch(TenantScope.of(tenant.tenantId), body.messages, idempotencyKey, hash);

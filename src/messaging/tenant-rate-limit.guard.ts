@@ -1,5 +1,5 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { TenantPrincipal } from '../auth/auth.decorators';
 import { Problem } from '../common/problem';
@@ -19,8 +19,8 @@ export class TenantRateLimitGuard implements CanActivate {
   constructor(private readonly settings: TenantSettingsCache) {}
 
   async canActivate(ctx: ExecutionContext): Promise<boolean> {
-    const req = ctx.switchToHttp().getRequest<Request & { tenant?: TenantPrincipal }>();
-    const res = ctx.switchToHttp().getResponse<Response>();
+    const req = ctx.switchToHttp().getRequest<FastifyRequest & { tenant?: TenantPrincipal }>();
+    const res = ctx.switchToHttp().getResponse<FastifyReply>();
     if (!req.tenant) return true;
     const { rateLimitPerSecond: limit } = await this.settings.get(req.tenant.tenantId);
     let limiter = this.limiters.get(limit);
@@ -42,9 +42,9 @@ export class TenantRateLimitGuard implements CanActivate {
     }
   }
 
-  private headers(res: Response, limit: number, r: RateLimiterRes): void {
-    res.setHeader('RateLimit-Limit', String(limit));
-    res.setHeader('RateLimit-Remaining', String(Math.max(0, r.remainingPoints)));
-    res.setHeader('RateLimit-Reset', String(Math.max(0, Math.ceil(r.msBeforeNext / 1000))));
+  private headers(res: FastifyReply, limit: number, r: RateLimiterRes): void {
+    res.header('RateLimit-Limit', String(limit));
+    res.header('RateLimit-Remaining', String(Math.max(0, r.remainingPoints)));
+    res.header('RateLimit-Reset', String(Math.max(0, Math.ceil(r.msBeforeNext / 1000))));
   }
 }

@@ -1,4 +1,4 @@
-import type { NextFunction, Request, Response } from 'express';
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Counter, Histogram, collectDefaultMetrics, register } from 'prom-client';
 import { redactUrl } from '../logging';
@@ -37,41 +37,31 @@ export const httpRequests = metric(
 );
 
 /**
- * Per request: metrics labelled by route template (`/v1/messages/:id`, never the raw path: ids would
+ * Per request (a Fastify `onResponse` hook): metrics labelled by route template (`/v1/messages/:id`, never the raw path: ids would
  * explode cardinality), and one access-log line: errors always, client errors at info, the rest at
  * debug (thousands of sends per second at info would be noise).
  */
-export function httpMetricsMiddleware(logger: Logger) {
+export function registerHttpMetrics(fastify: FastifyInstance, logger: Logger): void {
   // prom-client hashes a label object on every observe(); resolve each label set once and keep its
   // children (measured: the middleware cost ~25 % of a trivial request's CPU before this cache).
   const children = new Map<string, { duration: { observe(v: number): void }; count: { inc(): void } }>();
-  return (req: Request, res: Response, next: NextFunction): void => {
-    const start = process.hrtime.bigint();
-    res.once('finish', () => {
-      const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
-      const key = `${req.method} ${req.baseUrl ?? ''}${route} ${res.statusCode}`;
-      let child = children.get(key);
-      if (!child) {
-        const labels = { method: req.method, route: `${req.baseUrl ?? ''}${route}`, status: String(res.statusCode) };
-        child = { duration: httpDuration.labels(labels), count: httpRequests.labels(labels) };
-        if (children.size < 5000) children.set(key, child);
-      }
-      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-      child.duration.observe(seconds);
-      child.count.inc();
-      const level = res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'info' : 'debug';
-      if (logger.isLevelEnabled(level)) {
-        logger[level](
-          {
-            method: req.method,
-            url: redactUrl(req.originalUrl),
-            status: res.statusCode,
-            ms: Math.round(seconds * 1000),
-          },
-          'request',
-        );
-      }
-    });
-    next();
-  };
+  fastify.addHook('onResponse', (req, reply, done) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    const status = reply.statusCode;
+    const key = `${req.method} ${route} ${status}`;
+    let child = children.get(key);
+    if (!child) {
+      const labels = { method: req.method, route, status: String(status) };
+      child = { duration: httpDuration.labels(labels), count: httpRequests.labels(labels) };
+      if (children.size < 5000) children.set(key, child);
+    }
+    const ms = reply.elapsedTime;
+    child.duration.observe(ms / 1000);
+    child.count.inc();
+    const level = status >= 500 ? 'error' : status >= 400 ? 'info' : 'debug';
+    if (logger.isLevelEnabled(level)) {
+      logger[level]({ method: req.method, url: redactUrl(req.url), status, ms: Math.round(ms) }, 'request');
+    }
+    done();
+  });
 }

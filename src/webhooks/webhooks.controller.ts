@@ -8,7 +8,7 @@ import {
   ApiSecurity,
   ApiTags,
 } from '@nestjs/swagger';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { CurrentTenant, TenantAuth, TenantPrincipal } from '../auth/auth.decorators';
 import { TenantScope } from '../common/tenant-scope';
 import { WebhookEndpointsService } from './webhook-endpoints.service';
@@ -51,7 +51,7 @@ export class WebhooksController {
   async put(
     @CurrentTenant() tenant: TenantPrincipal,
     @Body() body: PutWebhookDto,
-    @Res({ passthrough: true }) res: Response,
+    @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<WebhookEndpointDto> {
     const r = await this.endpoints.put(TenantScope.of(tenant.tenantId), body);
     res.status(r.created ? 201 : 200);

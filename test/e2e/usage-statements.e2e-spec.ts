@@ -1,9 +1,8 @@
 import { request as httpRequest, IncomingMessage } from 'node:http';
 import { Writable } from 'node:stream';
-import type { Response } from 'express';
 import { parse } from 'csv-parse/sync';
 import { uuidv7 } from '../../src/common/ids';
-import { streamRecords } from '../../src/billing/usage-stream';
+import { StreamTarget, streamRecords } from '../../src/billing/usage-stream';
 import { USAGE_COLUMNS, UsageService } from '../../src/billing/usage.service';
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
 import {
@@ -68,9 +67,7 @@ class GatedResponse extends Writable {
   constructor() {
     super({ highWaterMark: 16 * 1024 });
   }
-  status(): this {
-    return this;
-  }
+  statusCode = 0;
   setHeader(): this {
     return this;
   }
@@ -614,7 +611,7 @@ describe('usage records and statements', () => {
         }
       })();
       const done = streamRecords(
-        res as unknown as Response,
+        res as unknown as StreamTarget,
         { csv: true, columns: ['tenantId', ...USAGE_COLUMNS], filename: 'u.csv' },
         counted,
       );

@@ -40,6 +40,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   const clock = new Clock();
   const app = await createApp({ ...config, databaseUrl: config.databaseUrl! }, { clock });
   await app.init();
+  await app.getHttpAdapter().getInstance().ready(); // Fastify serves routes once ready (supertest listens itself)
   const db = app.get(DataSource);
   const { AuthService } = await import('../../src/auth/auth.service');
   await app.get(AuthService).bootstrapAdmin(ADMIN_EMAIL, ADMIN_PASSWORD);

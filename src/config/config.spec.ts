@@ -113,6 +113,12 @@ describe('loadConfig', () => {
       expect(load({ RETENTION_MONTHS: 'OFF' }).retentionMonths).toBeNull();
     });
 
+    it('takes JSON bodies up to 1 MB unless BODY_LIMIT says otherwise (bytes, or a size with a unit)', () => {
+      expect(load().bodyLimit).toBe(1024 * 1024);
+      expect(load({ BODY_LIMIT: '256kb' }).bodyLimit).toBe(256 * 1024);
+      expect(load({ BODY_LIMIT: '2097152' }).bodyLimit).toBe(2 * 1024 * 1024);
+    });
+
     it("reads each provider account's balance.php every 900 s; no low-balance threshold by default", () => {
       expect(load().provider).toMatchObject({ balancePollSeconds: 900, lowBalanceThreshold: 0 });
       expect(load({ PROVIDER_BALANCE_POLL_SECONDS: '60' }).provider.balancePollSeconds).toBe(60);
@@ -147,6 +153,8 @@ describe('loadConfig', () => {
       ['RETENTION_MONTHS', '1201', /RETENTION_MONTHS must be 0 or off/],
       ['RETENTION_MONTHS', '13.5', /RETENTION_MONTHS must be 0 or off/],
       ['RETENTION_MONTHS', 'never', /RETENTION_MONTHS must be 0 or off/],
+      ['BODY_LIMIT', 'lots', /BODY_LIMIT must be a size of at least 1kb/],
+      ['BODY_LIMIT', '100b', /BODY_LIMIT must be a size of at least 1kb/],
     ])('%s=%p', (name, value, message) => {
       const problems = problemsOf({ [name]: value });
       expect(problems).toHaveLength(1);

@@ -143,6 +143,18 @@ describe('bad input', () => {
           send: () => raw('post', path, '{"amount": 100}', 'application/json; charset=utf-16'),
         },
         {
+          name: 'form in latin1',
+          send: () => raw('post', path, 'amount=100', 'application/x-www-form-urlencoded; charset=latin1'),
+          status: 415,
+          code: 'unsupported_media_type',
+        },
+        {
+          name: 'form over 64 kB',
+          send: () => raw('post', path, `amount=100&x=${'y'.repeat(70_000)}`, 'application/x-www-form-urlencoded'),
+          status: 413,
+          code: 'payload_too_large',
+        },
+        {
           name: 'unknown charset',
           send: () => raw('post', path, '{"amount": 100}', 'application/json; charset=x-klingon'),
           status: 415,
@@ -746,6 +758,20 @@ describe('bad input', () => {
           code: 'not_found',
         },
       ]);
+    });
+    it('a path that is not valid percent-encoding is 400 problem+json; a trailing slash reaches its route', async () => {
+      // Raised by the router before any route runs (Fastify's frameworkErrors): still a problem, never Fastify's own body.
+      await refuses([
+        {
+          name: 'bad percent-encoding in an id',
+          send: () => t.http.get('/v1/admin/tenants/ten_%E0%A4%A').set(admin),
+          status: 400,
+          code: 'validation_failed',
+        },
+      ]);
+      const listed = await t.http.get('/v1/admin/tenants/').set(admin);
+      expect(listed.status).toBe(200);
+      expect(Array.isArray(listed.body.data)).toBe(true);
     });
   });
 

@@ -52,7 +52,11 @@ export async function runSupervisor(config: AppConfig, log: Log): Promise<void> 
 
   await fork();
   await Promise.all(Array.from({ length: config.workers - 1 }, fork));
-  log('info', 'gerbang supervisor running', { workers: config.workers, port: config.port });
+  log('info', 'gerbang supervisor running', {
+    workers: config.workers,
+    workersReason: config.workersReason,
+    port: config.port,
+  });
 }
 
 export const isSupervisor = (config: AppConfig) => config.workers > 1 && cluster.isPrimary;

@@ -130,6 +130,8 @@ async function main(): Promise<void> {
       url: base,
       docs: `${base}/docs`,
       database: embedded ? 'embedded' : 'external',
+      workers: config.workers,
+      workersReason: config.workersReason,
       startupMs: Math.round(process.uptime() * 1000), // since the process began, module loading included
     });
     for (const line of sandboxBanner) process.stdout.write(line + '\n');

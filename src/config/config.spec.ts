@@ -89,6 +89,18 @@ describe('loadConfig', () => {
       });
     });
 
+    it('decides WORKERS from the machine (auto): one process with the embedded database, cores − 1 with DATABASE_URL', () => {
+      const eight = () => ({ cores: 8, cpuLimit: undefined });
+      expect(loadConfig({ DATA_DIR: dataDir }, eight)).toMatchObject({
+        workers: 1,
+        workersReason: expect.stringContaining('embedded'),
+      });
+      const external = { DATA_DIR: dataDir, DATABASE_URL: 'postgres://u@db/gerbang' };
+      expect(loadConfig(external, () => ({ cores: 3, cpuLimit: undefined })).workers).toBe(2);
+      expect(loadConfig(external, () => ({ cores: 8, cpuLimit: 2 })).workers).toBe(1);
+      expect(loadConfig({ ...external, WORKERS: '3' }, eight)).toMatchObject({ workers: 3, workersReason: 'WORKERS' });
+    });
+
     it('reads each inbox every 60 s unless INBOX_POLL_SECONDS says otherwise', () => {
       expect(load().inbox.pollSeconds).toBe(60);
       expect(load({ INBOX_POLL_SECONDS: '15' }).inbox.pollSeconds).toBe(15);
@@ -128,6 +140,7 @@ describe('loadConfig', () => {
   describe('refuses bad values with a clear message', () => {
     it.each([
       ['PORT', 'abc', /PORT must be an integer/],
+      ['WORKERS', '0', /WORKERS must be auto or an integer between 1 and 64/],
       ['PORT', '3000.5', /PORT must be an integer/],
       ['PORT', '-1', /PORT must be an integer/],
       ['DATABASE_URL', 'not a url', /DATABASE_URL is not a valid URL/],

@@ -2,6 +2,7 @@ import bytes from 'bytes';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Machine, resolveWorkers, thisMachine } from './workers';
 
 /**
  * The gateway's configuration: the one place that reads `process.env` (see API.md "Environment").
@@ -29,8 +30,10 @@ export interface AppConfig {
   /** Largest JSON body, in bytes (`BODY_LIMIT`, e.g. `1mb`). */
   bodyLimit: number;
   dbPoolSize: number;
-  /** Gateway processes (Node cluster) sharing the port; > 1 needs DATABASE_URL. */
+  /** Gateway processes (Node cluster) sharing the port; > 1 needs DATABASE_URL. `WORKERS`, default auto (workers.ts). */
   workers: number;
+  /** How `workers` was decided, for the startup log. */
+  workersReason: string;
   /** Port tried first for the embedded PostgreSQL (a taken one falls back to a free port). */
   embeddedPgPort: number;
   /**
@@ -176,7 +179,7 @@ function devSecret(dataDir: string, file: string, make: () => string): string {
   return value;
 }
 
-export function loadConfig(env: Env = process.env): AppConfig {
+export function loadConfig(env: Env = process.env, machine: () => Machine = thisMachine): AppConfig {
   const problems: string[] = [];
   const nodeEnv = env.NODE_ENV || 'development';
   const production = nodeEnv === 'production';
@@ -277,7 +280,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
   };
   const retentionMonths = parseRetention(env.RETENTION_MONTHS, problems);
   const embeddedPgPort = int('EMBEDDED_PG_PORT', 54329, 1, 65535);
-  const workers = int('WORKERS', 1, 1, 64);
+  const { workers, reason: workersReason } = resolveWorkers(env.WORKERS, !databaseUrl, machine, problems);
   const bodyLimit = bytes.parse(env.BODY_LIMIT || '1mb');
   if (bodyLimit === null || !Number.isSafeInteger(bodyLimit) || bodyLimit < 1024) {
     problems.push('BODY_LIMIT must be a size of at least 1kb (e.g. 1mb, 512kb)');
@@ -318,6 +321,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     embeddedPgPort,
     shutdownTimeoutMs: provider.totalTimeoutMs + SHUTDOWN_MARGIN_MS,
     workers,
+    workersReason,
     dispatcher,
     provider,
     inbox,

@@ -1,5 +1,6 @@
 import { GatewayProcess, closedPort, httpGet, newEncryptionKey, snapshotDist } from '../support/processes';
 import { waitFor } from '../support/wait';
+import { resolveWorkers, thisMachine } from '../../src/config/workers';
 
 /** WORKERS > 1: a supervisor with N gateway processes sharing one port (src/cluster.ts). */
 describe('cluster mode (WORKERS)', () => {
@@ -59,6 +60,32 @@ describe('cluster mode (WORKERS)', () => {
       for (const pid of listeningPids(gw.output())) expect(() => process.kill(pid, 0)).toThrow();
     } finally {
       if (gw.alive) gw.proc.kill('SIGKILL');
+    }
+  }, 120_000);
+
+  it('WORKERS=auto (the default) runs as many processes as this machine gets, and logs why', async () => {
+    const expected = resolveWorkers('auto', false, thisMachine, []);
+    const port = await closedPort();
+    const gw = new GatewayProcess('cluster-auto', env(port, { WORKERS: 'auto' }), dist.main);
+    try {
+      const marker = expected.workers > 1 ? '"gerbang supervisor running"' : '"gerbang listening"';
+      const line = await waitFor(
+        'startup log',
+        () =>
+          gw
+            .output()
+            .split('\n')
+            .find((l) => l.includes(marker)),
+        (l) => l !== undefined,
+        60_000,
+      );
+      const logged = JSON.parse(line!) as { workers: number; workersReason: string };
+      expect(logged).toMatchObject({ workers: expected.workers, workersReason: expected.reason });
+      expect(logged.workersReason).toMatch(/^auto: \d+ usable CPUs/);
+      expect((await httpGet(`http://127.0.0.1:${port}/health/ready`)).status).toBe(200);
+    } finally {
+      gw.proc.kill('SIGTERM');
+      await gw.exited;
     }
   }, 120_000);
 

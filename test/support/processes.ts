@@ -160,6 +160,8 @@ export class GatewayProcess {
     const base: Record<string, string> = {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? '/tmp',
+      // One process unless a test asks for more: WORKERS=auto would follow the machine's cores.
+      WORKERS: '1',
     };
     this.proc = spawn(process.execPath, [main], {
       cwd: ROOT,

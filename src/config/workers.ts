@@ -28,20 +28,16 @@ export function cgroupCpuLimit(read: Read = readText): number | undefined {
       return undefined;
     }
   };
-  const v2 = attempt(() => {
+  const v2 = (): number => {
     const [quota, period] = read('/sys/fs/cgroup/cpu.max').trim().split(/\s+/);
-    if (quota === 'max') return Infinity;
-    return Number(quota) / Number(period);
-  });
-  const v1 =
-    v2 === undefined
-      ? attempt(() => {
-          const quota = Number(read('/sys/fs/cgroup/cpu/cpu.cfs_quota_us').trim());
-          const period = Number(read('/sys/fs/cgroup/cpu/cpu.cfs_period_us').trim());
-          return quota < 0 ? Infinity : quota / period;
-        })
-      : undefined;
-  const limit = v2 ?? v1;
+    return quota === 'max' ? Infinity : Number(quota) / Number(period);
+  };
+  const v1 = (): number => {
+    const quota = Number(read('/sys/fs/cgroup/cpu/cpu.cfs_quota_us').trim());
+    const period = Number(read('/sys/fs/cgroup/cpu/cpu.cfs_period_us').trim());
+    return quota < 0 ? Infinity : quota / period;
+  };
+  const limit = attempt(v2) ?? attempt(v1);
   return limit !== undefined && Number.isFinite(limit) && limit > 0 ? limit : undefined;
 }
 

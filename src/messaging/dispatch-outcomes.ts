@@ -118,7 +118,10 @@ export class DispatchOutcomesWriter {
       if (requeue.length) {
         await m.query(
           `UPDATE messages m SET status = 'queued', next_attempt_at = u.at, last_error = u.error, lease_until = NULL,
-                  attempts = CASE WHEN u.counts THEN m.attempts ELSE m.attempts - 1 END
+                  attempts = CASE WHEN u.counts THEN m.attempts ELSE m.attempts - 1 END,
+                  -- An uncertain submit sent back to the queue: the looks of this attempt say nothing about the
+                  -- next one, which gets its own (RECONCILE_AFTER_SECONDS after it is uncertain, then again).
+                  next_reconcile_at = NULL, first_absent_at = NULL
              FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::bool[]) AS u(id, at, error, counts)
             WHERE m.id = u.id AND ${STILL_OURS}`,
           [

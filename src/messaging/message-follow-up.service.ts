@@ -107,22 +107,40 @@ export class MessageFollowUpService {
   /**
    * Submitted messages without a final report `maxAgeMs` after submission become `expired` (final, not
    * refunded; a late 22 still turns them `delivered`). Returns how many.
+   *
+   * A report the provider was answered for (stored) but that is not applied yet — its apply failed and
+   * waits for the sweep, or it is still queued behind others — is applied first, in this transaction,
+   * under its advisory key: a 50 kept before the 72 h ends as `failed` and refunded, not as `expired`
+   * (which would never take it). The keys are taken before the rows, in the report path's order.
    */
   async expireOverdue(now: Date, maxAgeMs: number, limit = 1000): Promise<number> {
     return inTransaction(this.dataSource, async (m) => {
+      const overdue = await sqlRows<{ id: string; provider_account_id: string; provider_message_id: string }>(
+        m,
+        `SELECT id, provider_account_id, provider_message_id FROM messages
+          WHERE status IN ('submitted', 'pending') AND submitted_at <= $1
+          ORDER BY submitted_at LIMIT $2`,
+        [new Date(now.getTime() - maxAgeMs), limit],
+      );
+      if (overdue.length === 0) return 0;
+      await lockReportKeys(
+        m,
+        overdue.map((o) => ({ accountId: o.provider_account_id, providerMessageId: o.provider_message_id })),
+      );
+      const refunds = await this.reports.applyPendingFor(m, overdue, now);
       const expired = await sqlRows<{ id: string; tenant_id: string }>(
         m,
         `WITH due AS (
            SELECT id FROM messages
-            WHERE status IN ('submitted', 'pending') AND submitted_at <= $2
-            ORDER BY submitted_at LIMIT $3
+            WHERE id = ANY ($2::uuid[]) AND status IN ('submitted', 'pending') AND submitted_at <= $3
             FOR UPDATE SKIP LOCKED)
          UPDATE messages m SET status = 'expired', finalized_at = $1, next_poll_at = NULL
            FROM due WHERE m.id = due.id
          RETURNING m.id, m.tenant_id`,
-        [now, new Date(now.getTime() - maxAgeMs), limit],
+        [now, overdue.map((o) => o.id), new Date(now.getTime() - maxAgeMs)],
       );
       await this.events(m, expired, 'expired', now, { reason: 'no_final_report' });
+      await this.refunds.refund(m, refunds, now);
       return expired.length;
     });
   }

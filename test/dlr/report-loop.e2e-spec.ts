@@ -6,7 +6,12 @@
  */
 import { register } from 'prom-client';
 import { ReportPollerService } from '../../src/dlr/report-poller.service';
+import { DataSource } from 'typeorm';
+import { DispatchOutcomesWriter } from '../../src/messaging/dispatch-outcomes';
+import { MessageEventsService } from '../../src/messaging/message-events.service';
 import { MessageFollowUpService } from '../../src/messaging/message-follow-up.service';
+import { MessageRefundsService } from '../../src/messaging/message-refunds.service';
+import { MessageReportsService } from '../../src/messaging/message-reports.service';
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
 import { bearer, createTenant, startTestApp, TestApp, uuidOf, reachableCallbackUrl } from '../support/app';
 import { waitFor } from '../support/wait';
@@ -271,6 +276,75 @@ describe('issue 9: polling, expiry and reconciliation of reports (sandbox provid
     expect(sandbox.sent().filter((s) => s.username === tenant.username)).toHaveLength(0);
     t.clock.advance(10 * MIN);
     expect((await poller.reconcileDue()).filter(mine)).toEqual([]);
+  });
+
+  it("an uncertain submit sent again (its first worker answered late: not sent) gets looks of its own, not the earlier attempt's", async () => {
+    const tenant = await tenantOnSandbox();
+    const start = await money(tenant.tid);
+    sandbox.setKnobs({ http500Rate: 1 });
+    const id = await send(tenant.apiKey, '6281200000008', 'sent twice, both doubtful', ['uncertain']);
+    const mid = uuidOf(id);
+    t.clock.advance(2 * MIN + 1000);
+    expect((await poller.reconcileDue()).filter((o) => o.messageId === mid)).toEqual([
+      { messageId: mid, result: 'absent' },
+    ]);
+    // The first attempt's worker answers late (its lease had expired): never sent. The message goes back
+    // to the queue and, after a while, is sent again — and that answer is doubtful too.
+    const writer = new DispatchOutcomesWriter(
+      t.app.get(DataSource),
+      t.app.get(MessageRefundsService),
+      t.app.get(MessageReportsService),
+      t.app.get(MessageEventsService),
+      t.clock,
+      5,
+    );
+    const [claimed] = await t.db.query(
+      `SELECT id, tenant_id, provider_account_id, msisdn, text, attempts FROM messages WHERE id = $1`,
+      [mid],
+    );
+    await writer.record([claimed], [{ kind: 'notSent', reason: 'connection refused (answered late)' }]);
+    expect((await row(id)).status).toBe('queued');
+    t.clock.advance(2 * MIN + 1000);
+    await waitFor(
+      `message ${id} uncertain again`,
+      () => row(id),
+      (r) => r.status === 'uncertain',
+    );
+    sandbox.setKnobs({ http500Rate: 0 });
+
+    // Its first look is RECONCILE_AFTER_SECONDS after this attempt, not at once on the old schedule.
+    t.clock.advance(5000);
+    expect((await poller.reconcileDue()).filter((o) => o.messageId === mid)).toEqual([]);
+    expect(await row(id)).toMatchObject({ status: 'uncertain', refunded: false });
+    t.clock.advance(2 * MIN);
+    expect((await poller.reconcileDue()).filter((o) => o.messageId === mid)).toEqual([
+      { messageId: mid, result: 'absent' },
+    ]);
+    expect(await money(tenant.tid)).toEqual({ balance: start.balance - 100, refunds: start.refunds });
+  });
+
+  it('a failure report kept before 72 h but not applied yet is applied by the expiry, not lost: failed and refunded', async () => {
+    const tenant = await tenantOnSandbox(false);
+    const start = await money(tenant.tid);
+    const id = await send(tenant.apiKey, '6289700000009', 'its 50 was kept but not applied');
+    const mid = uuidOf(id);
+    const pid = (await row(id)).provider_message_id!;
+    // What an apply that failed (the database away for a moment) leaves behind: the raw report, unapplied.
+    t.clock.advance(72 * HOUR - MIN);
+    await t.db.query(
+      `INSERT INTO delivery_reports (provider_account_id, provider_message_id, code, text, msisdn, source, received_at)
+       SELECT provider_account_id, provider_message_id, 50, 'Balance empty', msisdn, 'callback', $2 FROM messages WHERE id = $1`,
+      [mid, t.clock.now()],
+    );
+    t.clock.advance(2 * MIN);
+    await poller.expireDue();
+    expect(await row(id)).toMatchObject({ status: 'failed', failure_reason: 'provider_balance_empty', refunded: true });
+    expect(await money(tenant.tid)).toEqual({ balance: start.balance, refunds: start.refunds + 1 });
+    const [report] = await t.db.query(
+      `SELECT applied_at IS NOT NULL AS applied FROM delivery_reports WHERE provider_message_id = $1`,
+      [pid],
+    );
+    expect(report.applied).toBe(true);
   });
 
   it('several pollers racing never poll one message twice in a turn', async () => {

@@ -121,7 +121,8 @@ export class InboundIntakeService {
 
   /**
    * The routing rule (docs/dlr.md): the only tenant on the account gets it; of several, the one
-   * that last sent to this number through the account within 7 days before it arrived; else nobody.
+   * that last sent to this number through the account within 7 days before it arrived (a send after it
+   * cannot be what it answers, give or take the provider's clock); else nobody.
    */
   async route(
     providerAccountId: string,
@@ -132,7 +133,7 @@ export class InboundIntakeService {
     if (candidates.length === 1) return { route: 'account', tenantId: candidates[0] };
     if (candidates.length > 1) {
       const since = new Date(receivedAt.getTime() - LAST_SENDER_WINDOW_MS);
-      const tenantId = await this.recentRecipients.lastSenderTo(providerAccountId, from, since, candidates);
+      const tenantId = await this.recentRecipients.lastSenderTo(providerAccountId, from, since, receivedAt, candidates);
       if (tenantId) return { route: 'last_sender', tenantId };
     }
     return { route: 'unrouted', tenantId: null };

@@ -256,6 +256,30 @@ describe('inbound SMS read from inbox.php (sandbox provider)', () => {
     expectProblem(await t.http.get('/v1/inbound-messages'), 401, 'unauthorized');
   });
 
+  it('routes a reply to the tenant that wrote before it arrived, not to one that wrote after it (a late poll)', async () => {
+    const a = await tenantOnSandbox(10_000);
+    const b = await tenantOnAccount(a.providerAccountId, 10_000);
+    await send(a.apiKey, '081211120001', 'from A');
+    t.clock.advance(60_000);
+    const repliedAt = t.clock.now();
+    t.clock.advance(10 * 60_000);
+    await send(b.apiKey, '081211120001', 'from B, ten minutes after the reply');
+    sandbox.addInbox(a.username, '6281211120001', 'reply to A', repliedAt);
+    expect(outcomeOf(await poller.pollDue(), a.providerAccountId)).toMatchObject([{ stored: 1, unrouted: 0 }]);
+    expect((await inboundOf(a.apiKey)).map((m) => m.text)).toEqual(['reply to A']);
+    expect(await inboundOf(b.apiKey)).toEqual([]);
+
+    // The provider's clock may run a little behind ours: a reply stamped shortly before the only send to
+    // that number (within 5 minutes) is still that sender's.
+    const c = await tenantOnSandbox(10_000);
+    const d = await tenantOnAccount(c.providerAccountId, 10_000);
+    const stamped = new Date(t.clock.now().getTime() - 2 * 60_000);
+    await send(d.apiKey, '081211120002', 'from D');
+    sandbox.addInbox(c.username, '6281211120002', 'reply to D, stamped by a slow clock', stamped);
+    expect(outcomeOf(await poller.pollDue(), c.providerAccountId)).toMatchObject([{ stored: 1, unrouted: 0 }]);
+    expect((await inboundOf(d.apiKey)).map((m) => m.text)).toEqual(['reply to D, stamped by a slow clock']);
+  });
+
   it('a failing account backs off without stopping the others', async () => {
     const unreachable = await createTenant(t, { baseUrl: 'http://127.0.0.1:9/masking' });
     const wrongPassword = await createTenant(t, { baseUrl: sandbox.url });

@@ -55,7 +55,10 @@ export class WebhookSender {
       connect: { lookup: guard.lookup, timeout: this.timeoutMs } as Agent.Options['connect'],
       headersTimeout: this.timeoutMs,
       bodyTimeout: this.timeoutMs,
-      connections: config.webhooks.perEndpoint,
+      // Per origin, so tenants whose URLs share a host share this pool: sized for the whole process, not
+      // for one endpoint (the claim already holds each endpoint to WEBHOOK_ENDPOINT_CONCURRENCY), so that
+      // one tenant's hanging path cannot queue another tenant's requests behind it on the same host.
+      connections: config.webhooks.concurrency,
       keepAliveTimeout: 4_000,
     });
     // A connection reset before any answer (typically a kept-alive socket the receiver closed just as the

@@ -251,12 +251,22 @@ export class WebhookWorkerService {
     );
   }
 
-  /** The current secret, and the previous one while its rotation overlap lasts; null if they cannot be opened. */
+  /**
+   * The current secret, and the previous one while its rotation overlap lasts; null if the current one
+   * cannot be opened. A previous secret that cannot be opened is left out: rotating is how a tenant
+   * recovers from an unreadable secret (ENCRYPTION_KEY changed), and it must not hold the endpoint back
+   * for the 24 h overlap.
+   */
   private openSecrets(ep: EndpointSecrets, now: Date): string[] | null {
     try {
       const secrets = [this.open(ep.secret_enc)];
-      if (ep.previous_secret_enc && ep.previous_secret_until && ep.previous_secret_until > now)
-        secrets.push(this.open(ep.previous_secret_enc));
+      if (ep.previous_secret_enc && ep.previous_secret_until && ep.previous_secret_until > now) {
+        try {
+          secrets.push(this.open(ep.previous_secret_enc));
+        } catch {
+          // unreadable: sign with the current secret only
+        }
+      }
       return secrets;
     } catch (e) {
       const last = this.secretErrorsLogged.get(ep.tenant_id) ?? 0;

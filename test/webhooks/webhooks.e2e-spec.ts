@@ -525,6 +525,51 @@ describe('tenant webhooks', () => {
     );
     expect(attemptsOfSlow.flatMap((x) => x.attempts).every((x) => x.outcome === 'timeout')).toBe(true);
   });
+  it('tenants whose URLs share one host do not share its connections: a hanging path does not hold up another', async () => {
+    // One receiver (one origin) with two tenants' paths on it, as when tenants receive through one webhook service.
+    const r = await receiver();
+    const hanging = 999;
+    r.answer = (h) => (h.body.data.balance === hanging ? 'hang' : { status: 200, body: 'ok' });
+    const s = await tenantWithWebhook(`${r.url}/slow-tenant`);
+    const f = await tenantWithWebhook(`${r.url}/fast-tenant`);
+
+    await enqueue(Array.from({ length: 20 }, () => lowBalance(s.uuid, hanging)));
+    await waitFor(
+      () => r.received.filter((h) => h.body.data.balance === hanging),
+      (x) => x.length >= 16,
+    );
+    const started = Date.now();
+    await enqueue(Array.from({ length: 30 }, (_, i) => lowBalance(f.uuid, i)));
+    await waitFor(
+      () => r.received.filter((h) => h.body.data.balance !== hanging),
+      (x) => x.length === 30,
+      5_000,
+    );
+    // All 30 arrived while the other tenant's 16 requests to the same host were still hanging (timeout 2 s).
+    expect(Date.now() - started).toBeLessThan(2_000);
+    const fast = await deliveries(f.apiKey, '?limit=500');
+    expect(fast.flatMap((d) => d.attempts.map((a) => a.outcome))).toEqual(Array(30).fill('delivered'));
+  });
+
+  it('after a rotation, a previous secret that cannot be opened is left out: signed with the new one, not held back', async () => {
+    const r = await receiver();
+    const tn = await tenantWithWebhook(r.url);
+    // The current secret became unreadable (ENCRYPTION_KEY changed); the tenant recovers by rotating.
+    await t.db.query(`UPDATE webhook_endpoints SET secret_enc = 'not-a-ciphertext' WHERE tenant_id = $1`, [tn.uuid]);
+    const rotated = await t.http.post('/v1/webhook/rotate-secret').set(bearer(tn.apiKey));
+    const newSecret = rotated.body.secret as string;
+    expect(newSecret).toMatch(/^whsec_/);
+
+    await enqueue([lowBalance(tn.uuid, 7)]);
+    const [hook] = await waitFor(
+      () => r.received,
+      (x) => x.length === 1,
+      5_000,
+    );
+    expect(String(hook.headers['webhook-signature']).split(' ')).toHaveLength(1);
+    expect(Receiver.verify(hook, newSecret)).toMatchObject({ type: 'balance.low' });
+  });
+
   it('an outcome that cannot be recorded does not take the others of its group down (they are not resent)', async () => {
     const r = await receiver();
     r.answer = () => ({ status: 200, delayMs: 150 }); // the ten requests finish together: one recording group

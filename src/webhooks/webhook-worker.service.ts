@@ -26,6 +26,8 @@ interface PendingOutcome {
   d: ClaimedDelivery;
   r: AttemptResult;
   at: Date;
+  /** False for an attempt cut short by this process stopping: logged, but due again at once and not counted. */
+  counted: boolean;
   resolve(): void;
   reject(err: unknown): void;
 }
@@ -54,6 +56,15 @@ function lowerInFlight(source: string): string {
   return `UPDATE webhook_endpoints e SET in_flight = greatest(0, e.in_flight - r.n)
             FROM (SELECT tenant_id, count(*)::int AS n FROM ${source} GROUP BY tenant_id) r
            WHERE e.tenant_id = r.tenant_id`;
+}
+
+/**
+ * SQL: the tenant of delivery `d` still has the endpoint the delivery was queued for (one registered before
+ * the delivery was created). A delivery queued for an endpoint since deleted (DELETE /v1/webhook) fails
+ * instead of going back to `pending`, where a later PUT would send it to whatever URL comes next.
+ */
+function endpointStillOf(d: string): string {
+  return `EXISTS (SELECT 1 FROM webhook_endpoints x WHERE x.tenant_id = ${d}.tenant_id AND x.created_at <= ${d}.created_at)`;
 }
 
 /**
@@ -290,6 +301,11 @@ export class WebhookWorkerService {
   }
 
   private async deliver(d: ClaimedDelivery): Promise<void> {
+    if (this.stopController.signal.aborted) {
+      // Claimed while this process began stopping: never sent, so given back as it was (no attempt).
+      await this.releaseLeases([d.id], d.owner, this.clock.now());
+      return;
+    }
     const result = await this.sender.send(
       d.url,
       publicEventId(d.event_id),
@@ -314,7 +330,16 @@ export class WebhookWorkerService {
         },
         'webhook attempt failed; it will be retried unless it was the last',
       );
-    await this.record(d, result);
+    // An attempt our own shutdown aborted says nothing about the receiver: it must not use up one of the
+    // delivery's scheduled attempts (the last one would fail it for good) nor push it to the next backoff step.
+    const interrupted = result.outcome === 'timeout' && this.stopController.signal.aborted;
+    await this.record(
+      d,
+      interrupted
+        ? { ...result, error: `aborted: the gateway was stopping (not counted); ${result.error ?? ''}` }
+        : result,
+      !interrupted,
+    );
   }
 
   /**
@@ -325,9 +350,9 @@ export class WebhookWorkerService {
    * together by the next one (one statement per group, not a transaction per delivery). The delivery's slot is
    * free only once its outcome is committed: the per-endpoint cap counts leases in the database.
    */
-  private record(d: ClaimedDelivery, r: AttemptResult): Promise<void> {
+  private record(d: ClaimedDelivery, r: AttemptResult, counted = true): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.toRecord.push({ d, r, at: this.clock.now(), resolve, reject });
+      this.toRecord.push({ d, r, at: this.clock.now(), counted, resolve, reject });
       if (!this.recording) void this.flushRecords();
     });
   }
@@ -362,18 +387,21 @@ export class WebhookWorkerService {
   }
 
   private async writeOutcomes(group: PendingOutcome[]): Promise<void> {
-    const rows = group.map(({ d, r, at }) => {
+    const rows = group.map(({ d, r, at, counted }) => {
       const attempts = d.attempts + 1;
       let status: 'succeeded' | 'pending' | 'failed';
       let next: Date | null = null;
       if (r.outcome === 'delivered') status = 'succeeded';
       else if (r.outcome === 'gone') status = 'failed';
-      else {
+      else if (!counted) {
+        status = 'pending';
+        next = at;
+      } else {
         const delay = retryDelayMs(attempts);
         status = delay === null ? 'failed' : 'pending';
         if (delay !== null) next = new Date(at.getTime() + delay);
       }
-      return { d, r, at, status, next };
+      return { d, r, at, status, next, counted };
     });
     // One statement (its own transaction, one round trip): the attempts, the deliveries moved on, and
     // for a 410 the endpoint disabled — only the URL that answered: a tenant who has just changed it
@@ -381,14 +409,17 @@ export class WebhookWorkerService {
     await this.dataSource.query(
       `WITH u AS (
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::int[], $6::text[],
-                              $7::timestamptz[], $8::int[], $9::text[], $10::text[], $11::uuid[], $12::text[])
-                    AS u(id, owner, status, next, code, error, at, duration, outcome, excerpt, tenant_id, url)),
+                              $7::timestamptz[], $8::int[], $9::text[], $10::text[], $11::uuid[], $12::text[],
+                              $13::bool[])
+                    AS u(id, owner, status, next, code, error, at, duration, outcome, excerpt, tenant_id, url, counted)),
        attempts AS (
          INSERT INTO webhook_attempts (delivery_id, attempted_at, status_code, error, duration_ms, outcome, response_excerpt)
          SELECT id, at, code, error, duration, outcome, excerpt FROM u),
        moved AS (
          UPDATE webhook_deliveries d
-            SET status = u.status, attempts = d.attempts + 1, next_attempt_at = coalesce(u.next, d.next_attempt_at),
+            SET status = CASE WHEN u.status = 'pending' AND NOT ${endpointStillOf('d')} THEN 'failed' ELSE u.status END,
+                attempts = d.attempts + CASE WHEN u.counted THEN 1 ELSE 0 END,
+                next_attempt_at = coalesce(u.next, d.next_attempt_at),
                 lease_until = NULL, lease_owner = NULL, last_status_code = u.code, last_error = u.error,
                 delivered_at = CASE WHEN u.status = 'succeeded' THEN u.at ELSE d.delivered_at END
            FROM u
@@ -425,6 +456,7 @@ export class WebhookWorkerService {
         rows.map((x) => x.r.responseExcerpt),
         rows.map((x) => x.d.tenant_id),
         rows.map((x) => x.d.url),
+        rows.map((x) => x.counted),
       ],
     );
   }
@@ -438,8 +470,9 @@ export class WebhookWorkerService {
     const released = await sqlRows<{ id: string }>(
       this.dataSource,
       `WITH released AS (
-         UPDATE webhook_deliveries SET status = 'pending', lease_until = NULL, lease_owner = NULL,
-                last_error = 'lease expired without an outcome'
+         UPDATE webhook_deliveries d
+            SET status = CASE WHEN ${endpointStillOf('d')} THEN 'pending' ELSE 'failed' END,
+                lease_until = NULL, lease_owner = NULL, last_error = 'lease expired without an outcome'
           WHERE status = 'delivering' AND lease_until <= clock_timestamp()
           RETURNING id, tenant_id),
        lowered AS (${lowerInFlight('released')})

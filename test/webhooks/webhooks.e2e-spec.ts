@@ -547,7 +547,11 @@ describe('tenant webhooks', () => {
     );
     // All 30 arrived while the other tenant's 16 requests to the same host were still hanging (timeout 2 s).
     expect(Date.now() - started).toBeLessThan(2_000);
-    const fast = await deliveries(f.apiKey, '?limit=500');
+    // Each at its first attempt (none of them waited out a timeout behind the other tenant's requests).
+    const fast = await waitFor(
+      () => deliveries(f.apiKey, '?limit=500'),
+      (ds) => ds.length === 30 && ds.every((d) => d.status === 'succeeded'),
+    );
     expect(fast.flatMap((d) => d.attempts.map((a) => a.outcome))).toEqual(Array(30).fill('delivered'));
   });
 
@@ -568,6 +572,77 @@ describe('tenant webhooks', () => {
     );
     expect(String(hook.headers['webhook-signature']).split(' ')).toHaveLength(1);
     expect(Receiver.verify(hook, newSecret)).toMatchObject({ type: 'balance.low' });
+  });
+
+  it('an attempt cut short by the gateway stopping is logged but not counted: the last scheduled attempt survives a deploy', async () => {
+    const worker = t.app.get(WebhookWorkerService);
+    const r = await receiver();
+    r.answer = () => 'hang';
+    const tn = await tenantWithWebhook(r.url);
+    await worker.stop();
+    try {
+      await enqueue([lowBalance(tn.uuid, 3)]);
+      // Nine attempts already failed: the next one is its last.
+      await t.db.query(`UPDATE webhook_deliveries SET attempts = 9 WHERE tenant_id = $1`, [tn.uuid]);
+      worker.start();
+      await waitFor(
+        () => r.received,
+        (x) => x.length === 1,
+      );
+      await worker.stop(); // a deploy: the request in flight is aborted
+      const [d] = await t.db.query(
+        `SELECT status, attempts, next_attempt_at <= now() + interval '1 second' AS due_now,
+                (SELECT count(*)::int FROM webhook_attempts a WHERE a.delivery_id = d.id) AS logged
+           FROM webhook_deliveries d WHERE tenant_id = $1`,
+        [tn.uuid],
+      );
+      expect(d).toEqual({ status: 'pending', attempts: 9, due_now: true, logged: 1 });
+      const [ep] = await t.db.query(`SELECT in_flight FROM webhook_endpoints WHERE tenant_id = $1`, [tn.uuid]);
+      expect(ep.in_flight).toBe(0);
+    } finally {
+      r.answer = () => ({ status: 200, body: 'ok' });
+      worker.start();
+    }
+    // The next process delivers it.
+    await waitFor(
+      () => deliveries(tn.apiKey),
+      (ds) => ds[0]?.status === 'succeeded',
+    );
+  });
+
+  it('a delivery queued for a deleted endpoint never reaches the URL registered after it', async () => {
+    const old = await receiver();
+    old.answer = () => ({ status: 503, delayMs: 500 });
+    const next = await receiver();
+    const tn = await tenantWithWebhook(old.url);
+    await enqueue([lowBalance(tn.uuid, 4)]);
+    await waitFor(
+      () => old.received,
+      (x) => x.length === 1,
+    );
+    // Deleted while its attempt is in flight: that attempt fails after the DELETE (503).
+    expect((await t.http.delete('/v1/webhook').set(bearer(tn.apiKey))).status).toBe(204);
+    const [d] = await waitFor(
+      () => t.db.query(`SELECT status, attempts FROM webhook_deliveries WHERE tenant_id = $1`, [tn.uuid]),
+      (rows: { status: string; attempts: number }[]) => rows[0]?.attempts === 1,
+    );
+    expect(d.status).toBe('failed');
+    // Registered again, at another URL: the old event is not sent there, even once its retry is due.
+    const put = await t.http.put('/v1/webhook').set(bearer(tn.apiKey)).send({ url: next.url });
+    expect(put.status).toBe(201);
+    t.clock.advance(10 * 60_000);
+    try {
+      await enqueue([lowBalance(tn.uuid, 5)]);
+      const [hook] = await waitFor(
+        () => next.received,
+        (x) => x.length >= 1,
+      );
+      await new Promise((res) => setTimeout(res, 300));
+      expect(next.received.map((h) => h.body.data.balance)).toEqual([5]);
+      expect(hook.body.data).toEqual({ balance: 5, threshold: 100 });
+    } finally {
+      t.clock.reset();
+    }
   });
 
   it('an outcome that cannot be recorded does not take the others of its group down (they are not resent)', async () => {

@@ -18,7 +18,11 @@ export type PollOutcome = { messageId: string; outcome: 'final' | 'progress' | '
 export type DayOutcome =
   | ({ providerAccountId: string; day: string; kind: 'done'; reconciliationId: string } & ReconciliationCounts)
   | { providerAccountId: string; day: string; kind: 'failed'; reason: string };
-export type ReconcileOutcome = { messageId: string; result: 'found' | 'absent' | 'failed' | 'gone' | 'error' };
+export type ReconcileOutcome = {
+  messageId: string;
+  /** `deferred`: the matching row may be another send's whose outcome is not recorded yet; looked at again later. */
+  result: 'found' | 'absent' | 'failed' | 'gone' | 'error' | 'deferred';
+};
 
 const INTERVAL_NAME = 'dlr.report-poll';
 const TICK_MS = 5_000;
@@ -259,15 +263,15 @@ export class ReportPollerService implements OnApplicationBootstrap, BeforeApplic
       try {
         const match = findSubmit(sends, t, taken);
         if (match) {
-          taken.add(match.providerMessageId);
-          const ok = await this.messages.markFound(
+          result = await this.messages.markFound(
             t.id,
             accountId,
             match.providerMessageId,
             match.sentAt ?? t.uncertainAt,
             this.clock.now(),
           );
-          result = ok ? 'found' : 'gone';
+          if (result === 'found') taken.add(match.providerMessageId);
+          if (result === 'deferred') await this.messages.lookFailed(t.id, retryAt());
         } else result = await this.messages.markAbsent(t.id, this.clock.now(), this.reconcileAfterMs);
       } catch (e) {
         this.logger.warn({ messageId: t.id, err: (e as Error).message }, 'reconcile not recorded');

@@ -201,7 +201,12 @@ export class MessageFollowUpService {
   /**
    * The provider has the uncertain submit under `providerMessageId`: it becomes `submitted` with that id
    * (submitted at `submittedAt`, the provider's time), and reports stored before the id was known apply
-   * now, in the same transaction (refunding a failure once). Returns false if it was no longer uncertain.
+   * now, in the same transaction (refunding a failure once). 'gone' if it was no longer uncertain.
+   *
+   * 'deferred' (nothing changed) while another message of the same account, number and text is being
+   * submitted: the row matched by number, text and time may be that send's, whose own outcome has not
+   * been recorded yet. Taking its id here would make that outcome collide with the unique provider id
+   * (and hold up its dispatcher's recording); the caller looks again later, when that id is known.
    */
   async markFound(
     messageId: string,
@@ -209,9 +214,18 @@ export class MessageFollowUpService {
     providerMessageId: string,
     submittedAt: Date,
     now: Date,
-  ) {
+  ): Promise<'found' | 'gone' | 'deferred'> {
     return inTransaction(this.dataSource, async (m) => {
       await lockReportKeys(m, [{ accountId: providerAccountId, providerMessageId }]);
+      const [busy] = await sqlRows<{ busy: boolean }>(
+        m,
+        `SELECT EXISTS (
+           SELECT 1 FROM messages o JOIN messages u ON u.id = $1
+            WHERE o.provider_account_id = u.provider_account_id AND o.msisdn = u.msisdn AND o.text = u.text
+              AND o.id <> u.id AND o.status = 'submitting') AS busy`,
+        [messageId],
+      );
+      if (busy?.busy) return 'deferred';
       const updated = await sqlRows<{
         id: string;
         tenant_id: string;
@@ -225,11 +239,11 @@ export class MessageFollowUpService {
           RETURNING id, tenant_id, provider_account_id, provider_message_id`,
         [messageId, providerMessageId, submittedAt],
       );
-      if (updated.length === 0) return false;
+      if (updated.length === 0) return 'gone';
       await this.events(m, updated, 'submitted', now, { reconciled: true });
       const refunds = await this.reports.applyPendingFor(m, updated, now);
       await this.refunds.refund(m, refunds, now);
-      return true;
+      return 'found';
     });
   }
 

@@ -347,6 +347,50 @@ describe('issue 9: polling, expiry and reconciliation of reports (sandbox provid
     expect(report.applied).toBe(true);
   });
 
+  it('does not give an uncertain submit the report row of a same-text send whose own outcome is not recorded yet', async () => {
+    const tenant = await tenantOnSandbox();
+    sandbox.setKnobs({ http500Rate: 1 });
+    const a = await send(tenant.apiKey, '6281200000010', 'same words', ['uncertain']); // never reached it
+    sandbox.setKnobs({ http500Rate: 0 });
+    const b = await send(tenant.apiKey, '6281200000010', 'same words', ['submitted', 'pending', 'delivered']);
+    const [ma, mb] = [uuidOf(a), uuidOf(b)];
+    const pid = (await row(b)).provider_message_id!;
+    // b as it is while its worker's answer is still on its way to the database: sent, but `submitting`.
+    await t.db.query(
+      `UPDATE messages SET status = 'submitting', provider_message_id = NULL, submitted_at = NULL,
+              lease_until = now() + interval '1 minute'
+        WHERE id = $1`,
+      [mb],
+    );
+
+    t.clock.advance(2 * MIN + 1000);
+    // The report lists one send of those words (b's): not a's while b's own outcome may still claim it.
+    expect((await poller.reconcileDue()).filter((o) => o.messageId === ma)).toEqual([
+      { messageId: ma, result: 'deferred' },
+    ]);
+    expect(await row(a)).toMatchObject({ status: 'uncertain', provider_message_id: null, refunded: false });
+    // b's outcome lands (it would have hit the unique provider id, and blocked its dispatcher's recording).
+    const writer = new DispatchOutcomesWriter(
+      t.app.get(DataSource),
+      t.app.get(MessageRefundsService),
+      t.app.get(MessageReportsService),
+      t.app.get(MessageEventsService),
+      t.clock,
+      5,
+    );
+    const [claimed] = await t.db.query(
+      `SELECT id, tenant_id, provider_account_id, msisdn, text, attempts FROM messages WHERE id = $1`,
+      [mb],
+    );
+    await writer.record([claimed], [{ kind: 'accepted', providerMessageId: pid, raw: pid }]);
+    expect((await row(b)).provider_message_id).toBe(pid);
+    // a's next look finds that row taken: a is absent, as it is.
+    t.clock.advance(2 * MIN + 1000);
+    expect((await poller.reconcileDue()).filter((o) => o.messageId === ma)).toEqual([
+      { messageId: ma, result: 'absent' },
+    ]);
+  });
+
   it('several pollers racing never poll one message twice in a turn', async () => {
     const tenant = await tenantOnSandbox();
     sandbox.setKnobs({ dropDlrRate: 1 });

@@ -188,7 +188,8 @@ export class WebhookWorkerService {
   /**
    * One statement, its own transaction: lock the endpoints with due work and a free slot, least recently
    * served first (`FOR UPDATE OF e SKIP LOCKED`), lease up to their free slots of due deliveries each, raise
-   * their `in_flight` by what was leased and send them to the back of the round-robin. A locked row is
+   * their `in_flight` by what was leased and send those that got any to the back of the round-robin (one
+   * that got none keeps its place). A locked row is
    * re-read at its newest committed version, so `in_flight` (and with it the cap) is exact across processes
    * without a second statement. The "has due work" probe is a correlated `LIMIT 1` on the endpoint's partial
    * due index: a plain index scan marks the dead entries it passes (a bitmap scan, which the planner chose for
@@ -229,8 +230,10 @@ export class WebhookWorkerService {
           RETURNING d.id, d.tenant_id, d.event_id, d.payload::text AS body, d.attempts),
        bumped AS (
          UPDATE webhook_endpoints e
-            SET in_flight = e.in_flight + coalesce(n.n, 0), claimed_at = clock_timestamp()
-           FROM ep LEFT JOIN (SELECT tenant_id, count(*)::int AS n FROM leased GROUP BY tenant_id) n USING (tenant_id)
+            -- Only an endpoint that got something goes to the back of the round-robin: one that got no slot
+            -- (the process's free slots went to endpoints ahead of it) keeps its place for the next claim.
+            SET in_flight = e.in_flight + n.n, claimed_at = clock_timestamp()
+           FROM ep JOIN (SELECT tenant_id, count(*)::int AS n FROM leased GROUP BY tenant_id) n USING (tenant_id)
           WHERE e.tenant_id = ep.tenant_id)
        SELECT l.id, l.tenant_id, l.event_id, l.body, l.attempts,
               ep.url, ep.secret_enc, ep.previous_secret_enc, ep.previous_secret_until

@@ -645,6 +645,48 @@ describe('tenant webhooks', () => {
     }
   });
 
+  it('an endpoint that got no slot in a claim keeps its place in the round-robin (a busy tenant cannot starve it)', async () => {
+    const worker = t.app.get(WebhookWorkerService);
+    const ra = await receiver();
+    const rb = await receiver();
+    const a = await tenantWithWebhook(ra.url);
+    const b = await tenantWithWebhook(rb.url);
+    await worker.stop(); // claims below are made by hand; what they lease is given back unsent (stopping)
+    try {
+      // a was served before b: a is ahead in the round-robin.
+      await t.db.query(
+        `UPDATE webhook_endpoints SET claimed_at = now() - CASE WHEN tenant_id = $1 THEN interval '2 minutes' ELSE interval '1 minute' END
+          WHERE tenant_id = ANY ($2::uuid[])`,
+        [a.uuid, [a.uuid, b.uuid]],
+      );
+      await enqueue(Array.from({ length: 20 }, () => lowBalance(a.uuid)));
+      await enqueue([lowBalance(b.uuid)]);
+      const claimedAt = async () =>
+        Object.fromEntries(
+          (
+            await t.db.query(`SELECT tenant_id, claimed_at FROM webhook_endpoints WHERE tenant_id = ANY ($1::uuid[])`, [
+              [a.uuid, b.uuid],
+            ])
+          ).map((r: { tenant_id: string; claimed_at: Date }) => [r.tenant_id, r.claimed_at.getTime()]),
+        );
+      const before = await claimedAt();
+      // Four free slots: a (first) takes all four, b gets none and must stay where it was.
+      await worker.claimAndStart(4);
+      const after = await claimedAt();
+      expect(after[a.uuid]).toBeGreaterThan(before[a.uuid]);
+      expect(after[b.uuid]).toBe(before[b.uuid]);
+      // So the next claim serves b first.
+      await worker.claimAndStart(4);
+      expect((await claimedAt())[b.uuid]).toBeGreaterThan(before[b.uuid]);
+    } finally {
+      worker.start();
+    }
+    await waitFor(
+      () => [ra.received.length, rb.received.length],
+      ([x, y]) => x === 20 && y === 1,
+    );
+  });
+
   it('an outcome that cannot be recorded does not take the others of its group down (they are not resent)', async () => {
     const r = await receiver();
     r.answer = () => ({ status: 200, delayMs: 150 }); // the ten requests finish together: one recording group

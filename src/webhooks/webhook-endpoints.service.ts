@@ -59,14 +59,6 @@ export class WebhookEndpointsService {
       [scope.tenantId, body.url, this.secretBox.seal(secret), body.events ?? null, now],
     );
     const created = rows[0].created;
-    if (created)
-      // Deliveries queued for an endpoint this tenant deleted (an attempt that was in flight at the DELETE
-      // and failed, a lease that expired, an event queued as it was deleted) are not for this one.
-      await this.dataSource.query(
-        `UPDATE webhook_deliveries SET status = 'failed', last_error = 'endpoint deleted'
-          WHERE tenant_id = $1 AND status = 'pending' AND created_at < $2`,
-        [scope.tenantId, now],
-      );
     const endpoint = endpointDto(rows[0]);
     return { created, endpoint: created ? { ...endpoint, secret } : endpoint };
   }

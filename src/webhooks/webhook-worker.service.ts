@@ -59,15 +59,6 @@ function lowerInFlight(source: string): string {
 }
 
 /**
- * SQL: the tenant of delivery `d` still has the endpoint the delivery was queued for (one registered before
- * the delivery was created). A delivery queued for an endpoint since deleted (DELETE /v1/webhook) fails
- * instead of going back to `pending`, where a later PUT would send it to whatever URL comes next.
- */
-function endpointStillOf(d: string): string {
-  return `EXISTS (SELECT 1 FROM webhook_endpoints x WHERE x.tenant_id = ${d}.tenant_id AND x.created_at <= ${d}.created_at)`;
-}
-
-/**
  * Delivers queued webhooks: at-least-once from `webhook_deliveries`, shared safely by any number
  * of gateway processes.
  *
@@ -420,7 +411,7 @@ export class WebhookWorkerService {
          SELECT id, at, code, error, duration, outcome, excerpt FROM u),
        moved AS (
          UPDATE webhook_deliveries d
-            SET status = CASE WHEN u.status = 'pending' AND NOT ${endpointStillOf('d')} THEN 'failed' ELSE u.status END,
+            SET status = u.status,
                 attempts = d.attempts + CASE WHEN u.counted THEN 1 ELSE 0 END,
                 next_attempt_at = coalesce(u.next, d.next_attempt_at),
                 lease_until = NULL, lease_owner = NULL, last_status_code = u.code, last_error = u.error,
@@ -473,9 +464,8 @@ export class WebhookWorkerService {
     const released = await sqlRows<{ id: string }>(
       this.dataSource,
       `WITH released AS (
-         UPDATE webhook_deliveries d
-            SET status = CASE WHEN ${endpointStillOf('d')} THEN 'pending' ELSE 'failed' END,
-                lease_until = NULL, lease_owner = NULL, last_error = 'lease expired without an outcome'
+         UPDATE webhook_deliveries SET status = 'pending', lease_until = NULL, lease_owner = NULL,
+                last_error = 'lease expired without an outcome'
           WHERE status = 'delivering' AND lease_until <= clock_timestamp()
           RETURNING id, tenant_id),
        lowered AS (${lowerInFlight('released')})

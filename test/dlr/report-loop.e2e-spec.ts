@@ -12,6 +12,7 @@ import { MessageEventsService } from '../../src/messaging/message-events.service
 import { MessageFollowUpService } from '../../src/messaging/message-follow-up.service';
 import { MessageRefundsService } from '../../src/messaging/message-refunds.service';
 import { MessageReportsService } from '../../src/messaging/message-reports.service';
+import type { SendOutcome } from '../../src/provider/client';
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
 import { bearer, createTenant, startTestApp, TestApp, uuidOf, reachableCallbackUrl } from '../support/app';
 import { waitFor } from '../support/wait';
@@ -84,6 +85,23 @@ describe('issue 9: polling, expiry and reconciliation of reports (sandbox provid
       (r) => settled.includes(r.status),
     );
     return id;
+  }
+
+  /** A dispatcher's outcome for message `id` (uuid) as its worker reports it, written by the real writer. */
+  async function recordOutcome(id: string, outcome: SendOutcome) {
+    const writer = new DispatchOutcomesWriter(
+      t.app.get(DataSource),
+      t.app.get(MessageRefundsService),
+      t.app.get(MessageReportsService),
+      t.app.get(MessageEventsService),
+      t.clock,
+      5,
+    );
+    const [claimed] = await t.db.query(
+      `SELECT id, tenant_id, provider_account_id, msisdn, text, attempts FROM messages WHERE id = $1`,
+      [id],
+    );
+    await writer.record([claimed], [outcome]);
   }
 
   /** Waits until report.php knows a status starting with one of `codes`. */
@@ -290,19 +308,7 @@ describe('issue 9: polling, expiry and reconciliation of reports (sandbox provid
     ]);
     // The first attempt's worker answers late (its lease had expired): never sent. The message goes back
     // to the queue and, after a while, is sent again — and that answer is doubtful too.
-    const writer = new DispatchOutcomesWriter(
-      t.app.get(DataSource),
-      t.app.get(MessageRefundsService),
-      t.app.get(MessageReportsService),
-      t.app.get(MessageEventsService),
-      t.clock,
-      5,
-    );
-    const [claimed] = await t.db.query(
-      `SELECT id, tenant_id, provider_account_id, msisdn, text, attempts FROM messages WHERE id = $1`,
-      [mid],
-    );
-    await writer.record([claimed], [{ kind: 'notSent', reason: 'connection refused (answered late)' }]);
+    await recordOutcome(mid, { kind: 'notSent', reason: 'connection refused (answered late)' });
     expect((await row(id)).status).toBe('queued');
     t.clock.advance(2 * MIN + 1000);
     await waitFor(
@@ -356,11 +362,11 @@ describe('issue 9: polling, expiry and reconciliation of reports (sandbox provid
     const [ma, mb] = [uuidOf(a), uuidOf(b)];
     const pid = (await row(b)).provider_message_id!;
     // b as it is while its worker's answer is still on its way to the database: sent, but `submitting`.
+    // Its lease by the app's clock (the lease janitor compares with it), well past this test's clock moves.
     await t.db.query(
-      `UPDATE messages SET status = 'submitting', provider_message_id = NULL, submitted_at = NULL,
-              lease_until = now() + interval '1 minute'
+      `UPDATE messages SET status = 'submitting', provider_message_id = NULL, submitted_at = NULL, lease_until = $2
         WHERE id = $1`,
-      [mb],
+      [mb, new Date(t.clock.now().getTime() + HOUR)],
     );
 
     t.clock.advance(2 * MIN + 1000);
@@ -370,19 +376,7 @@ describe('issue 9: polling, expiry and reconciliation of reports (sandbox provid
     ]);
     expect(await row(a)).toMatchObject({ status: 'uncertain', provider_message_id: null, refunded: false });
     // b's outcome lands (it would have hit the unique provider id, and blocked its dispatcher's recording).
-    const writer = new DispatchOutcomesWriter(
-      t.app.get(DataSource),
-      t.app.get(MessageRefundsService),
-      t.app.get(MessageReportsService),
-      t.app.get(MessageEventsService),
-      t.clock,
-      5,
-    );
-    const [claimed] = await t.db.query(
-      `SELECT id, tenant_id, provider_account_id, msisdn, text, attempts FROM messages WHERE id = $1`,
-      [mb],
-    );
-    await writer.record([claimed], [{ kind: 'accepted', providerMessageId: pid, raw: pid }]);
+    await recordOutcome(mb, { kind: 'accepted', providerMessageId: pid, raw: pid });
     expect((await row(b)).provider_message_id).toBe(pid);
     // a's next look finds that row taken: a is absent, as it is.
     t.clock.advance(2 * MIN + 1000);

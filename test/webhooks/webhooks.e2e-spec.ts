@@ -545,8 +545,9 @@ describe('tenant webhooks', () => {
       (x) => x.length === 30,
       5_000,
     );
-    // All 30 arrived while the other tenant's 16 requests to the same host were still hanging (timeout 2 s).
-    expect(Date.now() - started).toBeLessThan(2_000);
+    // All 30 arrived well before the other tenant's 16 hanging requests to the same host timed out (2 s):
+    // queued behind them, they would have gone out only as those gave up, ~2 s later.
+    expect(Date.now() - started).toBeLessThan(1_000);
     // Each at its first attempt (none of them waited out a timeout behind the other tenant's requests).
     const fast = await waitFor(
       () => deliveries(f.apiKey, '?limit=500'),
@@ -608,41 +609,6 @@ describe('tenant webhooks', () => {
       () => deliveries(tn.apiKey),
       (ds) => ds[0]?.status === 'succeeded',
     );
-  });
-
-  it('a delivery queued for a deleted endpoint never reaches the URL registered after it', async () => {
-    const old = await receiver();
-    old.answer = () => ({ status: 503, delayMs: 500 });
-    const next = await receiver();
-    const tn = await tenantWithWebhook(old.url);
-    await enqueue([lowBalance(tn.uuid, 4)]);
-    await waitFor(
-      () => old.received,
-      (x) => x.length === 1,
-    );
-    // Deleted while its attempt is in flight: that attempt fails after the DELETE (503).
-    expect((await t.http.delete('/v1/webhook').set(bearer(tn.apiKey))).status).toBe(204);
-    const [d] = await waitFor(
-      () => t.db.query(`SELECT status, attempts FROM webhook_deliveries WHERE tenant_id = $1`, [tn.uuid]),
-      (rows: { status: string; attempts: number }[]) => rows[0]?.attempts === 1,
-    );
-    expect(d.status).toBe('failed');
-    // Registered again, at another URL: the old event is not sent there, even once its retry is due.
-    const put = await t.http.put('/v1/webhook').set(bearer(tn.apiKey)).send({ url: next.url });
-    expect(put.status).toBe(201);
-    t.clock.advance(10 * 60_000);
-    try {
-      await enqueue([lowBalance(tn.uuid, 5)]);
-      const [hook] = await waitFor(
-        () => next.received,
-        (x) => x.length >= 1,
-      );
-      await new Promise((res) => setTimeout(res, 300));
-      expect(next.received.map((h) => h.body.data.balance)).toEqual([5]);
-      expect(hook.body.data).toEqual({ balance: 5, threshold: 100 });
-    } finally {
-      t.clock.reset();
-    }
   });
 
   it('an endpoint that got no slot in a claim keeps its place in the round-robin (a busy tenant cannot starve it)', async () => {

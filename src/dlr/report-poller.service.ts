@@ -34,6 +34,8 @@ const RECONCILE_BATCH = 100;
 const CONCURRENCY = 8;
 /** No final report this long after submission → `expired` (API.md). */
 export const EXPIRE_AFTER_MS = 72 * 3_600_000;
+/** The last poll of a message that stays open is this long before it expires. */
+export const LAST_POLL_BEFORE_EXPIRY_MS = 15 * 60_000;
 /**
  * Closes the report loop (docs/dlr.md "Report pipeline"): polls report.php for submitted messages whose
  * callback did not come, expires those still open after 72 h, and looks uncertain submits up in
@@ -195,11 +197,22 @@ export class ReportPollerService implements OnApplicationBootstrap, BeforeApplic
       this.logger.warn({ messageId: target.id, category, err: (e as Error).message }, 'report poll failed');
     }
     reportPolls.inc({ outcome });
-    const delay = nextPollDelayMs(this.pollAfterMs, target.polls + 1);
     await this.messages
-      .polled(target, new Date(this.clock.now().getTime() + delay))
+      .polled(target, this.nextPollAt(target))
       .catch((e: Error) => this.logger.warn({ messageId: target.id, err: e.message }, 'poll not recorded'));
     return { messageId: target.id, outcome };
+  }
+
+  /**
+   * The backoff's next poll, but never past the last one before expiry: polls back off to 6 h apart, so
+   * without it a message could expire up to 6 h after its last look, missing a final code the provider
+   * learned meanwhile (its callback lost). The last poll is LAST_POLL_BEFORE_EXPIRY_MS before the 72 h.
+   */
+  private nextPollAt(target: PollTarget): Date {
+    const now = this.clock.now().getTime();
+    const next = now + nextPollDelayMs(this.pollAfterMs, target.polls + 1);
+    const last = new Date(target.submittedAt).getTime() + EXPIRE_AFTER_MS - LAST_POLL_BEFORE_EXPIRY_MS;
+    return new Date(last > now ? Math.min(next, last) : next);
   }
 
   /** Expires messages without a final report 72 h after submission; returns how many. */

@@ -13,6 +13,8 @@ export interface PollTarget {
   providerMessageId: string;
   /** Polls made before this one (the backoff exponent). */
   polls: number;
+  /** When it was submitted (its 72 h expiry counts from here). */
+  submittedAt: Date;
   /** The claim: the poll's result is recorded only while next_poll_at still holds it. */
   claimUntil: Date;
 }
@@ -62,6 +64,7 @@ export class MessageFollowUpService {
       provider_account_id: string;
       provider_message_id: string;
       polls: number;
+      submitted_at: Date;
     }>(
       this.dataSource,
       // Every account with due work gets its turn (at most perAccount each), so one account's backlog
@@ -83,7 +86,7 @@ export class MessageFollowUpService {
           LIMIT $3)
        UPDATE messages m SET next_poll_at = $4
          FROM due WHERE m.id = due.id
-       RETURNING m.id, m.provider_account_id, m.provider_message_id, m.polls`,
+       RETURNING m.id, m.provider_account_id, m.provider_message_id, m.polls, m.submitted_at`,
       [now, new Date(now.getTime() - opts.pollAfterMs), opts.limit, opts.claimUntil, opts.perAccount],
     );
     return claimed.map((r) => ({
@@ -91,6 +94,7 @@ export class MessageFollowUpService {
       providerAccountId: r.provider_account_id,
       providerMessageId: r.provider_message_id,
       polls: r.polls,
+      submittedAt: r.submitted_at,
       claimUntil: opts.claimUntil,
     }));
   }

@@ -385,6 +385,37 @@ describe('issue 9: polling, expiry and reconciliation of reports (sandbox provid
     ]);
   });
 
+  it('a message that stays open gets its last poll shortly before it expires, not up to 6 h earlier', async () => {
+    const tenant = await tenantOnSandbox(false);
+    const id = await send(tenant.apiKey, '6289700000011', 'open to the end');
+    const mid = uuidOf(id);
+    await providerSays((await row(id)).provider_message_id!, ['20']);
+    const schedule = async () => {
+      const [r] = await t.db.query(`SELECT submitted_at, next_poll_at, polls FROM messages WHERE id = $1`, [mid]);
+      return r as { submitted_at: Date; next_poll_at: Date | null; polls: number };
+    };
+    const { submitted_at } = await schedule();
+    const lastPoll = submitted_at.getTime() + 72 * HOUR - 15 * MIN;
+    // Many polls made already: the backoff is at its 6 h cap. 67 h after submission it is polled again.
+    await t.db.query(`UPDATE messages SET polls = 10, next_poll_at = $2 WHERE id = $1`, [
+      mid,
+      new Date(submitted_at.getTime() + 67 * HOUR),
+    ]);
+    t.clock.advance(submitted_at.getTime() + 67 * HOUR + 1000 - t.clock.now().getTime());
+    expect((await poller.pollDue()).filter((o) => o.messageId === mid)).toEqual([
+      { messageId: mid, outcome: 'progress' },
+    ]);
+    // The next poll is not 4.8–7.2 h later (past the 72 h): it is the last one, 15 min before the expiry.
+    const after = await schedule();
+    expect(after.next_poll_at!.getTime()).toBe(lastPoll);
+    t.clock.advance(lastPoll - t.clock.now().getTime() + 1000);
+    expect((await poller.pollDue()).filter((o) => o.messageId === mid)).toHaveLength(1);
+    expect((await schedule()).polls).toBe(12);
+    t.clock.advance(16 * MIN);
+    await poller.expireDue();
+    expect((await row(id)).status).toBe('expired');
+  });
+
   it('several pollers racing never poll one message twice in a turn', async () => {
     const tenant = await tenantOnSandbox();
     sandbox.setKnobs({ dropDlrRate: 1 });

@@ -211,7 +211,7 @@ export class ReportPollerService implements OnApplicationBootstrap, BeforeApplic
   private nextPollAt(target: PollTarget): Date {
     const now = this.clock.now().getTime();
     const next = now + nextPollDelayMs(this.pollAfterMs, target.polls + 1);
-    const last = new Date(target.submittedAt).getTime() + EXPIRE_AFTER_MS - LAST_POLL_BEFORE_EXPIRY_MS;
+    const last = target.submittedAt.getTime() + EXPIRE_AFTER_MS - LAST_POLL_BEFORE_EXPIRY_MS;
     return new Date(last > now ? Math.min(next, last) : next);
   }
 

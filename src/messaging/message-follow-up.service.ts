@@ -126,6 +126,7 @@ export class MessageFollowUpService {
           ORDER BY submitted_at LIMIT $2`,
         [new Date(now.getTime() - maxAgeMs), limit],
       );
+      // (submitted_at of a submitted message never changes: only the status is checked again below.)
       if (overdue.length === 0) return 0;
       await lockReportKeys(
         m,
@@ -136,12 +137,12 @@ export class MessageFollowUpService {
         m,
         `WITH due AS (
            SELECT id FROM messages
-            WHERE id = ANY ($2::uuid[]) AND status IN ('submitted', 'pending') AND submitted_at <= $3
+            WHERE id = ANY ($2::uuid[]) AND status IN ('submitted', 'pending')
             FOR UPDATE SKIP LOCKED)
          UPDATE messages m SET status = 'expired', finalized_at = $1, next_poll_at = NULL
            FROM due WHERE m.id = due.id
          RETURNING m.id, m.tenant_id`,
-        [now, overdue.map((o) => o.id), new Date(now.getTime() - maxAgeMs)],
+        [now, overdue.map((o) => o.id)],
       );
       await this.events(m, expired, 'expired', now, { reason: 'no_final_report' });
       await this.refunds.refund(m, refunds, now);

@@ -56,6 +56,6 @@ export class RecentRecipientsService {
 }
 
 /** How far the provider's clock (which stamps an inbound SMS) may be behind ours. */
-export const CLOCK_SKEW_MS = 5 * 60_000;
+const CLOCK_SKEW_MS = 5 * 60_000;
 /** The provider stamps whole seconds: a send within the stamped second is before the reply. */
 const STAMP_PRECISION_MS = 1000;

@@ -8,6 +8,7 @@ import {
 } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { setTimeout as delay } from 'node:timers/promises';
+import { isConnectionError, isTransientConflict } from '../database/connection-errors';
 import { prepared, rows as sqlRows } from '../database/raw-rows';
 import { Counter, Gauge, register } from 'prom-client';
 import { DataSource } from 'typeorm';
@@ -28,6 +29,9 @@ type Claimed = ClaimedMessage;
 interface Known {
   msg: Claimed;
   result: SendOutcome;
+  /** Recordings of this outcome alone that failed with an answer from the database (see recordKnown). */
+  loneFailures?: number;
+  firstLoneFailure?: number;
 }
 
 const outcomes =
@@ -46,8 +50,22 @@ const unrecorded =
     help: 'Known submit outcomes waiting in memory for their recording to commit',
   });
 
+const recordAbandoned =
+  (register.getSingleMetric('gerbang_dispatch_record_abandoned_total') as Counter<string> | undefined) ??
+  new Counter({
+    name: 'gerbang_dispatch_record_abandoned_total',
+    help: 'Submit outcomes that could not be recorded and were left to the lease janitor (uncertain, then reconciliation)',
+  });
+
 /** Most outcomes written by one recording transaction. */
 const MAX_OUTCOMES_PER_TX = 500;
+/** An error that is the database's answer to this write (not an outage, not a collision that a retry resolves). */
+function isAnswer(e: unknown): boolean {
+  return !isConnectionError(e) && !isTransientConflict(e);
+}
+
+/** Lone failures (while other recordings land) after which one outcome is given up to the lease janitor. */
+const MAX_LONE_FAILURES = 5;
 /** Retry of a failed recording: 100 ms doubling to 5 s, with jitter. */
 const RECORD_RETRY_MAX_MS = 5_000;
 
@@ -106,6 +124,8 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
   private known: Known[] = [];
   private recorder?: Promise<void>;
+  /** When a recording transaction of this process last committed (Date.now()). */
+  private lastLanded = 0;
   /** Set when the pool is about to close: a failing recorder stops retrying. */
   private abandoned = false;
 
@@ -361,26 +381,53 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
    * Writes known outcomes until none is left. A failed transaction (lost connection, database
    * restart, deadlock, a commit in doubt) leaves its outcomes in memory, first in line, and is run
    * again after a backoff: the guarded updates make a second run of a committed one a no-op.
+   *
+   * A group that fails with an answer from the database (not an outage, not a deadlock) is written
+   * again one outcome at a time, so that one outcome that cannot be written (a provider id another
+   * message already holds, a bad row) does not hold back the others. An outcome that has failed alone
+   * MAX_LONE_FAILURES times while other recordings landed is given up: logged, counted, and no longer
+   * held, so its lease runs out and the lease janitor turns the message `uncertain`, which
+   * reconciliation settles from the provider's report (never resent, refunded only if the provider
+   * does not have it). When nothing lands at all (the database refuses every write) nothing is
+   * given up: the outcomes wait in memory as for an outage.
    */
   private async recordKnown(): Promise<void> {
     let failures = 0;
     while (this.known.length > 0) {
       const batch = this.known.splice(0, MAX_OUTCOMES_PER_TX);
+      const failed: { k: Known; e: unknown }[] = [];
+      let alone = batch.length === 1;
       try {
-        await this.writer.record(
-          batch.map((k) => k.msg),
-          batch.map((k) => k.result),
-        );
-        for (const k of batch) this.held.delete(k.msg.id);
-        failures = 0;
-        this.wakeAll(); // their slots are free
+        await this.writeKnown(batch);
       } catch (e) {
-        this.known.unshift(...batch);
+        if (batch.length > 1 && isAnswer(e)) {
+          alone = true;
+          for (const k of batch) await this.writeKnown([k]).catch((e1: unknown) => failed.push({ k, e: e1 }));
+        } else failed.push(...batch.map((k) => ({ k, e })));
+      }
+      try {
+        if (failed.length === 0) {
+          failures = 0;
+          continue;
+        }
+        const keep: Known[] = [];
+        for (const { k, e } of failed) {
+          if (alone && isAnswer(e)) {
+            k.loneFailures = (k.loneFailures ?? 0) + 1;
+            k.firstLoneFailure ??= Date.now();
+          }
+          if ((k.loneFailures ?? 0) >= MAX_LONE_FAILURES && this.lastLanded > (k.firstLoneFailure ?? Infinity))
+            this.giveUp(k, e);
+          else keep.push(k);
+        }
+        this.known.unshift(...keep);
+        // Some of the group landed: the database is writing, go on at once (the rest is tried alone again).
+        if (keep.length === 0 || failed.length < batch.length) continue;
         failures++;
         recordFailures.inc();
         const wait = Math.round(Math.min(RECORD_RETRY_MAX_MS, 100 * 2 ** (failures - 1)) * (0.8 + Math.random() * 0.4));
         this.logger.warn(
-          { outcomes: batch.length, failures, retryInMs: wait, err: (e as Error).message },
+          { outcomes: keep.length, failures, retryInMs: wait, err: (failed[0].e as Error)?.message },
           'recording submit outcomes failed; kept in memory, retrying',
         );
         if (this.abandoned) return;
@@ -389,6 +436,33 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
         unrecorded.set(this.known.length);
       }
     }
+  }
+
+  /** One recording transaction; on success the claims are no longer held and their slots are free. */
+  private async writeKnown(batch: Known[]): Promise<void> {
+    await this.writer.record(
+      batch.map((k) => k.msg),
+      batch.map((k) => k.result),
+    );
+    for (const k of batch) this.held.delete(k.msg.id);
+    this.lastLanded = Date.now();
+    this.wakeAll();
+  }
+
+  /** Hands an outcome that cannot be written over to the lease janitor (see recordKnown). */
+  private giveUp(k: Known, error: unknown): void {
+    this.held.delete(k.msg.id);
+    recordAbandoned.inc();
+    this.logger.error(
+      {
+        messageId: k.msg.id,
+        tenantId: k.msg.tenant_id,
+        outcome: k.result.kind,
+        failures: k.loneFailures,
+        err: (error as Error)?.message,
+      },
+      'a submit outcome cannot be recorded; given up: the message becomes uncertain when its lease ends and reconciliation settles it',
+    );
   }
 
   /** Pushes the leases of everything this process holds (on the wire or waiting to be recorded). */

@@ -140,6 +140,12 @@ describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provide
     };
   }
 
+  async function metricTotal(name: string): Promise<number> {
+    const m = register.getSingleMetric(name);
+    if (!m) return 0;
+    return (await m.get()).values.reduce((a, x) => a + x.value, 0);
+  }
+
   async function flaggedMetric(): Promise<number> {
     const m = register.getSingleMetric('gerbang_dlr_flagged_total');
     if (!m) return 0;
@@ -229,6 +235,74 @@ describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provide
       refunds: 3,
       refundedMessages: 3,
       debits: 8,
+    });
+  }, 60_000);
+
+  it('item 2: one outcome that can never be written does not hold back the others; it is left to the lease janitor (uncertain, still charged)', async () => {
+    const PRICE = 10;
+    const tenant = await tenantOnSandbox(10_000, PRICE, false);
+    const tag = unique('poison');
+    // Recording `submitted` fails for this one message every time (a permanent error for that row, as a
+    // unique provider id already taken would be); the database accepts every other recording.
+    const fault = await injectFault(
+      'messages',
+      tenant.tid,
+      `TG_OP = 'UPDATE' AND OLD.status = 'submitting' AND NEW.status = 'submitted' AND NEW.text = '${tag} bad'`,
+      1_000_000,
+      ['error'],
+    );
+    const abandonedBefore = await metricTotal('gerbang_dispatch_record_abandoned_total');
+    const bad = await t.http
+      .post('/v1/messages')
+      .set('Authorization', `Bearer ${tenant.apiKey}`)
+      .send({ to: '081234567890', text: `${tag} bad` });
+    expect(bad.status).toBe(202);
+    await waitFor('the bad outcome failed to record', fault.fired, (n) => n >= 1, 20_000, 5);
+
+    // Sent after it: their outcomes queue behind the failing one, and must land all the same.
+    const good = await t.http
+      .post('/v1/messages/batch')
+      .set('Authorization', `Bearer ${tenant.apiKey}`)
+      .send({ messages: Array.from({ length: 3 }, (_, i) => ({ to: '081234567890', text: `${tag} ok ${i}` })) });
+    expect(good.status).toBe(202);
+    await waitFor(
+      'the other outcomes recorded',
+      () => rows(tenant.tid),
+      (rs) => rs.filter((r) => r.text.startsWith(`${tag} ok`) && r.status === 'submitted').length === 3,
+      20_000,
+      100,
+    );
+
+    // The one that cannot be written is given up by its process (logged, counted) once it failed alone while
+    // others landed: its claim is no longer held, so the lease janitor turns it `uncertain` when the lease
+    // ends, and reconciliation settles it from the provider's report. It is never resent, never refunded here.
+    await waitFor(
+      'the outcome given up',
+      () => metricTotal('gerbang_dispatch_record_abandoned_total'),
+      (n) => n >= abandonedBefore + 1,
+      20_000,
+      50,
+    );
+    const dispatcher = t.app.get(DispatcherService);
+    t.clock.advance(600_000);
+    try {
+      await dispatcher.expireLeases();
+    } finally {
+      t.clock.reset();
+    }
+    const final = await rows(tenant.tid);
+    expect(final.find((r) => r.text === `${tag} bad`)).toMatchObject({
+      status: 'uncertain',
+      provider_message_id: null,
+      refunded: false,
+    });
+    expect(sandbox.sent().filter((s) => s.username === tenant.username && s.text === `${tag} bad`)).toHaveLength(1);
+    expect(await money(tenant.tid)).toEqual({
+      balance: 10_000 - 4 * PRICE,
+      ledger: 10_000 - 4 * PRICE,
+      refunds: 0,
+      refundedMessages: 0,
+      debits: 4,
     });
   }, 60_000);
 

@@ -13,6 +13,7 @@ import { BalanceNotices1764900000000 } from './1764900000000-BalanceNotices';
 import { ReportReconciliations1765000000000 } from './1765000000000-ReportReconciliations';
 import { Partitioning1765100000000 } from './1765100000000-Partitioning';
 import { WebhookInFlight1765200000000 } from './1765200000000-WebhookInFlight';
+import { WebhookEndpointGeneration1765300000000 } from './1765300000000-WebhookEndpointGeneration';
 
 export const migrations = [
   Initial1764000000000,
@@ -29,4 +30,5 @@ export const migrations = [
   ReportReconciliations1765000000000,
   Partitioning1765100000000,
   WebhookInFlight1765200000000,
+  WebhookEndpointGeneration1765300000000,
 ];

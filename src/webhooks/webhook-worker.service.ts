@@ -19,6 +19,8 @@ interface ClaimedDelivery {
   attempts: number;
   owner: string;
   url: string;
+  /** The endpoint (row) it was claimed for: see the WebhookEndpointGeneration migration. */
+  generation: string;
   secrets: string[];
 }
 
@@ -41,6 +43,7 @@ interface EndpointSecrets {
 
 type ClaimedRow = EndpointSecrets & {
   id: string;
+  generation: string;
   event_id: string;
   body: string;
   attempts: number;
@@ -48,14 +51,25 @@ type ClaimedRow = EndpointSecrets & {
 };
 
 /**
- * The tail of a statement whose CTE `source` returns the `tenant_id` of each delivery it moved out of
- * `delivering`: lowers those endpoints' `in_flight` by as many. Never below 0: leases taken before an
- * endpoint was deleted and registered again end on the new row.
+ * Is `column` (a delivery's endpoint_generation) the generation of the endpoint row `alias`? A delivery
+ * without one was queued by a process of the version before generations (a rolling upgrade): it is for
+ * whatever endpoint its tenant has.
+ */
+function sameGeneration(column: string, alias = 'e'): string {
+  return `(${alias}.generation = ${column} OR ${column} IS NULL)`;
+}
+
+/**
+ * The tail of a statement whose CTE `source` returns the `tenant_id` and `endpoint_generation` of each
+ * delivery it moved out of `delivering`: lowers those endpoints' `in_flight` by as many. Only the endpoint
+ * the lease was taken on: a lease taken before the endpoint was deleted (and registered again, a new
+ * generation) does not lower the new row's count.
  */
 function lowerInFlight(source: string): string {
   return `UPDATE webhook_endpoints e SET in_flight = greatest(0, e.in_flight - r.n)
-            FROM (SELECT tenant_id, count(*)::int AS n FROM ${source} GROUP BY tenant_id) r
-           WHERE e.tenant_id = r.tenant_id`;
+            FROM (SELECT tenant_id, endpoint_generation, count(*)::int AS n FROM ${source}
+                   GROUP BY tenant_id, endpoint_generation) r
+           WHERE e.tenant_id = r.tenant_id AND ${sameGeneration('r.endpoint_generation')}`;
 }
 
 /**
@@ -149,6 +163,7 @@ export class WebhookWorkerService {
         if (Date.now() - this.lastGauges > 5000) {
           this.lastGauges = Date.now();
           await this.releaseExpiredLeases();
+          await this.failOrphaned();
           await this.refreshGauges();
         }
       } catch (e) {
@@ -193,12 +208,13 @@ export class WebhookWorkerService {
     const rows = await prepared<ClaimedRow>(
       this.dataSource,
       `WITH ep AS (
-         SELECT e.tenant_id, e.url, e.secret_enc, e.previous_secret_enc, e.previous_secret_until,
+         SELECT e.tenant_id, e.generation, e.url, e.secret_enc, e.previous_secret_enc, e.previous_secret_until,
                 $2::int - e.in_flight AS free
            FROM webhook_endpoints e
           WHERE e.enabled AND e.in_flight < $2
             AND (SELECT true FROM webhook_deliveries d
                   WHERE d.tenant_id = e.tenant_id AND d.status = 'pending' AND d.next_attempt_at <= $1
+                    AND ${sameGeneration('d.endpoint_generation')}
                   LIMIT 1)
           ORDER BY e.claimed_at NULLS FIRST, e.tenant_id
           LIMIT $3
@@ -208,6 +224,7 @@ export class WebhookWorkerService {
            FROM ep CROSS JOIN LATERAL (
                   SELECT x.id FROM webhook_deliveries x
                    WHERE x.tenant_id = ep.tenant_id AND x.status = 'pending' AND x.next_attempt_at <= $1
+                     AND ${sameGeneration('x.endpoint_generation', 'ep')}
                    ORDER BY x.next_attempt_at, x.id
                    LIMIT ep.free
                    FOR UPDATE SKIP LOCKED) c
@@ -227,7 +244,7 @@ export class WebhookWorkerService {
            FROM ep JOIN (SELECT tenant_id, count(*)::int AS n FROM leased GROUP BY tenant_id) n USING (tenant_id)
           WHERE e.tenant_id = ep.tenant_id)
        SELECT l.id, l.tenant_id, l.event_id, l.body, l.attempts,
-              ep.url, ep.secret_enc, ep.previous_secret_enc, ep.previous_secret_until
+              ep.generation, ep.url, ep.secret_enc, ep.previous_secret_enc, ep.previous_secret_until
          FROM leased l JOIN ep USING (tenant_id)`,
       [now, this.opts.perEndpoint, max, owner, leaseMs],
     );
@@ -250,7 +267,7 @@ export class WebhookWorkerService {
       `WITH released AS (
          UPDATE webhook_deliveries SET status = 'pending', lease_until = NULL, lease_owner = NULL, next_attempt_at = $3
           WHERE id = ANY ($1::uuid[]) AND status = 'delivering' AND lease_owner = $2
-          RETURNING tenant_id)
+          RETURNING tenant_id, endpoint_generation)
        ${lowerInFlight('released')}`,
       [ids, owner, nextAttemptAt],
     );
@@ -404,36 +421,48 @@ export class WebhookWorkerService {
       `WITH u AS (
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::int[], $6::text[],
                               $7::timestamptz[], $8::int[], $9::text[], $10::text[], $11::uuid[], $12::text[],
-                              $13::bool[])
-                    AS u(id, owner, status, next, code, error, at, duration, outcome, excerpt, tenant_id, url, counted)),
+                              $13::bool[], $14::uuid[])
+                    AS u(id, owner, status, next, code, error, at, duration, outcome, excerpt, tenant_id, url, counted,
+                         generation)),
        attempts AS (
          INSERT INTO webhook_attempts (delivery_id, attempted_at, status_code, error, duration_ms, outcome, response_excerpt)
          SELECT id, at, code, error, duration, outcome, excerpt FROM u),
+       -- A retry of a delivery whose endpoint was deleted meanwhile (its generation is no longer the
+       -- tenant's) is not made: failed, as the DELETE failed the pending ones.
        moved AS (
          UPDATE webhook_deliveries d
-            SET status = u.status,
+            SET status = CASE WHEN u.status = 'pending' AND NOT coalesce(${sameGeneration('d.endpoint_generation', 'cur')}, false)
+                              THEN 'failed' ELSE u.status END,
                 attempts = d.attempts + CASE WHEN u.counted THEN 1 ELSE 0 END,
                 next_attempt_at = coalesce(u.next, d.next_attempt_at),
-                lease_until = NULL, lease_owner = NULL, last_status_code = u.code, last_error = u.error,
+                lease_until = NULL, lease_owner = NULL, last_status_code = u.code,
+                last_error = CASE WHEN u.status = 'pending' AND NOT coalesce(${sameGeneration('d.endpoint_generation', 'cur')}, false)
+                                  THEN 'endpoint deleted' ELSE u.error END,
                 delivered_at = CASE WHEN u.status = 'succeeded' THEN u.at ELSE d.delivered_at END
-           FROM u
+           FROM u LEFT JOIN webhook_endpoints cur ON cur.tenant_id = u.tenant_id
           WHERE d.id = u.id AND d.status = 'delivering' AND d.lease_owner = u.owner
-          RETURNING d.tenant_id),
+          RETURNING d.tenant_id, d.endpoint_generation),
        -- One UPDATE per endpoint row (a row updated by two parts of one statement keeps only one change):
-       -- its slots freed, and on a 410 from the URL it still has, disabled.
-       freed AS (SELECT tenant_id, count(*)::int AS n FROM moved GROUP BY tenant_id),
+       -- the slots its own leases held freed, and on a 410 from the URL it still has, disabled.
+       freed AS (
+         SELECT m.tenant_id, count(*)::int AS n
+           FROM moved m JOIN webhook_endpoints e ON e.tenant_id = m.tenant_id AND ${sameGeneration('m.endpoint_generation')}
+          GROUP BY m.tenant_id),
        gone AS (
-         SELECT DISTINCT ON (u.tenant_id) u.tenant_id, u.url, u.at
+         SELECT DISTINCT ON (u.tenant_id) u.tenant_id, u.url, u.generation, u.at
            FROM u LEFT JOIN webhook_endpoints e ON e.tenant_id = u.tenant_id
           WHERE u.outcome = 'gone'
-          ORDER BY u.tenant_id, (u.url = e.url) DESC),
+          ORDER BY u.tenant_id, (u.url = e.url AND u.generation = e.generation) DESC),
        endpoints AS (
          UPDATE webhook_endpoints e
             SET in_flight = greatest(0, e.in_flight - coalesce(f.n, 0)),
-                enabled = e.enabled AND e.url IS DISTINCT FROM g.url,
-                disabled_reason = CASE WHEN e.enabled AND e.url = g.url THEN 'gone' ELSE e.disabled_reason END,
-                disabled_at = CASE WHEN e.enabled AND e.url = g.url THEN g.at ELSE e.disabled_at END,
-                updated_at = CASE WHEN e.enabled AND e.url = g.url THEN g.at ELSE e.updated_at END
+                enabled = e.enabled AND NOT coalesce(e.url = g.url AND e.generation = g.generation, false),
+                disabled_reason = CASE WHEN e.enabled AND e.url = g.url AND e.generation = g.generation
+                                       THEN 'gone' ELSE e.disabled_reason END,
+                disabled_at = CASE WHEN e.enabled AND e.url = g.url AND e.generation = g.generation
+                                   THEN g.at ELSE e.disabled_at END,
+                updated_at = CASE WHEN e.enabled AND e.url = g.url AND e.generation = g.generation
+                                  THEN g.at ELSE e.updated_at END
            FROM freed f FULL JOIN gone g USING (tenant_id)
           WHERE e.tenant_id = coalesce(f.tenant_id, g.tenant_id))
        SELECT 1`,
@@ -451,6 +480,7 @@ export class WebhookWorkerService {
         rows.map((x) => x.d.tenant_id),
         rows.map((x) => x.d.url),
         rows.map((x) => x.counted),
+        rows.map((x) => x.d.generation),
       ],
     );
   }
@@ -467,12 +497,32 @@ export class WebhookWorkerService {
          UPDATE webhook_deliveries SET status = 'pending', lease_until = NULL, lease_owner = NULL,
                 last_error = 'lease expired without an outcome'
           WHERE status = 'delivering' AND lease_until <= clock_timestamp()
-          RETURNING id, tenant_id),
+          RETURNING id, tenant_id, endpoint_generation),
        lowered AS (${lowerInFlight('released')})
        SELECT id FROM released`,
     );
     if (released.length) this.logger.warn({ count: released.length }, 'webhook leases expired: deliveries due again');
     return released.length;
+  }
+
+  /**
+   * Due deliveries of an endpoint that no longer exists fail (`endpoint deleted`). The DELETE fails the
+   * pending ones itself; this catches those queued by a transaction that read the endpoint before the
+   * DELETE and committed after it (the claim never sends them: it takes only deliveries of the endpoint's
+   * own generation). Any process does this every few seconds; it reads only due deliveries (the due index).
+   */
+  async failOrphaned(): Promise<number> {
+    const failed = await sqlRows<{ id: string }>(
+      this.dataSource,
+      `UPDATE webhook_deliveries d SET status = 'failed', last_error = 'endpoint deleted'
+        WHERE d.status = 'pending' AND d.next_attempt_at <= $1
+          AND NOT EXISTS (SELECT 1 FROM webhook_endpoints e
+                           WHERE e.tenant_id = d.tenant_id AND ${sameGeneration('d.endpoint_generation')})
+        RETURNING d.id`,
+      [this.clock.now()],
+    );
+    if (failed.length) this.logger.warn({ count: failed.length }, 'deliveries of a deleted webhook endpoint failed');
+    return failed.length;
   }
 
   private async refreshGauges(): Promise<void> {

@@ -40,7 +40,9 @@ export class WebhooksService {
   /**
    * Queues events in the caller's transaction: they commit or roll back with the change they report.
    * An event becomes a delivery only if its tenant has an enabled endpoint subscribed to its type
-   * at that moment; otherwise it is dropped (not kept for an endpoint registered later).
+   * at that moment; otherwise it is dropped (not kept for an endpoint registered later). The delivery
+   * is for that endpoint (its generation): if the endpoint is deleted before it is sent, it fails, even
+   * when the tenant registers a new one meanwhile.
    * Re-enqueueing the same (tenant, eventId) is a no-op. Returns the number of deliveries created.
    */
   async enqueue(manager: EntityManager, events: WebhookEvent[]): Promise<number> {
@@ -76,8 +78,10 @@ export class WebhooksService {
     }
     const rows: unknown[] = await manager.query(
       `INSERT INTO webhook_deliveries
-         (id, tenant_id, event_id, event_type, payload, status, next_attempt_at, created_at, message_id, sequence, event_at)
-       SELECT v.id, v.tenant_id, v.event_id, v.event_type, v.payload, 'pending', $9, $9, v.message_id, v.sequence, v.event_at
+         (id, tenant_id, event_id, event_type, payload, status, next_attempt_at, created_at, message_id, sequence, event_at,
+          endpoint_generation)
+       SELECT v.id, v.tenant_id, v.event_id, v.event_type, v.payload, 'pending', $9, $9, v.message_id, v.sequence, v.event_at,
+              e.generation
          FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::jsonb[], $6::uuid[], $7::bigint[], $8::timestamptz[])
               WITH ORDINALITY AS v(id, tenant_id, event_id, event_type, payload, message_id, sequence, event_at, ord)
          JOIN webhook_endpoints e ON e.tenant_id = v.tenant_id AND e.enabled AND v.event_type = ANY (e.events)
@@ -122,7 +126,7 @@ export class WebhooksService {
 
   /**
    * One more attempt now, whatever the delivery's state, except while an attempt is in flight or
-   * when the tenant has no endpoint (409).
+   * when the tenant has no endpoint (409). It goes to the endpoint registered now (the tenant asks for it).
    * If it fails, the retry schedule continues from the attempts made so far (a delivery that had
    * used all of them is `failed` again).
    */
@@ -131,9 +135,9 @@ export class WebhooksService {
     if (!id) throw notFound('Webhook delivery');
     const updated = await sqlRows<DeliveryRow>(
       this.dataSource,
-      `UPDATE webhook_deliveries d SET status = 'pending', next_attempt_at = $3
-        WHERE d.id = $1 AND d.tenant_id = $2 AND d.status <> 'delivering'
-          AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.tenant_id = $2)
+      `UPDATE webhook_deliveries d SET status = 'pending', next_attempt_at = $3, endpoint_generation = e.generation
+         FROM webhook_endpoints e
+        WHERE d.id = $1 AND d.tenant_id = $2 AND d.status <> 'delivering' AND e.tenant_id = $2
         RETURNING ${DELIVERY_COLUMNS}`,
       [id, scope.tenantId, this.clock.now()],
     );

@@ -61,6 +61,7 @@ describe('tenant webhooks', () => {
       status: string;
       attempts: { outcome: string; statusCode: number | null; responseExcerpt: string | null; durationMs: number }[];
       nextAttemptAt: string | null;
+      lastError: string | null;
     }[];
   }
 
@@ -492,6 +493,67 @@ describe('tenant webhooks', () => {
       () => r.received,
       (x) => x.length === 2,
     );
+  });
+
+  it("a deleted endpoint's deliveries never go to one registered after it (in flight at the DELETE, or queued by a transaction that saw it)", async () => {
+    const old = await receiver();
+    const next = await receiver();
+    const a = await tenantWithWebhook(old.url);
+    const worker = t.app.get(WebhookWorkerService);
+    // The old endpoint answers slowly, and with a failure: its attempt is still in flight at the DELETE.
+    old.answer = () => ({ status: 500, body: 'boom', delayMs: 700 });
+    await enqueue([lowBalance(a.uuid, 1)]);
+    await waitFor(
+      () => old.received.length,
+      (n) => n === 1,
+    );
+    // A transaction that read the endpoint before the DELETE and commits after the new PUT (the relay, a notice).
+    const racing = t.db.createQueryRunner();
+    await racing.connect();
+    await racing.startTransaction();
+    try {
+      expect(await t.app.get(WebhooksService).enqueue(racing.manager, [lowBalance(a.uuid, 2)])).toBe(1);
+      expect((await t.http.delete('/v1/webhook').set(bearer(a.apiKey))).status).toBe(204);
+      const put = await t.http.put('/v1/webhook').set(bearer(a.apiKey)).send({ url: next.url });
+      expect(put.status).toBe(201);
+      await racing.commitTransaction();
+    } finally {
+      await racing.release();
+    }
+    try {
+      // The in-flight attempt fails; the retry it would get (about 5 s later) and the racing delivery both
+      // belong to the deleted endpoint: failed, never sent to the new URL.
+      await waitFor(
+        () => deliveries(a.apiKey),
+        (d) => d.find((x) => x.attempts.length === 1)?.status !== 'delivering',
+      );
+      t.clock.advance(6_000);
+      await worker.failOrphaned(); // the workers' sweep, every 5 s
+      const list = await waitFor(
+        () => deliveries(a.apiKey),
+        (d) => d.length === 2 && d.every((x) => x.status === 'failed'),
+      );
+      expect(list.map((x) => x.lastError)).toEqual(['endpoint deleted', 'endpoint deleted']);
+      // The new endpoint gets what is queued for it, and only that; its slot counter is exact.
+      next.answer = () => ({ status: 204 });
+      await enqueue([lowBalance(a.uuid, 3)]);
+      await waitFor(
+        () => next.received.length,
+        (n) => n >= 1,
+      );
+      await new Promise((res) => setTimeout(res, 300));
+      expect(next.received.map((h) => h.body.data.balance)).toEqual([3]);
+      expect(old.received).toHaveLength(1);
+      await waitFor(
+        async () =>
+          (await t.db.query(`SELECT in_flight FROM webhook_endpoints WHERE tenant_id = $1`, [a.uuid]))[0] as {
+            in_flight: number;
+          },
+        (e) => e.in_flight === 0,
+      );
+    } finally {
+      t.clock.reset();
+    }
   });
 
   it("one tenant's hanging endpoint holds only its own slots: another tenant's webhooks keep flowing", async () => {

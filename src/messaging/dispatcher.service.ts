@@ -29,9 +29,10 @@ type Claimed = ClaimedMessage;
 interface Known {
   msg: Claimed;
   result: SendOutcome;
-  /** Recordings of this outcome alone that failed with an answer from the database (see recordKnown). */
+  /** Failures of this outcome written alone, each after other recordings landed (see recordKnown). */
   loneFailures?: number;
-  firstLoneFailure?: number;
+  /** `landings` at its last counted lone failure. */
+  landingsAtFailure?: number;
 }
 
 const outcomes =
@@ -124,8 +125,8 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
   private known: Known[] = [];
   private recorder?: Promise<void>;
-  /** When a recording transaction of this process last committed (Date.now()). */
-  private lastLanded = 0;
+  /** Recording transactions of this process that committed. */
+  private landings = 0;
   /** Set when the pool is about to close: a failing recorder stops retrying. */
   private abandoned = false;
 
@@ -385,11 +386,10 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
    * A group that fails with an answer from the database (not an outage, not a deadlock) is written
    * again one outcome at a time, so that one outcome that cannot be written (a provider id another
    * message already holds, a bad row) does not hold back the others. An outcome that has failed alone
-   * MAX_LONE_FAILURES times while other recordings landed is given up: logged, counted, and no longer
-   * held, so its lease runs out and the lease janitor turns the message `uncertain`, which
-   * reconciliation settles from the provider's report (never resent, refunded only if the provider
-   * does not have it). When nothing lands at all (the database refuses every write) nothing is
-   * given up: the outcomes wait in memory as for an outage.
+   * MAX_LONE_FAILURES times, each time after other recordings landed, is given up: logged, counted, and
+   * no longer held, so its lease runs out and the lease janitor turns the message `uncertain`, which
+   * reconciliation settles from the provider's report (never resent). When nothing lands (the
+   * database refuses every write) nothing is given up: the outcomes wait in memory as for an outage.
    */
   private async recordKnown(): Promise<void> {
     let failures = 0;
@@ -412,17 +412,22 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
         }
         const keep: Known[] = [];
         for (const { k, e } of failed) {
-          if (alone && isAnswer(e)) {
+          // A failure of this outcome alone counts once per stretch in which other recordings landed: when
+          // nothing lands (the database refuses every write), an outcome is never given up.
+          const lone = alone && isAnswer(e);
+          if (lone && (k.loneFailures === undefined || this.landings > k.landingsAtFailure!)) {
             k.loneFailures = (k.loneFailures ?? 0) + 1;
-            k.firstLoneFailure ??= Date.now();
+            k.landingsAtFailure = this.landings;
           }
-          if ((k.loneFailures ?? 0) >= MAX_LONE_FAILURES && this.lastLanded > (k.firstLoneFailure ?? Infinity))
-            this.giveUp(k, e);
+          if (lone && (k.loneFailures ?? 0) >= MAX_LONE_FAILURES) this.giveUp(k, e);
           else keep.push(k);
         }
         this.known.unshift(...keep);
         // Some of the group landed: the database is writing, go on at once (the rest is tried alone again).
-        if (keep.length === 0 || failed.length < batch.length) continue;
+        if (keep.length === 0 || failed.length < batch.length) {
+          failures = 0;
+          continue;
+        }
         failures++;
         recordFailures.inc();
         const wait = Math.round(Math.min(RECORD_RETRY_MAX_MS, 100 * 2 ** (failures - 1)) * (0.8 + Math.random() * 0.4));
@@ -445,13 +450,14 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
       batch.map((k) => k.result),
     );
     for (const k of batch) this.held.delete(k.msg.id);
-    this.lastLanded = Date.now();
+    this.landings++;
     this.wakeAll();
   }
 
   /** Hands an outcome that cannot be written over to the lease janitor (see recordKnown). */
   private giveUp(k: Known, error: unknown): void {
     this.held.delete(k.msg.id);
+    this.wakeAll(); // its send slot is free
     recordAbandoned.inc();
     this.logger.error(
       {

@@ -67,9 +67,11 @@ function sameGeneration(column: string, alias = 'e'): string {
  */
 function lowerInFlight(source: string): string {
   return `UPDATE webhook_endpoints e SET in_flight = greatest(0, e.in_flight - r.n)
-            FROM (SELECT tenant_id, endpoint_generation, count(*)::int AS n FROM ${source}
-                   GROUP BY tenant_id, endpoint_generation) r
-           WHERE e.tenant_id = r.tenant_id AND ${sameGeneration('r.endpoint_generation')}`;
+            FROM (SELECT s.tenant_id, count(*)::int AS n
+                    FROM ${source} s JOIN webhook_endpoints cur
+                      ON cur.tenant_id = s.tenant_id AND ${sameGeneration('s.endpoint_generation', 'cur')}
+                   GROUP BY s.tenant_id) r
+           WHERE e.tenant_id = r.tenant_id`;
 }
 
 /**
@@ -220,7 +222,7 @@ export class WebhookWorkerService {
           LIMIT $3
           FOR UPDATE OF e SKIP LOCKED),
        pick AS (
-         SELECT c.id
+         SELECT c.id, ep.generation
            FROM ep CROSS JOIN LATERAL (
                   SELECT x.id FROM webhook_deliveries x
                    WHERE x.tenant_id = ep.tenant_id AND x.status = 'pending' AND x.next_attempt_at <= $1
@@ -232,7 +234,9 @@ export class WebhookWorkerService {
        leased AS (
          UPDATE webhook_deliveries d
             SET status = 'delivering', lease_owner = $4,
-                lease_until = clock_timestamp() + $5::int * interval '1 millisecond'
+                lease_until = clock_timestamp() + $5::int * interval '1 millisecond',
+                -- one queued by a process of the previous version has none: it is now for this endpoint
+                endpoint_generation = coalesce(d.endpoint_generation, pick.generation)
            FROM pick
           WHERE d.id = pick.id
           RETURNING d.id, d.tenant_id, d.event_id, d.payload::text AS body, d.attempts),

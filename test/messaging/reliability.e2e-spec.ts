@@ -273,15 +273,25 @@ describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provide
       100,
     );
 
-    // The one that cannot be written is given up by its process (logged, counted) once it failed alone while
-    // others landed: its claim is no longer held, so the lease janitor turns it `uncertain` when the lease
-    // ends, and reconciliation settles it from the provider's report. It is never resent, never refunded here.
+    // The one that cannot be written is given up by its process (logged, counted) once it failed alone five
+    // times, each after other recordings landed (more sends keep landing meanwhile): its claim is no longer
+    // held, so the lease janitor turns it `uncertain` when the lease ends, and reconciliation settles it from
+    // the provider's report. It is never resent, never refunded here.
+    let more = 0;
     await waitFor(
       'the outcome given up',
-      () => metricTotal('gerbang_dispatch_record_abandoned_total'),
+      async () => {
+        const sent = await t.http
+          .post('/v1/messages')
+          .set('Authorization', `Bearer ${tenant.apiKey}`)
+          .send({ to: '081234567890', text: `${tag} more ${more}` });
+        expect(sent.status).toBe(202);
+        more++;
+        return metricTotal('gerbang_dispatch_record_abandoned_total');
+      },
       (n) => n >= abandonedBefore + 1,
-      20_000,
-      50,
+      40_000,
+      250,
     );
     const dispatcher = t.app.get(DispatcherService);
     t.clock.advance(600_000);
@@ -298,13 +308,40 @@ describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provide
     });
     expect(sandbox.sent().filter((s) => s.username === tenant.username && s.text === `${tag} bad`)).toHaveLength(1);
     expect(await money(tenant.tid)).toEqual({
-      balance: 10_000 - 4 * PRICE,
-      ledger: 10_000 - 4 * PRICE,
+      balance: 10_000 - (4 + more) * PRICE,
+      ledger: 10_000 - (4 + more) * PRICE,
       refunds: 0,
       refundedMessages: 0,
-      debits: 4,
+      debits: 4 + more,
     });
-  }, 60_000);
+  }, 90_000);
+
+  it('item 2: when the database refuses every recording (nothing lands), no outcome is given up: all land once it accepts them', async () => {
+    const tenant = await tenantOnSandbox(10_000, 10, false);
+    const fault = await injectFault(
+      'messages',
+      tenant.tid,
+      `TG_OP = 'UPDATE' AND OLD.status = 'submitting' AND NEW.status = 'submitted'`,
+      20,
+      ['error'],
+    );
+    const abandonedBefore = await metricTotal('gerbang_dispatch_record_abandoned_total');
+    const sent = await t.http
+      .post('/v1/messages/batch')
+      .set('Authorization', `Bearer ${tenant.apiKey}`)
+      .send({ messages: Array.from({ length: 3 }, (_, i) => ({ to: '081234567890', text: `${unique('all')} ${i}` })) });
+    expect(sent.status).toBe(202);
+    const final = await waitFor(
+      'every outcome recorded once the faults stop',
+      () => rows(tenant.tid),
+      (rs) => rs.length === 3 && rs.every((r) => r.status === 'submitted'),
+      60_000,
+      100,
+    );
+    expect(await fault.fired()).toBeGreaterThanOrEqual(20); // 20 refused, then the ones that landed
+    expect(final.every((r) => r.provider_message_id !== null)).toBe(true);
+    expect(await metricTotal('gerbang_dispatch_record_abandoned_total')).toBe(abandonedBefore);
+  }, 90_000);
 
   it('item 6: a report whose msisdn is not the message number is stored and flagged, never applied', async () => {
     const tenant = await tenantOnSandbox(1_000, 10, false);

@@ -62,6 +62,7 @@ describe('tenant webhooks', () => {
       attempts: { outcome: string; statusCode: number | null; responseExcerpt: string | null; durationMs: number }[];
       nextAttemptAt: string | null;
       lastError: string | null;
+      payload: { data: { balance?: number } };
     }[];
   }
 
@@ -495,18 +496,23 @@ describe('tenant webhooks', () => {
     );
   });
 
-  it("a deleted endpoint's deliveries never go to one registered after it (in flight at the DELETE, or queued by a transaction that saw it)", async () => {
+  it("a deleted endpoint's deliveries never go to one registered after it (in flight at the DELETE, or queued by a transaction that saw it); its leases do not count against the new one", async () => {
     const old = await receiver();
     const next = await receiver();
     const a = await tenantWithWebhook(old.url);
     const worker = t.app.get(WebhookWorkerService);
+    const inFlight = async () =>
+      Number(
+        (await t.db.query(`SELECT in_flight FROM webhook_endpoints WHERE tenant_id = $1`, [a.uuid]))[0]?.in_flight,
+      );
     // The old endpoint answers slowly, and with a failure: its attempt is still in flight at the DELETE.
-    old.answer = () => ({ status: 500, body: 'boom', delayMs: 700 });
+    old.answer = () => ({ status: 500, body: 'boom', delayMs: 1_200 });
     await enqueue([lowBalance(a.uuid, 1)]);
     await waitFor(
       () => old.received.length,
       (n) => n === 1,
     );
+    const [first] = await deliveries(a.apiKey);
     // A transaction that read the endpoint before the DELETE and commits after the new PUT (the relay, a notice).
     const racing = t.db.createQueryRunner();
     await racing.connect();
@@ -521,39 +527,72 @@ describe('tenant webhooks', () => {
       await racing.release();
     }
     try {
-      // The in-flight attempt fails; the retry it would get (about 5 s later) and the racing delivery both
-      // belong to the deleted endpoint: failed, never sent to the new URL.
-      await waitFor(
-        () => deliveries(a.apiKey),
-        (d) => d.find((x) => x.attempts.length === 1)?.status !== 'delivering',
-      );
-      t.clock.advance(6_000);
-      await worker.failOrphaned(); // the workers' sweep, every 5 s
-      const list = await waitFor(
-        () => deliveries(a.apiKey),
-        (d) => d.length === 2 && d.every((x) => x.status === 'failed'),
-      );
-      expect(list.map((x) => x.lastError)).toEqual(['endpoint deleted', 'endpoint deleted']);
-      // The new endpoint gets what is queued for it, and only that; its slot counter is exact.
-      next.answer = () => ({ status: 204 });
+      // The new endpoint takes one delivery of its own and holds it (until the client's 2 s timeout).
+      next.answer = () => 'hang';
       await enqueue([lowBalance(a.uuid, 3)]);
       await waitFor(
         () => next.received.length,
-        (n) => n >= 1,
+        (n) => n === 1,
       );
-      await new Promise((res) => setTimeout(res, 300));
-      expect(next.received.map((h) => h.body.data.balance)).toEqual([3]);
-      expect(old.received).toHaveLength(1);
+      expect(old.inFlight).toBe(1); // the old attempt has not ended yet
+      expect(await inFlight()).toBe(1);
+      // The old attempt fails: not retried (its endpoint is gone), and it frees no slot of the new endpoint.
+      const ended = await waitFor(
+        () => deliveries(a.apiKey),
+        (d) => d.find((x) => x.id === first.id)?.status !== 'delivering',
+      );
+      expect(ended.find((x) => x.id === first.id)).toMatchObject({ status: 'failed', lastError: 'endpoint deleted' });
+      expect(next.inFlight).toBe(1);
+      expect(await inFlight()).toBe(1);
+
+      // The racing delivery is failed by the workers' sweep (every 5 s); the new endpoint's own delivery times
+      // out and is retried to it.
+      next.answer = () => ({ status: 204 });
       await waitFor(
-        async () =>
-          (await t.db.query(`SELECT in_flight FROM webhook_endpoints WHERE tenant_id = $1`, [a.uuid]))[0] as {
-            in_flight: number;
-          },
-        (e) => e.in_flight === 0,
+        () => deliveries(a.apiKey),
+        (d) => d.find((x) => x.payload.data.balance === 3)?.attempts.length === 1,
       );
+      t.clock.advance(6_000);
+      await worker.failOrphaned();
+      const list = await waitFor(
+        () => deliveries(a.apiKey),
+        (d) => d.length === 3 && d.every((x) => x.status !== 'pending' && x.status !== 'delivering'),
+      );
+      expect(list.map((x) => [x.payload.data.balance, x.status, x.lastError])).toEqual([
+        [3, 'succeeded', null],
+        [2, 'failed', 'endpoint deleted'],
+        [1, 'failed', 'endpoint deleted'],
+      ]);
+      expect(next.received.map((h) => h.body.data.balance)).toEqual([3, 3]);
+      expect(old.received).toHaveLength(1);
+      await waitFor(inFlight, (n) => n === 0);
     } finally {
       t.clock.reset();
     }
+  });
+
+  it('a delivery queued without a generation (a process of the previous version) goes to the endpoint the tenant has, and frees its slot', async () => {
+    const r = await receiver();
+    const a = await tenantWithWebhook(r.url);
+    await t.db.transaction(async (m) => {
+      await t.app.get(WebhooksService).enqueue(m, [lowBalance(a.uuid, 4)]);
+      await m.query(`UPDATE webhook_deliveries SET endpoint_generation = NULL WHERE tenant_id = $1`, [a.uuid]);
+    });
+    const [hook] = await waitFor(
+      () => r.received,
+      (x) => x.length === 1,
+    );
+    expect(hook.body.data).toEqual({ balance: 4, threshold: 100 });
+    const [row] = await waitFor(
+      () =>
+        t.db.query<{ status: string; stamped: boolean; in_flight: number }[]>(
+          `SELECT d.status, d.endpoint_generation = e.generation AS stamped, e.in_flight
+             FROM webhook_deliveries d JOIN webhook_endpoints e USING (tenant_id) WHERE d.tenant_id = $1`,
+          [a.uuid],
+        ),
+      (x) => x[0]?.status === 'succeeded',
+    );
+    expect(row).toEqual({ status: 'succeeded', stamped: true, in_flight: 0 });
   });
 
   it("one tenant's hanging endpoint holds only its own slots: another tenant's webhooks keep flowing", async () => {

@@ -11,7 +11,11 @@ export interface ReceivedWebhook {
 }
 
 /** How the receiver answers the next request: a status (with a body), or hang until the client gives up. */
-export type Answer = { status: number; body?: string; delayMs?: number; headers?: Record<string, string> } | 'hang';
+export type Answer =
+  | { status: number; body?: string; delayMs?: number; headers?: Record<string, string> }
+  | 'hang'
+  /** Sends a 200's headers and the start of a body, then nothing more (until the client gives up). */
+  | 'stall';
 
 /** A real HTTP webhook receiver on 127.0.0.1 that records every request and answers as told. */
 export class Receiver {
@@ -34,8 +38,9 @@ export class Receiver {
         this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
         const a = this.answer(hook);
         const done = () => this.inFlight--;
-        if (a === 'hang') {
+        if (a === 'hang' || a === 'stall') {
           res.on('close', done);
+          if (a === 'stall') res.writeHead(200, { 'content-type': 'text/plain' }).write('partial answer');
           return;
         }
         setTimeout(() => {

@@ -457,6 +457,20 @@ describe('tenant webhooks', () => {
     }
   });
 
+  it('a receiver that answers its headers and then stalls mid-body times out at the total timeout (2 s here)', async () => {
+    const r = await receiver();
+    const a = await tenantWithWebhook(r.url);
+    r.answer = () => 'stall';
+    await enqueue([lowBalance(a.uuid)]);
+    const [d] = await waitFor(
+      () => deliveries(a.apiKey),
+      (x) => x[0]?.attempts.length === 1,
+    );
+    expect(d).toMatchObject({ status: 'pending', attempts: [{ outcome: 'timeout', statusCode: null }] });
+    expect(d.attempts[0].durationMs).toBeGreaterThanOrEqual(1_900);
+    expect(d.attempts[0].durationMs).toBeLessThan(3_000);
+  });
+
   it('does not follow redirects: a 3xx is a failed attempt and the target is never called', async () => {
     const r = await receiver();
     const target = await receiver();

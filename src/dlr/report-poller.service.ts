@@ -3,6 +3,7 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { PeriodicJob } from '../common/periodic-job';
 import { DateTime } from 'luxon';
 import { DataSource } from 'typeorm';
+import { rows as sqlRows } from '../database/raw-rows';
 import { Clock } from '../common/clock';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { MessageFollowUpService, PollTarget, UncertainTarget } from '../messaging/message-follow-up.service';
@@ -101,11 +102,26 @@ export class ReportPollerService implements OnApplicationBootstrap, BeforeApplic
     await this.expireDue();
     const day = previousJakartaDay(this.clock.now());
     if (this.lastDayDone !== day) {
-      const outcomes = await this.reconcileYesterday();
-      if (outcomes.every((o) => o.kind === 'done')) this.lastDayDone = day;
+      await this.reconcileYesterday();
+      // Done only when the day is done for every active account, whichever process did it: a round that
+      // found an account's day still claimed (by a failed run waiting 15 minutes, or by another process)
+      // must not close the day for this process, or a failed run would never be run again.
+      if (await this.dayDoneForAll(day)) this.lastDayDone = day;
     }
   }
   private lastDayDone: string | undefined;
+
+  private async dayDoneForAll(day: string): Promise<boolean> {
+    const accountIds = await this.providerAccounts.activeIds();
+    const [r] = await sqlRows<{ open: number }>(
+      this.dataSource,
+      `SELECT count(*)::int AS open FROM unnest($1::uuid[]) AS a(id)
+         LEFT JOIN report_days d ON d.provider_account_id = a.id AND d.day = $2::date
+        WHERE d.done_at IS NULL`,
+      [accountIds, day],
+    );
+    return r.open === 0;
+  }
 
   /**
    * Daily reconciliation: for every active provider account, once (claimed in `report_days`, several

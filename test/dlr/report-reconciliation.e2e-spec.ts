@@ -276,6 +276,29 @@ describe('issue 9: reconciliation of the provider report, daily and on demand (s
     expect(after.moreParts).toBeGreaterThanOrEqual(metricsBefore.moreParts + 1);
   });
 
+  it('a daily run that failed is run again by a later round, also after a round that found the day still claimed', async () => {
+    // Not at the sandbox yet: reports_post.php answers with the wrong-credentials sentence.
+    const tenant = await createTenant(t, { baseUrl: sandbox.url });
+    const pac = uuidOf(tenant.providerAccountId);
+    t.clock.advance(24 * HOUR); // a day no round has seen
+    const day = jakartaDay(new Date(t.clock.now().getTime() - 24 * HOUR));
+    const dayOf = async () =>
+      (
+        await t.db.query(`SELECT done_at, last_error FROM report_days WHERE provider_account_id = $1 AND day = $2`, [
+          pac,
+          day,
+        ])
+      )[0] as { done_at: Date | null; last_error: string | null } | undefined;
+
+    await poller.round(); // claims the day, the download fails: claimed again in 15 minutes
+    expect(await dayOf()).toMatchObject({ done_at: null, last_error: expect.stringMatching(/^reports_post\.php: /) });
+    await poller.round(); // a few seconds later: still claimed, nothing to run
+    sandbox.addAccount({ username: tenant.providerAccount.username as string, password: PASSWORD, balance: '1000' });
+    t.clock.advance(16 * 60_000);
+    await poller.round();
+    expect(await dayOf()).toMatchObject({ done_at: expect.any(Date), last_error: null });
+  });
+
   it('an answer that is not a report keeps nothing: 409 on demand, and the daily job leaves the day open', async () => {
     // No such user at the sandbox: reports_post.php answers with the wrong-credentials sentence.
     const tenant = await createTenant(t, { baseUrl: sandbox.url });

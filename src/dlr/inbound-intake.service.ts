@@ -3,7 +3,7 @@ import { DataSource } from 'typeorm';
 import { toPublicId, uuidv7 } from '../common/ids';
 import { normalizeMsisdn } from '../messaging';
 import { RecentRecipientsService } from '../messaging/recent-recipients.service';
-import type { InboxItem } from '../provider/client';
+import { storableText, type InboxItem } from '../provider/client';
 import { TenantsService } from '../tenants/tenants.service';
 import { INBOUND_EVENTS, InboundEvents } from './inbound-events';
 import { inboundDuplicates, inboundStored, inboundUnrouted } from './inbound-metrics';
@@ -145,9 +145,7 @@ export class InboundIntakeService {
  * one such row must not make an account's inbox unstorable on every poll. The dedupe key is taken
  * from the row as received, before this.
  */
-function storable(text: string): string {
-  return text.replaceAll('\u0000', '').toWellFormed();
-}
+const storable = storableText;
 
 function storableFields(fields: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(fields).map(([k, v]) => [storable(k), storable(v)]));

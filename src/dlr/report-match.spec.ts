@@ -27,6 +27,30 @@ describe('reports_post.php rows', () => {
     ]);
   });
 
+  it('drops NUL and lone surrogates from what it keeps (number, text, status text): they could not be stored', () => {
+    expect(
+      reportedSends([
+        {
+          id: '104',
+          msisdn: '62812000\u000000004',
+          message: 'ha\u0000lo\uDC00',
+          sent_at: '2026-11-30 10:00:07',
+          status_code: '22',
+          status: 'Deli\u0000vered',
+        },
+      ]),
+    ).toEqual([
+      {
+        providerMessageId: '104',
+        msisdn: '6281200000004',
+        text: 'halo\uFFFD',
+        sentAt: new Date('2026-11-30T03:00:07Z'),
+        statusCode: '22',
+        statusText: 'Delivered',
+      },
+    ]);
+  });
+
   const want = {
     msisdn: '6281200000001',
     text: 'halo',

@@ -1,5 +1,5 @@
 /* Pure rules of the report loop: reading the provider's report download, matching, comparing, poll backoff. */
-import { parseJakartaDateTime } from '../provider/client';
+import { parseJakartaDateTime, storableText } from '../provider/client';
 import { reportNumber } from '../messaging/message-reports.service';
 
 /** One send as the provider's report download lists it. */
@@ -48,13 +48,15 @@ export function reportedSends(rows: Array<Record<string, string>>): ReportedSend
     const statusCode = pick(row, ['status_code', 'error_code', 'code']);
     const statusText = pick(row, ['status', 'error_message', 'keterangan']);
     const smsCount = pick(row, ['sms_count', 'smscount', 'parts', 'jumlah_sms'])?.trim();
+    // Kept as the provider wrote them, minus what PostgreSQL cannot store (they go into delivery_reports and
+    // into the kept summary's jsonb): one such row failed the whole reconciliation before.
     out.push({
       providerMessageId: id,
-      msisdn,
-      text,
+      msisdn: storableText(msisdn),
+      text: storableText(text),
       sentAt: when ? parseJakartaDateTime(when) : undefined,
       ...(statusCode !== undefined ? { statusCode } : {}),
-      ...(statusText !== undefined ? { statusText } : {}),
+      ...(statusText !== undefined ? { statusText: storableText(statusText) } : {}),
       ...(smsCount && /^\d{1,6}$/.test(smsCount) ? { smsCount: Number(smsCount) } : {}),
     });
   }

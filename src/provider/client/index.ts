@@ -11,6 +11,7 @@ export {
   parseCsv,
   parseInboxBody,
   parseJakartaDateTime,
+  storableText,
   formatProviderDate,
   PROVIDER_ZONE,
 } from './parsers';

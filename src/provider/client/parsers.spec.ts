@@ -80,6 +80,10 @@ describe('parseReportBody', () => {
     expect(parseReportBody(body)).toEqual({ kind: 'report', code, text });
   });
 
+  it('drops NUL and lone surrogates from the text (PostgreSQL refuses them in text: the report could not be stored)', () => {
+    expect(parseReportBody('22, Deliv\u0000ered\uD800')).toEqual({ kind: 'report', code: 22, text: 'Delivered\uFFFD' });
+  });
+
   const none: Array<[string, string]> = [
     ['Success Send', 'Success Send'],
     ['Success Send with newline', 'Success Send\r\n'],

@@ -15,6 +15,15 @@ export function cleanBody(body: string): string {
   return body.replace(/^\uFEFF/, '').trim();
 }
 
+/**
+ * Free text from the provider made storable: PostgreSQL refuses NUL in `text` and `jsonb`, and a lone UTF-16
+ * surrogate is not a character (it becomes U+FFFD). Only for text that is kept or shown, never for ids or codes
+ * (dropping a NUL there would make a different id out of garbage).
+ */
+export function storableText(text: string): string {
+  return text.replaceAll('\u0000', '').toWellFormed();
+}
+
 function looksLikeHtml(text: string): boolean {
   return /^<(?:!doctype|html|head|body|\?xml|[a-z][a-z0-9]*[\s>/])/i.test(text);
 }
@@ -64,7 +73,7 @@ export function parseReportBody(body: string): ParsedReportBody {
   const digits = m[1];
   // A code is a small number; a long digit run is not a status (and would lose precision).
   if (digits.length > 6) return { kind: 'none' };
-  return { kind: 'report', code: Number(digits), text: m[2].trim() };
+  return { kind: 'report', code: Number(digits), text: storableText(m[2]).trim() };
 }
 
 // ---------------------------------------------------------------------------------------------

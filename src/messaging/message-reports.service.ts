@@ -187,7 +187,8 @@ export class MessageReportsService {
       events.map((e) => ({ messageId: e.id, tenantId: e.tenantId, status: e.status, detail: { code: e.code } })),
       now,
     );
-    for (const [accountId, code] of holds) {
+    // In account order: two transactions holding the same accounts lock their rows in one order (no deadlock).
+    for (const [accountId, code] of [...holds].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       await this.accounts.hold(
         m,
         accountId,
@@ -204,7 +205,7 @@ export class MessageReportsService {
  * Serialises a delivery report and the recording of its message's provider id (which may race:
  * the provider can call back before our send request has been answered). Both sides take these
  * transaction-scoped advisory locks first, in key order, so whichever commits second sees the
- * other's row. Lock order everywhere: advisory keys, then message rows, then tenants.
+ * other's row. Lock order everywhere: advisory keys, then message rows, then held provider accounts, then tenants.
  */
 export async function lockReportKeys(
   m: EntityManager,

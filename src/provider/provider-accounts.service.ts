@@ -110,18 +110,26 @@ export class ProviderAccountsService {
   }
 
   /**
+   * Holds an account's queue until `until` (the provider reported 50/51: its wallet is empty or its
+   * validity lapsed), inside the caller's transaction. The dispatcher skips held accounts; the
+   * wallet watch releases the hold when a poll shows credit. A hold that already lasts longer (the
+   * wallet watch's own) is kept as it is, reason included: a report must not shorten it, nor take it
+   * over (the watch releases only its own holds).
+   */
+  async hold(m: EntityManager, id: string, until: Date, reason: string): Promise<void> {
+    await m.query(
+      `UPDATE provider_accounts
+          SET held_reason = CASE WHEN held_until > $2 THEN held_reason ELSE $3 END,
+              held_until = GREATEST(held_until, $2)
+        WHERE id = $1`,
+      [id, until, reason],
+    );
+  }
+
+  /**
    * Ids (uuid) of the accounts dispatch may send through at `now`: in service and not held (a 50/51
    * report or the wallet watch sets `held_until`). The dispatcher claims only their messages.
    */
-  /**
-   * Holds an account's queue until `until` (the provider reported 50/51: its wallet is empty or its
-   * validity lapsed), inside the caller's transaction. The dispatcher skips held accounts; the
-   * wallet watch releases the hold when a poll shows credit.
-   */
-  async hold(m: EntityManager, id: string, until: Date, reason: string): Promise<void> {
-    await m.query(`UPDATE provider_accounts SET held_until = $2, held_reason = $3 WHERE id = $1`, [id, until, reason]);
-  }
-
   async dispatchableIds(now: Date): Promise<string[]> {
     const accounts = await this.repo
       .createQueryBuilder('a')

@@ -42,7 +42,10 @@ describe('provider wallet watch and per-account send settings (sandbox)', () => 
     await t.close();
     await sandbox.close();
   });
-  afterEach(() => t.clock.reset());
+  afterEach(() => {
+    t.clock.reset();
+    sandbox.setKnobs({ dropDlrRate: 0 });
+  });
 
   /**
    * A sandbox provider user first (so no poll ever sees wrong credentials), then the gateway's provider
@@ -282,6 +285,39 @@ describe('provider wallet watch and per-account send settings (sandbox)', () => 
       (acc) => String(acc.heldReason).startsWith('balance.php: '),
     );
     expect(Date.parse(taken.heldUntil)).toBeGreaterThan(Date.parse(dlrHeld.heldUntil));
+  });
+
+  it('a late 50 report on an account the wallet watch already holds neither shortens that hold nor takes it over', async () => {
+    const a = await setup({ balance: '1000000' });
+    sandbox.setKnobs({ dropDlrRate: 1 }); // its own report is the 50 below
+    const id = await send(a.apiKey, unique('before'));
+    const pid = (
+      await waitFor(
+        'submitted',
+        () =>
+          t.db.query<{ provider_message_id: string | null }[]>(
+            `SELECT provider_message_id FROM messages WHERE id = $1`,
+            [uuidOf(id)],
+          ),
+        (ms) => ms[0]?.provider_message_id !== null,
+      )
+    )[0].provider_message_id!;
+    // The wallet empties: the watch holds the account for its lease (2 × the poll interval).
+    sandbox.addAccount({ username: a.username, password: 'provider-secret-pw', balance: '0' });
+    await wallet.check(a.pacUuid, 'poll');
+    const held = await account(a.pac);
+    expect(String(held.heldReason)).toMatch(/^balance\.php: /);
+    // Then the message's own report says 50 (balance empty): its 5-minute hold is shorter than the wallet's.
+    const port = (t.app.getHttpServer().address() as { port: number }).port;
+    const callback = reachableCallbackUrl((await account(a.pac)).dlrCallbackUrl, port);
+    const res = await fetch(`${callback}?session_id=${pid}&error_code=50&error_message=Saldo%20Habis`);
+    expect(res.status).toBe(200);
+    await waitFor(
+      'the 50 applied',
+      () => messages(a.pacUuid),
+      (ms) => ms[0]?.provider_status_code === 50,
+    );
+    expect(await account(a.pac)).toMatchObject({ heldReason: held.heldReason, heldUntil: held.heldUntil });
   });
 
   it('the scheduler polls a new account by itself; each turn is polled once even with concurrent pollers', async () => {

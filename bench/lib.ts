@@ -73,3 +73,16 @@ export function baseGatewayEnv(databaseUrl: string, port: number): Record<string
     LOG_LEVEL: 'warn',
   };
 }
+
+/** A JSON client of the gateway's API on `port` (admin JWT or tenant key as `token`); throws on a non-2xx answer. */
+export function gatewayApi(port: number) {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  return async function api(path: string, init: RequestInit & { token?: string } = {}): Promise<any> {
+    const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+    if (init.token) headers.Authorization = `Bearer ${init.token}`;
+    const r = await fetch(`http://127.0.0.1:${port}${path}`, { ...init, headers });
+    const body = await r.json();
+    if (!r.ok) throw new Error(`${path}: ${r.status} ${JSON.stringify(body)}`);
+    return body;
+  };
+}

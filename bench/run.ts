@@ -20,7 +20,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'pg';
-import { ADMIN, baseGatewayEnv, gitCommit, recreateDb, ROOT, rssMb, sleep, waitHttp } from './lib';
+import { ADMIN, baseGatewayEnv, gatewayApi, gitCommit, recreateDb, ROOT, rssMb, sleep, waitHttp } from './lib';
 
 const DB_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/gerbang_bench';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
@@ -55,15 +55,7 @@ function treeRssMb(root: number): number {
   return total;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-async function api(path: string, init: RequestInit & { token?: string } = {}): Promise<any> {
-  const headers: Record<string, string> = { 'Content-Type': 'application/json' };
-  if (init.token) headers.Authorization = `Bearer ${init.token}`;
-  const r = await fetch(`http://127.0.0.1:${GW_PORT}${path}`, { ...init, headers });
-  const body = await r.json();
-  if (!r.ok) throw new Error(`${path}: ${r.status} ${JSON.stringify(body)}`);
-  return body;
-}
+const api = gatewayApi(GW_PORT);
 
 function gatewayEnv(dispatcher: boolean): Record<string, string> {
   return {

@@ -14,7 +14,7 @@ import { createServer } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Client } from 'pg';
-import { ADMIN, ROOT, baseGatewayEnv, gitCommit, recreateDb, sleep, waitHttp } from './lib';
+import { ADMIN, ROOT, baseGatewayEnv, gatewayApi, gitCommit, recreateDb, sleep, waitHttp } from './lib';
 
 const DB_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/gerbang_bench_webhooks';
 const N = Number(process.env.N ?? 10_000);
@@ -28,15 +28,7 @@ function cpuTimes(pid: number): { user: number; sys: number } {
   return { user: Number(f[11]) / 100, sys: Number(f[12]) / 100 };
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-async function api(path: string, init: RequestInit & { token?: string } = {}): Promise<any> {
-  const headers: Record<string, string> = { 'Content-Type': 'application/json' };
-  if (init.token) headers.Authorization = `Bearer ${init.token}`;
-  const r = await fetch(`http://127.0.0.1:${GW_PORT}${path}`, { ...init, headers });
-  const body = await r.json();
-  if (!r.ok) throw new Error(`${path}: ${r.status} ${JSON.stringify(body)}`);
-  return body;
-}
+const api = gatewayApi(GW_PORT);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 

@@ -313,8 +313,11 @@ export class DeliveryReportsService implements BeforeApplicationShutdown {
       provider_message_id: string;
       code: number;
       msisdn: string | null;
+      source: string;
+      received_at: Date;
     }[] = await m.query(
-      `SELECT d.seq, d.provider_account_id, d.provider_message_id, d.code, d.msisdn FROM delivery_reports d
+      `SELECT d.seq, d.provider_account_id, d.provider_message_id, d.code, d.msisdn, d.source, d.received_at
+         FROM delivery_reports d
          JOIN (SELECT DISTINCT account, pid FROM unnest($1::uuid[], $2::text[]) AS u(account, pid)) u
            ON d.provider_account_id = u.account AND d.provider_message_id = u.pid
         WHERE d.applied_at IS NULL AND d.flagged IS NULL ORDER BY d.seq`,
@@ -328,6 +331,8 @@ export class DeliveryReportsService implements BeforeApplicationShutdown {
         providerMessageId: p.provider_message_id,
         code: p.code,
         msisdn: p.msisdn,
+        source: p.source,
+        receivedAt: p.received_at,
       })),
       now,
     );

@@ -20,6 +20,9 @@ export interface StoredReport {
   providerMessageId: string;
   code: number;
   msisdn: string | null;
+  /** Where it came from (`callback`, `poll`, `report`: the provider's report download) and when it was stored. */
+  source: string;
+  receivedAt: Date;
 }
 
 export interface ReportVerdicts {
@@ -155,7 +158,15 @@ export class MessageReportsService {
       events.push({ id: msg.id, tenantId: msg.tenant_id, status: t.status, code: r.code });
       if (t.status === 'failed') {
         refunds.push(msg.id);
-        if (r.code === 50 || r.code === 51) holds.set(r.accountId, r.code);
+        // A 50/51 holds the account's queue only when it is news about the wallet now: a callback or a poll
+        // stored within the hold's length. Yesterday's codes from the report download, or a report the sweep
+        // applies long after it arrived, say nothing about today's wallet (the wallet watch decides that).
+        if (
+          (r.code === 50 || r.code === 51) &&
+          r.source !== 'report' &&
+          now.getTime() - r.receivedAt.getTime() <= HOLD_AFTER_EXHAUSTED_MS
+        )
+          holds.set(r.accountId, r.code);
       }
     }
     const changed = [...byKey.values()].filter((x) => x.changed);

@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import { DateTime } from 'luxon';
 import { register } from 'prom-client';
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
 import { HttpProviderClient } from '../../src/provider/client/http-provider-client';
@@ -318,6 +319,38 @@ describe('provider wallet watch and per-account send settings (sandbox)', () => 
       (ms) => ms[0]?.provider_status_code === 50,
     );
     expect(await account(a.pac)).toMatchObject({ heldReason: held.heldReason, heldUntil: held.heldUntil });
+  });
+
+  it("a 50 learned from the provider's report download (yesterday's codes, or on demand) fails and refunds its message but holds nothing now", async () => {
+    // 100 on the provider, 300 per SMS: the provider takes the send and reports 50; the callback is lost.
+    const a = await setup({ balance: '100', pricePerSms: '300' });
+    sandbox.setKnobs({ dropDlrRate: 1 });
+    const id = await send(a.apiKey, unique('fifty-in-report'));
+    const pid = (
+      await waitFor(
+        'submitted',
+        () =>
+          t.db.query<{ provider_message_id: string | null }[]>(
+            `SELECT provider_message_id FROM messages WHERE id = $1`,
+            [uuidOf(id)],
+          ),
+        (ms) => ms[0]?.provider_message_id !== null,
+      )
+    )[0].provider_message_id!;
+    await waitFor(
+      'the provider lists it as 50',
+      () => fetch(`${sandbox.url}/report.php?rpt=${pid}`).then((r) => r.text()),
+      (body) => body.startsWith('50'),
+    );
+    const day = DateTime.now().setZone('Asia/Jakarta').toISODate()!;
+    const res = await t.http.get(`/v1/admin/provider-accounts/${a.pac}/report?start=${day}&end=${day}`).set(admin);
+    expect(res.status).toBe(200);
+    expect(res.body.counts).toMatchObject({ applied: 1 });
+    expect(await messages(a.pacUuid)).toEqual([
+      expect.objectContaining({ status: 'failed', failure_reason: 'provider_balance_empty', provider_status_code: 50 }),
+    ]);
+    // When the code was reported says nothing about the wallet now: the watch (balance.php) decides that.
+    expect(await account(a.pac)).toMatchObject({ heldUntil: null, heldReason: null });
   });
 
   it('the scheduler polls a new account by itself; each turn is polled once even with concurrent pollers', async () => {

@@ -90,8 +90,8 @@ export class InboundIntakeService {
           providerAccountId,
           now,
           rows.map((r) => r.id),
-          rows.map((r) => storable(r.from)),
-          rows.map((r) => storable(r.item.text)),
+          rows.map((r) => storableText(r.from)),
+          rows.map((r) => storableText(r.item.text)),
           rows.map((r) => r.item.receivedAt ?? null),
           rows.map((r) => r.key),
           rows.map((r) => JSON.stringify(storableFields(r.item.fields))),
@@ -141,14 +141,12 @@ export class InboundIntakeService {
 }
 
 /**
- * Provider text is stored as received, minus what PostgreSQL cannot store (NUL, lone surrogates):
- * one such row must not make an account's inbox unstorable on every poll. The dedupe key is taken
- * from the row as received, before this.
+ * Provider text is stored as received, minus what PostgreSQL cannot store (NUL, lone surrogates:
+ * `storableText`): one such row must not make an account's inbox unstorable on every poll. The dedupe
+ * key is taken from the row as received, before this.
  */
-const storable = storableText;
-
 function storableFields(fields: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(fields).map(([k, v]) => [storable(k), storable(v)]));
+  return Object.fromEntries(Object.entries(fields).map(([k, v]) => [storableText(k), storableText(v)]));
 }
 
 /** `62…` digits for an Indonesian mobile number (as messages store recipients), else the provider's text. */

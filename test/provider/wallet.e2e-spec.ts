@@ -95,6 +95,20 @@ describe('provider wallet watch and per-account send settings (sandbox)', () => 
     return r.body.id as string;
   };
 
+  /** Waits until the message has its provider id (it was submitted); returns the id. */
+  const submittedPid = async (id: string) =>
+    (
+      await waitFor(
+        'submitted',
+        () =>
+          t.db.query<{ provider_message_id: string | null }[]>(
+            `SELECT provider_message_id FROM messages WHERE id = $1`,
+            [uuidOf(id)],
+          ),
+        (ms) => ms[0]?.provider_message_id !== null,
+      )
+    )[0].provider_message_id!;
+
   /**
    * Proof that the dispatcher has run claims since `held` messages were queued, without a fixed sleep:
    * a message queued after them on a healthy account goes all the way to delivered.
@@ -292,17 +306,7 @@ describe('provider wallet watch and per-account send settings (sandbox)', () => 
     const a = await setup({ balance: '1000000' });
     sandbox.setKnobs({ dropDlrRate: 1 }); // its own report is the 50 below
     const id = await send(a.apiKey, unique('before'));
-    const pid = (
-      await waitFor(
-        'submitted',
-        () =>
-          t.db.query<{ provider_message_id: string | null }[]>(
-            `SELECT provider_message_id FROM messages WHERE id = $1`,
-            [uuidOf(id)],
-          ),
-        (ms) => ms[0]?.provider_message_id !== null,
-      )
-    )[0].provider_message_id!;
+    const pid = await submittedPid(id);
     // The wallet empties: the watch holds the account for its lease (2 × the poll interval).
     sandbox.addAccount({ username: a.username, password: 'provider-secret-pw', balance: '0' });
     await wallet.check(a.pacUuid, 'poll');
@@ -326,17 +330,7 @@ describe('provider wallet watch and per-account send settings (sandbox)', () => 
     const a = await setup({ balance: '100', pricePerSms: '300' });
     sandbox.setKnobs({ dropDlrRate: 1 });
     const id = await send(a.apiKey, unique('fifty-in-report'));
-    const pid = (
-      await waitFor(
-        'submitted',
-        () =>
-          t.db.query<{ provider_message_id: string | null }[]>(
-            `SELECT provider_message_id FROM messages WHERE id = $1`,
-            [uuidOf(id)],
-          ),
-        (ms) => ms[0]?.provider_message_id !== null,
-      )
-    )[0].provider_message_id!;
+    const pid = await submittedPid(id);
     await waitFor(
       'the provider lists it as 50',
       () => fetch(`${sandbox.url}/report.php?rpt=${pid}`).then((r) => r.text()),

@@ -169,6 +169,21 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
     };
   }
 
+  /** The `send notSent` warnings of gateway logs, counted by their reason category. */
+  function notSentLog(output: string): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const line of output.split('\n')) {
+      if (!line.includes('send notSent')) continue;
+      try {
+        const j = JSON.parse(line) as { reason?: string };
+        counts[j.reason ?? '?'] = (counts[j.reason ?? '?'] ?? 0) + 1;
+      } catch {
+        /* a partial line */
+      }
+    }
+    return counts;
+  }
+
   /** Sandbox messages of one provider user, grouped by text. */
   function takenByText(username: string): Map<string, string[]> {
     const byText = new Map<string, string[]>();
@@ -289,6 +304,9 @@ describe('dispatch across gateway processes (sandbox provider, real PostgreSQL)'
     // No send was in doubt or refused. A `notSent` (the request provably never left: it is requeued and
     // sent later, exactly once as checked above) is allowed rarely: a clean-clone run saw 9 of 2,000
     // once; more than 1 % would mean claims outrun the sending.
+    const notSentReasons = notSentLog(a.output() + b.output());
+    if (Object.keys(notSentReasons).length > 0)
+      process.stdout.write(`dispatch-processes: notSent reasons ${JSON.stringify(notSentReasons)}\n`);
     for (const o of [oa, ob]) {
       expect({ uncertain: o.uncertain ?? 0, rejected: o.rejected ?? 0 }).toEqual({ uncertain: 0, rejected: 0 });
       expect(o.notSent ?? 0).toBeLessThanOrEqual(N / 100);

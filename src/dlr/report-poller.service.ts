@@ -12,7 +12,7 @@ import { ProviderAccountsService } from '../provider/provider-accounts.service';
 import { ProviderClients } from '../provider/provider-clients.service';
 import { DeliveryReportsService } from './delivery-reports.service';
 import { dailyReconciles, messagesExpired, reconcileLooks, reportPolls } from './report-metrics';
-import { findSubmit, nextPollDelayMs, reportedSends } from './report-match';
+import { findSubmit, MATCH_SLACK_MS, nextPollDelayMs, reportedSends } from './report-match';
 import { ReconciliationCounts, ReportReconcilerService } from './report-reconciler.service';
 
 export type PollOutcome = { messageId: string; outcome: 'final' | 'progress' | 'none' | 'error' };
@@ -268,8 +268,10 @@ export class ReportPollerService implements OnApplicationBootstrap, BeforeApplic
     try {
       const found = await this.clients.forAccount(accountId);
       if (!found) throw new Error('provider account not found');
-      const start = new Date(Math.min(...targets.map((t) => t.createdAt.getTime())) - 60_000);
-      const end = new Date(Math.max(...targets.map((t) => t.uncertainAt.getTime())) + 60_000);
+      // The days the match may take a row from (findSubmit: creation − slack … uncertain + slack): with the
+      // provider's clock a few minutes off, a send near Jakarta midnight is dated on the other day.
+      const start = new Date(Math.min(...targets.map((t) => t.createdAt.getTime())) - MATCH_SLACK_MS);
+      const end = new Date(Math.max(...targets.map((t) => t.uncertainAt.getTime())) + MATCH_SLACK_MS);
       const report = await found.client.downloadReport(start, end);
       if (report.kind !== 'report') throw new Error(`reports_post.php: ${report.reason.slice(0, 200)}`);
       rows = report.rows;

@@ -4,6 +4,7 @@
  * reports_post.php (found → submitted with the provider's id; absent twice → failed, refunded once).
  * The sandbox provider, real PostgreSQL, the injected clock moves time (the sandbox reads the same clock).
  */
+import { DateTime } from 'luxon';
 import { register } from 'prom-client';
 import { ReportPollerService } from '../../src/dlr/report-poller.service';
 import { DataSource } from 'typeorm';
@@ -486,4 +487,44 @@ describe('issue 9: polling, expiry and reconciliation of reports (sandbox provid
     const again = await Promise.all([poller.reconcileYesterday(), poller.reconcileYesterday()]);
     expect(again.flat().filter((o) => o.providerAccountId === pac)).toEqual([]);
   });
+
+  it.each([
+    // Our 00:01:30 is the provider's 23:58:30 of the day before: the row is dated that day.
+    { case: 'behind', jakartaTime: { hour: 0, minute: 1, second: 30 }, skewMs: -3 * MIN },
+    // Our 23:58:30 is the provider's 00:01:30 of the next day.
+    { case: 'ahead', jakartaTime: { hour: 23, minute: 58, second: 30 }, skewMs: 3 * MIN },
+  ])(
+    'finds an uncertain submit that the provider, its clock 3 min $case (within the match slack), dated on the other side of Jakarta midnight',
+    async ({ jakartaTime, skewMs }) => {
+      // A provider whose clock is a few minutes off ours (the match allows 5 min of skew either way).
+      const skewed = await startSandbox({
+        knobs: { latencyMs: [0, 0] },
+        now: () => new Date(t.clock.now().getTime() + skewMs),
+      });
+      try {
+        const tenant = await createTenant(t, { balance: 1_000_000, pricePerSegment: 100, baseUrl: skewed.url });
+        skewed.addAccount({
+          username: tenant.providerAccount.username,
+          password: 'provider-secret-pw',
+          balance: '100000000',
+        });
+        // Forward to the next Jakarta day at that time (the clock never moves back in this file).
+        const day = DateTime.fromJSDate(t.clock.now(), { zone: 'Asia/Jakarta' }).plus({ days: 2 }).startOf('day');
+        t.clock.set(day.set(jakartaTime).toJSDate());
+        skewed.setKnobs({ http500AfterAcceptRate: 1 });
+        const id = await send(tenant.apiKey, '6281500000001', 'sent across midnight', ['uncertain']);
+        skewed.setKnobs({ http500AfterAcceptRate: 0 });
+        const [taken] = skewed.sent().filter((s) => s.username === tenant.providerAccount.username);
+        expect(taken).toBeDefined();
+
+        t.clock.advance(2 * MIN + 1000);
+        expect((await poller.reconcileDue()).filter((o) => o.messageId === uuidOf(id))).toEqual([
+          { messageId: uuidOf(id), result: 'found' },
+        ]);
+        expect(await row(id)).toMatchObject({ status: 'submitted', provider_message_id: String(taken.id) });
+      } finally {
+        await skewed.close();
+      }
+    },
+  );
 });

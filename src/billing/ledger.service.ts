@@ -32,6 +32,12 @@ import { WebhooksService } from '../webhooks/webhooks.service';
  * transactions this file opens are rerun on deadlock/serialization failure (database/transaction.ts).
  */
 
+const DAY_MS = 86_400_000;
+/** Below this age (since its debit) a message's validity period cannot have ended (28 days, less one for clocks that differ between processes): see endedPeriods. */
+const PERIOD_MIN_AGE_MS = 27 * DAY_MS;
+/** How far before a debit the top-up that set its validity can be (3 months and slack). */
+const TOPUP_LOOKBACK_MS = 150 * DAY_MS;
+
 export interface BalanceView {
   balance: number;
   validUntil: Date | null;
@@ -296,14 +302,14 @@ export class LedgerService {
    */
   async creditRefunds(
     m: EntityManager,
-    refunds: { messageId: string; tenantId: string; price: number }[],
+    refunds: { messageId: string; tenantId: string; price: number; createdAt: Date }[],
     now: Date,
   ): Promise<void> {
     if (refunds.length === 0) return;
-    const byTenant = new Map<string, { id: string; price: number }[]>();
+    const byTenant = new Map<string, { id: string; price: number; createdAt: Date }[]>();
     for (const r of refunds) {
       const list = byTenant.get(r.tenantId) ?? [];
-      list.push({ id: r.messageId, price: r.price });
+      list.push({ id: r.messageId, price: r.price, createdAt: r.createdAt });
       byTenant.set(r.tenantId, list);
     }
     // All tenants are locked up front in ascending id order, whatever order the caller worked in, so
@@ -333,13 +339,15 @@ export class LedgerService {
         items,
         null,
       );
-      if (tenant.graceUntil && now >= tenant.graceUntil) {
+      const ended = await this.endedPeriods(m, tenant, items, now);
+      const lost = items.filter((it) => ended.has(it.id));
+      if (lost.length > 0) {
         // The validity period these messages were paid from has ended and its balance was forfeited: the
-        // refund is forfeited too, at once, by one expiry row per refunded message (the period's own
-        // expiry row is unique, docs/data-model.md).
+        // refund is forfeited too, at once, by one expiry row per refunded message naming that period (the
+        // period's own expiry row is unique, docs/data-model.md).
         const expIds: string[] = [];
         const expAfter: number[] = [];
-        for (const it of items) {
+        for (const it of lost) {
           balance -= it.price;
           expIds.push(uuidv7());
           expAfter.push(balance);
@@ -350,12 +358,12 @@ export class LedgerService {
           'expiry',
           now,
           expIds,
-          items.map((i) => -i.price),
+          lost.map((i) => -i.price),
           expAfter,
-          items,
-          tenant.graceUntil,
+          lost,
+          lost.map((i) => ended.get(i.id)!),
         );
-        this.logger.log({ tenantId, forfeited: items.length }, 'late refunds forfeited: their period has ended');
+        this.logger.log({ tenantId, forfeited: lost.length }, 'late refunds forfeited: their period has ended');
       }
       await this.writeBalance(m, tenantId, balance, now);
     }
@@ -411,15 +419,62 @@ export class LedgerService {
     amounts: number[],
     after: number[],
     items: { id: string }[],
-    graceUntil: Date | null,
+    graceUntil: (Date | null)[] | null,
   ): Promise<void> {
     await m.query(
       `INSERT INTO ledger_entries (id, tenant_id, kind, amount, balance_after, message_id, grace_until, created_at)
-       SELECT u.id, $1, $2, u.amount, u.after, u.message_id, $3, $4
-         FROM unnest($5::uuid[], $6::bigint[], $7::bigint[], $8::uuid[]) WITH ORDINALITY AS u(id, amount, after, message_id, ord)
+       SELECT u.id, $1, $2, u.amount, u.after, u.message_id, u.grace_until, $3
+         FROM unnest($4::uuid[], $5::bigint[], $6::bigint[], $7::uuid[], $8::timestamptz[])
+              WITH ORDINALITY AS u(id, amount, after, message_id, grace_until, ord)
         ORDER BY u.ord`,
-      [tenantId, kind, graceUntil, now, ids, amounts, after, items.map((i) => i.id)],
+      [tenantId, kind, now, ids, amounts, after, items.map((i) => i.id), graceUntil ?? items.map(() => null)],
     );
+  }
+
+  /**
+   * Which of these refunded messages were paid from a validity period that has ended (their refund is
+   * forfeited at once), each with that period's graceUntil. Ended: the tenant's graceUntil has passed, or the
+   * ledger holds the end of a period after the message's debit, which the tenant row alone no longer shows:
+   * - the period's own forfeiture, booked by a writer whose clock had passed graceUntil while this
+   *   transaction's `now` (read before it waited for its locks) had not: crediting the refund would leave money
+   *   past graceUntil that no second period row may forfeit (the tenant's every later write would fail);
+   * - a top-up that started a new period (made at or after the graceUntil in force before it), also when the
+   *   ended period had nothing left to forfeit: the refund must not become the new period's money.
+   * A period ends at the earliest a grace month (28 days or more) after a debit made in it (debits stop at
+   * validUntil), so younger messages, nearly all refunds, cost no query.
+   */
+  private async endedPeriods(
+    m: EntityManager,
+    tenant: LockedTenant,
+    items: { id: string; createdAt: Date }[],
+    now: Date,
+  ): Promise<Map<string, Date>> {
+    const ended = new Map<string, Date>();
+    if (tenant.graceUntil && now >= tenant.graceUntil) {
+      for (const it of items) ended.set(it.id, tenant.graceUntil);
+      return ended;
+    }
+    const old = items.filter((it) => it.createdAt.getTime() <= now.getTime() - PERIOD_MIN_AGE_MS);
+    if (old.length === 0) return ended;
+    // The validity in force at a debit was set by a top-up less than 3 months (+ one month's slack) before it.
+    const since = new Date(Math.min(...old.map((it) => it.createdAt.getTime())) - TOPUP_LOOKBACK_MS);
+    const found = await rows<{ message_id: string; grace_until: Date | null }>(
+      m,
+      `WITH ends AS (
+         SELECT seq, grace_until FROM ledger_entries
+          WHERE tenant_id = $1 AND kind = 'expiry' AND message_id IS NULL
+         UNION ALL
+         SELECT seq, prev_grace FROM (
+           SELECT seq, created_at, lag(grace_until) OVER (ORDER BY seq) AS prev_grace
+             FROM ledger_entries WHERE tenant_id = $1 AND kind = 'topup' AND created_at >= $3) t
+          WHERE created_at >= prev_grace)
+       SELECT d.message_id, (SELECT e.grace_until FROM ends e WHERE e.seq > d.seq ORDER BY e.seq LIMIT 1) AS grace_until
+         FROM ledger_entries d
+        WHERE d.kind = 'debit' AND d.tenant_id = $1 AND d.message_id = ANY($2::uuid[])`,
+      [tenant.id, old.map((it) => it.id), since],
+    );
+    for (const f of found) if (f.grace_until) ended.set(f.message_id, f.grace_until);
+    return ended;
   }
 
   private async expireLocked(m: EntityManager, tenant: LockedTenant, now: Date): Promise<LockedTenant> {

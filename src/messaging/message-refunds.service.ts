@@ -8,6 +8,8 @@ export interface FlippedRefund {
   messageId: string;
   tenantId: string;
   price: number;
+  /** When the message was accepted (= its debit): tells the ledger which validity period paid for it. */
+  createdAt: Date;
 }
 
 /**
@@ -34,16 +36,21 @@ export class MessageRefundsService {
    */
   async markRefunded(m: EntityManager, messageIds: string[]): Promise<FlippedRefund[]> {
     if (messageIds.length === 0) return [];
-    const flipped = await sqlRows<{ id: string; tenant_id: string; price: string }>(
+    const flipped = await sqlRows<{ id: string; tenant_id: string; price: string; created_at: Date }>(
       m,
       `UPDATE messages m SET refunded = true
          FROM (SELECT id FROM messages
                 WHERE id = ANY($1::uuid[]) AND refunded = false AND price > 0
                 ORDER BY id FOR NO KEY UPDATE) l
         WHERE m.id = l.id AND m.refunded = false
-        RETURNING m.id, m.tenant_id, m.price`,
+        RETURNING m.id, m.tenant_id, m.price, m.created_at`,
       [messageIds],
     );
-    return flipped.map((f) => ({ messageId: f.id, tenantId: f.tenant_id, price: Number(f.price) }));
+    return flipped.map((f) => ({
+      messageId: f.id,
+      tenantId: f.tenant_id,
+      price: Number(f.price),
+      createdAt: f.created_at,
+    }));
   }
 }

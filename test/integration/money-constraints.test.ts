@@ -4,6 +4,7 @@ import { Client } from 'pg';
 import { LedgerService } from '../../src/billing/ledger.service';
 import { uuidv7 } from '../../src/common/ids';
 import { bearer, createTenant, startTestApp, TEST_DATABASE_URL, TestApp, unique, uuidOf } from '../support/app';
+import { waitFor } from '../support/wait';
 
 /**
  * The database itself enforces what docs/data-model.md claims about money (issue 7 item 9): wrong
@@ -158,6 +159,151 @@ describe('money invariants enforced by PostgreSQL', () => {
       [uuidOf(tenantId)],
     );
     expect(rows).toEqual([
+      { kind: 'topup', amount: '1000', balance_after: '1000', for_message: false },
+      { kind: 'debit', amount: '-100', balance_after: '900', for_message: true },
+      { kind: 'expiry', amount: '-900', balance_after: '0', for_message: false },
+      { kind: 'refund', amount: '100', balance_after: '100', for_message: true },
+      { kind: 'expiry', amount: '-100', balance_after: '0', for_message: true },
+    ]);
+  });
+
+  /** A tenant whose scheduled message (price 100, paid from a 1,000 top-up) outlives the validity period. */
+  async function scheduledPastItsPeriod(at: string) {
+    t.clock.set(new Date(at));
+    const c = await createTenant(t, { balance: 1000, pricePerSegment: 100 });
+    const sched = await t.http
+      .post('/v1/messages')
+      .set(bearer(c.apiKey))
+      .send({ to: '081234567890', text: 'later', sendAt: new Date(t.clock.now().getTime() + 3600_000).toISOString() });
+    expect(sched.status).toBe(202);
+    const [tenant] = await t.db.query(`SELECT grace_until FROM tenants WHERE id = $1`, [uuidOf(c.tenantId)]);
+    return {
+      ...c,
+      tenant: uuidOf(c.tenantId),
+      messageId: sched.body.id as string,
+      graceUntil: tenant.grace_until as Date,
+    };
+  }
+
+  const ledgerOf = (tenant: string) =>
+    t.db.query(
+      `SELECT kind, amount, balance_after, message_id IS NOT NULL AS for_message FROM ledger_entries WHERE tenant_id = $1 ORDER BY seq`,
+      [tenant],
+    );
+
+  it('a refund of a message paid from an ended period stays forfeited after a top-up started a new period', async () => {
+    const c = await scheduledPastItsPeriod('2031-02-10T03:00:00Z');
+    t.clock.set(new Date(c.graceUntil.getTime() + 1000));
+    expect((await t.http.get('/v1/balance').set(bearer(c.apiKey))).body).toMatchObject({
+      balance: 0,
+      state: 'expired',
+    });
+    const top = await t.http
+      .post(`/v1/admin/tenants/${c.tenantId}/topups`)
+      .set(bearer(t.adminToken))
+      .send({ amount: 500 });
+    expect(top.status).toBe(201);
+
+    const canceled = await t.http.delete(`/v1/messages/${c.messageId}`).set(bearer(c.apiKey));
+    expect(canceled.status).toBe(200);
+    // The 100 was paid from the forfeited period: the new period's 500 must not grow by it.
+    expect((await t.http.get('/v1/balance').set(bearer(c.apiKey))).body).toMatchObject({
+      balance: 500,
+      state: 'active',
+    });
+    expect(await ledgerOf(c.tenant)).toEqual([
+      { kind: 'topup', amount: '1000', balance_after: '1000', for_message: false },
+      { kind: 'debit', amount: '-100', balance_after: '900', for_message: true },
+      { kind: 'expiry', amount: '-900', balance_after: '0', for_message: false },
+      { kind: 'topup', amount: '500', balance_after: '500', for_message: false },
+      { kind: 'refund', amount: '100', balance_after: '600', for_message: true },
+      { kind: 'expiry', amount: '-100', balance_after: '500', for_message: true },
+    ]);
+  });
+
+  it('the same when the ended period had nothing left to forfeit (no period expiry row)', async () => {
+    const c = await scheduledPastItsPeriod('2031-03-10T03:00:00Z');
+    const spend = await t.http
+      .post(`/v1/admin/tenants/${c.tenantId}/adjustments`)
+      .set(bearer(t.adminToken))
+      .send({ amount: -900, reason: 'spent elsewhere' });
+    expect(spend.status).toBe(201);
+    t.clock.set(new Date(c.graceUntil.getTime() + 1000));
+    const top = await t.http
+      .post(`/v1/admin/tenants/${c.tenantId}/topups`)
+      .set(bearer(t.adminToken))
+      .send({ amount: 500 });
+    expect(top.status).toBe(201);
+
+    expect((await t.http.delete(`/v1/messages/${c.messageId}`).set(bearer(c.apiKey))).status).toBe(200);
+    expect((await t.http.get('/v1/balance').set(bearer(c.apiKey))).body).toMatchObject({
+      balance: 500,
+      state: 'active',
+    });
+  });
+
+  it('a top-up in grace keeps the period going: the refund of an old message paid from it is credited', async () => {
+    t.clock.set(new Date('2031-05-10T03:00:00Z'));
+    const c = await createTenant(t, { balance: 1000, pricePerSegment: 100 });
+    const [v] = await t.db.query(`SELECT valid_until FROM tenants WHERE id = $1`, [uuidOf(c.tenantId)]);
+    t.clock.set(new Date(v.valid_until.getTime() - 3600_000)); // the last hour of validity
+    const sched = await t.http
+      .post('/v1/messages')
+      .set(bearer(c.apiKey))
+      .send({
+        to: '081234567890',
+        text: 'later',
+        sendAt: new Date(t.clock.now().getTime() + 34 * 86_400_000).toISOString(),
+      });
+    expect(sched.status).toBe(202);
+    t.clock.set(new Date(v.valid_until.getTime() + 28 * 86_400_000)); // in grace, 28 days after the debit
+    const top = await t.http
+      .post(`/v1/admin/tenants/${c.tenantId}/topups`)
+      .set(bearer(t.adminToken))
+      .send({ amount: 500 });
+    expect(top.status).toBe(201);
+    expect((await t.http.delete(`/v1/messages/${sched.body.id}`).set(bearer(c.apiKey))).status).toBe(200);
+    expect((await t.http.get('/v1/balance').set(bearer(c.apiKey))).body).toMatchObject({
+      balance: 1500,
+      state: 'active',
+    });
+  });
+
+  it('a refund that read its time just before graceUntil and lands after the forfeiture is forfeited too (the tenant is not wedged)', async () => {
+    const c = await scheduledPastItsPeriod('2031-04-10T03:00:00Z');
+    t.clock.set(new Date(c.graceUntil.getTime() - 5000));
+    // The cancel reads its time (just before graceUntil), then waits for the message row held here.
+    const blocker = t.db.createQueryRunner();
+    await blocker.connect();
+    await blocker.startTransaction();
+    try {
+      await blocker.query(`SELECT 1 FROM messages WHERE id = $1 FOR UPDATE`, [uuidOf(c.messageId)]);
+      const cancel = t.http
+        .delete(`/v1/messages/${c.messageId}`)
+        .set(bearer(c.apiKey))
+        .then((r) => r);
+      await waitFor('the cancel to wait for the message row', async () => {
+        const [{ n }] = await t.db.query(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%SET status = ''canceled''%'`,
+        );
+        return n === 1;
+      });
+      // Meanwhile graceUntil passes and the sweep (another process, say) forfeits the period.
+      t.clock.set(new Date(c.graceUntil.getTime() + 1000));
+      expect(await t.app.get(LedgerService).expireIfDue(c.tenant)).toBe(true);
+      await blocker.commitTransaction();
+      expect((await cancel).status).toBe(200);
+    } finally {
+      if (blocker.isTransactionActive) await blocker.rollbackTransaction();
+      await blocker.release();
+    }
+
+    const balance = await t.http.get('/v1/balance').set(bearer(c.apiKey));
+    expect(balance.status).toBe(200);
+    expect(balance.body).toMatchObject({ balance: 0, state: 'expired' });
+    expect(await t.app.get(LedgerService).expireIfDue(c.tenant)).toBe(false);
+    expect(await ledgerOf(c.tenant)).toEqual([
       { kind: 'topup', amount: '1000', balance_after: '1000', for_message: false },
       { kind: 'debit', amount: '-100', balance_after: '900', for_message: true },
       { kind: 'expiry', amount: '-900', balance_after: '0', for_message: false },

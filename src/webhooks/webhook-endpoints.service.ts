@@ -46,7 +46,9 @@ export class WebhookEndpointsService {
    * way it is enabled again (a PUT is how a tenant recovers an endpoint disabled by a 410).
    */
   async put(scope: TenantScope, body: PutWebhookDto): Promise<{ created: boolean; endpoint: WebhookEndpointDto }> {
-    await this.guard.assertAllowed(body.url);
+    // Stored as parsed (`href`): the URL the sender requests. The spelling given may differ (an upper-case
+    // scheme, `https:host` without slashes, surrounding spaces), which the column's CHECK refused (a 500).
+    const url = (await this.guard.assertAllowed(body.url)).href;
     const secret = newWebhookSecret();
     const now = this.clock.now();
     const rows: (EndpointRow & { created: boolean })[] = await this.dataSource.query(
@@ -56,7 +58,7 @@ export class WebhookEndpointsService {
          SET url = EXCLUDED.url, events = coalesce($4::text[], webhook_endpoints.events), enabled = true,
              disabled_reason = NULL, disabled_at = NULL, updated_at = EXCLUDED.updated_at
        RETURNING ${COLUMNS}, (xmax = 0) AS created`,
-      [scope.tenantId, body.url, this.secretBox.seal(secret), body.events ?? null, now],
+      [scope.tenantId, url, this.secretBox.seal(secret), body.events ?? null, now],
     );
     const created = rows[0].created;
     const endpoint = endpointDto(rows[0]);

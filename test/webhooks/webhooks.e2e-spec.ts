@@ -147,6 +147,32 @@ describe('tenant webhooks', () => {
     expectProblem(await t.http.delete('/v1/webhook').set(auth), 404, 'not_found');
   });
 
+  it('a URL the guard accepts in another spelling (upper-case scheme, no slashes, surrounding spaces) is stored as the URL it is sent to, not a 500', async () => {
+    const r = await receiver();
+    const spellings: [string, string][] = [
+      [r.url.replace('http://', 'HTTP://'), r.url],
+      [r.url.replace('http://', 'http:'), r.url],
+      [`  ${r.url}\n`, r.url],
+    ];
+    for (const [given, stored] of spellings) {
+      const tenant = await createTenant(t);
+      const put = await t.http.put('/v1/webhook').set(bearer(tenant.apiKey)).send({ url: given });
+      expect({ given, status: put.status, url: put.body.url }).toEqual({ given, status: 201, url: stored });
+      const got = await t.http.get('/v1/webhook').set(bearer(tenant.apiKey));
+      expect(got.body.url).toBe(stored);
+    }
+    // and it is delivered there
+    const tenant = await createTenant(t);
+    expect((await t.http.put('/v1/webhook').set(bearer(tenant.apiKey)).send({ url: spellings[0][0] })).status).toBe(
+      201,
+    );
+    await enqueue([lowBalance(uuidOf(tenant.tenantId), 5)]);
+    await waitFor(
+      () => r.received,
+      (x) => x.length === 1,
+    );
+  });
+
   it('delivers a signed event the receiver verifies with the standardwebhooks package; no endpoint, no delivery', async () => {
     const r = await receiver();
     const a = await tenantWithWebhook(r.url);

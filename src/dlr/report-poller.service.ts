@@ -136,16 +136,29 @@ export class ReportPollerService implements OnApplicationBootstrap, BeforeApplic
     const day = previousJakartaDay(now);
     const accountIds = await this.providerAccounts.activeIds();
     if (accountIds.length === 0) return [];
-    const claimed: { provider_account_id: string }[] = await this.dataSource.query(
-      `INSERT INTO report_days (provider_account_id, day, claimed_until)
-       SELECT unnest($1::uuid[]), $2::date, $3
-       ON CONFLICT (provider_account_id, day) DO UPDATE SET claimed_until = EXCLUDED.claimed_until
-         WHERE report_days.done_at IS NULL AND report_days.claimed_until <= $4
-       RETURNING provider_account_id`,
-      [accountIds, day, new Date(now.getTime() + this.leaseMs), now],
+    // The accounts whose day is neither done nor claimed now (one read; most rounds find none).
+    const open: { id: string }[] = await this.dataSource.query(
+      `SELECT a.id FROM unnest($1::uuid[]) AS a(id)
+         LEFT JOIN report_days d ON d.provider_account_id = a.id AND d.day = $2::date
+        WHERE d.provider_account_id IS NULL OR (d.done_at IS NULL AND d.claimed_until <= $3)
+        ORDER BY a.id`,
+      [accountIds, day, now],
     );
     const outcomes: DayOutcome[] = [];
-    for (const { provider_account_id: accountId } of claimed) outcomes.push(await this.reconcileDay(accountId, day));
+    // Each account is claimed when its turn comes, its lease counted from then: one claim for all of them ran
+    // out for the later accounts while the earlier ones were reconciled (a slow download each), and another
+    // process's round then claimed and ran those days as well.
+    for (const { id: accountId } of open) {
+      const at = this.clock.now();
+      const claimed: { provider_account_id: string }[] = await this.dataSource.query(
+        `INSERT INTO report_days (provider_account_id, day, claimed_until) VALUES ($1, $2::date, $3)
+         ON CONFLICT (provider_account_id, day) DO UPDATE SET claimed_until = EXCLUDED.claimed_until
+           WHERE report_days.done_at IS NULL AND report_days.claimed_until <= $4
+         RETURNING provider_account_id`,
+        [accountId, day, new Date(at.getTime() + this.leaseMs), at],
+      );
+      if (claimed.length > 0) outcomes.push(await this.reconcileDay(accountId, day));
+    }
     return outcomes;
   }
 

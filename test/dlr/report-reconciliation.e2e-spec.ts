@@ -299,6 +299,42 @@ describe('issue 9: reconciliation of the provider report, daily and on demand (s
     expect(await dayOf()).toMatchObject({ done_at: expect.any(Date), last_error: null });
   });
 
+  it("daily: an account is claimed when its turn comes, so a slow account's run does not hand the round's later accounts to another process as well", async () => {
+    // The first account's provider answers slowly; the second's at once. One round reads them one after the other.
+    const slowSandbox = await startSandbox({
+      knobs: { latencyMs: [1500, 1500], dropDlrRate: 1 },
+      now: () => t.clock.now(),
+    });
+    try {
+      const slow = await createTenant(t, { baseUrl: slowSandbox.url });
+      slowSandbox.addAccount({
+        username: slow.providerAccount.username as string,
+        password: PASSWORD,
+        balance: '1000',
+      });
+      const next = await createTenant(t, { baseUrl: sandbox.url });
+      sandbox.addAccount({ username: next.providerAccount.username as string, password: PASSWORD, balance: '1000' });
+      const pac = uuidOf(next.providerAccountId);
+      t.clock.advance(24 * HOUR); // a day no round has seen
+
+      // Process A's round waits on the slow provider for longer than a claim's lease (provider timeout + 5 min);
+      // then process B's round takes over what A's lease no longer covers.
+      const a = poller.reconcileYesterday();
+      await new Promise((r) => setTimeout(r, 300));
+      t.clock.advance(6 * 60_000);
+      const b = await poller.reconcileYesterday();
+      const both = [...(await a), ...b].filter((o) => o.providerAccountId === pac);
+      expect(both).toEqual([expect.objectContaining({ kind: 'done' })]);
+      const [{ n }] = await t.db.query(
+        `SELECT count(*)::int AS n FROM report_reconciliations WHERE provider_account_id = $1 AND trigger = 'daily'`,
+        [pac],
+      );
+      expect(n).toBe(1);
+    } finally {
+      await slowSandbox.close();
+    }
+  });
+
   it('an answer that is not a report keeps nothing: 409 on demand, and the daily job leaves the day open', async () => {
     // No such user at the sandbox: reports_post.php answers with the wrong-credentials sentence.
     const tenant = await createTenant(t, { baseUrl: sandbox.url });

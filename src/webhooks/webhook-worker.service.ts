@@ -261,7 +261,15 @@ export class WebhookWorkerService {
       if (secrets) claimed.push({ ...r, owner, secrets });
       else unopened.push(r.id);
     }
-    if (unopened.length > 0) await this.releaseLeases(unopened, owner, new Date(now.getTime() + 60_000));
+    // The claim has committed: if giving those back fails, the others' leases must still be started (else they
+    // sit leased, holding their slots, unsent until their leases expire). Unreleased, they expire like a crash's.
+    if (unopened.length > 0)
+      await this.releaseLeases(unopened, owner, new Date(now.getTime() + 60_000)).catch((e: Error) =>
+        this.logger.error(
+          { err: e.message, count: unopened.length },
+          'webhook leases of an unreadable secret not given back; released when their leases expire',
+        ),
+      );
     return claimed;
   }
 

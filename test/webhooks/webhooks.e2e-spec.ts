@@ -433,6 +433,48 @@ describe('tenant webhooks', () => {
     expect(broken.received).toHaveLength(0);
   });
 
+  it("the claimed deliveries of other tenants go out even when giving back an unreadable endpoint's leases fails", async () => {
+    const broken = await receiver();
+    const fine = await receiver();
+    const b = await tenantWithWebhook(broken.url);
+    const f = await tenantWithWebhook(fine.url);
+    await t.db.query(`UPDATE webhook_endpoints SET secret_enc = 'not-a-ciphertext' WHERE tenant_id = $1`, [b.uuid]);
+    // The statement that gives b's leases back (due again in a minute) fails once, as a lost connection or a
+    // deadlock with another process's outcome group would make it; the claim before it has committed.
+    await t.db.query(`
+      CREATE TABLE test_refuse_release_once (done boolean);
+      CREATE OR REPLACE FUNCTION test_refuse_release() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF OLD.status = 'delivering' AND NEW.status = 'pending' AND NEW.tenant_id = '${b.uuid}'
+           AND NOT EXISTS (SELECT 1 FROM test_refuse_release_once) THEN
+          INSERT INTO test_refuse_release_once VALUES (true);
+          RAISE EXCEPTION 'test: the release fails';
+        END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER test_refuse_release BEFORE UPDATE ON webhook_deliveries FOR EACH ROW EXECUTE FUNCTION test_refuse_release();`);
+    try {
+      // One transaction: the next claim takes both endpoints' deliveries.
+      await enqueue([lowBalance(b.uuid, 1), lowBalance(f.uuid, 2)]);
+      // f's was claimed with b's: it goes out now, not when its lease expires (2 s + 30 s here).
+      const [hook] = await waitFor(
+        () => fine.received,
+        (x) => x.length === 1,
+        5_000,
+      );
+      expect(hook.body.data).toEqual({ balance: 2, threshold: 100 });
+      await waitFor(
+        () => deliveries(f.apiKey),
+        (d) => d[0]?.status === 'succeeded',
+        5_000,
+      );
+      expect(broken.received).toHaveLength(0);
+    } finally {
+      await t.db.query(`DROP TRIGGER IF EXISTS test_refuse_release ON webhook_deliveries;
+        DROP FUNCTION IF EXISTS test_refuse_release(); DROP TABLE IF EXISTS test_refuse_release_once`);
+    }
+  });
+
   it('a kept-alive connection the receiver closes as it is reused is retried at once on a new one (one attempt, delivered)', async () => {
     // What a receiver's keep-alive timer does when it fires just as the next webhook goes out on that
     // socket: the request meets a reset. A minimal HTTP/1.1 server answers the first request of each

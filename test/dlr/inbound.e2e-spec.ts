@@ -166,6 +166,35 @@ describe('inbound SMS read from inbox.php (sandbox provider)', () => {
     expect((await inboundOf(tenant.apiKey)).map((m) => m.text)).toEqual(['yatidak']);
   });
 
+  it('reads a one-message-per-line inbox whose first SMS holds more semicolons or tabs than the line has commas, instead of failing it on every poll', async () => {
+    // A provider that lists `msisdn,received_at,message` lines (the sandbox's `lines` format).
+    const lines = await startSandbox({ knobs: { latencyMs: [0, 0], inboxFormat: 'lines' } });
+    try {
+      const tenant = await createTenant(t, { baseUrl: lines.url });
+      const username = tenant.providerAccount.username as string;
+      lines.addAccount({ username, password: 'provider-secret-pw', balance: '1000000' });
+      // Keyword SMS ("REG;name;city;age") are common; so is text pasted with tabs.
+      lines.addInbox(username, '6281266660001', 'REG;BUDI;JAKARTA;30');
+      lines.addInbox(username, '6281266660002', 'YA');
+      lines.addInbox(username, '6281266660003', 'nama\tumur\tkota');
+      expect(outcomeOf(await poller.pollDue(), tenant.providerAccountId)).toMatchObject([
+        { kind: 'polled', stored: 3, duplicates: 0 },
+      ]);
+      expect((await inboundOf(tenant.apiKey)).map((m) => `${m.from as string} ${m.text as string}`).sort()).toEqual([
+        '6281266660001 REG;BUDI;JAKARTA;30',
+        '6281266660002 YA',
+        '6281266660003 nama\tumur\tkota',
+      ]);
+      // Read the same way on the next poll: stored once.
+      t.clock.advance(INTERVAL_MS);
+      expect(outcomeOf(await poller.pollDue(), tenant.providerAccountId)).toMatchObject([
+        { kind: 'polled', stored: 0, duplicates: 3 },
+      ]);
+    } finally {
+      await lines.close();
+    }
+  });
+
   it('stores a routed row and its event together: a failing event hook leaves nothing, the next poll stores both', async () => {
     const tenant = await tenantOnSandbox();
     sandbox.addInbox(tenant.username, '6281266660001', 'first try fails');

@@ -399,10 +399,16 @@ export function parseInboxBody(body: string): ParsedInboxBody {
     }
     return { ok: true, items };
   }
+  // The delimiter is guessed from the first line, whose text may hold more `;` or tabs than the line has
+  // separators (a keyword SMS `REG;NAME;CITY;AGE`): that guess then read no line at all, and the inbox failed on
+  // every poll. A line is read with the guess first (as before: the same fields, the same dedupe key), else with
+  // the first other delimiter that reads it (only the one right after its leading number or date can).
+  const delimiters = [delimiter, ...[',', ';', '\t', '|'].filter((d) => d !== delimiter)];
   const items: ParsedInboxItem[] = [];
   for (const [i, line] of text.split(/\r?\n/).entries()) {
     if (line.trim() === '') continue;
-    const item = inboxLine(line, delimiter);
+    let item: ParsedInboxItem | undefined;
+    for (const d of delimiters) if ((item = inboxLine(line, d))) break;
     if (!item) return { ok: false, reason: `inbox line ${i + 1} has no number: ${excerpt(line, 60)}` };
     items.push(item);
   }

@@ -136,9 +136,11 @@ export class LedgerService {
       const now = this.clock.now();
       let tenant = await this.lockTenant(m, tenantId);
       tenant = await this.expireLocked(m, tenant, now);
-      if (amount > 0 && tenant.graceUntil && now >= tenant.graceUntil) {
+      if (amount > 0 && tenant.graceUntil && (now >= tenant.graceUntil || (await this.periodForfeited(m, tenant)))) {
         // The validity period ended and its balance was forfeited; credit now would only be forfeited
-        // again. A top-up starts a new period.
+        // again. A top-up starts a new period. Also when `now` (read before the lock) is just short of
+        // graceUntil but a writer with a later clock already forfeited the period: credit past graceUntil
+        // could never be forfeited again (one expiry row per period) and would fail the tenant's every write.
         throw new Problem('conflict', 'The validity period has ended: top up to start a new one instead of adjusting');
       }
       const newBalance = this.checkedSum(tenant.balance, amount);
@@ -429,6 +431,17 @@ export class LedgerService {
         ORDER BY u.ord`,
       [tenantId, kind, now, ids, amounts, after, items.map((i) => i.id), graceUntil ?? items.map(() => null)],
     );
+  }
+
+  /** Whether the tenant's current validity period has been forfeited already (its period expiry row exists). */
+  private async periodForfeited(m: EntityManager, tenant: LockedTenant): Promise<boolean> {
+    const found = await rows<{ one: number }>(
+      m,
+      `SELECT 1 AS one FROM ledger_entries
+        WHERE tenant_id = $1 AND kind = 'expiry' AND message_id IS NULL AND grace_until = $2`,
+      [tenant.id, tenant.graceUntil],
+    );
+    return found.length > 0;
   }
 
   /**

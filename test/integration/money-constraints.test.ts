@@ -312,6 +312,48 @@ describe('money invariants enforced by PostgreSQL', () => {
     ]);
   });
 
+  it('a credit adjustment that read its time just before graceUntil and lands after the forfeiture is refused (the tenant is not wedged)', async () => {
+    const c = await scheduledPastItsPeriod('2031-06-10T03:00:00Z');
+    const ledger = t.app.get(LedgerService);
+    const qr = t.db.createQueryRunner();
+    await qr.connect();
+    await qr.startTransaction();
+    try {
+      // A writer whose clock is past graceUntil (a send in another process) forfeits the period and holds the lock…
+      await ledger.lockForCharging(qr.manager, c.tenant, new Date(c.graceUntil.getTime() + 1000));
+      // …while the adjustment reads its time just before graceUntil and waits for the tenant row.
+      t.clock.set(new Date(c.graceUntil.getTime() - 5000));
+      const adjust = t.http
+        .post(`/v1/admin/tenants/${c.tenantId}/adjustments`)
+        .set(bearer(t.adminToken))
+        .send({ amount: 500, reason: 'goodwill' })
+        .then((r) => r);
+      await waitFor('the adjustment to wait for the tenant row', async () => {
+        const [{ n }] = await t.db.query(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FROM tenants WHERE id%FOR NO KEY UPDATE%'`,
+        );
+        return n === 1;
+      });
+      await qr.commitTransaction();
+      const r = await adjust;
+      expect(r.status).toBe(409);
+    } finally {
+      if (qr.isTransactionActive) await qr.rollbackTransaction();
+      await qr.release();
+    }
+
+    t.clock.set(new Date(c.graceUntil.getTime() + 2000));
+    const balance = await t.http.get('/v1/balance').set(bearer(c.apiKey));
+    expect(balance.status).toBe(200);
+    expect(balance.body).toMatchObject({ balance: 0, state: 'expired' });
+    expect(await ledgerOf(c.tenant)).toEqual([
+      { kind: 'topup', amount: '1000', balance_after: '1000', for_message: false },
+      { kind: 'debit', amount: '-100', balance_after: '900', for_message: true },
+      { kind: 'expiry', amount: '-900', balance_after: '0', for_message: false },
+    ]);
+  });
+
   describe('the runtime role cannot rewrite the ledger (docs/operations.md)', () => {
     const role = `gerbang_rt_${process.pid}`;
     let runtime: TestApp | undefined;

@@ -60,12 +60,19 @@ async function run(): Promise<void> {
         WEBHOOK_ALLOW_PRIVATE: 'true',
         WORKERS: '1',
       },
-      stdio: ['ignore', 'ignore', 'inherit'],
+      stdio: ['ignore', 'pipe', 'inherit'],
     },
   );
+  // Its log is kept (the last lines) and shown if it stops before it is ready: a failed start says why.
+  let log = '';
+  gateway.stdout!.on('data', (c: Buffer) => (log = (log + c.toString()).slice(-8_000)));
+  const exited = new Promise<never>((_, reject) =>
+    gateway.once('exit', (code) => reject(new Error(`the gateway exited (${code}) before it was ready:\n${log}`))),
+  );
+  exited.catch(() => {}); // only awaited while starting
   const db = new Client({ connectionString: DB_URL });
   try {
-    await waitHttp(`http://127.0.0.1:${GW_PORT}/health/ready`, 120_000);
+    await Promise.race([waitHttp(`http://127.0.0.1:${GW_PORT}/health/ready`, 120_000), exited]);
     const { accessToken } = await api('/v1/auth/login', { method: 'POST', body: JSON.stringify(ADMIN) });
     const pac = await api('/v1/admin/provider-accounts', {
       method: 'POST',

@@ -1,9 +1,13 @@
 import { Logger } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
 import type { FastifyReply } from 'fastify';
+import { USAGE_EXPORT_STALL_SECONDS } from '../config/config';
 import { csvLine } from './csv';
 
 const logger = new Logger('UsageStream');
+
+/** Used when the caller gives no `stallMs` (USAGE_EXPORT_STALL_SECONDS' default). */
+const DEFAULT_STALL_MS = USAGE_EXPORT_STALL_SECONDS * 1000;
 
 /** What the stream writes to: Node's response (or, in a test, a Writable that behaves like one). */
 export type StreamTarget = Pick<
@@ -19,12 +23,17 @@ export type StreamTarget = Pick<
  * The first batch is read before anything is sent, so a failure to start (bad database, timeout)
  * still becomes a problem+json response; a failure later can only cut the response short, and the
  * truncated body (no closing `]}` in JSON) tells the client it is incomplete.
+ *
+ * A client that stops reading must not keep the cursor's transaction and pooled connection: when no
+ * 'drain' comes within `stallMs` of a full buffer, the response is destroyed (warn log) and the
+ * iteration stopped, which rolls the transaction back and releases the connection.
  */
 export async function streamRecords<T extends object>(
   reply: FastifyReply | StreamTarget,
-  opts: { csv: boolean; columns: readonly (keyof T & string)[]; filename: string },
+  opts: { csv: boolean; columns: readonly (keyof T & string)[]; filename: string; stallMs?: number },
   batches: AsyncGenerator<T[]>,
 ): Promise<void> {
+  const stallMs = opts.stallMs ?? DEFAULT_STALL_MS;
   // The body is written to Node's response directly, with its backpressure: the reply is hijacked
   // (Fastify sends nothing itself; its onResponse hook still sees the response finish, so the request
   // is in the metrics and the access log).
@@ -46,7 +55,14 @@ export async function streamRecords<T extends object>(
   res.setHeader('Cache-Control', 'no-store');
   let wroteOne = false;
   const write = async (chunk: string) => {
-    if (!res.write(chunk) && !gone && !res.destroyed) await drainOrClose(res);
+    if (res.write(chunk) || gone || res.destroyed) return;
+    if (await drainOrClose(res, stallMs)) return;
+    gone = true;
+    logger.warn(
+      { stallMs, file: opts.filename },
+      'usage export stalled: the client took nothing for the stall timeout; response cut, transaction rolled back',
+    );
+    res.destroy();
   };
   try {
     await write(opts.csv ? csvLine([...opts.columns]) : '{"data":[');
@@ -77,15 +93,21 @@ export async function streamRecords<T extends object>(
   }
 }
 
-/** Resolves on the first 'drain' or 'close', and removes both listeners (one wait per full buffer). */
-function drainOrClose(res: StreamTarget): Promise<void> {
+/**
+ * Resolves true on the first 'drain' or 'close', false when neither came within `stallMs` (the client
+ * stopped reading); removes its listeners and timer either way (one wait per full buffer).
+ */
+function drainOrClose(res: StreamTarget, stallMs: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
+    const done = (moved: boolean) => {
+      clearTimeout(timer);
+      res.off('drain', onEvent);
+      res.off('close', onEvent);
+      resolve(moved);
     };
-    res.on('drain', done);
-    res.on('close', done);
+    const onEvent = () => done(true);
+    const timer = setTimeout(() => done(false), stallMs);
+    res.on('drain', onEvent);
+    res.on('close', onEvent);
   });
 }

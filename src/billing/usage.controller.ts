@@ -10,7 +10,7 @@ import { wantsCsv } from './csv';
 import { streamRecords } from './usage-stream';
 import { AdminUsageListDto, AdminUsageQueryDto, AdminUsageRecordDto, UsageListDto, UsageQueryDto } from './usage.dto';
 import { USAGE_COLUMNS, UsageService } from './usage.service';
-import { ApiProblems } from '../common/api-problems.decorator';
+import { ApiProblems, ProblemStatus } from '../common/api-problems.decorator';
 
 const USAGE_DESCRIPTION =
   'Days and months are Asia/Jakarta calendar days and months (UTC+7): a day runs from 17:00 UTC of the day ' +
@@ -19,11 +19,16 @@ const USAGE_DESCRIPTION =
   '`amount` is charged minus refunded as booked in the ledger in the period, and `refunded` the refunds booked ' +
   'in it. With `Accept: text/csv`: the same records as CSV (RFC 4180, header row), streamed.';
 
+const EXPORTS_BUSY: [ProblemStatus, string] = [
+  429,
+  'Every usage export slot of this gateway process is taken (`USAGE_EXPORT_CONCURRENCY`): `rate_limited`, with `Retry-After`',
+];
+
 @ApiTags('tenant: balance')
 @ApiSecurity('api-key')
 @ApiBearerAuth('api-key-bearer')
 @TenantAuth()
-@ApiProblems(400, 401, 503)
+@ApiProblems(400, 401, EXPORTS_BUSY, 503)
 @Controller('v1/usage')
 export class TenantUsageController {
   constructor(private readonly usage: UsageService) {}
@@ -40,17 +45,27 @@ export class TenantUsageController {
   ): Promise<void> {
     const scope = TenantScope.of(tenant.tenantId);
     const range = this.usage.resolve(q);
-    await streamRecords<AdminUsageRecordDto>(
-      res,
-      { csv: wantsCsv(accept), columns: USAGE_COLUMNS, filename: `usage-${range.from}-${range.to}.csv` },
-      this.usage.records(range, scope.tenantId),
-    );
+    const release = this.usage.claimExport();
+    try {
+      await streamRecords<AdminUsageRecordDto>(
+        res,
+        {
+          csv: wantsCsv(accept),
+          columns: USAGE_COLUMNS,
+          filename: `usage-${range.from}-${range.to}.csv`,
+          stallMs: this.usage.stallMs,
+        },
+        this.usage.records(range, scope.tenantId),
+      );
+    } finally {
+      release();
+    }
   }
 }
 
 @ApiTags('admin: billing')
 @ApiBearerAuth('admin-jwt')
-@ApiProblems(400, 401, [403, 'The role may not do this: `forbidden`'], 404, 503)
+@ApiProblems(400, 401, [403, 'The role may not do this: `forbidden`'], 404, EXPORTS_BUSY, 503)
 @Controller('v1/admin/usage')
 export class AdminUsageController {
   constructor(
@@ -81,14 +96,20 @@ export class AdminUsageController {
       tenantId = TenantScope.of((await this.tenants.findEntity(q.tenantId)).id).tenantId;
     }
     const range = this.usage.resolve(q);
-    await streamRecords<AdminUsageRecordDto>(
-      res,
-      {
-        csv: wantsCsv(accept),
-        columns: ['tenantId', ...USAGE_COLUMNS],
-        filename: `usage-${range.from}-${range.to}.csv`,
-      },
-      this.usage.records(range, tenantId),
-    );
+    const release = this.usage.claimExport();
+    try {
+      await streamRecords<AdminUsageRecordDto>(
+        res,
+        {
+          csv: wantsCsv(accept),
+          columns: ['tenantId', ...USAGE_COLUMNS],
+          filename: `usage-${range.from}-${range.to}.csv`,
+          stallMs: this.usage.stallMs,
+        },
+        this.usage.records(range, tenantId),
+      );
+    } finally {
+      release();
+    }
   }
 }

@@ -1,6 +1,7 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
+import { APP_CONFIG, type AppConfig } from '../config/config';
 import { toPublicId } from '../common/ids';
 import { Problem } from '../common/problem';
 import { rows as sqlRows } from '../database/raw-rows';
@@ -32,6 +33,9 @@ interface UsageRow {
 /** Rows fetched from the server-side cursor per round trip: the most the process holds at once. */
 export const USAGE_FETCH_ROWS = 500;
 
+/** Retry-After of the 429 when every export slot of this process is taken (a year's export takes ~2 s). */
+export const USAGE_EXPORT_RETRY_AFTER_S = 5;
+
 /** Message statuses that are not final yet; the API shows `submitting`/`uncertain` as queued/submitted. */
 const OPEN_STATUSES = `('scheduled', 'queued', 'submitting', 'uncertain', 'submitted', 'pending')`;
 
@@ -49,10 +53,43 @@ const OPEN_STATUSES = `('scheduled', 'queued', 'submitting', 'uncertain', 'submi
  */
 @Injectable()
 export class UsageService {
+  /** Exports streaming now in this process (each holds a pooled connection and a transaction). */
+  private exporting = 0;
+  /** How long an export waits for a client that does not drain its buffer (USAGE_EXPORT_STALL_SECONDS). */
+  readonly stallMs: number;
+  private readonly maxExports: number;
+
   constructor(
     private readonly dataSource: DataSource,
     private readonly clock: Clock,
-  ) {}
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
+    this.stallMs = config.usageExport.stallSeconds * 1000;
+    this.maxExports = config.usageExport.concurrency;
+  }
+
+  /**
+   * Takes one of this process's USAGE_EXPORT_CONCURRENCY export slots, or refuses with 429
+   * `rate_limited` (Retry-After) when all are taken: stalled or slow exports can hold only that many
+   * of the pool's connections. Call the returned function once the export has ended.
+   */
+  claimExport(): () => void {
+    if (this.exporting >= this.maxExports) {
+      throw new Problem(
+        'rate_limited',
+        `${this.maxExports} usage exports are already running in this process; retry shortly`,
+        undefined,
+        { 'Retry-After': String(USAGE_EXPORT_RETRY_AFTER_S) },
+      );
+    }
+    this.exporting++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.exporting--;
+    };
+  }
 
   /** Validates and completes the query (defaults: this Jakarta month up to today, per day). */
   resolve(q: UsageQueryDto): UsageRange {

@@ -117,6 +117,21 @@ describe('loadConfig', () => {
       });
     });
 
+    it('cuts a usage export stalled for 30 s and runs a quarter of DB_POOL_SIZE exports at once unless the environment says otherwise', () => {
+      expect(load().usageExport).toEqual({ stallSeconds: 30, concurrency: 5 });
+      expect(load({ DB_POOL_SIZE: '3' }).usageExport.concurrency).toBe(1);
+      expect(load({ USAGE_EXPORT_STALL_SECONDS: '5', USAGE_EXPORT_CONCURRENCY: '2' }).usageExport).toEqual({
+        stallSeconds: 5,
+        concurrency: 2,
+      });
+      expect(problemsOf({ DB_POOL_SIZE: '10', USAGE_EXPORT_CONCURRENCY: '11' })).toEqual([
+        'USAGE_EXPORT_CONCURRENCY must be between 1 and 10, got 11',
+      ]);
+      expect(problemsOf({ USAGE_EXPORT_STALL_SECONDS: '0' })).toEqual([
+        'USAGE_EXPORT_STALL_SECONDS must be between 1 and 3600, got 0',
+      ]);
+    });
+
     it('keeps 13 months of messages unless RETENTION_MONTHS says otherwise; 0 or off keeps everything', () => {
       expect(load().retentionMonths).toBe(13);
       expect(load({ RETENTION_MONTHS: '24' }).retentionMonths).toBe(24);

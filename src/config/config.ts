@@ -103,6 +103,16 @@ export interface AppConfig {
     /** Idle poll interval of the delivery worker and of the relay. */
     pollMs: number;
   };
+  /** Usage exports (`GET /v1/usage`, `GET /v1/admin/usage`; docs/billing.md "Usage"). */
+  usageExport: {
+    /**
+     * USAGE_EXPORT_STALL_SECONDS: an export whose client has taken nothing of a full socket buffer for this
+     * long is cut, and its transaction and pooled connection released.
+     */
+    stallSeconds: number;
+    /** USAGE_EXPORT_CONCURRENCY: exports streaming at once in this process (each holds a pooled connection). */
+    concurrency: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -117,6 +127,13 @@ type Env = Record<string, string | undefined>;
 export const LEASE_MARGIN_MS = 1000;
 /** After the longest send: recording its outcome, closing HTTP and the pool. */
 export const SHUTDOWN_MARGIN_MS = 10_000;
+/**
+ * Default of USAGE_EXPORT_STALL_SECONDS: a client that reads at all drains a socket buffer in well under a
+ * second, so 30 s without a drain is a client that stopped reading (docs/billing.md "Usage").
+ */
+export const USAGE_EXPORT_STALL_SECONDS = 30;
+/** Default of USAGE_EXPORT_CONCURRENCY: exports hold at most this share of the pool (1/4: 5 of DB_POOL_SIZE 20). */
+export const USAGE_EXPORT_POOL_DIVISOR = 4;
 
 function parseBool(name: string, raw: string | undefined, fallback: boolean, problems: string[]): boolean {
   if (raw === undefined || raw === '') return fallback;
@@ -278,6 +295,15 @@ export function loadConfig(env: Env = process.env, machine: () => Machine = this
     timeoutMs: int('WEBHOOK_TIMEOUT_MS', 15_000, 100, 120_000),
     pollMs: int('WEBHOOK_POLL_MS', 250, 10, 60_000),
   };
+  const usageExport = {
+    stallSeconds: int('USAGE_EXPORT_STALL_SECONDS', USAGE_EXPORT_STALL_SECONDS, 1, 3600),
+    concurrency: int(
+      'USAGE_EXPORT_CONCURRENCY',
+      Math.max(1, Math.floor(dbPoolSize / USAGE_EXPORT_POOL_DIVISOR)),
+      1,
+      dbPoolSize,
+    ),
+  };
   const retentionMonths = parseRetention(env.RETENTION_MONTHS, problems);
   const embeddedPgPort = int('EMBEDDED_PG_PORT', 54329, 1, 65535);
   const { workers, reason: workersReason } = resolveWorkers(env.WORKERS, !databaseUrl, machine, problems);
@@ -328,6 +354,7 @@ export function loadConfig(env: Env = process.env, machine: () => Machine = this
     dlr,
     retentionMonths,
     webhooks,
+    usageExport,
   };
 }
 

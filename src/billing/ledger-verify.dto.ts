@@ -10,7 +10,8 @@ export type LedgerProblemCode =
   | 'wrong_refund'
   | 'unexpected_refund'
   | 'refund_flag_mismatch'
-  | 'foreign_message';
+  | 'foreign_message'
+  | 'balance_after_expiry';
 
 export class LedgerProblemDto {
   /** What is wrong: see docs/billing.md "Proof of the books". */

@@ -121,6 +121,23 @@ const CHECKS: Check[] = [
               ON r.message_id = m.id
            WHERE m.refunded <> (coalesce(r.n, 0) > 0)`,
   },
+  {
+    // A period's own expiry row (message_id NULL) forfeits it once (ledger_one_expiry_per_period_uq): money
+    // the tenant holds again in that same period (graceUntil unchanged, so no top-up started a new one) can
+    // never be forfeited, and every later write of the tenant fails on that index (the "wedged" tenant an
+    // adjustment racing a forfeiture could leave, fixed in 3d58d29). No legitimate write credits an ended
+    // period (a late refund is forfeited at once by its own expiry row), so this holds whatever the clock says.
+    code: 'balance_after_expiry',
+    sql: `SELECT t.id AS tenant_id, NULL::uuid AS message_id, x.id AS ledger_id,
+                 format('balance %s in the period ending %s, already forfeited (its expiry row exists): it cannot be forfeited again and the tenant''s writes fail',
+                        t.balance, to_char(t.grace_until AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')) AS detail
+            FROM tenants t
+            CROSS JOIN LATERAL (
+              SELECT e.id FROM ledger_entries e
+               WHERE e.tenant_id = t.id AND e.kind = 'expiry' AND e.message_id IS NULL AND e.grace_until = t.grace_until
+               ORDER BY e.seq DESC LIMIT 1) x
+           WHERE t.balance > 0`,
+  },
 ];
 
 @Injectable()

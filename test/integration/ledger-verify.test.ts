@@ -338,5 +338,66 @@ describe('ledger verification', () => {
       for (const [tenantId, codes] of Object.entries(expected))
         for (const code of new Set(codes)) expect(lines.some((l) => l.startsWith(`${code} ${tenantId}`))).toBe(true);
     });
+
+    it('names a tenant holding money in a period whose expiry row exists (balance_after_expiry, the wedged tenant); one forfeited normally stays clean', async () => {
+      const admin = bearer(t.adminToken);
+      const wedged = await createTenant(t, { balance: 1000, pricePerSegment: 100 });
+      const healthy = await createTenant(t, { balance: 1000, pricePerSegment: 100 });
+      const mine = [wedged.tenantId, healthy.tenantId];
+      // Both periods end: past graceUntil a read forfeits the balance (the period's expiry row, message_id NULL).
+      const { rows } = await sql.query(`SELECT max(grace_until) AS g FROM tenants WHERE id = ANY($1::uuid[])`, [
+        mine.map(uuidOf),
+      ]);
+      t.clock.set(new Date((rows[0].g as Date).getTime() + 1000));
+      try {
+        for (const x of [wedged, healthy]) {
+          const b = await t.http.get('/v1/balance').set(bearer(x.apiKey));
+          expect(b.body).toMatchObject({ balance: 0, state: 'expired' });
+        }
+      } finally {
+        t.clock.reset();
+      }
+      const verify = async () => {
+        const res = await t.http.get('/v1/admin/ledger/verify').set(admin);
+        expect(res.status).toBe(200);
+        return (res.body.problems as Problem[]).filter((p) => mine.includes(p.tenantId));
+      };
+      expect(await verify()).toEqual([]);
+
+      // What the adjustment race fixed in 3d58d29 could leave behind: credit booked after the period's
+      // forfeiture, graceUntil unchanged (ledger chain and balance consistent; the period cannot be forfeited again).
+      const uuid = uuidOf(wedged.tenantId);
+      await sql.query(
+        `INSERT INTO ledger_entries (id, tenant_id, kind, amount, balance_after, reference, created_at)
+         SELECT gen_random_uuid(), id, 'adjustment', 500, balance + 500, 'goodwill', now() FROM tenants WHERE id = $1`,
+        [uuid],
+      );
+      await sql.query(`UPDATE tenants SET balance = balance + 500 WHERE id = $1`, [uuid]);
+      const [{ id: expiryId }] = (
+        await sql.query(
+          `SELECT e.id FROM ledger_entries e JOIN tenants t ON t.id = e.tenant_id
+            WHERE e.tenant_id = $1 AND e.kind = 'expiry' AND e.message_id IS NULL AND e.grace_until = t.grace_until`,
+          [uuid],
+        )
+      ).rows;
+
+      const found = await verify();
+      expect(found).toEqual([
+        {
+          code: 'balance_after_expiry',
+          tenantId: wedged.tenantId,
+          ledgerEntryId: `led_${(expiryId as string).replace(/-/g, '')}`,
+          detail: expect.stringMatching(
+            /^balance 500 in the period ending \d{4}-\d\d-\d\dT[\d:.]+Z, already forfeited/,
+          ),
+        },
+      ]);
+      const cli = await runCli(scratchUrl);
+      expect(cli.code).toBe(1);
+      const lines = cli.stdout.trim().split('\n');
+      expect(lines.filter((l) => mine.some((id) => l.includes(id)))).toEqual([
+        expect.stringMatching(new RegExp(`^balance_after_expiry ${wedged.tenantId} led_[0-9a-f]{32}: balance 500 `)),
+      ]);
+    });
   });
 });

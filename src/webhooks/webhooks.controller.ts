@@ -100,10 +100,10 @@ export class WebhooksController {
 
   /**
    * Schedules one more attempt now (also for a failed or succeeded delivery); 409 while an attempt is
-   * in flight or when no endpoint is registered.
+   * in flight, when no endpoint is registered, or when the endpoint is disabled (PUT /v1/webhook first).
    */
   @Post('deliveries/:id/retry')
-  @ApiProblems(404, [409, 'An attempt is in flight, or there is no endpoint: `conflict`'])
+  @ApiProblems(404, [409, 'An attempt is in flight, or there is no endpoint, or it is disabled: `conflict`'])
   @HttpCode(202)
   @ApiAcceptedResponse({ type: WebhookDeliveryDto })
   retry(@CurrentTenant() tenant: TenantPrincipal, @Param('id') id: string): Promise<WebhookDeliveryDto> {

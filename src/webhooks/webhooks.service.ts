@@ -125,8 +125,10 @@ export class WebhooksService {
   }
 
   /**
-   * One more attempt now, whatever the delivery's state, except while an attempt is in flight or
-   * when the tenant has no endpoint (409). It goes to the endpoint registered now (the tenant asks for it).
+   * One more attempt now, whatever the delivery's state, except while an attempt is in flight, when the
+   * tenant has no endpoint, or when its endpoint is disabled (a 410): 409, the delivery unchanged. A disabled
+   * endpoint is not claimed until a PUT enables it again, so a 202 would promise an attempt that is not made.
+   * It goes to the endpoint registered now (the tenant asks for it).
    * If it fails, the retry schedule continues from the attempts made so far (a delivery that had
    * used all of them is `failed` again).
    */
@@ -137,19 +139,26 @@ export class WebhooksService {
       this.dataSource,
       `UPDATE webhook_deliveries d SET status = 'pending', next_attempt_at = $3, endpoint_generation = e.generation
          FROM webhook_endpoints e
-        WHERE d.id = $1 AND d.tenant_id = $2 AND d.status <> 'delivering' AND e.tenant_id = $2
+        WHERE d.id = $1 AND d.tenant_id = $2 AND d.status <> 'delivering' AND e.tenant_id = $2 AND e.enabled
         RETURNING ${DELIVERY_COLUMNS}`,
       [id, scope.tenantId, this.clock.now()],
     );
     if (updated.length === 1) return deliveryDto(updated[0]);
-    const [found] = await sqlRows<{ status: string; has_endpoint: boolean }>(
+    const [found] = await sqlRows<{ status: string; enabled: boolean | null }>(
       this.dataSource,
-      `SELECT d.status, EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.tenant_id = d.tenant_id) AS has_endpoint
-         FROM webhook_deliveries d WHERE d.id = $1 AND d.tenant_id = $2`,
+      `SELECT d.status, e.enabled
+         FROM webhook_deliveries d LEFT JOIN webhook_endpoints e ON e.tenant_id = d.tenant_id
+        WHERE d.id = $1 AND d.tenant_id = $2`,
       [id, scope.tenantId],
     );
     if (!found) throw notFound('Webhook delivery');
-    if (!found.has_endpoint) throw new Problem('conflict', 'No webhook endpoint is registered; PUT /v1/webhook first');
+    if (found.enabled === null)
+      throw new Problem('conflict', 'No webhook endpoint is registered; PUT /v1/webhook first');
+    if (!found.enabled)
+      throw new Problem(
+        'conflict',
+        'The webhook endpoint is disabled (it answered 410); PUT /v1/webhook to re-enable it, then retry',
+      );
     throw new Problem('conflict', 'An attempt of this delivery is in flight; retry when it has finished');
   }
 }

@@ -578,6 +578,34 @@ describe('tenant webhooks', () => {
     );
   });
 
+  it('a manual retry while the endpoint is disabled (after a 410) is refused (409), the delivery unchanged; after a PUT it is sent', async () => {
+    const r = await receiver();
+    const a = await tenantWithWebhook(r.url);
+    r.answer = () => ({ status: 410, body: 'gone' });
+    await enqueue([lowBalance(a.uuid)]);
+    const [d] = await waitFor(
+      () => deliveries(a.apiKey),
+      (x) => x[0]?.status === 'failed',
+    );
+    expect((await t.http.get('/v1/webhook').set(bearer(a.apiKey))).body).toMatchObject({ enabled: false });
+
+    r.answer = () => ({ status: 200 });
+    const refused = await t.http.post(`/v1/webhook/deliveries/${d.id}/retry`).set(bearer(a.apiKey));
+    expectProblem(refused, 409, 'conflict');
+    expect(refused.body.detail).toContain('PUT /v1/webhook');
+    const [after] = await deliveries(a.apiKey);
+    expect(after).toEqual(d); // not made pending, no attempt
+    expect(r.received).toHaveLength(1);
+
+    expect((await t.http.put('/v1/webhook').set(bearer(a.apiKey)).send({ url: r.url })).status).toBe(200);
+    expect((await t.http.post(`/v1/webhook/deliveries/${d.id}/retry`).set(bearer(a.apiKey))).status).toBe(202);
+    const [done] = await waitFor(
+      () => deliveries(a.apiKey),
+      (x) => x[0]?.status === 'succeeded',
+    );
+    expect(done.attempts.map((x) => x.outcome)).toEqual(['gone', 'delivered']);
+  });
+
   it("a deleted endpoint's deliveries never go to one registered after it (in flight at the DELETE, or queued by a transaction that saw it); its leases do not count against the new one", async () => {
     const old = await receiver();
     const next = await receiver();

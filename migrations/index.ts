@@ -14,6 +14,7 @@ import { ReportReconciliations1765000000000 } from './1765000000000-ReportReconc
 import { Partitioning1765100000000 } from './1765100000000-Partitioning';
 import { WebhookInFlight1765200000000 } from './1765200000000-WebhookInFlight';
 import { WebhookEndpointGeneration1765300000000 } from './1765300000000-WebhookEndpointGeneration';
+import { WebhookEndpointEnabledAt1765400000000 } from './1765400000000-WebhookEndpointEnabledAt';
 
 export const migrations = [
   Initial1764000000000,
@@ -31,4 +32,5 @@ export const migrations = [
   Partitioning1765100000000,
   WebhookInFlight1765200000000,
   WebhookEndpointGeneration1765300000000,
+  WebhookEndpointEnabledAt1765400000000,
 ];

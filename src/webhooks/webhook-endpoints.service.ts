@@ -43,7 +43,8 @@ export class WebhookEndpointsService {
 
   /**
    * Creates the endpoint (with a new secret, returned this once) or changes its URL/events; either
-   * way it is enabled again (a PUT is how a tenant recovers an endpoint disabled by a 410).
+   * way it is enabled again (a PUT is how a tenant recovers an endpoint disabled by a 410). `enabled_at`
+   * marks this enable: a 410 answering a request claimed before it does not disable the endpoint again.
    */
   async put(scope: TenantScope, body: PutWebhookDto): Promise<{ created: boolean; endpoint: WebhookEndpointDto }> {
     // Stored as parsed (`href`): the URL the sender requests. The spelling given may differ (an upper-case
@@ -52,11 +53,13 @@ export class WebhookEndpointsService {
     const secret = newWebhookSecret();
     const now = this.clock.now();
     const rows: (EndpointRow & { created: boolean })[] = await this.dataSource.query(
-      `INSERT INTO webhook_endpoints (tenant_id, url, secret_enc, events, created_at, updated_at)
-       VALUES ($1, $2, $3, coalesce($4::text[], ARRAY[${WEBHOOK_EVENT_TYPES.map((t) => `'${t}'`).join(', ')}]), $5, $5)
+      `INSERT INTO webhook_endpoints (tenant_id, url, secret_enc, events, created_at, updated_at, enabled_at)
+       VALUES ($1, $2, $3, coalesce($4::text[], ARRAY[${WEBHOOK_EVENT_TYPES.map((t) => `'${t}'`).join(', ')}]), $5, $5,
+               clock_timestamp())
        ON CONFLICT (tenant_id) DO UPDATE
          SET url = EXCLUDED.url, events = coalesce($4::text[], webhook_endpoints.events), enabled = true,
-             disabled_reason = NULL, disabled_at = NULL, updated_at = EXCLUDED.updated_at
+             disabled_reason = NULL, disabled_at = NULL, updated_at = EXCLUDED.updated_at,
+             enabled_at = EXCLUDED.enabled_at
        RETURNING ${COLUMNS}, (xmax = 0) AS created`,
       [scope.tenantId, url, this.secretBox.seal(secret), body.events ?? null, now],
     );

@@ -21,6 +21,11 @@ interface ClaimedDelivery {
   url: string;
   /** The endpoint (row) it was claimed for: see the WebhookEndpointGeneration migration. */
   generation: string;
+  /**
+   * The endpoint's `enabled_at` when claimed, as PostgreSQL's text (exact to the microsecond): a 410 disables
+   * the endpoint only if no PUT has enabled it since (the WebhookEndpointEnabledAt migration).
+   */
+  enabled_at: string;
   secrets: string[];
 }
 
@@ -44,6 +49,7 @@ interface EndpointSecrets {
 type ClaimedRow = EndpointSecrets & {
   id: string;
   generation: string;
+  enabled_at: string;
   event_id: string;
   body: string;
   attempts: number;
@@ -210,8 +216,8 @@ export class WebhookWorkerService {
     const rows = await prepared<ClaimedRow>(
       this.dataSource,
       `WITH ep AS (
-         SELECT e.tenant_id, e.generation, e.url, e.secret_enc, e.previous_secret_enc, e.previous_secret_until,
-                $2::int - e.in_flight AS free
+         SELECT e.tenant_id, e.generation, e.enabled_at, e.url, e.secret_enc, e.previous_secret_enc,
+                e.previous_secret_until, $2::int - e.in_flight AS free
            FROM webhook_endpoints e
           WHERE e.enabled AND e.in_flight < $2
             AND (SELECT true FROM webhook_deliveries d
@@ -248,7 +254,8 @@ export class WebhookWorkerService {
            FROM ep JOIN (SELECT tenant_id, count(*)::int AS n FROM leased GROUP BY tenant_id) n USING (tenant_id)
           WHERE e.tenant_id = ep.tenant_id)
        SELECT l.id, l.tenant_id, l.event_id, l.body, l.attempts,
-              ep.generation, ep.url, ep.secret_enc, ep.previous_secret_enc, ep.previous_secret_until
+              ep.generation, ep.enabled_at::text AS enabled_at, ep.url, ep.secret_enc, ep.previous_secret_enc,
+              ep.previous_secret_until
          FROM leased l JOIN ep USING (tenant_id)`,
       [now, this.opts.perEndpoint, max, owner, leaseMs],
     );
@@ -427,15 +434,17 @@ export class WebhookWorkerService {
       return { d, r, at, status, next, counted };
     });
     // One statement (its own transaction, one round trip): the attempts, the deliveries moved on, and
-    // for a 410 the endpoint disabled — only the URL that answered: a tenant who has just changed it
-    // keeps the new one enabled.
+    // for a 410 the endpoint disabled — only the URL that answered, and only if the endpoint has not been
+    // enabled (PUT) since the attempt was claimed: a tenant who has just changed its URL, or re-enabled it
+    // after an earlier 410 while this request was in flight, keeps it enabled.
+    const answeredIsCurrent = `e.url = g.url AND e.generation = g.generation AND e.enabled_at = g.enabled_at`;
     await this.dataSource.query(
       `WITH u AS (
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::int[], $6::text[],
                               $7::timestamptz[], $8::int[], $9::text[], $10::text[], $11::uuid[], $12::text[],
-                              $13::bool[], $14::uuid[])
+                              $13::bool[], $14::uuid[], $15::timestamptz[])
                     AS u(id, owner, status, next, code, error, at, duration, outcome, excerpt, tenant_id, url, counted,
-                         generation)),
+                         generation, enabled_at)),
        attempts AS (
          INSERT INTO webhook_attempts (delivery_id, attempted_at, status_code, error, duration_ms, outcome, response_excerpt)
          SELECT id, at, code, error, duration, outcome, excerpt FROM u),
@@ -455,25 +464,26 @@ export class WebhookWorkerService {
           WHERE d.id = u.id AND d.status = 'delivering' AND d.lease_owner = u.owner
           RETURNING d.tenant_id, d.endpoint_generation),
        -- One UPDATE per endpoint row (a row updated by two parts of one statement keeps only one change):
-       -- the slots its own leases held freed, and on a 410 from the URL it still has, disabled.
+       -- the slots its own leases held freed, and on a 410 from the URL it still has, to a request claimed
+       -- since its last enable, disabled.
        freed AS (
          SELECT m.tenant_id, count(*)::int AS n
            FROM moved m JOIN webhook_endpoints e ON e.tenant_id = m.tenant_id AND ${sameGeneration('m.endpoint_generation')}
           GROUP BY m.tenant_id),
        gone AS (
-         SELECT DISTINCT ON (u.tenant_id) u.tenant_id, u.url, u.generation, u.at
+         SELECT DISTINCT ON (u.tenant_id) u.tenant_id, u.url, u.generation, u.enabled_at, u.at
            FROM u LEFT JOIN webhook_endpoints e ON e.tenant_id = u.tenant_id
           WHERE u.outcome = 'gone'
-          ORDER BY u.tenant_id, (u.url = e.url AND u.generation = e.generation) DESC),
+          ORDER BY u.tenant_id, (u.url = e.url AND u.generation = e.generation AND u.enabled_at = e.enabled_at) DESC),
        endpoints AS (
          UPDATE webhook_endpoints e
             SET in_flight = greatest(0, e.in_flight - coalesce(f.n, 0)),
-                enabled = e.enabled AND NOT coalesce(e.url = g.url AND e.generation = g.generation, false),
-                disabled_reason = CASE WHEN e.enabled AND e.url = g.url AND e.generation = g.generation
+                enabled = e.enabled AND NOT coalesce(${answeredIsCurrent}, false),
+                disabled_reason = CASE WHEN e.enabled AND ${answeredIsCurrent}
                                        THEN 'gone' ELSE e.disabled_reason END,
-                disabled_at = CASE WHEN e.enabled AND e.url = g.url AND e.generation = g.generation
+                disabled_at = CASE WHEN e.enabled AND ${answeredIsCurrent}
                                    THEN g.at ELSE e.disabled_at END,
-                updated_at = CASE WHEN e.enabled AND e.url = g.url AND e.generation = g.generation
+                updated_at = CASE WHEN e.enabled AND ${answeredIsCurrent}
                                   THEN g.at ELSE e.updated_at END
            FROM freed f FULL JOIN gone g USING (tenant_id)
           WHERE e.tenant_id = coalesce(f.tenant_id, g.tenant_id))
@@ -493,6 +503,7 @@ export class WebhookWorkerService {
         rows.map((x) => x.d.url),
         rows.map((x) => x.counted),
         rows.map((x) => x.d.generation),
+        rows.map((x) => x.d.enabled_at),
       ],
     );
   }

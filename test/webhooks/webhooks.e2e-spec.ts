@@ -578,6 +578,36 @@ describe('tenant webhooks', () => {
     );
   });
 
+  it('a 410 answering a request sent before the PUT that re-enabled the endpoint leaves it enabled; a 410 to one sent after the PUT disables it', async () => {
+    const r = await receiver();
+    const a = await tenantWithWebhook(r.url);
+    const endpoint = async () => (await t.http.get('/v1/webhook').set(bearer(a.apiKey))).body;
+    // Two deliveries in flight: one answered 410 at once (the endpoint is disabled), the other held.
+    r.answer = (h) => ({ status: 410, body: 'gone', delayMs: h.body.data.balance === 1 ? 1_200 : 0 });
+    await enqueue([lowBalance(a.uuid, 1), lowBalance(a.uuid, 2)]);
+    await waitFor(endpoint, (e) => e.enabled === false);
+    expect(r.inFlight).toBe(1); // the held request was sent before the PUT
+    // The tenant re-enables it (same URL: the same row and generation) while that request is still held.
+    r.answer = () => ({ status: 200 });
+    expect((await t.http.put('/v1/webhook').set(bearer(a.apiKey)).send({ url: r.url })).status).toBe(200);
+    const list = await waitFor(
+      () => deliveries(a.apiKey),
+      (d) => d.length === 2 && d.every((x) => x.status === 'failed'),
+    );
+    expect(list.map((x) => x.attempts.map((y) => y.outcome))).toEqual([['gone'], ['gone']]);
+    expect(await endpoint()).toMatchObject({ enabled: true, disabledReason: null });
+    expect(await enqueue([lowBalance(a.uuid, 3)])).toBe(1);
+    await waitFor(
+      () => r.received.filter((h) => h.body.data.balance === 3),
+      (x) => x.length === 1,
+    );
+
+    // A 410 to a request sent after the PUT still disables it.
+    r.answer = () => ({ status: 410, body: 'gone' });
+    await enqueue([lowBalance(a.uuid, 4)]);
+    expect(await waitFor(endpoint, (e) => e.enabled === false)).toMatchObject({ disabledReason: 'gone' });
+  });
+
   it('a manual retry while the endpoint is disabled (after a 410) is refused (409), the delivery unchanged; after a PUT it is sent', async () => {
     const r = await receiver();
     const a = await tenantWithWebhook(r.url);

@@ -64,7 +64,7 @@ export class WebhookEndpointsService {
       [scope.tenantId, url, this.secretBox.seal(secret), body.events ?? null, now],
     );
     const created = rows[0].created;
-    const endpoint = endpointDto(rows[0]);
+    const endpoint = endpointDto(rows[0], now);
     return { created, endpoint: created ? { ...endpoint, secret } : endpoint };
   }
 
@@ -74,7 +74,7 @@ export class WebhookEndpointsService {
       [scope.tenantId],
     );
     if (rows.length === 0) throw notFound('Webhook endpoint');
-    return endpointDto(rows[0]);
+    return endpointDto(rows[0], this.clock.now());
   }
 
   /** Deletes the endpoint; its pending deliveries become `failed` (an attempt in flight finishes). */
@@ -110,11 +110,15 @@ export class WebhookEndpointsService {
       [scope.tenantId, this.secretBox.seal(secret), new Date(now.getTime() + ROTATION_OVERLAP_MS), now],
     );
     if (rows.length === 0) throw notFound('Webhook endpoint');
-    return { ...endpointDto(rows[0]), secret };
+    return { ...endpointDto(rows[0], now), secret };
   }
 }
 
-function endpointDto(r: EndpointRow): WebhookEndpointDto {
+/**
+ * `previousSecretExpiresAt` is shown while the previous secret still signs (the worker drops it at that time,
+ * by the same Clock); once past it is null, though the column keeps the value until the next rotation.
+ */
+function endpointDto(r: EndpointRow, now: Date): WebhookEndpointDto {
   return {
     url: r.url,
     events: r.events,
@@ -124,6 +128,6 @@ function endpointDto(r: EndpointRow): WebhookEndpointDto {
     createdAt: r.created_at,
     updatedAt: r.updated_at,
     secretRotatedAt: r.secret_rotated_at,
-    previousSecretExpiresAt: r.previous_secret_until,
+    previousSecretExpiresAt: r.previous_secret_until && r.previous_secret_until > now ? r.previous_secret_until : null,
   };
 }

@@ -36,7 +36,7 @@ export class WebhookEndpointDto {
   createdAt: Date;
   updatedAt: Date;
   secretRotatedAt: Date | null;
-  /** Until then the previous secret signs too (a second signature in `webhook-signature`). */
+  /** Until then the previous secret signs too (a second signature in `webhook-signature`); null when it no longer does. */
   previousSecretExpiresAt: Date | null;
   /**
    * `whsec_…` (Standard Webhooks). Only in the response that creates the endpoint or rotates the secret.

@@ -266,6 +266,27 @@ describe('tenant webhooks', () => {
     }
   });
 
+  it('shows previousSecretExpiresAt during the rotation overlap only: null once it has passed', async () => {
+    const r = await receiver();
+    const a = await tenantWithWebhook(r.url);
+    const rotated = await t.http.post('/v1/webhook/rotate-secret').set(bearer(a.apiKey));
+    const until = rotated.body.previousSecretExpiresAt as string;
+    expect(new Date(until).getTime() - t.clock.now().getTime()).toBeGreaterThan(23 * 3600_000);
+    expect((await t.http.get('/v1/webhook').set(bearer(a.apiKey))).body.previousSecretExpiresAt).toBe(until);
+
+    t.clock.advance(24 * 3600_000 + 60_000);
+    try {
+      expect((await t.http.get('/v1/webhook').set(bearer(a.apiKey))).body).toMatchObject({
+        previousSecretExpiresAt: null,
+        secretRotatedAt: rotated.body.secretRotatedAt,
+      });
+      const put = await t.http.put('/v1/webhook').set(bearer(a.apiKey)).send({ url: r.url });
+      expect(put.body.previousSecretExpiresAt).toBeNull();
+    } finally {
+      t.clock.reset();
+    }
+  });
+
   it('retries a receiver that is down (connection refused, then 503) until it is up, logging every attempt', async () => {
     const r = await receiver();
     const a = await tenantWithWebhook(r.url);

@@ -29,6 +29,18 @@ describe('isBlockedAddress', () => {
     'fe80::1',
     'ff02::1',
     '64:ff9b::a00:1',
+    // NAT64 (RFC 6052) embeds an IPv4 address: the whole well-known prefix is refused, private or not
+    '64:ff9b::7f00:1',
+    '64:ff9b::127.0.0.1',
+    '64:ff9b::a9fe:a9fe',
+    '64:ff9b::808:808',
+    '64:ff9b:1::a00:1',
+    // IPv4-translated (RFC 2765 SIIT, ::ffff:0:0:0/96) embeds one too: refused as a whole, as IPv4-mapped is
+    '::ffff:0:7f00:1',
+    '::ffff:0:127.0.0.1',
+    '0:0:0:0:ffff:0:a00:1',
+    '::ffff:0:a9fe:a9fe',
+    '::ffff:0:808:808',
     '2002:a00:1::1',
     '2001:db8::1',
     'not-an-ip',

@@ -33,6 +33,7 @@ for (const [net, prefix] of [
   ['::', 128], // unspecified
   ['::1', 128], // loopback
   ['::', 96], // IPv4-compatible (deprecated)
+  ['::ffff:0:0:0', 96], // IPv4-translated (RFC 2765; not ::ffff:0:0/96, the mapped form): embeds an IPv4 address
   ['64:ff9b::', 96], // NAT64: would reach an embedded IPv4 address
   ['64:ff9b:1::', 48],
   ['100::', 64], // discard

@@ -15,6 +15,7 @@ import { Partitioning1765100000000 } from './1765100000000-Partitioning';
 import { WebhookInFlight1765200000000 } from './1765200000000-WebhookInFlight';
 import { WebhookEndpointGeneration1765300000000 } from './1765300000000-WebhookEndpointGeneration';
 import { WebhookEndpointEnabledAt1765400000000 } from './1765400000000-WebhookEndpointEnabledAt';
+import { ReportDaysGivenUp1765500000000 } from './1765500000000-ReportDaysGivenUp';
 
 export const migrations = [
   Initial1764000000000,
@@ -33,4 +34,5 @@ export const migrations = [
   WebhookInFlight1765200000000,
   WebhookEndpointGeneration1765300000000,
   WebhookEndpointEnabledAt1765400000000,
+  ReportDaysGivenUp1765500000000,
 ];

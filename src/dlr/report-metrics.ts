@@ -18,7 +18,10 @@ export const messagesExpired = counter(
   'gerbang_messages_expired_total',
   'Messages expired without a final report 72 hours after submission',
 );
-/** Daily reconciliations (one provider account, one Jakarta day) by outcome: `done` or `failed`. */
+/**
+ * Daily reconciliations (one provider account, one Jakarta day) by outcome: `done`, `failed`, or `given_up` (a day
+ * still open after the catch-up window, counted once: it is never reconciled by the daily job).
+ */
 export const dailyReconciles = counter(
   'gerbang_dlr_daily_reconcile_total',
   'Daily report reconciliations per provider account by outcome',

@@ -38,6 +38,12 @@ export const EXPIRE_AFTER_MS = 72 * 3_600_000;
 /** The last poll of a message that stays open is this long before it expires. */
 export const LAST_POLL_BEFORE_EXPIRY_MS = 15 * 60_000;
 /**
+ * How many Jakarta days, up to the previous one, the daily reconciliation keeps trying a day it could not finish
+ * (the provider down, its download failing): a day still open after that is given up (`report_days.given_up_at`,
+ * logged once). Not configurable: API.md defines no environment variable for it.
+ */
+export const CATCH_UP_DAYS = 7;
+/**
  * Closes the report loop (docs/dlr.md "Report pipeline"): polls report.php for submitted messages whose
  * callback did not come, expires those still open after 72 h, and looks uncertain submits up in
  * reports_post.php. Messages are claimed through MessageFollowUpService (FOR UPDATE SKIP LOCKED plus a
@@ -95,71 +101,114 @@ export class ReportPollerService implements OnApplicationBootstrap, BeforeApplic
     await this.job.stop();
   }
 
-  /** One full round: reconcile, poll, expire; once a Jakarta day, the previous day's reports. */
+  /** One full round: reconcile, poll, expire; then the Jakarta days whose reports are not reconciled yet. */
   async round(): Promise<void> {
     await this.reconcileDue();
     await this.pollDue();
     await this.expireDue();
-    const day = previousJakartaDay(this.clock.now());
-    if (this.lastDayDone !== day) {
-      await this.reconcileYesterday();
-      // Done only when the day is done for every active account, whichever process did it: a round that
-      // found an account's day still claimed (by a failed run waiting 15 minutes, or by another process)
-      // must not close the day for this process, or a failed run would never be run again.
-      if (await this.dayDoneForAll(day)) this.lastDayDone = day;
+    const window = catchUpWindow(this.clock.now());
+    if (this.settledThrough !== window.last) {
+      await this.reconcileOpenDays();
+      // Settled only when every day of the window is done for every active account, whichever process did it: a
+      // round that found an account's day still claimed (by a failed run waiting 15 minutes, or by another
+      // process) must not settle the window for this process, or a failed run would never be run again.
+      if ((await this.openDays(window, this.clock.now(), { claimedToo: true })).length === 0)
+        this.settledThrough = window.last;
     }
   }
-  private lastDayDone: string | undefined;
-
-  private async dayDoneForAll(day: string): Promise<boolean> {
-    const accountIds = await this.providerAccounts.activeIds();
-    const [r] = await sqlRows<{ open: number }>(
-      this.dataSource,
-      `SELECT count(*)::int AS open FROM unnest($1::uuid[]) AS a(id)
-         LEFT JOIN report_days d ON d.provider_account_id = a.id AND d.day = $2::date
-        WHERE d.done_at IS NULL`,
-      [accountIds, day],
-    );
-    return r.open === 0;
-  }
+  private settledThrough: string | undefined;
 
   /**
-   * Daily reconciliation: for every active provider account, once (claimed in `report_days`, several
-   * processes never do one account's day twice), the previous Asia/Jakarta day goes through
-   * ReportReconcilerService, the routine the on-demand route uses too: final codes of messages still open
-   * (or expired) are applied through the report path, and the summary (counts and mismatches) is kept in
-   * `report_reconciliations`; `report_days` records the day as done with its counts. A failed download is
-   * claimed again later.
+   * Daily reconciliation: for every active provider account, each Jakarta day of the catch-up window
+   * (`catchUpWindow`: the last CATCH_UP_DAYS days, up to the previous one) that is not done yet goes once
+   * (claimed in `report_days`: several processes never do one account's day twice) through
+   * ReportReconcilerService, the routine the on-demand route uses too: final codes of messages still open (or
+   * expired) are applied through the report path, and the summary (counts and mismatches) is kept in
+   * `report_reconciliations`; `report_days` records the day as done with its counts. A failed day is claimed
+   * again 15 minutes later, as long as it is in the window: a day that failed until the next one began (the
+   * provider down, its download failing) is reconciled once the provider answers again, oldest first. An open
+   * day older than the window is given up (`giveUpBefore`).
    */
-  async reconcileYesterday(): Promise<DayOutcome[]> {
+  async reconcileOpenDays(): Promise<DayOutcome[]> {
     const now = this.clock.now();
-    const day = previousJakartaDay(now);
-    const accountIds = await this.providerAccounts.activeIds();
-    if (accountIds.length === 0) return [];
-    // The accounts whose day is neither done nor claimed now (one read; most rounds find none).
-    const open: { id: string }[] = await this.dataSource.query(
-      `SELECT a.id FROM unnest($1::uuid[]) AS a(id)
-         LEFT JOIN report_days d ON d.provider_account_id = a.id AND d.day = $2::date
-        WHERE d.provider_account_id IS NULL OR (d.done_at IS NULL AND d.claimed_until <= $3)
-        ORDER BY a.id`,
-      [accountIds, day, now],
-    );
+    const window = catchUpWindow(now);
+    await this.giveUpBefore(window.first, now);
+    const open = await this.openDays(window, now, { claimedToo: false });
     const outcomes: DayOutcome[] = [];
-    // Each account is claimed when its turn comes, its lease counted from then: one claim for all of them ran
-    // out for the later accounts while the earlier ones were reconciled (a slow download each), and another
+    const failing = new Set<string>();
+    // Each (account, day) is claimed when its turn comes, its lease counted from then: one claim for all of them
+    // ran out for the later accounts while the earlier ones were reconciled (a slow download each), and another
     // process's round then claimed and ran those days as well.
-    for (const { id: accountId } of open) {
+    for (const { accountId, day } of open) {
+      // After a failed day, the account's later days wait for a later round (a few seconds): a provider that is
+      // down would otherwise hold this round for one timeout per open day, and the polls of every account with it.
+      if (failing.has(accountId)) continue;
       const at = this.clock.now();
       const claimed: { provider_account_id: string }[] = await this.dataSource.query(
         `INSERT INTO report_days (provider_account_id, day, claimed_until) VALUES ($1, $2::date, $3)
          ON CONFLICT (provider_account_id, day) DO UPDATE SET claimed_until = EXCLUDED.claimed_until
-           WHERE report_days.done_at IS NULL AND report_days.claimed_until <= $4
+           WHERE report_days.done_at IS NULL AND report_days.given_up_at IS NULL AND report_days.claimed_until <= $4
          RETURNING provider_account_id`,
         [accountId, day, new Date(at.getTime() + this.leaseMs), at],
       );
-      if (claimed.length > 0) outcomes.push(await this.reconcileDay(accountId, day));
+      if (claimed.length === 0) continue;
+      const outcome = await this.reconcileDay(accountId, day);
+      outcomes.push(outcome);
+      if (outcome.kind === 'failed') failing.add(accountId);
     }
     return outcomes;
+  }
+
+  /**
+   * The active accounts' days of the window still to be reconciled, by account and then oldest first: a day not
+   * done and, unless `claimedToo`, not claimed now; a day without a row only if it is the window's last day (the
+   * first day the job meets an account, or the newest day) or later than the account's first day in
+   * `report_days` (a day no round reached, the gateway down for longer than a day). An account new to the job
+   * therefore starts with the previous day, not with days before it existed.
+   */
+  private async openDays(
+    window: { first: string; last: string },
+    now: Date,
+    { claimedToo }: { claimedToo: boolean },
+  ): Promise<{ accountId: string; day: string }[]> {
+    const accountIds = await this.providerAccounts.activeIds();
+    if (accountIds.length === 0) return [];
+    const open = await sqlRows<{ account_id: string; day: string }>(
+      this.dataSource,
+      `WITH days AS (SELECT g::date AS day FROM generate_series($2::date, $3::date, interval '1 day') AS g)
+       SELECT a.id AS account_id, days.day::text AS day
+         FROM unnest($1::uuid[]) AS a(id) CROSS JOIN days
+         LEFT JOIN report_days r ON r.provider_account_id = a.id AND r.day = days.day
+        WHERE CASE WHEN r.provider_account_id IS NULL
+                   THEN days.day = $3::date
+                     OR days.day > (SELECT min(f.day) FROM report_days f WHERE f.provider_account_id = a.id)
+                   ELSE r.done_at IS NULL AND ($5 OR r.claimed_until <= $4) END
+        ORDER BY a.id, days.day`,
+      [accountIds, window.first, window.last, now, claimedToo],
+    );
+    return open.map((r) => ({ accountId: r.account_id, day: r.day }));
+  }
+
+  /**
+   * Days still open and older than the catch-up window are given up: `given_up_at` stamped by one guarded
+   * statement, so the day is logged (warn) and counted once, whichever process gets there first. `done_at` stays
+   * NULL (the day was never reconciled) and nothing tries it again; the on-demand route still can.
+   */
+  private async giveUpBefore(first: string, now: Date): Promise<void> {
+    const given = await sqlRows<{ provider_account_id: string; day: string; last_error: string | null }>(
+      this.dataSource,
+      `UPDATE report_days SET given_up_at = $2
+        WHERE done_at IS NULL AND given_up_at IS NULL AND day < $1::date
+        RETURNING provider_account_id, day::text AS day, last_error`,
+      [first, now],
+    );
+    for (const g of given) {
+      dailyReconciles.inc({ outcome: 'given_up' });
+      this.logger.warn(
+        { accountId: g.provider_account_id, day: g.day, lastError: g.last_error, catchUpDays: CATCH_UP_DAYS },
+        'daily report reconciliation given up: the day is older than the catch-up window and was never reconciled; run it on demand',
+      );
+    }
   }
 
   private async reconcileDay(accountId: string, day: string): Promise<DayOutcome> {
@@ -331,7 +380,11 @@ export class ReportPollerService implements OnApplicationBootstrap, BeforeApplic
 
 const JAKARTA = 'Asia/Jakarta';
 
-/** The Asia/Jakarta calendar day before `now`, as YYYY-MM-DD. */
-export function previousJakartaDay(now: Date): string {
-  return DateTime.fromJSDate(now, { zone: JAKARTA }).minus({ days: 1 }).toISODate()!;
+/**
+ * The Jakarta days (`YYYY-MM-DD`, inclusive) the daily reconciliation tries at `now`: `last` is the previous
+ * Jakarta day, `first` CATCH_UP_DAYS − 1 days before it.
+ */
+export function catchUpWindow(now: Date): { first: string; last: string } {
+  const last = DateTime.fromJSDate(now, { zone: JAKARTA }).startOf('day').minus({ days: 1 });
+  return { first: last.minus({ days: CATCH_UP_DAYS - 1 }).toISODate()!, last: last.toISODate()! };
 }

@@ -476,7 +476,7 @@ describe('issue 9: polling, expiry and reconciliation of reports (sandbox provid
 
     // The next Jakarta day: yesterday's report lists the send, final; our record is still open.
     t.clock.advance(24 * HOUR);
-    const outcomes = (await poller.reconcileYesterday()).filter((o) => o.providerAccountId === pac);
+    const outcomes = (await poller.reconcileOpenDays()).filter((o) => o.providerAccountId === pac);
     expect(outcomes).toEqual([
       expect.objectContaining({ kind: 'done', listed: 1, applied: 1, unknown: 0, missing: 0 }),
     ]);
@@ -484,7 +484,7 @@ describe('issue 9: polling, expiry and reconciliation of reports (sandbox provid
     const reports = await t.db.query(`SELECT source FROM delivery_reports WHERE message_id = $1`, [uuidOf(id)]);
     expect(reports).toEqual([{ source: 'report' }]);
     // Once per account and day, also with another process racing.
-    const again = await Promise.all([poller.reconcileYesterday(), poller.reconcileYesterday()]);
+    const again = await Promise.all([poller.reconcileOpenDays(), poller.reconcileOpenDays()]);
     expect(again.flat().filter((o) => o.providerAccountId === pac)).toEqual([]);
   });
 

@@ -4,11 +4,14 @@
  * never arrived are filled through the report path; the summary (counts and the mismatch rows: ids the
  * provider has and we don't, final statuses that differ, more parts counted than we charged) is returned
  * and kept in `report_reconciliations`. Sandbox provider, real PostgreSQL, the injected clock (the sandbox
- * reads the same clock), fixed at 10:00 in Jakarta so every send of a test falls on one Jakarta day.
+ * reads the same clock), fixed at 10:00 in Jakarta so every send of a test falls on one Jakarta day; the later
+ * tests (catch-up of days left open) move it forward to the times they name.
  */
+import { jest } from '@jest/globals';
+import { Logger } from '@nestjs/common';
 import { DateTime } from 'luxon';
 import { register } from 'prom-client';
-import { ReportPollerService } from '../../src/dlr/report-poller.service';
+import { CATCH_UP_DAYS, ReportPollerService } from '../../src/dlr/report-poller.service';
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
 import {
   bearer,
@@ -23,6 +26,7 @@ import {
 } from '../support/app';
 import { waitFor } from '../support/wait';
 
+const MIN = 60_000;
 const HOUR = 3_600_000;
 const PASSWORD = 'provider-secret-pw';
 
@@ -244,7 +248,7 @@ describe('issue 9: reconciliation of the provider report, daily and on demand (s
     const metricsBefore = await mismatchMetrics('daily');
 
     t.clock.advance(24 * HOUR);
-    const outcomes = (await poller.reconcileYesterday()).filter((o) => o.providerAccountId === pac);
+    const outcomes = (await poller.reconcileOpenDays()).filter((o) => o.providerAccountId === pac);
     expect(outcomes).toEqual([
       expect.objectContaining({
         kind: 'done',
@@ -319,10 +323,10 @@ describe('issue 9: reconciliation of the provider report, daily and on demand (s
 
       // Process A's round waits on the slow provider for longer than a claim's lease (provider timeout + 5 min);
       // then process B's round takes over what A's lease no longer covers.
-      const a = poller.reconcileYesterday();
+      const a = poller.reconcileOpenDays();
       await new Promise((r) => setTimeout(r, 300));
       t.clock.advance(6 * 60_000);
-      const b = await poller.reconcileYesterday();
+      const b = await poller.reconcileOpenDays();
       const both = [...(await a), ...b].filter((o) => o.providerAccountId === pac);
       expect(both).toEqual([expect.objectContaining({ kind: 'done' })]);
       const [{ n }] = await t.db.query(
@@ -346,7 +350,7 @@ describe('issue 9: reconciliation of the provider report, daily and on demand (s
     expectProblem(res, 409, 'conflict');
 
     t.clock.advance(24 * HOUR);
-    const outcomes = (await poller.reconcileYesterday()).filter((o) => o.providerAccountId === pac);
+    const outcomes = (await poller.reconcileOpenDays()).filter((o) => o.providerAccountId === pac);
     expect(outcomes).toEqual([
       expect.objectContaining({ kind: 'failed', reason: expect.stringMatching(/^reports_post\.php: /) }),
     ]);
@@ -355,5 +359,105 @@ describe('issue 9: reconciliation of the provider report, daily and on demand (s
       [pac],
     );
     expect(n).toBe(0);
+  });
+
+  /** Forward to the next Jakarta day at `time` (the clock never moves back in this file). */
+  function nextJakartaDayAt(time: { hour: number; minute?: number; second?: number }) {
+    const day = DateTime.fromJSDate(t.clock.now(), { zone: 'Asia/Jakarta' }).plus({ days: 1 }).startOf('day');
+    t.clock.set(day.set(time).toJSDate());
+  }
+
+  it('a day whose download fails all through its own day is reconciled the next day, once the provider answers again', async () => {
+    nextJakartaDayAt({ hour: 10 });
+    const tenant = await createTenant(t, { balance: 1_000_000, pricePerSegment: 100, baseUrl: sandbox.url });
+    const username = tenant.providerAccount.username as string;
+    sandbox.addAccount({ username, password: PASSWORD, balance: '100000000' });
+    const pac = uuidOf(tenant.providerAccountId);
+    const sent = await send(tenant.apiKey, '6281500000011', 'its callback never came');
+    await providerSays(sent.pid, '22');
+    const day = jakartaDay(t.clock.now());
+    const nextDay = jakartaDay(new Date(t.clock.now().getTime() + 24 * HOUR));
+    const mine = async () => (await poller.reconcileOpenDays()).filter((o) => o.providerAccountId === pac);
+    const failed = (d: string) => expect.objectContaining({ kind: 'failed', day: d });
+
+    // The provider's report fails from the start of the next day to its end (here: the credentials are refused).
+    sandbox.addAccount({ username, password: 'changed-at-the-provider', balance: '100000000' });
+    t.clock.advance(24 * HOUR); // 10:00 the next day
+    expect(await mine()).toEqual([failed(day)]);
+    t.clock.advance(16 * MIN);
+    expect(await mine()).toEqual([failed(day)]);
+    t.clock.advance(13 * HOUR + 30 * MIN); // 23:46
+    expect(await mine()).toEqual([failed(day)]);
+    expect((await row(sent.id)).status).toBe('submitted');
+
+    // The day after, the provider answers again: the day left open is reconciled (oldest first), then the next.
+    sandbox.addAccount({ username, password: PASSWORD, balance: '100000000' });
+    t.clock.advance(10 * HOUR + 14 * MIN); // 10:00 two days later
+    expect(await mine()).toEqual([
+      expect.objectContaining({ kind: 'done', day, listed: 1, applied: 1, missing: 0 }),
+      expect.objectContaining({ kind: 'done', day: nextDay, listed: 0, applied: 0 }),
+    ]);
+    expect((await row(sent.id)).status).toBe('delivered');
+    const days = await t.db.query(
+      `SELECT day::text AS day, done_at IS NOT NULL AS done, last_error FROM report_days
+        WHERE provider_account_id = $1 ORDER BY day`,
+      [pac],
+    );
+    expect(days).toEqual([
+      { day, done: true, last_error: null },
+      { day: nextDay, done: true, last_error: null },
+    ]);
+    expect(await mine()).toEqual([]);
+  });
+
+  it('a day still open CATCH_UP_DAYS days later is given up: logged once, left open, never tried again', async () => {
+    nextJakartaDayAt({ hour: 10 });
+    // Not at the sandbox yet: reports_post.php answers with the wrong-credentials sentence.
+    const tenant = await createTenant(t, { baseUrl: sandbox.url });
+    const pac = uuidOf(tenant.providerAccountId);
+    const mine = async () => (await poller.reconcileOpenDays()).filter((o) => o.providerAccountId === pac);
+    const dayRow = async (d: string) =>
+      (
+        await t.db.query(
+          `SELECT done_at, given_up_at, last_error FROM report_days WHERE provider_account_id = $1 AND day = $2`,
+          [pac, d],
+        )
+      )[0] as { done_at: Date | null; given_up_at: Date | null; last_error: string | null };
+    const warn = jest.spyOn(Logger.prototype, 'warn');
+    const givenUpLogs = () =>
+      warn.mock.calls.filter(
+        ([fields, message]) =>
+          (fields as { accountId?: string }).accountId === pac && String(message).includes('given up'),
+      );
+    try {
+      const day = jakartaDay(t.clock.now());
+      t.clock.advance(24 * HOUR);
+      expect(await mine()).toEqual([expect.objectContaining({ kind: 'failed', day })]);
+
+      // The provider answers again only CATCH_UP_DAYS days later: the days since are reconciled, oldest first;
+      // that first day, now older than the window, is given up.
+      sandbox.addAccount({ username: tenant.providerAccount.username as string, password: PASSWORD, balance: '1000' });
+      t.clock.advance(CATCH_UP_DAYS * 24 * HOUR);
+      const since = Array.from({ length: CATCH_UP_DAYS }, (_, i) =>
+        DateTime.fromISO(day, { zone: 'Asia/Jakarta' })
+          .plus({ days: i + 1 })
+          .toISODate(),
+      );
+      expect((await mine()).map((o) => [o.day, o.kind])).toEqual(since.map((d) => [d, 'done']));
+      const givenUp = await dayRow(day);
+      expect(givenUp).toMatchObject({
+        done_at: null,
+        given_up_at: expect.any(Date),
+        last_error: expect.stringMatching(/^reports_post\.php: /),
+      });
+      expect(givenUpLogs()).toHaveLength(1);
+
+      t.clock.advance(16 * MIN);
+      expect(await mine()).toEqual([]);
+      expect(await dayRow(day)).toEqual(givenUp);
+      expect(givenUpLogs()).toHaveLength(1);
+    } finally {
+      warn.mockRestore();
+    }
   });
 });

@@ -5,6 +5,7 @@ import {
   MessageFacts,
   nextPollDelayMs,
   reportedSends,
+  unlistedNearEdges,
 } from './report-match';
 
 describe('reports_post.php rows', () => {
@@ -140,6 +141,33 @@ describe('comparing the report with our messages', () => {
       moreParts: [{ messageId: 'm7', providerMessageId: '7', segments: 1, smsCount: 2 }],
       missing: [{ messageId: 'm10', providerMessageId: '10' }],
     });
+  });
+});
+
+describe('our unlisted sends near the edges of the range (to look for in the adjacent day)', () => {
+  // The Jakarta day 2026-11-30: [17:00Z the day before, 17:00Z).
+  const from = new Date('2026-11-29T17:00:00Z');
+  const to = new Date('2026-11-30T17:00:00Z');
+  const sent = (id: string, at: string) => ({ id: `m${id}`, providerMessageId: id, submittedAt: new Date(at) });
+
+  it('takes those within MATCH_SLACK_MS (5 min) of either midnight that the report does not list', () => {
+    const submitted = [
+      sent('1', '2026-11-29T17:00:00Z'), // 00:00:00: before
+      sent('2', '2026-11-29T17:04:59Z'), // 00:04:59: before
+      sent('3', '2026-11-29T17:05:00Z'), // 00:05:00: not near an edge
+      sent('4', '2026-11-30T03:00:00Z'), // midday
+      sent('5', '2026-11-30T16:55:00Z'), // 23:55:00: after
+      sent('6', '2026-11-30T16:59:59Z'), // 23:59:59: after, but listed
+      sent('7', '2026-11-30T16:54:59Z'), // 23:54:59: not near an edge
+    ];
+    const near = unlistedNearEdges(submitted, new Set(['6']), from, to);
+    expect(near.before.map((m) => m.providerMessageId)).toEqual(['1', '2']);
+    expect(near.after.map((m) => m.providerMessageId)).toEqual(['5']);
+  });
+
+  it('none when the report lists them all (the usual night: no adjacent day is downloaded)', () => {
+    const submitted = [sent('1', '2026-11-29T17:00:30Z'), sent('2', '2026-11-30T16:59:30Z')];
+    expect(unlistedNearEdges(submitted, new Set(['1', '2']), from, to)).toEqual({ before: [], after: [] });
   });
 });
 

@@ -131,6 +131,32 @@ export interface ReportMismatches {
   missing: MissingSend[];
 }
 
+/** Our message submitted in a reconciled range (messaging's `submittedBetween`). */
+export interface SubmittedSend {
+  id: string;
+  providerMessageId: string;
+  submittedAt: Date;
+}
+
+/**
+ * Our sends of the range [`from`, `to`) that its report does not list (`listed`: the provider ids it does) and
+ * that were submitted within MATCH_SLACK_MS of one of its edges: the provider files a send by its own clock (a
+ * few minutes off ours) and date, so such a send may be in the adjacent day's file, and is `missing` only if that
+ * file does not list it either. `before`: to look for in the day before the range; `after`: the day after.
+ */
+export function unlistedNearEdges(
+  submitted: SubmittedSend[],
+  listed: Set<string>,
+  from: Date,
+  to: Date,
+): { before: SubmittedSend[]; after: SubmittedSend[] } {
+  const unlisted = submitted.filter((m) => !listed.has(m.providerMessageId));
+  return {
+    before: unlisted.filter((m) => m.submittedAt.getTime() < from.getTime() + MATCH_SLACK_MS),
+    after: unlisted.filter((m) => m.submittedAt.getTime() >= to.getTime() - MATCH_SLACK_MS),
+  };
+}
+
 /** Final message statuses (API.md): a later report changes none of them, except a 22 on `expired`. */
 const FINAL_STATUSES = new Set(['delivered', 'failed', 'expired', 'canceled']);
 

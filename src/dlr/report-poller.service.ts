@@ -382,9 +382,13 @@ const JAKARTA = 'Asia/Jakarta';
 
 /**
  * The Jakarta days (`YYYY-MM-DD`, inclusive) the daily reconciliation tries at `now`: `last` is the previous
- * Jakarta day, `first` CATCH_UP_DAYS − 1 days before it.
+ * Jakarta day once MATCH_SLACK_MS of today has passed (until then the day before it): the provider dates a send
+ * by its own clock, a few minutes off ours, so the edge of today that the run may look in for yesterday's last
+ * sends (ReportReconcilerService, `missing`) is complete only then. `first` is CATCH_UP_DAYS − 1 days before.
  */
 export function catchUpWindow(now: Date): { first: string; last: string } {
-  const last = DateTime.fromJSDate(now, { zone: JAKARTA }).startOf('day').minus({ days: 1 });
+  const last = DateTime.fromMillis(now.getTime() - MATCH_SLACK_MS, { zone: JAKARTA })
+    .startOf('day')
+    .minus({ days: 1 });
   return { first: last.minus({ days: CATCH_UP_DAYS - 1 }).toISODate()!, last: last.toISODate()! };
 }

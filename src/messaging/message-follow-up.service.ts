@@ -333,15 +333,15 @@ export class MessageFollowUpService {
     providerAccountId: string,
     from: Date,
     to: Date,
-  ): Promise<{ id: string; providerMessageId: string }[]> {
+  ): Promise<{ id: string; providerMessageId: string; submittedAt: Date }[]> {
     if (!providerAccountId) throw new Error('submittedBetween requires a provider account id');
-    const found = await sqlRows<{ id: string; provider_message_id: string }>(
+    const found = await sqlRows<{ id: string; provider_message_id: string; submitted_at: Date }>(
       this.dataSource,
-      `SELECT id, provider_message_id FROM messages
+      `SELECT id, provider_message_id, submitted_at FROM messages
         WHERE provider_account_id = $1 AND provider_message_id IS NOT NULL AND submitted_at >= $2 AND submitted_at < $3`,
       [providerAccountId, from, to],
     );
-    return found.map((r) => ({ id: r.id, providerMessageId: r.provider_message_id }));
+    return found.map((r) => ({ id: r.id, providerMessageId: r.provider_message_id, submittedAt: r.submitted_at }));
   }
 
   private async events(

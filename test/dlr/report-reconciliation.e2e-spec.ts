@@ -5,7 +5,7 @@
  * provider has and we don't, final statuses that differ, more parts counted than we charged) is returned
  * and kept in `report_reconciliations`. Sandbox provider, real PostgreSQL, the injected clock (the sandbox
  * reads the same clock), fixed at 10:00 in Jakarta so every send of a test falls on one Jakarta day; the later
- * tests (catch-up of days left open) move it forward to the times they name.
+ * tests (catch-up of days left open, sends near Jakarta midnight) move it forward to the times they name.
  */
 import { jest } from '@jest/globals';
 import { Logger } from '@nestjs/common';
@@ -460,4 +460,78 @@ describe('issue 9: reconciliation of the provider report, daily and on demand (s
       warn.mockRestore();
     }
   });
+
+  it.each([
+    // The brief's case: our 23:59:30 is the provider's 00:01:30, dated the next day.
+    { case: 'ahead', skewMs: 2 * MIN, sendAtMs: -30_000, absentAtMs: -2 * MIN },
+    // The other edge: our 00:00:30 is the provider's 23:58:30, dated the day before.
+    { case: 'behind', skewMs: -2 * MIN, sendAtMs: 30_000, absentAtMs: 10_000 },
+  ])(
+    'a send 30 s from Jakarta midnight that the provider (its clock 2 min $case) files on the other day is missing on neither day; a send it does not have is',
+    async ({ skewMs, sendAtMs, absentAtMs }) => {
+      const skewed = await startSandbox({
+        knobs: { latencyMs: [0, 0], dropDlrRate: 1 },
+        now: () => new Date(t.clock.now().getTime() + skewMs),
+      });
+      try {
+        const tenant = await createTenant(t, { balance: 1_000_000, pricePerSegment: 100, baseUrl: skewed.url });
+        const account = {
+          username: tenant.providerAccount.username as string,
+          password: PASSWORD,
+          balance: '100000000',
+        };
+        skewed.addAccount(account);
+        const pac = uuidOf(tenant.providerAccountId);
+        const mine = async () => (await poller.reconcileOpenDays()).filter((o) => o.providerAccountId === pac);
+
+        nextJakartaDayAt({ hour: 0 }); // a Jakarta midnight after everything sent so far in this file
+        const midnight = DateTime.fromJSDate(t.clock.now(), { zone: 'Asia/Jakarta' }).plus({ days: 1 });
+        const at = (ms: number) => t.clock.set(new Date(midnight.toMillis() + ms));
+        // A send we have that the provider has no record of (it lost its records after answering): truly missing,
+        // though it too is near midnight, on the same side as ours.
+        at(absentAtMs);
+        const absent = await send(tenant.apiKey, '6281500000021', 'the provider lost this one');
+        skewed.reset();
+        skewed.addAccount(account);
+        at(sendAtMs);
+        const late = await send(tenant.apiKey, '6281500000022', 'sent 30 s from midnight');
+        const [{ submitted_at }] = await t.db.query(`SELECT submitted_at FROM messages WHERE id = $1`, [
+          uuidOf(late.id),
+        ]);
+        const ours = jakartaDay(submitted_at);
+        const [filed] = skewed.sent();
+        expect(filed.id).toBe(late.pid);
+        const theirs = jakartaDay(filed.at);
+        expect(theirs).not.toBe(ours);
+        const before = DateTime.fromMillis(midnight.toMillis(), { zone: 'Asia/Jakarta' })
+          .minus({ days: 1 })
+          .toISODate()!;
+
+        // The day that ended at midnight is not reconciled before MATCH_SLACK_MS (5 min) of the next has passed.
+        at(MIN);
+        expect((await mine()).map((o) => o.day)).not.toContain(before);
+        at(10 * MIN);
+        const outcomes = await mine();
+        t.clock.advance(24 * HOUR);
+        outcomes.push(...(await mine()));
+        const byDay = new Map(outcomes.map((o) => [o.day, o]));
+        // Our day: the provider's file for it does not list the late send (it is in the other day's): only the
+        // send it does not have is missing.
+        expect(byDay.get(ours)).toMatchObject({ kind: 'done', listed: 0, unknown: 0, missing: 1 });
+        // The provider's day lists it, ours: neither unknown nor missing.
+        expect(byDay.get(theirs)).toMatchObject({ kind: 'done', listed: 1, unknown: 0, missing: 0 });
+        const kept = await t.db.query(
+          `SELECT start_day::text AS day, mismatches->'missing' AS missing FROM report_reconciliations
+            WHERE provider_account_id = $1 AND trigger = 'daily' AND start_day = ANY($2::date[]) ORDER BY start_day`,
+          [pac, [ours, theirs]],
+        );
+        expect(Object.fromEntries(kept.map((r: { day: string; missing: unknown }) => [r.day, r.missing]))).toEqual({
+          [ours]: [{ messageId: uuidOf(absent.id), providerMessageId: absent.pid }],
+          [theirs]: [],
+        });
+      } finally {
+        await skewed.close();
+      }
+    },
+  );
 });

@@ -574,7 +574,8 @@ describe('tenant webhooks', () => {
     expect(target.received).toHaveLength(0);
   });
 
-  it('a 410 answer disables the endpoint; new events are not queued until a PUT enables it again', async () => {
+  /** A tenant whose receiver answered its one delivery 410: the delivery failed, the endpoint disabled. */
+  async function disabledBy410() {
     const r = await receiver();
     const a = await tenantWithWebhook(r.url);
     r.answer = () => ({ status: 410, body: 'gone' });
@@ -583,6 +584,11 @@ describe('tenant webhooks', () => {
       () => deliveries(a.apiKey),
       (x) => x[0]?.status === 'failed',
     );
+    return { r, a, d };
+  }
+
+  it('a 410 answer disables the endpoint; new events are not queued until a PUT enables it again', async () => {
+    const { r, a, d } = await disabledBy410();
     expect(d.attempts).toEqual([expect.objectContaining({ outcome: 'gone', statusCode: 410 })]);
     const ep = await t.http.get('/v1/webhook').set(bearer(a.apiKey));
     expect(ep.body).toMatchObject({ enabled: false, disabledReason: 'gone' });
@@ -630,14 +636,7 @@ describe('tenant webhooks', () => {
   });
 
   it('a manual retry while the endpoint is disabled (after a 410) is refused (409), the delivery unchanged; after a PUT it is sent', async () => {
-    const r = await receiver();
-    const a = await tenantWithWebhook(r.url);
-    r.answer = () => ({ status: 410, body: 'gone' });
-    await enqueue([lowBalance(a.uuid)]);
-    const [d] = await waitFor(
-      () => deliveries(a.apiKey),
-      (x) => x[0]?.status === 'failed',
-    );
+    const { r, a, d } = await disabledBy410();
     expect((await t.http.get('/v1/webhook').set(bearer(a.apiKey))).body).toMatchObject({ enabled: false });
 
     r.answer = () => ({ status: 200 });

@@ -7,8 +7,7 @@ import { Problem } from '../common/problem';
 import { TenantScope } from '../common/tenant-scope';
 import { TenantsService } from '../tenants/tenants.service';
 import { wantsCsv } from './csv';
-import { streamRecords } from './usage-stream';
-import { AdminUsageListDto, AdminUsageQueryDto, AdminUsageRecordDto, UsageListDto, UsageQueryDto } from './usage.dto';
+import { AdminUsageListDto, AdminUsageQueryDto, UsageListDto, UsageQueryDto } from './usage.dto';
 import { USAGE_COLUMNS, UsageService } from './usage.service';
 import { ApiProblems, ProblemStatus } from '../common/api-problems.decorator';
 
@@ -45,21 +44,7 @@ export class TenantUsageController {
   ): Promise<void> {
     const scope = TenantScope.of(tenant.tenantId);
     const range = this.usage.resolve(q);
-    const release = this.usage.claimExport();
-    try {
-      await streamRecords<AdminUsageRecordDto>(
-        res,
-        {
-          csv: wantsCsv(accept),
-          columns: USAGE_COLUMNS,
-          filename: `usage-${range.from}-${range.to}.csv`,
-          stallMs: this.usage.stallMs,
-        },
-        this.usage.records(range, scope.tenantId),
-      );
-    } finally {
-      release();
-    }
+    await this.usage.export(res, range, scope.tenantId, { csv: wantsCsv(accept), columns: USAGE_COLUMNS });
   }
 }
 
@@ -96,20 +81,6 @@ export class AdminUsageController {
       tenantId = TenantScope.of((await this.tenants.findEntity(q.tenantId)).id).tenantId;
     }
     const range = this.usage.resolve(q);
-    const release = this.usage.claimExport();
-    try {
-      await streamRecords<AdminUsageRecordDto>(
-        res,
-        {
-          csv: wantsCsv(accept),
-          columns: ['tenantId', ...USAGE_COLUMNS],
-          filename: `usage-${range.from}-${range.to}.csv`,
-          stallMs: this.usage.stallMs,
-        },
-        this.usage.records(range, tenantId),
-      );
-    } finally {
-      release();
-    }
+    await this.usage.export(res, range, tenantId, { csv: wantsCsv(accept), columns: ['tenantId', ...USAGE_COLUMNS] });
   }
 }

@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import type { FastifyReply } from 'fastify';
 import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
 import { APP_CONFIG, type AppConfig } from '../config/config';
@@ -8,6 +9,7 @@ import { rows as sqlRows } from '../database/raw-rows';
 import { BILLING_ZONE } from './validity';
 import { Granularity, jakartaDayRange, jakartaMonth, jakartaToday, PG_PERIOD_FORMAT } from './billing-calendar';
 import { AdminUsageRecordDto, UsageQueryDto } from './usage.dto';
+import { streamRecords } from './usage-stream';
 
 export interface UsageRange {
   from: string;
@@ -56,7 +58,7 @@ export class UsageService {
   /** Exports streaming now in this process (each holds a pooled connection and a transaction). */
   private exporting = 0;
   /** How long an export waits for a client that does not drain its buffer (USAGE_EXPORT_STALL_SECONDS). */
-  readonly stallMs: number;
+  private readonly stallMs: number;
   private readonly maxExports: number;
 
   constructor(
@@ -69,11 +71,33 @@ export class UsageService {
   }
 
   /**
+   * Streams the range's usage records to `res` (CSV or JSON, usage-stream.ts) in one of this process's export
+   * slots (429 when all are taken), cut if the client stops reading for `stallMs`.
+   */
+  async export(
+    res: FastifyReply,
+    range: UsageRange,
+    tenantId: string | null,
+    opts: { csv: boolean; columns: readonly (keyof AdminUsageRecordDto)[] },
+  ): Promise<void> {
+    const release = this.claimExport();
+    try {
+      await streamRecords<AdminUsageRecordDto>(
+        res,
+        { ...opts, filename: `usage-${range.from}-${range.to}.csv`, stallMs: this.stallMs },
+        this.records(range, tenantId),
+      );
+    } finally {
+      release();
+    }
+  }
+
+  /**
    * Takes one of this process's USAGE_EXPORT_CONCURRENCY export slots, or refuses with 429
    * `rate_limited` (Retry-After) when all are taken: stalled or slow exports can hold only that many
    * of the pool's connections. Call the returned function once the export has ended.
    */
-  claimExport(): () => void {
+  private claimExport(): () => void {
     if (this.exporting >= this.maxExports) {
       throw new Problem(
         'rate_limited',

@@ -1,8 +1,8 @@
 import { jest } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import { request as httpRequest, IncomingMessage, ClientRequest } from 'node:http';
-import { uuidv7 } from '../../src/common/ids';
-import { bearer, createTenant, expectProblem, startTestApp, TestApp, uuidOf } from '../support/app';
+import { bearer, createTenant, expectProblem, startTestApp, TestApp } from '../support/app';
+import { seedUsage } from '../support/usage-seed';
 import { waitFor } from '../support/wait';
 
 /**
@@ -28,20 +28,7 @@ describe('usage export limits: stalled clients and concurrent exports', () => {
     port = (t.app.getHttpServer().address() as { port: number }).port;
     // 250 tenants × 400 Jakarta days = 100,000 usage records: ~16 MB of JSON, ~7 MB of CSV.
     const { providerAccountId } = await createTenant(t);
-    await t.db.query(
-      `WITH ten AS (
-         INSERT INTO tenants (id, name, provider_account_id, price_per_segment)
-         SELECT u.id, 'stall ' || u.ord, $1, 0 FROM unnest($2::uuid[]) WITH ORDINALITY AS u(id, ord) RETURNING id),
-       m AS (
-         INSERT INTO messages (id, tenant_id, provider_account_id, msisdn, text, status, segments, encoding, price, created_at)
-         SELECT gen_random_uuid(), ten.id, $1, '6281234567890', 'bulk', 'delivered', 1, 'GSM-7', 0,
-                ('2090-01-01'::date + d)::timestamp AT TIME ZONE 'Asia/Jakarta'
-           FROM ten, generate_series(0, 399) d
-         RETURNING id, tenant_id, created_at)
-       INSERT INTO ledger_entries (id, tenant_id, kind, amount, balance_after, message_id, created_at)
-       SELECT gen_random_uuid(), m.tenant_id, 'debit', 0, 0, m.id, m.created_at FROM m`,
-      [uuidOf(providerAccountId), Array.from({ length: 250 }, () => uuidv7())],
-    );
+    await seedUsage(t.db, providerAccountId, 250, 400, '2090-01-01');
   }, 120_000);
   afterEach(() => {
     // No request is left open: a paused response keeps a cursor and a pooled connection.

@@ -1,7 +1,6 @@
 import { request as httpRequest, IncomingMessage } from 'node:http';
 import { Writable } from 'node:stream';
 import { parse } from 'csv-parse/sync';
-import { uuidv7 } from '../../src/common/ids';
 import { StreamTarget, streamRecords } from '../../src/billing/usage-stream';
 import { USAGE_COLUMNS, UsageService } from '../../src/billing/usage.service';
 import { startSandbox, SandboxHandle } from '../../src/sandbox';
@@ -16,6 +15,7 @@ import {
   uuidOf,
   reachableCallbackUrl,
 } from '../support/app';
+import { seedUsage } from '../support/usage-seed';
 import { waitFor as waitForCondition } from '../support/wait';
 
 const DAY = 86_400_000;
@@ -598,7 +598,7 @@ describe('usage records and statements', () => {
     // Deterministic: the "socket" is a real Writable whose writes complete only when the test opens the gate,
     // so nothing depends on how much the machine's loopback buffers hold (32 MB on some CI machines).
     const { providerAccountId } = await createTenant(t);
-    await seedUsage(providerAccountId, 10, 400); // 4,000 usage records = 8 cursor batches of 500
+    await seedUsage(t.db, providerAccountId, 10, 400); // 4,000 usage records = 8 cursor batches of 500
     const usage = t.app.get(UsageService);
     const range = usage.resolve({ from: '2060-01-01', to: '2061-12-31' });
 
@@ -662,7 +662,7 @@ describe('usage records and statements', () => {
 
   it('backpressure over HTTP: a paused client gets every record when it resumes; one that leaves mid-stream frees the cursor', async () => {
     const { providerAccountId } = await createTenant(t);
-    await seedUsage(providerAccountId, 20, 500, '2070-01-01'); // 10,000 records, ~750 kB of CSV
+    await seedUsage(t.db, providerAccountId, 20, 500, '2070-01-01'); // 10,000 records, ~750 kB of CSV
     const port = (t.app.getHttpServer().address() as { port: number }).port;
     const getOne = () =>
       new Promise<IncomingMessage>((resolve, reject) => {
@@ -703,25 +703,6 @@ describe('usage records and statements', () => {
       for (const r of opened) r.destroy();
     }
   }, 60_000);
-
-  /** `tenants` × `days` delivered messages of price 0, one per tenant per Jakarta day from `from`. */
-  async function seedUsage(providerAccountId: string, tenants: number, days: number, from = '2060-01-01') {
-    await t.db.query(
-      `WITH ten AS (
-         INSERT INTO tenants (id, name, provider_account_id, price_per_segment)
-         SELECT u.id, 'bulk ' || u.ord, $1, 0 FROM unnest($2::uuid[]) WITH ORDINALITY AS u(id, ord) RETURNING id),
-       m AS (
-         INSERT INTO messages (id, tenant_id, provider_account_id, msisdn, text, status, segments, encoding, price, created_at)
-         SELECT gen_random_uuid(), ten.id, $1, '6281234567890', 'bulk', 'delivered', 1, 'GSM-7', 0,
-                ($4::date + d)::timestamp AT TIME ZONE 'Asia/Jakarta'
-           FROM ten, generate_series(0, $3 - 1) d
-         RETURNING id, tenant_id, created_at)
-       INSERT INTO ledger_entries (id, tenant_id, kind, amount, balance_after, message_id, created_at)
-       SELECT gen_random_uuid(), m.tenant_id, 'debit', 0, 0, m.id, m.created_at FROM m`,
-      // Time-ordered ids like the gateway's own (other suites list tenants newest first by id).
-      [uuidOf(providerAccountId), Array.from({ length: tenants }, () => uuidv7()), days, from],
-    );
-  }
 
   /** Usage cursors open right now (sessions idle inside the export's transaction). */
   async function openCursors(): Promise<number> {

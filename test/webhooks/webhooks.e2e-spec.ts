@@ -427,13 +427,18 @@ describe('tenant webhooks', () => {
     expect(metrics.text).toContain('gerbang_webhook_queue_oldest_due_seconds');
   });
 
-  it('an endpoint whose secret cannot be opened gives its leases back and does not stop another tenant', async () => {
+  /** Two tenants: `b`'s endpoint secret cannot be opened (what a changed ENCRYPTION_KEY looks like), `f`'s can. */
+  async function unreadableAndFine() {
     const broken = await receiver();
     const fine = await receiver();
     const b = await tenantWithWebhook(broken.url);
     const f = await tenantWithWebhook(fine.url);
-    // What a changed ENCRYPTION_KEY looks like to the worker: a ciphertext it cannot open.
     await t.db.query(`UPDATE webhook_endpoints SET secret_enc = 'not-a-ciphertext' WHERE tenant_id = $1`, [b.uuid]);
+    return { broken, fine, b, f };
+  }
+
+  it('an endpoint whose secret cannot be opened gives its leases back and does not stop another tenant', async () => {
+    const { broken, fine, b, f } = await unreadableAndFine();
     await enqueue([lowBalance(b.uuid, 1), lowBalance(f.uuid, 2)]);
     const [hook] = await waitFor(
       () => fine.received,
@@ -455,11 +460,7 @@ describe('tenant webhooks', () => {
   });
 
   it("the claimed deliveries of other tenants go out even when giving back an unreadable endpoint's leases fails", async () => {
-    const broken = await receiver();
-    const fine = await receiver();
-    const b = await tenantWithWebhook(broken.url);
-    const f = await tenantWithWebhook(fine.url);
-    await t.db.query(`UPDATE webhook_endpoints SET secret_enc = 'not-a-ciphertext' WHERE tenant_id = $1`, [b.uuid]);
+    const { broken, fine, b, f } = await unreadableAndFine();
     // The statement that gives b's leases back (due again in a minute) fails once, as a lost connection or a
     // deadlock with another process's outcome group would make it; the claim before it has committed.
     await t.db.query(`

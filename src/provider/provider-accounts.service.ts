@@ -6,6 +6,7 @@ import { DataSource, Repository } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { fromPublicId, toPublicId, uuidv7 } from '../common/ids';
 import { notFound } from '../common/problem';
+import { prepared } from '../database/raw-rows';
 import { SecretBox } from '../common/secret-box';
 import { ProviderAccount } from './provider-account.entity';
 import { CreateProviderAccountDto, ProviderAccountDto, UpdateProviderAccountDto } from './provider-accounts.dto';
@@ -131,13 +132,13 @@ export class ProviderAccountsService {
    * report or the wallet watch sets `held_until`). The dispatcher claims only their messages.
    */
   async dispatchableIds(now: Date): Promise<string[]> {
-    const accounts = await this.repo
-      .createQueryBuilder('a')
-      .select('a.id', 'id')
-      .where(`a.status = 'active'`)
-      .andWhere('(a.held_until IS NULL OR a.held_until <= :now)', { now })
-      .orderBy('a.id')
-      .getRawMany<{ id: string }>();
+    // Runs before every dispatcher claim: a fixed prepared text (the query builder cost ~0.25 ms of CPU per
+    // call, measured; a small table that does not grow with traffic, so its generic plan is fine).
+    const accounts = await prepared<{ id: string }>(
+      this.repo.manager,
+      `SELECT id FROM provider_accounts WHERE status = 'active' AND (held_until IS NULL OR held_until <= $1) ORDER BY id`,
+      [now],
+    );
     return accounts.map((a) => a.id);
   }
 

@@ -52,7 +52,7 @@ export class WebhooksService {
     const tenants: string[] = [];
     const eventIds: string[] = [];
     const types: string[] = [];
-    const payloads: string[] = [];
+    const envelopes: WebhookEnvelope[] = [];
     const messageIds: (string | null)[] = [];
     const sequences: (number | null)[] = [];
     const eventAts: Date[] = [];
@@ -71,7 +71,7 @@ export class WebhooksService {
       tenants.push(e.tenantId);
       eventIds.push(eventId);
       types.push(e.type);
-      payloads.push(JSON.stringify(envelope));
+      envelopes.push(envelope);
       messageIds.push(e.messageId ?? null);
       sequences.push(e.sequence ?? null);
       eventAts.push(occurredAt);
@@ -82,13 +82,16 @@ export class WebhooksService {
           endpoint_generation)
        SELECT v.id, v.tenant_id, v.event_id, v.event_type, v.payload, 'pending', $9, $9, v.message_id, v.sequence, v.event_at,
               e.generation
-         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::jsonb[], $6::uuid[], $7::bigint[], $8::timestamptz[])
+         FROM ROWS FROM (unnest($1::uuid[]), unnest($2::uuid[]), unnest($3::uuid[]), unnest($4::text[]),
+                         jsonb_array_elements($5::jsonb), unnest($6::uuid[]), unnest($7::bigint[]), unnest($8::timestamptz[]))
               WITH ORDINALITY AS v(id, tenant_id, event_id, event_type, payload, message_id, sequence, event_at, ord)
          JOIN webhook_endpoints e ON e.tenant_id = v.tenant_id AND e.enabled AND v.event_type = ANY (e.events)
         ORDER BY v.ord
        ON CONFLICT (tenant_id, event_id) DO NOTHING
        RETURNING id`,
-      [ids, tenants, eventIds, types, payloads, messageIds, sequences, eventAts, now],
+      // The payloads as one JSON array (one JSON.stringify, one jsonb parse) rather than a jsonb[]: node-postgres
+      // escapes every quote of every ~1 KB payload into an array literal that PostgreSQL then unescapes.
+      [ids, tenants, eventIds, types, JSON.stringify(envelopes), messageIds, sequences, eventAts, now],
     );
     return rows.length;
   }

@@ -1,6 +1,7 @@
-import { Body, Controller, Get, HttpCode, Post } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiTags } from '@nestjs/swagger';
 import { ApiProblems } from '../common/api-problems.decorator';
+import { ListQueryDto } from '../common/list-query.dto';
 import { Public, Roles } from './auth.decorators';
 import { AdminUserDto, AdminUserListDto, CreateAdminUserDto, LoginDto, TokenDto } from './auth.dto';
 import { AuthService } from './auth.service';
@@ -33,12 +34,12 @@ export class AuthController {
     return this.auth.createUser(body.email, body.password, body.role);
   }
 
-  /** List the admin and billing users. */
+  /** List the admin and billing users, newest first. */
   @ApiBearerAuth('admin-jwt')
   @Roles('admin')
   @Get('admin/users')
-  @ApiProblems(401, [403, 'The role may not do this: `forbidden`'])
-  async listUsers(): Promise<AdminUserListDto> {
-    return { data: await this.auth.listUsers() };
+  @ApiProblems(400, 401, [403, 'The role may not do this: `forbidden`'])
+  listUsers(@Query() q: ListQueryDto): Promise<AdminUserListDto> {
+    return this.auth.listUsers(q.limit ?? 50, q.cursor);
   }
 }

@@ -48,7 +48,9 @@ export class AdminUserDto {
   createdAt: Date;
 }
 
-/** Every admin and billing user. */
+/** A page of admin and billing users, newest first. */
 export class AdminUserListDto {
   data: AdminUserDto[];
+  /** Pass as `cursor` for the next page; null on the last page. */
+  nextCursor: string | null;
 }

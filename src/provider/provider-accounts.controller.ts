@@ -1,6 +1,7 @@
-import { Body, Controller, Get, Param, Patch, Post } from '@nestjs/common';
+import { Body, Controller, Get, Param, Patch, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { ApiProblems } from '../common/api-problems.decorator';
+import { ListQueryDto } from '../common/list-query.dto';
 import { Roles } from '../auth/auth.decorators';
 import {
   CreateProviderAccountDto,
@@ -30,10 +31,11 @@ export class ProviderAccountsController {
     return this.accounts.create(body);
   }
 
-  /** List provider accounts (passwords are never returned). */
+  /** List provider accounts, newest first (passwords are never returned). */
   @Get()
-  async list(): Promise<ProviderAccountListDto> {
-    return { data: await this.accounts.list() };
+  @ApiProblems(400)
+  list(@Query() q: ListQueryDto): Promise<ProviderAccountListDto> {
+    return this.accounts.list(q.limit ?? 50, q.cursor);
   }
 
   /** Get one provider account. */

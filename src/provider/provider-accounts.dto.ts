@@ -170,7 +170,9 @@ export class ProviderBalanceDto {
   heldReason: string | null;
 }
 
-/** Every provider account (there are few). */
+/** A page of provider accounts, newest first. */
 export class ProviderAccountListDto {
   data: ProviderAccountDto[];
+  /** Pass as `cursor` for the next page; null on the last page. */
+  nextCursor: string | null;
 }

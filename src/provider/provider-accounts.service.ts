@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { DataSource, Repository } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { fromPublicId, toPublicId, uuidv7 } from '../common/ids';
+import { cursorField, decodeCursor, encodeCursor, Page } from '../common/pagination';
 import { notFound } from '../common/problem';
 import { prepared } from '../database/raw-rows';
 import { SecretBox } from '../common/secret-box';
@@ -51,8 +52,20 @@ export class ProviderAccountsService {
     return this.toDto(await this.repo.findOneByOrFail({ id: account.id }));
   }
 
-  async list(): Promise<ProviderAccountDto[]> {
-    return (await this.repo.find({ order: { createdAt: 'ASC' } })).map((a) => this.toDto(a));
+  /** Newest first (ids are UUIDv7), a page of `limit` after `cursor` (API.md "Lists"). */
+  async list(limit: number, cursor?: string): Promise<Page<ProviderAccountDto>> {
+    const after = decodeCursor<{ id: string }>(cursor, { id: cursorField.uuid });
+    const qb = this.repo
+      .createQueryBuilder('a')
+      .orderBy('a.id', 'DESC')
+      .limit(limit + 1);
+    if (after) qb.where('a.id < :id', { id: after.id });
+    const rows = await qb.getMany();
+    const page = rows.slice(0, limit);
+    return {
+      data: page.map((a) => this.toDto(a)),
+      nextCursor: rows.length > limit ? encodeCursor({ id: page[page.length - 1].id }) : null,
+    };
   }
 
   async get(publicId: string): Promise<ProviderAccountDto> {

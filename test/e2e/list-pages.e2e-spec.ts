@@ -75,4 +75,20 @@ describe('list conventions of the admin lists', () => {
       await t.db.query(`DELETE FROM admin_users WHERE email LIKE 'page-%'`);
     }
   }, 120_000);
+
+  it('GET /v1/admin/provider-accounts pages with limit and cursor: { data, nextCursor }', async () => {
+    const created: string[] = [];
+    for (let i = 0; i < 51; i++) {
+      const r = await t.http
+        .post('/v1/admin/provider-accounts')
+        .set(admin)
+        .send({ name: unique('pac'), baseUrl: 'http://127.0.0.1:9/masking', username: unique('u'), password: 'pw' });
+      expect(r.status).toBe(201);
+      created.push(r.body.id);
+    }
+    const total = await countRows(t, 'provider_accounts');
+    const seen = await pagesThrough('/v1/admin/provider-accounts', total, Math.max(2, Math.ceil(total / 4)));
+    // Newest first: the accounts just created lead, in reverse creation order.
+    expect(seen.slice(0, created.length)).toEqual([...created].reverse());
+  }, 120_000);
 });

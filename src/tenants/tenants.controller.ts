@@ -66,13 +66,13 @@ export class TenantsController {
     return this.apiKeys.create(tenant.id, body.name?.trim() ?? null);
   }
 
-  /** List a tenant's API keys (prefixes only; keys are never shown again). */
+  /** List a tenant's API keys, newest first (prefixes only; keys are never shown again). */
   @Roles('admin')
   @Get(':id/api-keys')
-  @ApiProblems(404)
-  async listKeys(@Param('id') id: string): Promise<ApiKeyListDto> {
+  @ApiProblems(400, 404)
+  async listKeys(@Param('id') id: string, @Query() q: ListQueryDto): Promise<ApiKeyListDto> {
     const tenant = await this.tenants.findEntity(id);
-    return { data: await this.apiKeys.list(tenant.id) };
+    return this.apiKeys.list(tenant.id, q.limit ?? 50, q.cursor);
   }
 
   /** Revoke a key. Idempotent. */

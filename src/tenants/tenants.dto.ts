@@ -93,7 +93,9 @@ export class TenantPageDto {
   nextCursor: string | null;
 }
 
-/** A tenant's API keys (all of them: a tenant has few). */
+/** A page of a tenant's API keys, newest first. */
 export class ApiKeyListDto {
   data: ApiKeyDto[];
+  /** Pass as `cursor` for the next page; null on the last page. */
+  nextCursor: string | null;
 }

@@ -1,4 +1,4 @@
-import { bearer, countRows, expectProblem, startTestApp, TestApp, unique, uuidOf } from '../support/app';
+import { bearer, countRows, createTenant, expectProblem, startTestApp, TestApp, unique, uuidOf } from '../support/app';
 
 /**
  * API.md "Lists": every list takes `?limit=` (default 50, max 500) and `?cursor=`, and answers
@@ -89,6 +89,26 @@ describe('list conventions of the admin lists', () => {
     const total = await countRows(t, 'provider_accounts');
     const seen = await pagesThrough('/v1/admin/provider-accounts', total, Math.max(2, Math.ceil(total / 4)));
     // Newest first: the accounts just created lead, in reverse creation order.
+    expect(seen.slice(0, created.length)).toEqual([...created].reverse());
+  }, 120_000);
+
+  it('GET /v1/admin/tenants/{id}/api-keys pages with limit and cursor: { data, nextCursor }', async () => {
+    const { tenantId } = await createTenant(t);
+    const other = await createTenant(t); // its key must not show up in the first tenant's list
+    const created: string[] = [];
+    for (let i = 0; i < 51; i++) {
+      const r = await t.http
+        .post(`/v1/admin/tenants/${tenantId}/api-keys`)
+        .set(admin)
+        .send({ name: `k${i}` });
+      expect(r.status).toBe(201);
+      created.push(r.body.id);
+    }
+    const total = await countRows(t, 'api_keys', tenantId);
+    expect(total).toBe(52); // createTenant's key and the 51 above
+    const seen = await pagesThrough(`/v1/admin/tenants/${tenantId}/api-keys`, total, 10);
+    expect(seen).not.toContain(other.keyId);
+    // Newest first: the keys just created lead, in reverse creation order.
     expect(seen.slice(0, created.length)).toEqual([...created].reverse());
   }, 120_000);
 });

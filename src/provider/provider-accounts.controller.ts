@@ -55,7 +55,7 @@ export class ProviderAccountsController {
   /** The account's balance live from the provider's `balance.php`, with the last known value. */
   @Roles('admin', 'billing')
   @Get(':id/balance')
-  @ApiProblems(404)
+  @ApiProblems(404, 502)
   balance(@Param('id') id: string): Promise<ProviderBalanceDto> {
     return this.balances.balance(id);
   }

@@ -5,6 +5,7 @@ import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { rows as sqlRows } from '../database/raw-rows';
+import { ProviderError } from './client/provider-error';
 import { ProviderClients } from './provider-clients.service';
 import {
   providerBalanceAlertGauge,
@@ -41,7 +42,8 @@ export type WalletCheck =
       reasons: WalletAlertReason[];
       effect: 'held' | 'released' | null;
     }
-  | { kind: 'error'; reason: string };
+  /** `noAnswer`: the provider gave no answer at all (refused, timed out, connection lost: a ProviderError). */
+  | { kind: 'error'; reason: string; noAnswer: boolean };
 
 /**
  * The provider's wallet watch: reads `balance.php` of every active provider account every
@@ -158,13 +160,15 @@ export class ProviderWalletService implements OnApplicationBootstrap, BeforeAppl
   async check(accountId: string, source: 'poll' | 'live'): Promise<WalletCheck> {
     let reading: { balance: string; expiresAt: Date } | undefined;
     let error: string | undefined;
+    let noAnswer = false;
     try {
       const found = await this.clients.forAccount(accountId);
-      if (!found) return { kind: 'error', reason: 'provider account not found' };
+      if (!found) return { kind: 'error', reason: 'provider account not found', noAnswer: false };
       const r = await found.client.balance();
       if (r.kind === 'balance') reading = { balance: r.balance, expiresAt: r.expiresAt };
       else error = r.reason.slice(0, 500);
     } catch (e) {
+      noAnswer = e instanceof ProviderError;
       error = (e as { code?: string }).code ?? 'provider_error';
     }
     providerBalancePolls.inc({ source, outcome: reading ? 'balance' : 'error' });
@@ -176,7 +180,7 @@ export class ProviderWalletService implements OnApplicationBootstrap, BeforeAppl
         [accountId, now, source, error],
       );
       this.logger.warn({ accountId, source, error }, 'provider balance could not be read');
-      return { kind: 'error', reason: error! };
+      return { kind: 'error', reason: error!, noAnswer };
     }
     return this.apply(accountId, source, reading, now);
   }
@@ -252,7 +256,7 @@ export class ProviderWalletService implements OnApplicationBootstrap, BeforeAppl
       const raised = reasons.filter((r) => !before.balance_alert_reasons.includes(r));
       return { reasons, raised, effect, held: heldAfter, heldReason };
     });
-    if (!result) return { kind: 'error', reason: 'provider account not found' };
+    if (!result) return { kind: 'error', reason: 'provider account not found', noAnswer: false };
 
     const labels = { account: accountId };
     providerBalanceGauge.set(labels, Number(reading.balance));

@@ -6,7 +6,7 @@ import { DataSource, Repository } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { fromPublicId, toPublicId, uuidv7 } from '../common/ids';
 import { cursorField, decodeCursor, encodeCursor, Page } from '../common/pagination';
-import { notFound } from '../common/problem';
+import { notFound, Problem } from '../common/problem';
 import { prepared } from '../database/raw-rows';
 import { SecretBox } from '../common/secret-box';
 import { ProviderAccount } from './provider-account.entity';
@@ -14,6 +14,23 @@ import { CreateProviderAccountDto, ProviderAccountDto, UpdateProviderAccountDto 
 import type { ProviderAccountConfig } from './client/provider-client';
 import type { ProviderSendLimits } from './client/provider-client-registry';
 import { assessWallet, type WalletAlertReason } from './wallet-rules';
+
+/**
+ * The base URL as stored: as parsed (the WHATWG form the provider client requests), without trailing slashes.
+ * The validator accepts other spellings (`HTTPS://Host/masking/`), which the column's CHECK
+ * (`base_url ~ '^https?://'`) refused with a 500.
+ */
+function storedBaseUrl(baseUrl: string): string {
+  let url: URL;
+  try {
+    url = new URL(baseUrl);
+  } catch {
+    throw new Problem('validation_failed', 'baseUrl must be an http(s) URL', [
+      { field: 'baseUrl', message: 'baseUrl must be an http(s) URL' },
+    ]);
+  }
+  return url.href.replace(/\/+$/, '');
+}
 
 /** An account's effective settings: its own where set, else the environment's defaults. */
 export interface ProviderAccountSettings extends ProviderSendLimits {
@@ -37,7 +54,7 @@ export class ProviderAccountsService {
     const account = this.repo.create({
       id: uuidv7(),
       name: dto.name.trim(),
-      baseUrl: dto.baseUrl.replace(/\/+$/, ''),
+      baseUrl: storedBaseUrl(dto.baseUrl),
       username: dto.username,
       passwordEnc: this.secrets.seal(dto.password),
       sendMethod: dto.sendMethod ?? 'post',
@@ -76,7 +93,7 @@ export class ProviderAccountsService {
     const account = await this.findEntity(publicId);
     const patch: Partial<ProviderAccount> = {};
     if (dto.name !== undefined) patch.name = dto.name.trim();
-    if (dto.baseUrl !== undefined) patch.baseUrl = dto.baseUrl.replace(/\/+$/, '');
+    if (dto.baseUrl !== undefined) patch.baseUrl = storedBaseUrl(dto.baseUrl);
     if (dto.username !== undefined) patch.username = dto.username;
     if (dto.password !== undefined) patch.passwordEnc = this.secrets.seal(dto.password);
     if (dto.sendMethod !== undefined) patch.sendMethod = dto.sendMethod;

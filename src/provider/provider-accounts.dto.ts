@@ -5,7 +5,20 @@ import type { WalletAlertReason } from './wallet-rules';
 
 const ALERT_REASONS: WalletAlertReason[] = ['empty', 'expired', 'low_balance', 'expiring'];
 
-const URL_OPTS = { protocols: ['http', 'https'], require_protocol: true, require_tld: false, require_host: true };
+/**
+ * No credentials, query or fragment: the provider client refuses such a base URL (every send would fail), and
+ * credentials in it would be shown in every admin response (the password has its own, never-returned field).
+ */
+const URL_OPTS = {
+  protocols: ['http', 'https'],
+  require_protocol: true,
+  require_tld: false,
+  require_host: true,
+  disallow_auth: true,
+  allow_query_components: false,
+  allow_fragments: false,
+};
+const URL_MESSAGE = 'baseUrl must be an http(s) URL without credentials, a query or a fragment';
 
 /**
  * The per-account limits, the same on create and on PATCH. Omitted or null on create, or null on PATCH:
@@ -56,10 +69,11 @@ export class CreateProviderAccountDto extends ProviderAccountLimitsDto {
   name: string;
 
   /**
-   * The provider's base URL including `/masking`. http(s) only.
+   * The provider's base URL including `/masking`. http(s) only, without credentials, a query or a fragment;
+   * stored as parsed (`HTTPS://SMS.Example/masking/` → `https://sms.example/masking`).
    * @example "https://sms.example/masking"
    */
-  @IsUrl(URL_OPTS, { message: 'baseUrl must be an http(s) URL' })
+  @IsUrl(URL_OPTS, { message: URL_MESSAGE })
   @MaxLength(500)
   baseUrl: string;
 
@@ -93,7 +107,7 @@ export class UpdateProviderAccountDto extends ProviderAccountLimitsDto {
   name?: string;
 
   @IsOptional()
-  @IsUrl(URL_OPTS, { message: 'baseUrl must be an http(s) URL' })
+  @IsUrl(URL_OPTS, { message: URL_MESSAGE })
   @MaxLength(500)
   baseUrl?: string;
 

@@ -20,15 +20,20 @@ import { assessWallet, type WalletAlertReason } from './wallet-rules';
  * The validator accepts other spellings (`HTTPS://Host/masking/`), which the column's CHECK
  * (`base_url ~ '^https?://'`) refused with a 500.
  */
+const BASE_URL_RULE = 'baseUrl must be an http(s) URL without credentials, a query or a fragment';
+
 function storedBaseUrl(baseUrl: string): string {
+  const refused = () =>
+    new Problem('validation_failed', `baseUrl: ${BASE_URL_RULE}`, [{ field: 'baseUrl', message: BASE_URL_RULE }]);
   let url: URL;
   try {
     url = new URL(baseUrl);
   } catch {
-    throw new Problem('validation_failed', 'baseUrl must be an http(s) URL', [
-      { field: 'baseUrl', message: 'baseUrl must be an http(s) URL' },
-    ]);
+    throw refused();
   }
+  // The DTO's validator refuses these already; WHATWG parsing is what the client does, so it decides too
+  // (credentials would be shown in every admin response, and the client refuses such a URL on every send).
+  if (url.username || url.password || url.search || url.hash) throw refused();
   return url.href.replace(/\/+$/, '');
 }
 

@@ -45,6 +45,8 @@ export interface ProviderAccountSettings extends ProviderSendLimits {
 @Injectable()
 export class ProviderAccountsService {
   private readonly repo: Repository<ProviderAccount>;
+  /** Called with an account's id (uuid) once a change of its row has committed (see onChanged). */
+  private readonly changeListeners: Array<(id: string) => void> = [];
 
   constructor(
     dataSource: DataSource,
@@ -111,8 +113,21 @@ export class ProviderAccountsService {
     // New connection details: read the balance with them at the next tick rather than in up to a poll interval.
     if (dto.baseUrl !== undefined || dto.username !== undefined || dto.password !== undefined)
       patch.nextBalancePollAt = null;
-    if (Object.keys(patch).length > 0) await this.repo.update({ id: account.id }, patch);
+    if (Object.keys(patch).length > 0) {
+      await this.repo.update({ id: account.id }, patch);
+      for (const listener of this.changeListeners) listener(account.id);
+    }
     return this.toDto(await this.repo.findOneByOrFail({ id: account.id }));
+  }
+
+  /**
+   * Registers a listener told (synchronously, after the commit) that an account's row changed in this process,
+   * so a cache of it (ProviderClients) drops it at once: without it, a rotated password, a new URL or a disabled
+   * account was still used here for up to the cache's TTL (a send rejected for wrong credentials and refunded).
+   * Other processes see the change when their cache entry expires.
+   */
+  onChanged(listener: (id: string) => void): void {
+    this.changeListeners.push(listener);
   }
 
   async findEntity(publicId: string): Promise<ProviderAccount> {

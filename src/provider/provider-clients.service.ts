@@ -51,6 +51,8 @@ export class ProviderClients implements OnApplicationShutdown {
         return { account, config, version };
       },
     });
+    // A PATCH in this process takes effect here at once (the next read loads the new row and version).
+    providerAccounts.onChanged((accountId) => this.accounts.delete(accountId));
     const p = config.provider;
     this.registry = new ProviderClientRegistry({
       clientOptions: {

@@ -1,3 +1,4 @@
+import { startSandbox, SandboxHandle } from '../../src/sandbox';
 import { bearer, countRows, createTenant, expectProblem, startTestApp, TestApp, unique } from '../support/app';
 
 /**
@@ -8,13 +9,16 @@ import { bearer, countRows, createTenant, expectProblem, startTestApp, TestApp, 
 describe('provider accounts admin', () => {
   let t: TestApp;
   let admin: Record<string, string>;
+  let sandbox: SandboxHandle;
 
   beforeAll(async () => {
+    sandbox = await startSandbox({ knobs: { latencyMs: [0, 0] } });
     t = await startTestApp();
     admin = bearer(t.adminToken);
   });
   afterAll(async () => {
     await t.close();
+    await sandbox.close();
   });
 
   const create = (baseUrl: unknown) =>
@@ -61,5 +65,31 @@ describe('provider accounts admin', () => {
     }
     expect(await countRows(t, 'provider_accounts')).toBe(before);
     expect(await t.db.query(`SELECT base_url, updated_at FROM provider_accounts ORDER BY id`)).toEqual(stored);
+  });
+
+  it('a rotated password is used at once by this process: the next balance read after the PATCH succeeds', async () => {
+    const username = unique('rot');
+    sandbox.addAccount({ username, password: 'old-provider-pw', balance: '125000' });
+    const pac = await t.http
+      .post('/v1/admin/provider-accounts')
+      .set(admin)
+      .send({ name: unique('pac'), baseUrl: sandbox.url, username, password: 'old-provider-pw' });
+    expect(pac.status).toBe(201);
+    const first = await t.http.get(`/v1/admin/provider-accounts/${pac.body.id}/balance`).set(admin);
+    expect({ status: first.status, live: first.body.live?.balance }).toEqual({ status: 200, live: '125000' });
+
+    // The provider user's password is changed upstream, then here: the very next read must use the new one.
+    sandbox.addAccount({ username, password: 'new-provider-pw', balance: '125000' });
+    const patched = await t.http
+      .patch(`/v1/admin/provider-accounts/${pac.body.id}`)
+      .set(admin)
+      .send({ password: 'new-provider-pw' });
+    expect(patched.status).toBe(200);
+    const after = await t.http.get(`/v1/admin/provider-accounts/${pac.body.id}/balance`).set(admin);
+    expect({ status: after.status, live: after.body.live?.balance, error: after.body.error }).toEqual({
+      status: 200,
+      live: '125000',
+      error: undefined,
+    });
   });
 });

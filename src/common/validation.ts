@@ -1,6 +1,6 @@
 import { ArgumentMetadata, Injectable, ValidationError, ValidationPipe } from '@nestjs/common';
 import { applyDecorators } from '@nestjs/common';
-import { IsInt, IsString, Matches, Max, MaxLength, Min, MinLength, NotEquals } from 'class-validator';
+import { IsInt, IsString, Matches, Max, MaxLength, Min, MinLength, NotEquals, ValidateIf } from 'class-validator';
 import { FieldError, Problem } from './problem';
 
 /** Largest integer amount the API accepts for money: Number.MAX_SAFE_INTEGER (2^53 - 1). */
@@ -100,3 +100,10 @@ export function IsName(max = 200) {
     Matches(/\S/, { message: '$property must not be blank' }),
   );
 }
+
+/**
+ * A PATCH field that may be left out but is never null: `IsOptional` skips the other rules for null too, and a
+ * null then reached the service (a `.trim()` of null, a NOT NULL column: a 500). Use `IsOptional` only where
+ * null means something (e.g. "back to the default").
+ */
+export const IsOmittable = () => ValidateIf((_object: unknown, value: unknown) => value !== undefined);

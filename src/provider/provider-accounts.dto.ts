@@ -1,6 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { IsIn, IsInt, IsOptional, IsString, IsUrl, Max, MaxLength, Min, MinLength } from 'class-validator';
-import { IsName, MAX_AMOUNT } from '../common/validation';
+import { IsName, IsOmittable, MAX_AMOUNT } from '../common/validation';
 import type { WalletAlertReason } from './wallet-rules';
 
 const ALERT_REASONS: WalletAlertReason[] = ['empty', 'expired', 'low_balance', 'expiring'];
@@ -101,35 +101,36 @@ export class CreateProviderAccountDto extends ProviderAccountLimitsDto {
   sendMethod?: 'post' | 'get';
 }
 
+/** Fields left out are kept; null is refused except for the limits, where it means the environment's default. */
 export class UpdateProviderAccountDto extends ProviderAccountLimitsDto {
-  @IsOptional()
+  @IsOmittable()
   @IsName()
   name?: string;
 
-  @IsOptional()
+  @IsOmittable()
   @IsUrl(URL_OPTS, { message: URL_MESSAGE })
   @MaxLength(500)
   baseUrl?: string;
 
-  @IsOptional()
+  @IsOmittable()
   @IsString()
   @MinLength(1)
   @MaxLength(200)
   username?: string;
 
   /** Rotates the stored password. */
-  @IsOptional()
+  @IsOmittable()
   @IsString()
   @MinLength(1)
   @MaxLength(200)
   password?: string;
 
-  @IsOptional()
+  @IsOmittable()
   @IsIn(['post', 'get'])
   sendMethod?: 'post' | 'get';
 
   /** `disabled` holds all sending through this account. */
-  @IsOptional()
+  @IsOmittable()
   @IsIn(['active', 'disabled'])
   status?: 'active' | 'disabled';
 }

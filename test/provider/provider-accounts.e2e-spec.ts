@@ -92,4 +92,22 @@ describe('provider accounts admin', () => {
       error: undefined,
     });
   });
+
+  it('PATCH with null for a field that has no default is 400 naming it, nothing written', async () => {
+    const { providerAccountId } = await createTenant(t);
+    const stored = await t.db.query(`SELECT * FROM provider_accounts ORDER BY id`);
+    for (const field of ['name', 'baseUrl', 'username', 'password', 'sendMethod', 'status']) {
+      const res = await t.http
+        .patch(`/v1/admin/provider-accounts/${providerAccountId}`)
+        .set(admin)
+        .send({ [field]: null });
+      try {
+        expectProblem(res, 400, 'validation_failed');
+        expect((res.body.errors as { field: string }[]).map((e) => e.field)).toContain(field);
+      } catch (e) {
+        throw new Error(`${field}: null: ${(e as Error).message}`, { cause: e });
+      }
+    }
+    expect(await t.db.query(`SELECT * FROM provider_accounts ORDER BY id`)).toEqual(stored);
+  });
 });

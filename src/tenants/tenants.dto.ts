@@ -1,6 +1,6 @@
 import { PartialType } from '@nestjs/swagger';
 import { IsIn, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
-import { IsAmount, IsName } from '../common/validation';
+import { IsAmount, IsName, IsOmittable } from '../common/validation';
 
 export class CreateTenantDto {
   /** @example "Toko Maju Jaya" */
@@ -23,23 +23,26 @@ export class CreateTenantDto {
   @IsAmount({ allowZero: true })
   pricePerSegment: number;
 
-  /** A `balance.low` webhook fires when the balance falls below this. Default 0 (off). */
-  @IsOptional()
+  /** A `balance.low` webhook fires when the balance falls below this. Default 0 (off). Not null. */
+  @IsOmittable()
   @IsAmount({ allowZero: true })
   lowBalanceThreshold?: number;
 
-  /** Sends per second allowed for this tenant's API keys together. Default 100. */
-  @IsOptional()
+  /** Sends per second allowed for this tenant's API keys together. Default 100. Not null. */
+  @IsOmittable()
   @IsInt()
   @Min(1)
   @Max(100000)
   rateLimitPerSecond?: number;
 }
 
-/** Every field of CreateTenantDto, optional, plus `status`. */
-export class UpdateTenantDto extends PartialType(CreateTenantDto) {
+/**
+ * Every field of CreateTenantDto, optional, plus `status`. Left out is kept; null is refused (none has a null
+ * value): `skipNullProperties: false` validates null instead of skipping it as IsOptional does (it was a 500).
+ */
+export class UpdateTenantDto extends PartialType(CreateTenantDto, { skipNullProperties: false }) {
   /** `suspended` refuses new sends (403 `tenant_suspended`); reads keep working. */
-  @IsOptional()
+  @IsOmittable()
   @IsIn(['active', 'suspended'])
   status?: 'active' | 'suspended';
 }

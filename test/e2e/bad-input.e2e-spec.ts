@@ -459,6 +459,21 @@ describe('bad input', () => {
         },
       ]);
     });
+
+    it('PATCH tenant with null for a field is 400 naming it (none has a null value)', async () => {
+      const fields = ['name', 'pricePerSegment', 'lowBalanceThreshold', 'rateLimitPerSecond', 'status'];
+      await refuses(
+        fields.map((field) => ({
+          name: `PATCH ${field}: null`,
+          send: () =>
+            t.http
+              .patch(`/v1/admin/tenants/${ten.tenantId}`)
+              .set(admin)
+              .send({ [field]: null }),
+          fields: [field],
+        })),
+      );
+    });
   });
 
   describe('names, ids and URLs', () => {

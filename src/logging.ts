@@ -68,7 +68,23 @@ export class PinoNestLogger implements LoggerService {
   }
 }
 
-/** Drops the query string and masks the DLR token, which is a secret in the path. */
+/**
+ * Drops the query string and masks the DLR token, which is a secret in the path: every segment after a `dlr`
+ * segment, however it is spelled. A callback URL copied with a doubled slash, in upper case or with an encoded
+ * letter misses the route (a 404 logged at info) or reaches it, and its line carried the token in clear.
+ */
 export function redactUrl(url: string | undefined): string | undefined {
-  return url?.split('?')[0].replace(/^\/v1\/dlr\/[^/]+/, '/v1/dlr/[redacted]');
+  if (url === undefined) return undefined;
+  const segments = url.split('?')[0].split('/');
+  const dlr = segments.findIndex((segment) => decodedSegment(segment).toLowerCase() === 'dlr');
+  if (dlr < 0) return segments.join('/');
+  return [...segments.slice(0, dlr + 1), ...segments.slice(dlr + 1).map((s) => (s ? '[redacted]' : s))].join('/');
+}
+
+function decodedSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }

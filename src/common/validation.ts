@@ -1,6 +1,17 @@
 import { ArgumentMetadata, Injectable, ValidationError, ValidationPipe } from '@nestjs/common';
 import { applyDecorators } from '@nestjs/common';
-import { IsInt, IsString, Matches, Max, MaxLength, Min, MinLength, NotEquals, ValidateIf } from 'class-validator';
+import {
+  IsInt,
+  IsString,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+  MinLength,
+  NotEquals,
+  ValidateBy,
+  ValidateIf,
+} from 'class-validator';
 import { FieldError, Problem } from './problem';
 
 /** Largest integer amount the API accepts for money: Number.MAX_SAFE_INTEGER (2^53 - 1). */
@@ -107,3 +118,19 @@ export function IsName(max = 200) {
  * null means something (e.g. "back to the default").
  */
 export const IsOmittable = () => ValidateIf((_object: unknown, value: unknown) => value !== undefined);
+
+/**
+ * An ISO 8601 string (with `@IsDateString({ strict: true })`, which keeps its `date-time` format in the OpenAPI
+ * document) that `new Date()` turns into a time. ISO 8601 also allows forms that JavaScript cannot read (week
+ * dates `2026-W05-3`, ordinal dates `2026-123`, the basic format `20261202T1800`, an hour alone, a comma before
+ * the fraction): refused here, by name, instead of reaching SQL as an invalid Date (a 500).
+ */
+export function IsReadableInstant() {
+  return ValidateBy({
+    name: 'isReadableInstant',
+    validator: {
+      validate: (value: unknown) => typeof value === 'string' && !Number.isNaN(new Date(value).getTime()),
+      defaultMessage: () => '$property must be an ISO 8601 instant such as 2026-11-30T00:00:00+07:00',
+    },
+  });
+}

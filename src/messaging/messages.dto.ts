@@ -12,6 +12,7 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { ListQueryDto } from '../common/list-query.dto';
+import { IsReadableInstant } from '../common/validation';
 import { MessageDto, PUBLIC_STATUSES } from './message.dto';
 
 /** Texts longer than this are refused before segment counting (10 UCS-2 segments are 670 units). */
@@ -55,6 +56,7 @@ export class SendMessageDto extends BatchItemDto {
    */
   @IsOptional()
   @IsDateString({ strict: true })
+  @IsReadableInstant()
   sendAt?: string;
 }
 
@@ -138,6 +140,7 @@ export class ListMessagesQueryDto extends ListQueryDto {
    */
   @IsOptional()
   @IsDateString({ strict: true })
+  @IsReadableInstant()
   createdFrom?: string;
 
   /**
@@ -146,5 +149,6 @@ export class ListMessagesQueryDto extends ListQueryDto {
    */
   @IsOptional()
   @IsDateString({ strict: true })
+  @IsReadableInstant()
   createdTo?: string;
 }

@@ -64,6 +64,35 @@ describe('never a 500 for bad input', () => {
     },
   );
 
+  // ISO 8601 allows forms that name no instant JavaScript can read (week and ordinal dates, the basic format, a
+  // comma before the fraction, an hour alone): each passed the syntax check and reached SQL as an invalid Date.
+  const UNREADABLE_INSTANTS = [
+    '2026-W05-3',
+    '2026-123',
+    '20261202',
+    '20261202T1800',
+    '2026-12-02T18',
+    '2026-12-02T18:00:00,5Z',
+  ];
+
+  it.each(['createdFrom', 'createdTo'])(
+    'GET /v1/messages?%s= with an ISO 8601 form that names no readable instant is 400 validation_failed',
+    async (param) => {
+      for (const value of UNREADABLE_INSTANTS) {
+        const res = await t.http
+          .get('/v1/messages')
+          .query({ [param]: value })
+          .set(tenantKey);
+        try {
+          expectProblem(res, 400, 'validation_failed');
+          expect(res.body.errors).toEqual([{ field: param, message: expect.any(String) }]);
+        } catch (e) {
+          throw new Error(`${param}=${value}: ${(e as Error).message}`, { cause: e });
+        }
+      }
+    },
+  );
+
   it('the provider report on a transport failure (closed port) is 502 provider_unavailable, not 500', async () => {
     const port = await closedPort();
     const dead = await createTenant(t, { baseUrl: `http://127.0.0.1:${port}/masking` });

@@ -30,12 +30,14 @@ export class BatchItemDto {
   to: string;
 
   /**
-   * The text. GSM-7 texts take 160 characters per SMS (153 when split), others 70 (67).
+   * The text, at most 1,600 characters and 10 segments. GSM-7 texts take 160 characters per SMS (153 when
+   * split), others 70 (67). In a batch, a text that is too long is rejected by its index.
    * @example "Kode OTP Anda 123456"
    */
   @IsString()
   @MinLength(1)
-  @MaxLength(MAX_TEXT_LENGTH)
+  // No @MaxLength here: a batch lists a text too long in `rejected` (MessagesService.prepare), like one of too
+  // many segments, instead of refusing all items; SendMessageDto refuses it as a 400 on `text`.
   text: string;
 
   /**
@@ -49,6 +51,17 @@ export class BatchItemDto {
 }
 
 export class SendMessageDto extends BatchItemDto {
+  /**
+   * The text, at most 1,600 characters and 10 segments. GSM-7 texts take 160 characters per SMS (153 when
+   * split), others 70 (67).
+   * @example "Kode OTP Anda 123456"
+   */
+  // class-validator drops a parent's rules for a property the subclass decorates again: all of them here.
+  @IsString()
+  @MinLength(1)
+  @MaxLength(MAX_TEXT_LENGTH)
+  declare text: string;
+
   /**
    * Schedule: an ISO 8601 instant (UTC, or with an offset such as `+07:00` for Jakarta time), in the future,
    * at most 35 days ahead. The message is charged now, refunded if canceled.

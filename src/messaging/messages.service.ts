@@ -21,6 +21,7 @@ import {
   BatchItemDto,
   BatchResultDto,
   ListMessagesQueryDto,
+  MAX_TEXT_LENGTH,
   PreviewResultDto,
   RejectedItemDto,
   SendMessageDto,
@@ -63,6 +64,12 @@ export class MessagesService {
       return new Problem('invalid_msisdn', msisdn.reason, [{ field: 'to', message: msisdn.reason }]);
     }
     // NUL and lone surrogates never get here: the global validation pipe refuses them in any body.
+    if (input.text.length > MAX_TEXT_LENGTH) {
+      // A batch item's text is not bounded by its DTO (messages.dto.ts): too long is a per-item refusal.
+      return new Problem('validation_failed', `text may be at most ${MAX_TEXT_LENGTH} characters`, [
+        { field: 'text', message: `at most ${MAX_TEXT_LENGTH} characters` },
+      ]);
+    }
     const count = countSegments(input.text);
     if (count.billedSegments > this.maxSegments) {
       return new Problem(

@@ -208,6 +208,36 @@ describe('messaging against the sandbox provider', () => {
     expect((await t.http.get('/v1/balance').set(auth)).body.balance).toBe(0);
   });
 
+  it('batch: a text over 1,600 characters is rejected by its index like any text too long, the other items are charged', async () => {
+    const { apiKey } = await tenantOnSandbox(1000, 100);
+    const auth = { Authorization: `Bearer ${apiKey}` };
+    const r = await t.http
+      .post('/v1/messages/batch')
+      .set(auth)
+      .send({
+        messages: [
+          { to: '081234567890', text: 'first' },
+          { to: '081234567890', text: 'ж'.repeat(700) }, // 11 segments: too long
+          { to: '081234567890', text: 'a'.repeat(1601) }, // over 1,600 characters: too long as well
+          { to: '081234567890', text: 'last' },
+        ],
+      });
+    expect(r.status).toBe(202);
+    expect(r.body.accepted.map((m: { text: string }) => m.text)).toEqual(['first', 'last']);
+    expect(r.body.rejected).toEqual([
+      { index: 1, code: 'validation_failed', detail: expect.any(String) },
+      { index: 2, code: 'validation_failed', detail: expect.stringMatching(/1,?600/) },
+    ]);
+    expect((await t.http.get('/v1/balance').set(auth)).body.balance).toBe(800);
+    // A single send of such a text is still a 400 naming the field.
+    const single = await t.http
+      .post('/v1/messages')
+      .set(auth)
+      .send({ to: '081234567890', text: 'a'.repeat(1601) });
+    expect(single.status).toBe(400);
+    expect(single.body).toMatchObject({ code: 'validation_failed', errors: [{ field: 'text' }] });
+  });
+
   it('preview, scheduling, cancel with refund, list filters and pagination', async () => {
     const { apiKey } = await tenantOnSandbox(10_000, 100);
     const auth = { Authorization: `Bearer ${apiKey}` };

@@ -12,6 +12,7 @@ import {
   ValidateBy,
   ValidateIf,
 } from 'class-validator';
+import { parseInstant } from './instant';
 import { FieldError, Problem } from './problem';
 
 /** Largest integer amount the API accepts for money: Number.MAX_SAFE_INTEGER (2^53 - 1). */
@@ -121,15 +122,15 @@ export const IsOmittable = () => ValidateIf((_object: unknown, value: unknown) =
 
 /**
  * An ISO 8601 string (with `@IsDateString({ strict: true })`, which keeps its `date-time` format in the OpenAPI
- * document) that `new Date()` turns into a time. ISO 8601 also allows forms that JavaScript cannot read (week
- * dates `2026-W05-3`, ordinal dates `2026-123`, the basic format `20261202T1800`, an hour alone, a comma before
- * the fraction): refused here, by name, instead of reaching SQL as an invalid Date (a 500).
+ * document) that `parseInstant` reads as a time (UTC unless it carries an offset). ISO 8601 also allows forms
+ * the API does not read (week dates `2026-W05-3`, ordinal dates `2026-123`, the basic format `20261202T1800`, an
+ * hour alone): refused here, by name, instead of reaching SQL as an invalid Date (a 500).
  */
 export function IsReadableInstant() {
   return ValidateBy({
     name: 'isReadableInstant',
     validator: {
-      validate: (value: unknown) => typeof value === 'string' && !Number.isNaN(new Date(value).getTime()),
+      validate: (value: unknown) => typeof value === 'string' && parseInstant(value) !== null,
       defaultMessage: () => '$property must be an ISO 8601 instant such as 2026-11-30T00:00:00+07:00',
     },
   });

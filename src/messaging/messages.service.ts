@@ -5,6 +5,7 @@ import { inTransaction } from '../database/transaction';
 import { messagePrice } from '../billing';
 import { LedgerService } from '../billing/ledger.service';
 import { Clock } from '../common/clock';
+import { parseInstant } from '../common/instant';
 import { fromPublicId } from '../common/ids';
 import { cursorField, decodeCursor, encodeCursor, Page } from '../common/pagination';
 import { Problem, notFound } from '../common/problem';
@@ -80,9 +81,10 @@ export class MessagesService {
     }
     let sendAt: Date | null = null;
     if (input.sendAt !== undefined) {
-      sendAt = new Date(input.sendAt);
+      // UTC unless it carries an offset, whatever the host's time zone (common/instant.ts).
+      sendAt = parseInstant(input.sendAt);
       const now = this.clock.now().getTime();
-      if (Number.isNaN(sendAt.getTime()) || sendAt.getTime() <= now) {
+      if (sendAt === null || sendAt.getTime() <= now) {
         return new Problem('validation_failed', 'sendAt must be in the future', [
           { field: 'sendAt', message: 'must be in the future' },
         ]);
@@ -225,8 +227,9 @@ export class MessagesService {
       add('msisdn = ?', m.msisdn);
     }
     if (q.reference) add('reference = ?', q.reference);
-    if (q.createdFrom) add('created_at >= ?', new Date(q.createdFrom));
-    if (q.createdTo) add('created_at <= ?', new Date(q.createdTo));
+    // Validated as readable (IsReadableInstant); UTC unless they carry an offset.
+    if (q.createdFrom) add('created_at >= ?', parseInstant(q.createdFrom));
+    if (q.createdTo) add('created_at <= ?', parseInstant(q.createdTo));
     const cursor = decodeCursor<{ t: string; id: string }>(q.cursor, { t: cursorField.time, id: cursorField.uuid });
     if (cursor) {
       params.push(new Date(cursor.t), cursor.id);

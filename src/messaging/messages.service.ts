@@ -59,7 +59,12 @@ export class MessagesService {
   }
 
   /** Validates and counts one message; a Problem for what a tenant must fix. */
-  prepare(input: { to: string; text: string; reference?: string; sendAt?: string }): AcceptItem | Problem {
+  prepare(input: {
+    to: string;
+    text: string;
+    reference?: string | null;
+    sendAt?: string | null;
+  }): AcceptItem | Problem {
     const msisdn = normalizeMsisdn(input.to);
     if (!msisdn.ok) {
       return new Problem('invalid_msisdn', msisdn.reason, [{ field: 'to', message: msisdn.reason }]);
@@ -80,7 +85,8 @@ export class MessagesService {
       );
     }
     let sendAt: Date | null = null;
-    if (input.sendAt !== undefined) {
+    // null is no schedule, as the DTO's @IsOptional reads it (and as reference: null is no reference).
+    if (input.sendAt !== undefined && input.sendAt !== null) {
       // UTC unless it carries an offset, whatever the host's time zone (common/instant.ts).
       sendAt = parseInstant(input.sendAt);
       const now = this.clock.now().getTime();

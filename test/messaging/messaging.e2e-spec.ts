@@ -238,6 +238,18 @@ describe('messaging against the sandbox provider', () => {
     expect(single.body).toMatchObject({ code: 'validation_failed', errors: [{ field: 'text' }] });
   });
 
+  it('sendAt: null is no schedule (like reference: null, like an absent sendAt): queued and charged now', async () => {
+    const { apiKey } = await tenantOnSandbox(1000, 100);
+    const auth = { Authorization: `Bearer ${apiKey}` };
+    const r = await t.http
+      .post('/v1/messages')
+      .set(auth)
+      .send({ to: '081234567890', text: 'now, explicitly', reference: null, sendAt: null });
+    expect(`${r.status} ${r.body.code ?? ''}`).toBe('202 ');
+    expect(r.body).toMatchObject({ status: 'queued', sendAt: null, reference: null });
+    expect((await t.http.get('/v1/balance').set(auth)).body.balance).toBe(900);
+  });
+
   it('preview, scheduling, cancel with refund, list filters and pagination', async () => {
     const { apiKey } = await tenantOnSandbox(10_000, 100);
     const auth = { Authorization: `Bearer ${apiKey}` };

@@ -179,9 +179,10 @@ export class MessagesService {
     );
   }
 
-  async preview(scope: TenantScope, to: string | undefined, text: string): Promise<PreviewResultDto> {
+  async preview(scope: TenantScope, to: string | null | undefined, text: string): Promise<PreviewResultDto> {
     const result: Partial<PreviewResultDto> = {};
-    if (to !== undefined) {
+    // null is no number, as the DTO's @IsOptional reads it.
+    if (to !== undefined && to !== null) {
       const m = normalizeMsisdn(to);
       if (!m.ok) throw new Problem('invalid_msisdn', m.reason, [{ field: 'to', message: m.reason }]);
       result.to = m.msisdn;

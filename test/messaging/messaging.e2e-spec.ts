@@ -250,6 +250,16 @@ describe('messaging against the sandbox provider', () => {
     expect((await t.http.get('/v1/balance').set(auth)).body.balance).toBe(900);
   });
 
+  it('preview with to: null is a preview without a number (as an absent to), not invalid_msisdn', async () => {
+    const { apiKey } = await tenantOnSandbox(1000, 100);
+    const r = await t.http
+      .post('/v1/messages/preview')
+      .set({ Authorization: `Bearer ${apiKey}` })
+      .send({ text: 'Halo', to: null });
+    expect(`${r.status} ${r.body.code ?? ''}`).toBe('200 ');
+    expect(r.body).toEqual({ encoding: 'GSM-7', segments: 1, price: 100, characters: 4, nonGsmCharacters: [] });
+  });
+
   it('preview, scheduling, cancel with refund, list filters and pagination', async () => {
     const { apiKey } = await tenantOnSandbox(10_000, 100);
     const auth = { Authorization: `Bearer ${apiKey}` };

@@ -125,10 +125,13 @@ export class MessagesController {
       },
     },
   })
+  @ApiOperation({
+    description:
+      'Each refused item is listed in `rejected` with its index and the code a single send would have answered: `invalid_msisdn`, `validation_failed` (e.g. a text too long), `insufficient_balance`, `balance_expired`, `tenant_suspended`. A suspended tenant or a lapsed balance therefore answers 202 with every item rejected, not 403/402.',
+  })
   @ApiAcceptedResponse({ type: BatchResultDto })
   @ApiProblems(
     [400, 'Structurally invalid body (e.g. not 1 to 1,000 items): `validation_failed`'],
-    [403, 'The tenant is suspended: `tenant_suspended`'],
     [409, 'A request with this Idempotency-Key is still running: `idempotency_in_progress`'],
     413,
     422,

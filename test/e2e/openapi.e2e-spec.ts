@@ -123,6 +123,13 @@ describe('the OpenAPI document is complete', () => {
     );
   });
 
+  it('the batch documents no 403: a suspended tenant gets its items back in rejected (tenant_suspended), a single send 403', () => {
+    const ops = Object.fromEntries(operations(doc));
+    expect(Object.keys(ops['POST /v1/messages'].responses ?? {})).toContain('403');
+    expect(Object.keys(ops['POST /v1/messages/batch'].responses ?? {})).not.toContain('403');
+    expect(ops['POST /v1/messages/batch'].description ?? '').toMatch(/tenant_suspended/);
+  });
+
   it('send, batch and top-up carry request examples', () => {
     const examples = (name: string) => {
       const op = Object.fromEntries(operations(doc))[name];

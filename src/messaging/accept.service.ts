@@ -48,6 +48,8 @@ interface Attempt {
  */
 const RESOLVE_TRIES = 7;
 const RESOLVE_MAX_BACKOFF_MS = 3_000;
+/** How long one lookup waits for the tenant's money lock, i.e. for the transaction in doubt to end. */
+const RESOLVE_LOCK_WAIT_MS = 3_000;
 /** Re-runs of a transaction whose COMMIT failed and, looked up, did not happen. */
 const MAX_RERUNS = 3;
 
@@ -224,23 +226,34 @@ export class AcceptService {
    * or, with nothing charged, its idempotency completions tell. A transaction that wrote neither
    * changed nothing worth keeping, so re-running it is safe (false). Retries the lookup with backoff
    * (a dropped connection often means a restarting database); throws if it never answers.
+   *
+   * The lookup first takes the tenant's money lock: the transaction in doubt took it before writing and
+   * holds it until it has committed or rolled back, and the connection may have been lost while the server
+   * was still committing (its answer never came). Looked up before that commit ended, its rows are not yet
+   * visible, "not committed" would re-run it and charge twice. With the lock the answer is final; a lock
+   * that does not come within LOCK_WAIT (the server still holds a dead session's transaction) fails this
+   * try like any lookup error.
    */
   private async resolveCommit(tenantId: string, attempt: Attempt): Promise<boolean> {
     let lastErr: unknown;
     for (let i = 0; i < RESOLVE_TRIES; i++) {
       try {
-        if (attempt.messageIds.length > 0) {
-          const found = await sqlRows<{ n: number }>(
-            this.dataSource,
-            `SELECT count(*)::int AS n FROM messages WHERE id = ANY($1::uuid[])`,
-            [attempt.messageIds],
-          );
-          return found[0].n > 0;
-        }
-        if (attempt.keys.length > 0) {
-          return (await this.idempotency.countCompleted(tenantId, attempt.keys)) > 0;
-        }
-        return false;
+        return await this.dataSource.transaction(async (m) => {
+          await m.query(`SET LOCAL lock_timeout = '${RESOLVE_LOCK_WAIT_MS}ms'`);
+          await this.ledger.lockTenants(m, [tenantId]);
+          if (attempt.messageIds.length > 0) {
+            const found = await sqlRows<{ n: number }>(
+              m,
+              `SELECT count(*)::int AS n FROM messages WHERE id = ANY($1::uuid[])`,
+              [attempt.messageIds],
+            );
+            return found[0].n > 0;
+          }
+          if (attempt.keys.length > 0) {
+            return (await this.idempotency.countCompleted(tenantId, attempt.keys)) > 0;
+          }
+          return false;
+        });
       } catch (e) {
         lastErr = e;
         await new Promise((r) => setTimeout(r, Math.min(RESOLVE_MAX_BACKOFF_MS, 100 * 2 ** i)));

@@ -440,17 +440,21 @@ describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provide
   /**
    * A TCP proxy in front of PostgreSQL that can break the connection of the next COMMITs:
    * 'after' forwards the COMMIT and drops the connection instead of passing on the answer (the
-   * commit happened, the gateway cannot know); 'before' drops it without forwarding (it did not).
+   * commit happened, the gateway cannot know); 'before' drops it without forwarding (it did not);
+   * 'during' forwards it and drops the connection at once, while the server is still committing (the
+   * commit happens after the gateway saw the connection go). With a `marker`, only a COMMIT of a transaction
+   * that sent it (e.g. a message text among its parameters) is broken, not a background job's.
    */
   async function commitBreaker(): Promise<{
     url: string;
-    arm(mode: 'after' | 'before', times: number): void;
+    arm(mode: 'after' | 'before' | 'during', times: number, marker?: string): void;
     broken(): number;
     close(): Promise<void>;
   }> {
     const target = new URL(TEST_DATABASE_URL);
-    let mode: 'after' | 'before' = 'after';
+    let mode: 'after' | 'before' | 'during' = 'after';
     let armed = 0;
+    let marker: Buffer | null = null;
     let broken = 0;
     const sockets = new Set<Socket>();
     const server: Server = createServer((client) => {
@@ -459,6 +463,7 @@ describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provide
       let buf = Buffer.alloc(0);
       let started = false;
       let killOnAnswer = false;
+      let marked = false;
       const kill = () => {
         broken++;
         client.destroy();
@@ -489,9 +494,16 @@ describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provide
               .toString()
               .trim()
               .toUpperCase() === 'COMMIT';
-          if (isCommit && armed > 0) {
+          if (marker && msg.includes(marker)) marked = true;
+          const chosen = marker === null || marked;
+          if (isCommit) marked = false;
+          if (isCommit && armed > 0 && chosen) {
             armed--;
             if (mode === 'before') return kill();
+            if (mode === 'during') {
+              upstream.write(msg, () => kill());
+              return;
+            }
             killOnAnswer = true;
           }
           upstream.write(msg);
@@ -516,9 +528,10 @@ describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provide
     url.port = String((server.address() as { port: number }).port);
     return {
       url: url.toString(),
-      arm(m, times) {
+      arm(m, times, mark) {
         mode = m;
         armed = times;
+        marker = mark === undefined ? null : Buffer.from(mark);
       },
       broken: () => broken,
       close: async () => {
@@ -556,6 +569,40 @@ describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provide
       );
       return { balance: Number(row.balance), messages: row.messages as number, debits: row.debits as number };
     }
+
+    it('the connection lost while the server is still committing: the lookup waits for that commit, one message, one debit', async () => {
+      const ten = await tenant(1_000);
+      // A slow COMMIT: a deferred trigger of this tenant's debit sleeps at commit time, after the proxy has
+      // already dropped the connection, so the gateway's lookup runs while the commit is still under way.
+      await t.db.query(`
+        CREATE OR REPLACE FUNCTION test_slow_commit_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.tenant_id = '${ten.tid}' AND NEW.kind = 'debit' THEN PERFORM pg_sleep(1); END IF;
+          RETURN NULL;
+        END $$`);
+      await ddl(t, `DROP TRIGGER IF EXISTS test_slow_commit ON ledger_entries`);
+      await ddl(
+        t,
+        `CREATE CONSTRAINT TRIGGER test_slow_commit AFTER INSERT ON ledger_entries DEFERRABLE INITIALLY DEFERRED
+           FOR EACH ROW EXECUTE FUNCTION test_slow_commit_fn()`,
+      );
+      try {
+        const text = unique('slow commit');
+        proxy.arm('during', 1, text);
+        const broken = proxy.broken();
+        const r = await p.http
+          .post('/v1/messages')
+          .set('Authorization', `Bearer ${ten.apiKey}`)
+          .send({ to: '081234567890', text });
+        expect(proxy.broken()).toBe(broken + 1);
+        expect(r.status).toBe(202);
+        const rows = await t.db.query(`SELECT id FROM messages WHERE tenant_id = $1`, [ten.tid]);
+        expect(rows.map((x: { id: string }) => `msg_${x.id.replace(/-/g, '')}`)).toEqual([r.body.id]);
+        expect(await ledgerOf(ten.tid)).toEqual({ balance: 990, messages: 1, debits: 1 });
+      } finally {
+        await ddl(t, `DROP TRIGGER IF EXISTS test_slow_commit ON ledger_entries`);
+      }
+    });
 
     for (const mode of ['after', 'before'] as const) {
       it(`one request, the connection lost ${mode} COMMIT reached the server: answered 202 once, one message, one debit`, async () => {

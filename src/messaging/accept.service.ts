@@ -238,22 +238,23 @@ export class AcceptService {
     let lastErr: unknown;
     for (let i = 0; i < RESOLVE_TRIES; i++) {
       try {
-        return await this.dataSource.transaction(async (m) => {
+        // Got (and released at once): the transaction in doubt has ended, its outcome is visible to any reader.
+        await this.dataSource.transaction(async (m) => {
           await m.query(`SET LOCAL lock_timeout = '${RESOLVE_LOCK_WAIT_MS}ms'`);
           await this.ledger.lockTenants(m, [tenantId]);
-          if (attempt.messageIds.length > 0) {
-            const found = await sqlRows<{ n: number }>(
-              m,
-              `SELECT count(*)::int AS n FROM messages WHERE id = ANY($1::uuid[])`,
-              [attempt.messageIds],
-            );
-            return found[0].n > 0;
-          }
-          if (attempt.keys.length > 0) {
-            return (await this.idempotency.countCompleted(tenantId, attempt.keys)) > 0;
-          }
-          return false;
         });
+        if (attempt.messageIds.length > 0) {
+          const found = await sqlRows<{ n: number }>(
+            this.dataSource,
+            `SELECT count(*)::int AS n FROM messages WHERE id = ANY($1::uuid[])`,
+            [attempt.messageIds],
+          );
+          return found[0].n > 0;
+        }
+        if (attempt.keys.length > 0) {
+          return (await this.idempotency.countCompleted(tenantId, attempt.keys)) > 0;
+        }
+        return false;
       } catch (e) {
         lastErr = e;
         await new Promise((r) => setTimeout(r, Math.min(RESOLVE_MAX_BACKOFF_MS, 100 * 2 ** i)));

@@ -231,8 +231,8 @@ export class AcceptService {
    * holds it until it has committed or rolled back, and the connection may have been lost while the server
    * was still committing (its answer never came). Looked up before that commit ended, its rows are not yet
    * visible, "not committed" would re-run it and charge twice. With the lock the answer is final; a lock
-   * that does not come within LOCK_WAIT (the server still holds a dead session's transaction) fails this
-   * try like any lookup error.
+   * that does not come within RESOLVE_LOCK_WAIT_MS (the server still holds a dead session's transaction)
+   * fails this try like any lookup error.
    */
   private async resolveCommit(tenantId: string, attempt: Attempt): Promise<boolean> {
     let lastErr: unknown;

@@ -17,6 +17,7 @@ import {
   parseCsvReport,
   parseInboxBody,
   parseReportBody,
+  storableText,
 } from './parsers';
 import type {
   BalanceResult,
@@ -285,7 +286,7 @@ export class HttpProviderClient implements ProviderClient {
       path: `${this.basePath}/report.php?rpt=${providerMessageId}`,
       headers: this.headers(),
     });
-    const raw = this.redactor.redact(res.body);
+    const raw = this.outgoing(res.body);
     let result: ReportResult;
     if (!isOk(res.status)) result = { kind: 'error', reason: `HTTP ${res.status}`, raw, httpStatus: res.status };
     else {
@@ -296,7 +297,7 @@ export class HttpProviderClient implements ProviderClient {
               kind: 'report',
               code: parsed.code,
               resolvedCode: resolvePolledCode(parsed.code, parsed.text),
-              text: this.redactor.redact(parsed.text),
+              text: this.outgoing(parsed.text),
               raw,
             }
           : { kind: 'none', raw };
@@ -311,7 +312,7 @@ export class HttpProviderClient implements ProviderClient {
       path: `${this.basePath}/balance.php?${this.credentials().toString()}`,
       headers: this.headers(),
     });
-    const raw = this.redactor.redact(res.body);
+    const raw = this.outgoing(res.body);
     let result: BalanceResult;
     if (!isOk(res.status))
       result = { kind: 'error', reason: `HTTP ${res.status}: ${excerpt(raw)}`, raw, httpStatus: res.status };
@@ -319,7 +320,7 @@ export class HttpProviderClient implements ProviderClient {
       const parsed = parseBalanceBody(res.body);
       result = parsed.ok
         ? { kind: 'balance', balance: parsed.balance, expiresAt: parsed.expiresAt, raw }
-        : { kind: 'error', reason: this.redactor.redact(parsed.reason), raw, httpStatus: res.status };
+        : { kind: 'error', reason: this.outgoing(parsed.reason), raw, httpStatus: res.status };
     }
     providerRequests.inc({ operation: 'balance', outcome: result.kind });
     return result;
@@ -341,7 +342,7 @@ export class HttpProviderClient implements ProviderClient {
       this.opts.downloadTimeoutMs,
       this.opts.maxDownloadBytes,
     );
-    const raw = this.redactor.redact(res.body);
+    const raw = this.outgoing(res.body);
     let result: DownloadReportResult;
     if (!isOk(res.status))
       result = { kind: 'error', reason: `HTTP ${res.status}: ${excerpt(raw)}`, raw, httpStatus: res.status };
@@ -349,7 +350,7 @@ export class HttpProviderClient implements ProviderClient {
       const parsed = parseCsvReport(res.body);
       result = parsed.ok
         ? { kind: 'report', header: parsed.header, rows: parsed.rows, raw }
-        : { kind: 'error', reason: this.redactor.redact(parsed.reason), raw, httpStatus: res.status };
+        : { kind: 'error', reason: this.outgoing(parsed.reason), raw, httpStatus: res.status };
     }
     providerRequests.inc({ operation: 'downloadReport', outcome: result.kind });
     return result;
@@ -361,7 +362,7 @@ export class HttpProviderClient implements ProviderClient {
       path: `${this.basePath}/inbox.php?${this.credentials().toString()}`,
       headers: this.headers(),
     });
-    const raw = this.redactor.redact(res.body);
+    const raw = this.outgoing(res.body);
     let result: InboxResult;
     if (!isOk(res.status))
       result = { kind: 'error', reason: `HTTP ${res.status}: ${excerpt(raw)}`, raw, httpStatus: res.status };
@@ -369,7 +370,7 @@ export class HttpProviderClient implements ProviderClient {
       const parsed = parseInboxBody(res.body);
       result = parsed.ok
         ? { kind: 'inbox', items: parsed.items, raw }
-        : { kind: 'error', reason: this.redactor.redact(parsed.reason), raw, httpStatus: res.status };
+        : { kind: 'error', reason: this.outgoing(parsed.reason), raw, httpStatus: res.status };
     }
     providerRequests.inc({ operation: 'inbox', outcome: result.kind });
     return result;
@@ -436,7 +437,7 @@ export class HttpProviderClient implements ProviderClient {
             : result.code === 'TOTAL_TIMEOUT' || result.code.endsWith('_TIMEOUT')
               ? 'timeout'
               : 'connection_lost';
-    const message = this.redactor.redact(`${operation}: ${describeTransportFailure(result)}`);
+    const message = this.outgoing(`${operation}: ${describeTransportFailure(result)}`);
     providerRequests.inc({ operation, outcome: code });
     this.log?.warn(
       { operation, code, reason: reasonCategory(describeTransportFailure(result)) },
@@ -445,8 +446,18 @@ export class HttpProviderClient implements ProviderClient {
     throw new ProviderError(code, message, this.accountId, operation);
   }
 
+  /**
+   * Provider text as it may leave the client (reasons, raw bodies, report texts, error messages): the password
+   * masked, and storable (no NUL, no lone surrogate). Callers store these texts; a NUL in a body (a PHP page, a
+   * binary error) made PostgreSQL refuse the write: a rejected send's outcome was never recorded (the message
+   * went to the lease janitor and `uncertain` instead of failed and refunded), and a balance read was a 500.
+   */
+  private outgoing(text: string): string {
+    return storableText(this.redactor.redact(text));
+  }
+
   private redactOutcome(outcome: SendOutcome): SendOutcome {
-    const r = (s: string) => this.redactor.redact(s);
+    const r = (s: string) => this.outgoing(s);
     switch (outcome.kind) {
       case 'accepted':
         return { ...outcome, raw: r(outcome.raw) };

@@ -103,12 +103,18 @@ export function IsAmount(opts: { allowZero?: boolean; signed?: boolean } = {}) {
   return applyDecorators(...rules);
 }
 
-/** A non-empty, trimmed-length-checked name. */
+/**
+ * A non-empty, trimmed-length-checked name. At most `max` characters as PostgreSQL's `length()` counts them
+ * (code points; the columns' CHECKs): `MaxLength` (validator's isLength, kept for the OpenAPI maxLength) counts
+ * a surrogate pair as one and ignores variation selectors, so 150 × "❤️" (300 code points) passed it and failed
+ * the CHECK, a 500.
+ */
 export function IsName(max = 200) {
   return applyDecorators(
     IsString(),
     MinLength(1),
     MaxLength(max),
+    Matches(new RegExp(`^[\\s\\S]{0,${max}}$`, 'u'), { message: `$property must be at most ${max} characters` }),
     Matches(/\S/, { message: '$property must not be blank' }),
   );
 }

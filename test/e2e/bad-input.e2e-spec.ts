@@ -477,6 +477,43 @@ describe('bad input', () => {
   });
 
   describe('names, ids and URLs', () => {
+    it('a name over 200 characters as PostgreSQL counts them (emoji with variation selectors) is 400, not 500', async () => {
+      // 150 × "❤️" (U+2764 U+FE0F): 300 characters for the column's CHECK (length(name) <= 200), 150 for
+      // validator's isLength, which drops variation selectors and counts a surrogate pair as one.
+      const name = '\u2764\uFE0F'.repeat(150);
+      await refuses([
+        {
+          name: 'tenant',
+          send: () => post('/v1/admin/tenants', { name, providerAccountId: ten.providerAccountId, pricePerSegment: 1 }),
+          fields: ['name'],
+        },
+        {
+          name: 'pac',
+          send: () =>
+            post('/v1/admin/provider-accounts', { name, baseUrl: 'http://a.test', username: 'u', password: 'p' }),
+          fields: ['name'],
+        },
+        {
+          name: 'PATCH tenant',
+          send: () => t.http.patch(`/v1/admin/tenants/${ten.tenantId}`).set(admin).send({ name }),
+          fields: ['name'],
+        },
+        {
+          name: 'PATCH pac',
+          send: () => t.http.patch(`/v1/admin/provider-accounts/${ten.providerAccountId}`).set(admin).send({ name }),
+          fields: ['name'],
+        },
+      ]);
+      // 200 characters, some of them astral (two UTF-16 units each), still fit.
+      const fits = '\u{1F600}'.repeat(100) + 'a'.repeat(100);
+      const ok = await post('/v1/admin/tenants', {
+        name: fits,
+        providerAccountId: ten.providerAccountId,
+        pricePerSegment: 1,
+      });
+      expect({ status: ok.status, name: ok.body.name }).toEqual({ status: 201, name: fits });
+    });
+
     it('empty and whitespace-only names are refused everywhere', async () => {
       const blanks = ['', ' ', '   ', '\t\n', '\u00a0'];
       await refuses(

@@ -163,6 +163,11 @@ describe('loadConfig', () => {
       ['PUBLIC_BASE_URL', 'localhost:3000/x y', /PUBLIC_BASE_URL/],
       ['PUBLIC_BASE_URL', 'not a url', /PUBLIC_BASE_URL is not a valid URL/],
       ['PUBLIC_BASE_URL', 'ftp://files.example.com', /PUBLIC_BASE_URL must be http\(s\)/],
+      // Every DLR callback URL is `<PUBLIC_BASE_URL>/v1/dlr/<token>`: after a query or a fragment the path would
+      // be part of it (the provider's callbacks miss the route), and credentials would be in every admin response.
+      ['PUBLIC_BASE_URL', 'https://gw.example.co.id/?env=prod', /PUBLIC_BASE_URL must not carry a query/],
+      ['PUBLIC_BASE_URL', 'https://gw.example.co.id/#x', /PUBLIC_BASE_URL must not carry a query/],
+      ['PUBLIC_BASE_URL', 'https://ops:hunter2@gw.example.co.id', /PUBLIC_BASE_URL must not carry credentials/],
       ['ENCRYPTION_KEY', randomBytes(16).toString('base64'), /ENCRYPTION_KEY must be 32 bytes, base64/],
       ['ENCRYPTION_KEY', randomBytes(33).toString('base64'), /ENCRYPTION_KEY must be 32 bytes, base64/],
       ['ENCRYPTION_KEY', 'correct horse battery staple', /ENCRYPTION_KEY must be 32 bytes, base64/],
@@ -187,6 +192,12 @@ describe('loadConfig', () => {
       const problems = problemsOf({ [name]: value });
       expect(problems).toHaveLength(1);
       expect(problems[0]).toMatch(message);
+    });
+
+    it('a PUBLIC_BASE_URL with credentials is refused without echoing them', () => {
+      expect(problemsOf({ PUBLIC_BASE_URL: 'https://ops:hunter2@gw.example.co.id' }).join('\n')).not.toContain(
+        'hunter2',
+      );
     });
 
     // The default PUBLIC_BASE_URL is derived from PORT: an out-of-range PORT must not also be

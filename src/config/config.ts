@@ -218,6 +218,12 @@ export function loadConfig(env: Env = process.env, machine: () => Machine = this
   try {
     const u = new URL(publicBaseUrl);
     if (!['http:', 'https:'].includes(u.protocol)) problems.push('PUBLIC_BASE_URL must be http(s)');
+    // Every DLR callback URL is `<PUBLIC_BASE_URL>/v1/dlr/<token>`: after a query or a fragment the token's path
+    // would be part of them (the provider's callbacks would miss the route); credentials would be shown in every
+    // provider account's dlrCallbackUrl. (Not echoed: the value may hold a password.)
+    else if (u.search || u.hash || publicBaseUrl.includes('?') || publicBaseUrl.includes('#'))
+      problems.push('PUBLIC_BASE_URL must not carry a query or a fragment');
+    else if (u.username || u.password) problems.push('PUBLIC_BASE_URL must not carry credentials');
   } catch {
     problems.push('PUBLIC_BASE_URL is not a valid URL');
     publicBaseUrl = `http://localhost:${port}`;

@@ -16,6 +16,7 @@ import { WebhookInFlight1765200000000 } from './1765200000000-WebhookInFlight';
 import { WebhookEndpointGeneration1765300000000 } from './1765300000000-WebhookEndpointGeneration';
 import { WebhookEndpointEnabledAt1765400000000 } from './1765400000000-WebhookEndpointEnabledAt';
 import { ReportDaysGivenUp1765500000000 } from './1765500000000-ReportDaysGivenUp';
+import { DispatchClaimToken1765600000000 } from './1765600000000-DispatchClaimToken';
 
 export const migrations = [
   Initial1764000000000,
@@ -35,4 +36,5 @@ export const migrations = [
   WebhookEndpointGeneration1765300000000,
   WebhookEndpointEnabledAt1765400000000,
   ReportDaysGivenUp1765500000000,
+  DispatchClaimToken1765600000000,
 ];

@@ -7,6 +7,7 @@ import {
   OnApplicationShutdown,
 } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
+import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { isConnectionError, isTransientConflict } from '../database/connection-errors';
 import { prepared, rows as sqlRows } from '../database/raw-rows';
@@ -75,6 +76,14 @@ const JANITOR_INTERVAL = 'messaging.lease-janitor';
 const RENEWER_INTERVAL = 'messaging.lease-renewer';
 const JANITOR_EVERY_MS = 5_000;
 
+/**
+ * The advisory key of a claim's token (parameter `$n`): the claim holds it until its transaction ends, the
+ * release of a claim in doubt waits for it (see releaseClaimsInDoubt).
+ */
+const claimLockKey = (n: number) => `hashtextextended('dispatch-claim:' || $${n}::uuid::text, 0)`;
+/** How long one try to release a claim in doubt waits for the claim's transaction to end. */
+const CLAIM_LOCK_WAIT_MS = 3_000;
+
 /** Dispatcher tuning (config.ts `dispatcher`, from the DISPATCH_* variables). */
 export type DispatcherOptions = Omit<AppConfig['dispatcher'], 'enabled'>;
 
@@ -98,7 +107,8 @@ export type DispatcherOptions = Omit<AppConfig['dispatcher'], 'enabled'>;
  *
  * A worker that dies mid-submit leaves rows in `submitting`; when the lease runs out they become
  * `uncertain`, never `queued`: the provider may have the message, so it is not resent blindly
- * (reconciliation settles it from reports).
+ * (reconciliation settles it from reports). A claim whose own commit is in doubt (its answer lost) is
+ * different: this process knows it sent none of its rows, and puts them back to `queued` (claim).
  *
  * Outcomes: accepted → `submitted`; rejected → `failed/submit_rejected` + refund; notSent → back to
  * `queued` with backoff, after maxAttempts `failed/submit_failed` + refund; unavailable (breaker
@@ -129,6 +139,8 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
   private landings = 0;
   /** Set when the pool is about to close: a failing recorder stops retrying. */
   private abandoned = false;
+  /** Tokens of this process's claims whose answer was lost and that are not yet released (see claim). */
+  private readonly claimsInDoubt = new Set<string>();
 
   constructor(
     private readonly dataSource: DataSource,
@@ -186,6 +198,7 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
     this.wakeAll();
     await this.pump;
     this.pump = undefined;
+    await this.releaseClaimsInDoubt();
     if (this.sends.size > 0) this.logger.log({ sends: this.sends.size }, 'shutdown: waiting for sends on the wire');
     await Promise.all([...this.sends]);
     const deadline = Date.now() + recordWithinMs;
@@ -272,6 +285,7 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
   /** Claims up to `free` messages and puts each on the wire at once. Returns how many were claimed. */
   async runOnce(free = this.capacity - this.held.size): Promise<number> {
     if (free <= 0) return 0;
+    await this.releaseClaimsInDoubt();
     const claimed = await this.claim(Math.min(free, this.options.batchSize));
     for (const msg of claimed) this.launch(msg);
     return claimed.length;
@@ -317,6 +331,14 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
     return Math.max(0, Math.min(room, b ? Math.floor(b.tokens) : room));
   }
 
+  /**
+   * One statement (its own transaction) under a fresh token: the rows it claims carry it (`claim_token`) and it
+   * holds the token's advisory lock until it has committed or rolled back. If it fails without an answer (the
+   * connection lost while it committed), the rows may be claimed and this process does not know them: they
+   * would stay `submitting`, never sent, until the lease janitor made them `uncertain` and reconciliation,
+   * finding nothing at the provider, failed them. So the token is kept in doubt and released at once (and
+   * again before each claim until that succeeds): see releaseClaimsInDoubt.
+   */
   private async claim(limit: number): Promise<Claimed[]> {
     const now = this.clock.now();
     const known = [...new Set([...this.onWire.keys(), ...this.buckets.keys()])];
@@ -326,13 +348,34 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
     // is seen by the next claim, as a hold committed during the old one-statement claim was.
     const accounts = await this.accounts.dispatchableIds(now);
     if (accounts.length === 0) return [];
+    const token = randomUUID();
+    try {
+      return await this.claimUnder(token, now, limit, fresh, known, accounts);
+    } catch (e) {
+      this.claimsInDoubt.add(token);
+      await this.releaseClaimsInDoubt();
+      throw e;
+    }
+  }
+
+  private claimUnder(
+    token: string,
+    now: Date,
+    limit: number,
+    fresh: number,
+    known: string[],
+    accounts: string[],
+  ): Promise<Claimed[]> {
+    // claim_lock calls a volatile function: a materialised CTE, run once, before due yields its first row.
     return prepared(
       this.dataSource,
       `WITH quota AS (
          SELECT a.id, COALESCE(q.n, $4) AS n FROM unnest($7::uuid[]) AS a(id)
            LEFT JOIN unnest($5::uuid[], $6::int[]) AS q(id, n) ON q.id = a.id
+       ), claim_lock AS (
+         SELECT pg_advisory_xact_lock(${claimLockKey(8)})
        ), due AS (
-         SELECT d.id, d.prev_status FROM quota CROSS JOIN LATERAL (
+         SELECT d.id, d.prev_status FROM claim_lock CROSS JOIN quota CROSS JOIN LATERAL (
            SELECT m.id, m.status AS prev_status, m.next_attempt_at FROM messages m
             WHERE m.provider_account_id = quota.id AND m.status IN ('queued', 'scheduled') AND m.next_attempt_at <= $1
             ORDER BY m.next_attempt_at
@@ -343,7 +386,7 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
           ORDER BY d.next_attempt_at
           LIMIT $2
        ), claimed AS (
-         UPDATE messages m SET status = 'submitting', attempts = m.attempts + 1, lease_until = $3
+         UPDATE messages m SET status = 'submitting', attempts = m.attempts + 1, lease_until = $3, claim_token = $8::uuid
            FROM due WHERE m.id = due.id
          RETURNING m.id, m.tenant_id, m.provider_account_id, m.msisdn, m.text, m.attempts, due.prev_status
        ), released AS (
@@ -359,8 +402,52 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
         known,
         known.map((a) => this.quota(a)),
         accounts,
+        token,
       ],
     );
+  }
+
+  /**
+   * Puts the rows of this process's claims in doubt back to `queued`, as if never claimed: attempt count
+   * restored, lease cleared. The `queued` event a scheduled message got from the claim stays: it is queued
+   * now, and the next claim sees it `queued` and writes none again. Only rows still `submitting` under the
+   * token: nobody else writes that token, and a row that has moved on since (another process's janitor made
+   * it `uncertain`) is left alone. Never throws: a token that cannot be released now stays in doubt (and out
+   * of this process's lease janitor) and is tried again before the next claim.
+   *
+   * The token's advisory lock comes first, in a statement of its own: granted, the claim's transaction has
+   * ended (the server may still have been committing it when the connection went), and the UPDATE after it
+   * takes a snapshot that sees its outcome. A claim that had not yet taken the lock when the release ran
+   * (its statement not yet started on the server) would be seen as not committed; its rows then expire to
+   * `uncertain` as a dead worker's do: never a second send.
+   */
+  private async releaseClaimsInDoubt(): Promise<void> {
+    for (const token of [...this.claimsInDoubt]) {
+      try {
+        const released = await this.dataSource.transaction(async (m) => {
+          await m.query(`SET LOCAL lock_timeout = '${CLAIM_LOCK_WAIT_MS}ms'`);
+          await m.query(`SELECT pg_advisory_xact_lock(${claimLockKey(1)})`, [token]);
+          return sqlRows<{ id: string }>(
+            m,
+            `UPDATE messages SET status = 'queued', attempts = attempts - 1, lease_until = NULL, claim_token = NULL
+              WHERE status = 'submitting' AND claim_token = $1
+             RETURNING id`,
+            [token],
+          );
+        });
+        this.claimsInDoubt.delete(token);
+        this.logger.warn(
+          { released: released.length },
+          'dispatcher claim in doubt resolved: what it claimed (never sent) is queued again',
+        );
+      } catch (e) {
+        this.logger.warn(
+          { claimsInDoubt: this.claimsInDoubt.size, err: (e as Error).message },
+          'dispatcher claim in doubt not yet resolved; retried before the next claim',
+        );
+        return;
+      }
+    }
   }
 
   private async submit(msg: Claimed): Promise<SendOutcome> {
@@ -485,7 +572,8 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
 
   /**
    * Claims whose worker died (lease over): `uncertain`, never back to `queued`. Never the claims this
-   * process still holds (their outcome is on its way, or their send still on the wire).
+   * process still holds (their outcome is on its way, or their send still on the wire), nor those of its
+   * claims in doubt (never sent; released to `queued` once the database answers).
    */
   async expireLeases(): Promise<number> {
     const now = this.clock.now();
@@ -493,13 +581,14 @@ export class DispatcherService implements OnApplicationBootstrap, BeforeApplicat
       `WITH expired AS (
          UPDATE messages SET status = 'uncertain', last_error = 'worker lease expired during submit', lease_until = NULL
           WHERE status = 'submitting' AND lease_until < $1 AND NOT (id = ANY($2::uuid[]))
+            AND (claim_token IS NULL OR claim_token <> ALL($3::uuid[]))
          RETURNING id, tenant_id
        ), ev AS (
          INSERT INTO message_events (message_id, tenant_id, status, detail, created_at)
          SELECT id, tenant_id, 'submitted', '{"uncertain":true}'::jsonb, $1 FROM expired
        )
        SELECT id, tenant_id FROM expired`,
-      [now, [...this.held.keys()]],
+      [now, [...this.held.keys()], [...this.claimsInDoubt]],
     );
     if (rows.length) this.logger.warn({ count: rows.length }, 'claims expired: messages marked uncertain');
     return rows.length;

@@ -443,19 +443,24 @@ describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provide
    * commit happened, the gateway cannot know); 'before' drops it without forwarding (it did not);
    * 'during' forwards it and drops the connection at once, while the server is still committing (the
    * commit happens after the gateway saw the connection go). With a `marker`, only a COMMIT of a transaction
-   * that sent it (e.g. a message text among its parameters) is broken, not a background job's.
+   * that sent it (e.g. a message text among its parameters) is broken, not a background job's; with several
+   * markers, one message must carry them all (a Bind of a prepared statement counts its statement's text).
+   * `at: 'sync'` breaks the Sync that ends a marked single statement instead (its implicit commit).
    */
   async function commitBreaker(): Promise<{
     url: string;
-    arm(mode: 'after' | 'before' | 'during', times: number, marker?: string): void;
+    arm(mode: 'after' | 'before' | 'during', times: number, marker?: string | string[], at?: 'commit' | 'sync'): void;
     broken(): number;
     close(): Promise<void>;
   }> {
     const target = new URL(TEST_DATABASE_URL);
     let mode: 'after' | 'before' | 'during' = 'after';
     let armed = 0;
-    let marker: Buffer | null = null;
+    let markers: Buffer[] | null = null;
+    let at: 'commit' | 'sync' = 'commit';
     let broken = 0;
+    // Prepared statements by name, from their Parse (a later Bind names the statement but carries no text).
+    const statements = new Map<string, Buffer>();
     const sockets = new Set<Socket>();
     const server: Server = createServer((client) => {
       const upstream = connect(Number(target.port || 5432), target.hostname);
@@ -488,14 +493,24 @@ describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provide
           const msg = buf.subarray(0, len);
           buf = buf.subarray(len);
           const isCommit =
-            msg[0] === 0x51 &&
-            msg
-              .subarray(5, len - 1)
-              .toString()
-              .trim()
-              .toUpperCase() === 'COMMIT';
-          if (marker && msg.includes(marker)) marked = true;
-          const chosen = marker === null || marked;
+            at === 'sync'
+              ? msg[0] === 0x53
+              : msg[0] === 0x51 &&
+                msg
+                  .subarray(5, len - 1)
+                  .toString()
+                  .trim()
+                  .toUpperCase() === 'COMMIT';
+          let statement: Buffer | undefined;
+          if (msg[0] === 0x50) {
+            const nameEnd = msg.indexOf(0, 5);
+            if (nameEnd > 5) statements.set(msg.subarray(5, nameEnd).toString(), msg.subarray(nameEnd + 1));
+          } else if (msg[0] === 0x42) {
+            const portalEnd = msg.indexOf(0, 5);
+            statement = statements.get(msg.subarray(portalEnd + 1, msg.indexOf(0, portalEnd + 1)).toString());
+          }
+          if (markers && markers.every((k) => msg.includes(k) || statement?.includes(k))) marked = true;
+          const chosen = markers === null || marked;
           if (isCommit) marked = false;
           if (isCommit && armed > 0 && chosen) {
             armed--;
@@ -528,10 +543,11 @@ describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provide
     url.port = String((server.address() as { port: number }).port);
     return {
       url: url.toString(),
-      arm(m, times, mark) {
+      arm(m, times, mark, breakAt = 'commit') {
         mode = m;
         armed = times;
-        marker = mark === undefined ? null : Buffer.from(mark);
+        markers = mark === undefined ? null : (Array.isArray(mark) ? mark : [mark]).map((k) => Buffer.from(k));
+        at = breakAt;
       },
       broken: () => broken,
       close: async () => {
@@ -673,6 +689,147 @@ describe('issue 7: outcomes, ambiguous commits, report matching (sandbox provide
         expect({ status: again.status, id: again.body.id }).toEqual({ status: 202, id: ids[0] });
         expect((await ledgerOf(ten.tid)).debits).toBe(keys.length);
       });
+    }
+  });
+
+  describe('a dispatcher claim whose commit is in doubt is resolved: its messages are sent, exactly once', () => {
+    let proxy: Awaited<ReturnType<typeof commitBreaker>>;
+    let q: TestApp;
+
+    beforeAll(async () => {
+      // The only dispatcher is q's, through the proxy: the main app's dispatcher is stopped meanwhile. A short
+      // lease, so that a claim left `submitting` by the old code runs out (to `uncertain`) within the test.
+      await t.app.get(DispatcherService).stop();
+      proxy = await commitBreaker();
+      q = await startTestApp({
+        DATABASE_URL: proxy.url,
+        DISPATCH_POLL_MS: '50',
+        PROVIDER_SEND_RATE_PER_SECOND: '0',
+        PROVIDER_TOTAL_TIMEOUT_MS: '2000',
+        DISPATCH_LEASE_MS: '3000',
+      });
+    });
+    afterAll(async () => {
+      await q?.close();
+      await proxy?.close();
+      t.app.get(DispatcherService).start();
+    });
+
+    // Through q's admin API (q's boot re-created the admin's session: the main app's token is no longer valid).
+    async function tenantOfQ() {
+      const created = await createTenant(q, { balance: 1_000, pricePerSegment: 10, baseUrl: sandbox.url });
+      sandbox.addAccount({
+        username: created.providerAccount.username,
+        password: 'provider-secret-pw',
+        balance: '100000000',
+      });
+      return {
+        ...created,
+        tid: uuidOf(created.tenantId),
+        pac: uuidOf(created.providerAccountId),
+        username: created.providerAccount.username as string,
+      };
+    }
+
+    async function setAccountStatus(providerAccountId: string, status: 'active' | 'disabled') {
+      const r = await q.http
+        .patch(`/v1/admin/provider-accounts/${providerAccountId}`)
+        .set('Authorization', `Bearer ${q.adminToken}`)
+        .send({ status });
+      expect(r.status).toBe(200);
+    }
+
+    const lost = {
+      after: 'after its commit (the answer is lost)',
+      during: 'while the server is still committing it',
+      before: 'before its commit reached the server',
+    } as const;
+    for (const mode of ['after', 'during', 'before'] as const) {
+      it(`the connection of a claim lost ${lost[mode]}: each message submitted once, its attempt counted once, one queued event`, async () => {
+        const ten = await tenantOfQ();
+        const tag = unique(`claim-${mode}`);
+        // Not dispatchable while its messages are accepted: the first claim that names its account claims both.
+        await setAccountStatus(ten.providerAccountId, 'disabled');
+        const auth = { Authorization: `Bearer ${ten.apiKey}` };
+        const now = await t.http
+          .post('/v1/messages')
+          .set(auth)
+          .send({ to: '081234567890', text: `${tag} now` });
+        const later = await t.http
+          .post('/v1/messages')
+          .set(auth)
+          .send({ to: '081234567890', text: `${tag} later`, sendAt: new Date(Date.now() + 60_000).toISOString() });
+        expect([now.status, later.status]).toEqual([202, 202]);
+        if (mode === 'during') {
+          // A slow claim of these rows: the proxy drops the connection while the server is still running it
+          // (it then commits), so a look right after the error would not yet see the claimed rows.
+          await t.db.query(`
+            CREATE OR REPLACE FUNCTION test_slow_claim_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF NEW.tenant_id = '${ten.tid}' AND NEW.status = 'submitting' THEN PERFORM pg_sleep(1); END IF;
+              RETURN NEW;
+            END $$`);
+          await ddl(t, `DROP TRIGGER IF EXISTS test_slow_claim ON messages`);
+          await ddl(
+            t,
+            `CREATE TRIGGER test_slow_claim BEFORE UPDATE ON messages FOR EACH ROW EXECUTE FUNCTION test_slow_claim_fn()`,
+          );
+        }
+        const broken = proxy.broken();
+        try {
+          // The claim statement naming this account (its Bind carries the account id) loses its answer.
+          proxy.arm(mode, 1, [ten.pac, `SET status = 'submitting'`], 'sync');
+          q.clock.advance(120_000); // the scheduled one is due for q's dispatcher
+          await setAccountStatus(ten.providerAccountId, 'active');
+          await waitFor(
+            'the claim broken',
+            () => proxy.broken(),
+            (n) => n === broken + 1,
+            10_000,
+            10,
+          );
+          const settled = await waitFor(
+            'both messages out of queued/submitting',
+            () =>
+              t.db.query<{ text: string; status: string; attempts: number; provider_message_id: string | null }[]>(
+                `SELECT text, status, attempts, provider_message_id FROM messages WHERE tenant_id = $1 ORDER BY text`,
+                [ten.tid],
+              ),
+            (rs) => rs.length === 2 && rs.every((r) => !['scheduled', 'queued', 'submitting'].includes(r.status)),
+            20_000,
+            100,
+          );
+          const sent = sandbox.sent().filter((x) => x.username === ten.username);
+          const ids = new Map(sent.map((x) => [x.text, x.id]));
+          expect(settled).toEqual([
+            { text: `${tag} later`, status: 'submitted', attempts: 1, provider_message_id: ids.get(`${tag} later`) },
+            { text: `${tag} now`, status: 'submitted', attempts: 1, provider_message_id: ids.get(`${tag} now`) },
+          ]);
+          expect(sent.map((x) => x.text).sort()).toEqual([`${tag} later`, `${tag} now`]);
+          const events: { text: string; status: string }[] = await t.db.query(
+            `SELECT m.text, e.status FROM message_events e JOIN messages m ON m.id = e.message_id
+              WHERE e.tenant_id = $1 ORDER BY m.text, e.seq`,
+            [ten.tid],
+          );
+          expect(events).toEqual([
+            { text: `${tag} later`, status: 'queued' },
+            { text: `${tag} later`, status: 'submitted' },
+            { text: `${tag} now`, status: 'submitted' },
+          ]);
+          expect(await money(ten.tid)).toEqual({
+            balance: 980,
+            ledger: 980,
+            refunds: 0,
+            refundedMessages: 0,
+            debits: 2,
+          });
+          expect(proxy.broken()).toBe(broken + 1);
+        } finally {
+          proxy.arm(mode, 0);
+          q.clock.reset();
+          await ddl(t, `DROP TRIGGER IF EXISTS test_slow_claim ON messages`);
+        }
+      }, 60_000);
     }
   });
 });

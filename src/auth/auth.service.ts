@@ -3,7 +3,7 @@ import { JwtService } from '@nestjs/jwt';
 import { DataSource, Repository } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { fromPublicId, toPublicId, uuidv7 } from '../common/ids';
-import { cursorField, decodeCursor, encodeCursor, Page } from '../common/pagination';
+import { Page, pageByIdDesc } from '../common/pagination';
 import { Problem } from '../common/problem';
 import { AdminRole, AdminUser } from './admin-user.entity';
 import { AdminUserDto, TokenDto } from './auth.dto';
@@ -64,19 +64,8 @@ export class AuthService implements OnApplicationBootstrap {
   }
 
   /** Newest first (ids are UUIDv7), a page of `limit` after `cursor` (API.md "Lists"). */
-  async listUsers(limit: number, cursor?: string): Promise<Page<AdminUserDto>> {
-    const after = decodeCursor<{ id: string }>(cursor, { id: cursorField.uuid });
-    const qb = this.users
-      .createQueryBuilder('u')
-      .orderBy('u.id', 'DESC')
-      .limit(limit + 1);
-    if (after) qb.where('u.id < :id', { id: after.id });
-    const rows = await qb.getMany();
-    const page = rows.slice(0, limit);
-    return {
-      data: page.map((u) => this.toDto(u)),
-      nextCursor: rows.length > limit ? encodeCursor({ id: page[page.length - 1].id }) : null,
-    };
+  listUsers(limit: number, cursor?: string): Promise<Page<AdminUserDto>> {
+    return pageByIdDesc(this.users.createQueryBuilder('u'), 'u', limit, cursor, (u) => this.toDto(u));
   }
 
   /** Resolves a token's subject to a live user (a deleted user's token stops working). */

@@ -1,3 +1,4 @@
+import type { SelectQueryBuilder } from 'typeorm';
 import { Problem } from './problem';
 
 /** Moved to list-query.dto.ts (the Swagger plugin reads only `*.dto.ts`); re-exported for existing imports. */
@@ -58,4 +59,27 @@ export function decodeCursor<T extends Record<string, string | number>>(
   )
     return value as T;
   throw new Problem('validation_failed', 'cursor is not valid', [{ field: 'cursor', message: 'cursor is not valid' }]);
+}
+
+/**
+ * One page of a list ordered by its UUIDv7 primary key, newest first: `limit` rows after `cursor` (API.md
+ * "Lists"). `query` is the list's own query builder on its own table (alias `alias`, any scoping condition
+ * already on it); `view` turns a row into what the API shows.
+ */
+export async function pageByIdDesc<E extends { id: string }, T>(
+  query: SelectQueryBuilder<E>,
+  alias: string,
+  limit: number,
+  cursor: string | undefined,
+  view: (row: E) => T,
+): Promise<Page<T>> {
+  const after = decodeCursor<{ id: string }>(cursor, { id: cursorField.uuid });
+  query.orderBy(`${alias}.id`, 'DESC').limit(limit + 1);
+  if (after) query.andWhere(`${alias}.id < :afterId`, { afterId: after.id });
+  const rows = await query.getMany();
+  const page = rows.slice(0, limit);
+  return {
+    data: page.map(view),
+    nextCursor: rows.length > limit ? encodeCursor({ id: page[page.length - 1].id }) : null,
+  };
 }

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { DataSource, Repository } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { fromPublicId, toPublicId, uuidv7 } from '../common/ids';
-import { cursorField, decodeCursor, encodeCursor, Page } from '../common/pagination';
+import { Page, pageByIdDesc } from '../common/pagination';
 import { notFound, Problem } from '../common/problem';
 import { prepared } from '../database/raw-rows';
 import { SecretBox } from '../common/secret-box';
@@ -77,19 +77,8 @@ export class ProviderAccountsService {
   }
 
   /** Newest first (ids are UUIDv7), a page of `limit` after `cursor` (API.md "Lists"). */
-  async list(limit: number, cursor?: string): Promise<Page<ProviderAccountDto>> {
-    const after = decodeCursor<{ id: string }>(cursor, { id: cursorField.uuid });
-    const qb = this.repo
-      .createQueryBuilder('a')
-      .orderBy('a.id', 'DESC')
-      .limit(limit + 1);
-    if (after) qb.where('a.id < :id', { id: after.id });
-    const rows = await qb.getMany();
-    const page = rows.slice(0, limit);
-    return {
-      data: page.map((a) => this.toDto(a)),
-      nextCursor: rows.length > limit ? encodeCursor({ id: page[page.length - 1].id }) : null,
-    };
+  list(limit: number, cursor?: string): Promise<Page<ProviderAccountDto>> {
+    return pageByIdDesc(this.repo.createQueryBuilder('a'), 'a', limit, cursor, (a) => this.toDto(a));
   }
 
   async get(publicId: string): Promise<ProviderAccountDto> {

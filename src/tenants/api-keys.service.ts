@@ -5,7 +5,7 @@ import { DataSource, IsNull, Repository } from 'typeorm';
 import { Clock } from '../common/clock';
 import { clockTtlCache, dropIfCachedLater } from '../common/ttl-cache';
 import { toPublicId, uuidv7, fromPublicId } from '../common/ids';
-import { cursorField, decodeCursor, encodeCursor } from '../common/pagination';
+import { pageByIdDesc } from '../common/pagination';
 import { notFound } from '../common/problem';
 import { ApiKey } from './api-key.entity';
 
@@ -85,21 +85,10 @@ export class ApiKeysService {
   }
 
   /** A tenant's keys, newest first (ids are UUIDv7), a page of `limit` after `cursor` (API.md "Lists"). */
-  async list(tenantId: string, limit: number, cursor?: string) {
+  list(tenantId: string, limit: number, cursor?: string) {
     if (!tenantId) throw new Error('ApiKeysService.list needs a tenant id'); // never an unscoped list
-    const after = decodeCursor<{ id: string }>(cursor, { id: cursorField.uuid });
-    const qb = this.repo
-      .createQueryBuilder('k')
-      .where('k.tenantId = :tenantId', { tenantId })
-      .orderBy('k.id', 'DESC')
-      .limit(limit + 1);
-    if (after) qb.andWhere('k.id < :id', { id: after.id });
-    const rows = await qb.getMany();
-    const page = rows.slice(0, limit);
-    return {
-      data: page.map((k) => this.toView(k)),
-      nextCursor: rows.length > limit ? encodeCursor({ id: page[page.length - 1].id }) : null,
-    };
+    const query = this.repo.createQueryBuilder('k').where('k.tenantId = :tenantId', { tenantId });
+    return pageByIdDesc(query, 'k', limit, cursor, (k) => this.toView(k));
   }
 
   /** Revokes a key of this tenant; revoking twice is fine. Effective at once in this process, within 5 s elsewhere. */

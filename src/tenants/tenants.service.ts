@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, EntityManager, Repository } from 'typeorm';
-import { cursorField, decodeCursor, encodeCursor, Page } from '../common/pagination';
+import { Page, pageByIdDesc } from '../common/pagination';
 import { fromPublicId, toPublicId, uuidv7 } from '../common/ids';
 import { Problem, notFound } from '../common/problem';
 import { ProviderAccountsService } from '../provider/provider-accounts.service';
@@ -41,19 +41,8 @@ export class TenantsService {
     return this.toDto(await this.repo.findOneByOrFail({ id: tenant.id }));
   }
 
-  async list(limit: number, cursor?: string): Promise<Page<TenantDto>> {
-    const after = decodeCursor<{ id: string }>(cursor, { id: cursorField.uuid });
-    const qb = this.repo
-      .createQueryBuilder('t')
-      .orderBy('t.id', 'DESC')
-      .limit(limit + 1);
-    if (after) qb.where('t.id < :id', { id: after.id });
-    const rows = await qb.getMany();
-    const page = rows.slice(0, limit);
-    return {
-      data: page.map((t) => this.toDto(t)),
-      nextCursor: rows.length > limit ? encodeCursor({ id: page[page.length - 1].id }) : null,
-    };
+  list(limit: number, cursor?: string): Promise<Page<TenantDto>> {
+    return pageByIdDesc(this.repo.createQueryBuilder('t'), 't', limit, cursor, (t) => this.toDto(t));
   }
 
   async get(publicId: string): Promise<TenantDto> {

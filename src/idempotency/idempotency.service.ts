@@ -56,7 +56,7 @@ export function sendIdempotent(res: FastifyReply, r: IdempotentResult): unknown 
   if (r.replayed) res.header('Idempotent-Replayed', 'true');
   if (r.status >= 400) {
     res.type('application/problem+json');
-    return JSON.stringify(r.body); // sent as it is: the stored problem, byte for byte on a replay
+    return JSON.stringify(r.body); // the stored problem; on a replay the same JSON value, re-serialised from jsonb (key order may differ)
   }
   return r.body;
 }

@@ -169,6 +169,14 @@ describe('ledger verification', () => {
         code: 0,
         out: expect.stringMatching(/^ledger:verify: ok \(\d+ tenants, \d+ ledger entries\)$/),
       });
+
+      // Nothing left scheduled in the shared test database. B's last two scheduled messages, left here, were
+      // sent by the next suite's app with its clock moved to 2031 (due then), failed at this file's closed
+      // sandbox and refunded after that suite reset its clock, while a sweep at 2031 had already forfeited B's
+      // period: the refund (a young message, at today's clock) was credited to the forfeited period, and every
+      // later whole-database books check failed (balance_after_expiry, 200). Seen once in a clean-clone run.
+      for (const id of scheduled.slice(6))
+        expect((await t.http.delete(`/v1/messages/${id}`).set(b.auth)).status).toBe(200);
     });
   });
 

@@ -18,7 +18,7 @@ const URL_OPTS = {
   allow_query_components: false,
   allow_fragments: false,
 };
-const URL_MESSAGE = 'baseUrl must be an http(s) URL without credentials, a query or a fragment';
+export const URL_MESSAGE = 'baseUrl must be an http(s) URL without credentials, a query or a fragment';
 
 /**
  * The per-account limits, the same on create and on PATCH. Omitted or null on create, or null on PATCH:

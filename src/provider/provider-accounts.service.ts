@@ -10,7 +10,12 @@ import { notFound, Problem } from '../common/problem';
 import { prepared } from '../database/raw-rows';
 import { SecretBox } from '../common/secret-box';
 import { ProviderAccount } from './provider-account.entity';
-import { CreateProviderAccountDto, ProviderAccountDto, UpdateProviderAccountDto } from './provider-accounts.dto';
+import {
+  CreateProviderAccountDto,
+  ProviderAccountDto,
+  UpdateProviderAccountDto,
+  URL_MESSAGE,
+} from './provider-accounts.dto';
 import type { ProviderAccountConfig } from './client/provider-client';
 import type { ProviderSendLimits } from './client/provider-client-registry';
 import { assessWallet, type WalletAlertReason } from './wallet-rules';
@@ -20,11 +25,9 @@ import { assessWallet, type WalletAlertReason } from './wallet-rules';
  * The validator accepts other spellings (`HTTPS://Host/masking/`), which the column's CHECK
  * (`base_url ~ '^https?://'`) refused with a 500.
  */
-const BASE_URL_RULE = 'baseUrl must be an http(s) URL without credentials, a query or a fragment';
-
 function storedBaseUrl(baseUrl: string): string {
   const refused = () =>
-    new Problem('validation_failed', `baseUrl: ${BASE_URL_RULE}`, [{ field: 'baseUrl', message: BASE_URL_RULE }]);
+    new Problem('validation_failed', `baseUrl: ${URL_MESSAGE}`, [{ field: 'baseUrl', message: URL_MESSAGE }]);
   let url: URL;
   try {
     url = new URL(baseUrl);

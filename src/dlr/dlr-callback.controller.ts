@@ -3,6 +3,7 @@ import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
 import { Public } from '../auth/auth.decorators';
 import { Problem } from '../common/problem';
+import { storableText } from '../provider/client';
 import { DeliveryReportsService } from './delivery-reports.service';
 
 /**
@@ -34,14 +35,7 @@ export class DlrController {
       ...query,
     };
     // Provider text is stored as received, minus what PostgreSQL cannot store (NUL, lone surrogates).
-    const str = (k: string) =>
-      typeof params[k] === 'string'
-        ? params[k]
-            // eslint-disable-next-line no-control-regex -- NUL is exactly what PostgreSQL text cannot store
-            .replace(/\u0000/g, '')
-            .toWellFormed()
-            .trim()
-        : undefined;
+    const str = (k: string) => (typeof params[k] === 'string' ? storableText(params[k]).trim() : undefined);
     const sessionId = str('session_id');
     const code = str('error_code');
     if (!sessionId || !/^\d{1,32}$/.test(sessionId) || !code || !/^\d{1,3}$/.test(code)) {
